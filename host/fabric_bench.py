@@ -11,20 +11,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from rtl.mesh import pack_mesh_config
 from rtl.wavelet import ADDRESSED, Dir, pack_route_write, wavelet_layout
 from sim import build
 
-__all__ = ["TRAFFIC", "DEFAULT_RATES", "run", "mesh_header", "broadcast_routes"]
+__all__ = ["TRAFFIC", "DEFAULT_RATES", "run", "router_header", "broadcast_routes"]
 
 TRAFFIC = ("uniform", "transpose", "neighbor", "broadcast")
 DEFAULT_RATES = (0.02, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8)
 HARNESS = Path(__file__).resolve().parents[1] / "sim" / "native" / "mesh_bench.cpp"
 
 
-def mesh_header(params):
-    """``mesh_ports.h``: the constants and port list the harness is compiled against."""
-    nodes = params.width * params.height
+def router_header(params):
+    """``router_ports.h``: the constants and port names the native mesh is compiled against."""
     wavelet = dict(wavelet_layout(params))
     address = dict(ADDRESSED)
     lines = [
@@ -39,14 +37,13 @@ def mesh_header(params):
         f"#define DST_Y_SHIFT {wavelet['data'].offset + address['dst_y'].offset}",
         f"#define CONFIG_VALID {verilated('config__valid')}",
         f"#define CONFIG_PAYLOAD {verilated('config__payload')}",
-        "#define BIND_RAMPS(top, ramps) \\",
+        "#define BIND_ROUTER(top, inputs, outputs) \\",
     ]
-    fields = ("ramp_in__{}__valid", "ramp_in__{}__wavelet", "ramp_in__{}__credit",
-              "ramp_in__{}__credit_color", "ramp_out__{}__valid", "ramp_out__{}__wavelet",
-              "ramp_out__{}__credit", "ramp_out__{}__credit_color")
-    for i in range(nodes):
-        pointers = ", ".join(f"&top->{verilated(field.format(i))}" for field in fields)
-        lines.append(f"    ramps[{i}] = Ramp{{{pointers}}}; \\")
+    for side in ("inputs", "outputs"):
+        for port in Dir:
+            members = ", ".join(f"&top->{verilated(f'{side}__{port.value}__{field}')}"
+                                for field in ("valid", "wavelet", "credit", "credit_color"))
+            lines.append(f"    {side}[{port.value}] = tessera::LinkPorts{{{members}}}; \\")
     return "\n".join(lines) + "\n\n"
 
 
@@ -56,14 +53,16 @@ def verilated(port):
 
 
 def broadcast_routes(params, color=0):
-    """Color ``color`` runs east along every row from its west tile, copied to every ramp."""
+    """Color ``color`` runs east along every row from its west tile, copied to every ramp.
+
+    Returns route-table writes as ``(x, y, word)``.
+    """
     words = []
     for y in range(params.height):
         for x in range(params.width):
             accept = Dir.RAMP if x == 0 else Dir.W
             outputs = [Dir.RAMP] + ([Dir.E] if x < params.width - 1 else [])
-            write = pack_route_write(params, color, 0, accept, outputs, last=True)
-            words.append(pack_mesh_config(params, x, y, write))
+            words.append((x, y, pack_route_write(params, color, 0, accept, outputs, last=True)))
     return words
 
 
@@ -80,16 +79,16 @@ def run(params, traffic="uniform", rates=DEFAULT_RATES, warmup=1000, measure=400
     started = time.monotonic()
     progress(f"building the {params.width}x{params.height} mesh "
              f"({params.colors} colors) for Verilator ...")
-    verilog = build.verilog("mesh", params)
+    verilog = build.verilog("router_native", params)
     binary = build.verilator_binary(verilog, HARNESS, "mesh_bench",
-                                    headers={"mesh_ports.h": mesh_header(params)})
+                                    headers={"router_ports.h": router_header(params)})
     build_seconds = time.monotonic() - started
 
     routes = broadcast_routes(params) if traffic == "broadcast" else []
     points = []
     with tempfile.TemporaryDirectory() as scratch:
         routes_file = Path(scratch) / "routes.hex"
-        routes_file.write_text("".join(f"{word:x}\n" for word in routes))
+        routes_file.write_text("".join(f"{x} {y} {word:x}\n" for x, y, word in routes))
         for rate in rates:
             result = subprocess.run(
                 [str(binary), traffic, str(routes_file), str(warmup), str(measure), str(seed),

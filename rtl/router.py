@@ -63,12 +63,17 @@ class Router(wiring.Component):
     one of the five inputs (round-robin).  A multicast wavelet may leave on its
     outputs in different cycles; its input stays on it until every copy is out.
 
-    Latency: a wavelet on an input link leaves on the output link register in
-    the same cycle when uncontended (it bypasses an empty queue), so a hop costs
-    one cycle.  Back-pressure is by credits only (see :mod:`rtl.wavelet`): the
-    outputs are registers, credits return from registers, and no combinational
-    path crosses a link.  A credit returned in cycle t can be used in cycle t,
-    so ``queue_depth = 2`` sustains one wavelet per cycle per color.
+    Latency: a wavelet on an input link is written into its color's queue at
+    the clock edge; from the next cycle it can be at the head of that queue and
+    on an output link, which the next router writes into its queue at the
+    following edge.  So a hop costs one cycle, and the queues are the only
+    registers on the path.  The outputs (wavelets and returned credits) are
+    driven from this router's registers alone, and the inputs go only into
+    registers, so no combinational path crosses a link and a mesh can be
+    simulated one router at a time (see ``sim/native/mesh.h``).  Back-pressure
+    is by credits (see :mod:`rtl.wavelet`): a credit spent in cycle t comes back
+    for use in cycle t + 2, so ``queue_depth = 2`` sustains one wavelet per cycle
+    per color.
 
     Reset empties the queues, fills the credit counters to ``queue_depth`` and
     puts every switch at position 0.  The route table is not reset, so it can
@@ -101,10 +106,7 @@ class Router(wiring.Component):
                     for c in range(colors)] for o in range(PORTS)]
         has_credit = [Signal(colors, name=f"has_credit_{Dir(o).name}") for o in range(PORTS)]
         for o in range(PORTS):
-            link = self.outputs[o]
-            m.d.comb += has_credit[o].eq(Cat(
-                (credits[o][c] != 0) | (link.credit & (link.credit_color == c))
-                for c in range(colors)))
+            m.d.comb += has_credit[o].eq(Cat(credits[o][c] != 0 for c in range(colors)))
 
         # What each input offers the outputs this cycle.
         offer_valid = [Signal(name=f"offer_valid_{Dir(p).name}") for p in range(PORTS)]
@@ -125,7 +127,7 @@ class Router(wiring.Component):
             for p in range(PORTS):
                 m.d.comb += taken[p][out_port].eq(granted & (winner == p))
             sent = Array(offer)[winner]
-            m.d.sync += [link.valid.eq(granted), link.wavelet.eq(sent)]
+            m.d.comb += [link.valid.eq(granted), link.wavelet.eq(sent)]
             with m.If(granted):
                 m.d.sync += pointer.eq(Mux(winner == PORTS - 1, 0, winner + 1))
             for c in range(colors):
@@ -174,19 +176,13 @@ class Router(wiring.Component):
         def advance(slot):
             return Mux(slot == depth - 1, 0, slot + 1)
 
-        arriving_word = Cat(link.wavelet.data, link.wavelet.ctrl)
         queued = Signal(colors, name=f"queued_{name}")
-        arriving = Signal(colors, name=f"arriving_{name}")
-        m.d.comb += [queued.eq(Cat(count[c] != 0 for c in range(colors))),
-                     arriving.eq(Cat(link.valid & (link.wavelet.color == c)
-                                     for c in range(colors)))]
+        m.d.comb += queued.eq(Cat(count[c] != 0 for c in range(colors)))
 
         def head_word(color, read_port):
-            """The oldest wavelet of ``color``: the queue head, or the arrival if the queue is empty."""
+            """The oldest wavelet (data and ctrl) in the queue of ``color``."""
             m.d.comb += read_port.addr.eq(address(Array(head)[color], color))
-            word = Signal(DATA_BITS + 1, name=f"head_word_{name}")
-            m.d.comb += word.eq(Mux(queued.bit_select(color, 1), read_port.data, arriving_word))
-            return word
+            return read_port.data
 
         # The outputs each color wants from this input, if it may go now.
         masks = [Signal(PORTS, name=f"mask_{name}_c{c}") for c in range(colors)]
@@ -197,7 +193,7 @@ class Router(wiring.Component):
             word = head_word(Const(c, params.color_bits), queue.read_port(domain="comb"))
             m.d.comb += masks[c].eq(self._xy_output(m, word[:DATA_BITS], f"{name}_c{c}"))
         eligible = Signal(colors, name=f"eligible_{name}")
-        m.d.comb += eligible.eq((queued | arriving) & Cat(
+        m.d.comb += eligible.eq(queued & Cat(
             (masks[c] != 0) & Cat(~masks[c][o] | has_credit[o][c] for o in range(PORTS)).all()
             for c in range(colors)))
 
@@ -219,14 +215,12 @@ class Router(wiring.Component):
 
         left = Signal(PORTS, name=f"left_{name}")
         done = Signal(name=f"done_{name}")
-        from_queue = Signal(name=f"from_queue_{name}")
-        m.d.comb += [left.eq(offer_mask & ~taken), done.eq(offer_valid & (left == 0)),
-                     from_queue.eq(queued.bit_select(color, 1))]
+        m.d.comb += [left.eq(offer_mask & ~taken), done.eq(offer_valid & (left == 0))]
         with m.If(done):
             m.d.sync += [locked.eq(0), color_pointer.eq(Mux(color == colors - 1, 0, color + 1))]
         with m.Elif(taken.any()):
             m.d.sync += [locked.eq(1), locked_color.eq(color), remaining.eq(left)]
-        m.d.sync += [link.credit.eq(done), link.credit_color.eq(color)]
+        m.d.comb += [link.credit.eq(done), link.credit_color.eq(color)]
 
         # A control wavelet steps its color's switch once all of its copies are out.
         for c in static_colors:
@@ -234,25 +228,25 @@ class Router(wiring.Component):
             with m.If(done & offer.ctrl & (color == c)):
                 m.d.sync += position.eq(Mux(entry.last, 0, position + 1))
 
-        # Queue bookkeeping: the arrival is stored unless it went straight through.
-        push = Signal(name=f"push_{name}")
-        pop = Signal(name=f"pop_{name}")
-        m.d.comb += [push.eq(link.valid & ~(done & ~from_queue)), pop.eq(done & from_queue)]
+        # Every arriving wavelet is written into its color's queue.
         write = queue.write_port()
         m.d.comb += [write.addr.eq(address(Array(tail)[link.wavelet.color], link.wavelet.color)),
-                     write.data.eq(arriving_word)]
+                     write.data.eq(Cat(link.wavelet.data, link.wavelet.ctrl))]
         for c in range(colors):
-            push_c = push & arriving[c]
-            pop_c = pop & (color == c)
+            push = link.valid & (link.wavelet.color == c)
+            pop = done & (color == c)
             full = count[c] == depth
-            with m.If(push_c & full & ~pop_c):
+            with m.If(push & full & ~pop):
                 m.d.sync += self.overflow[port.value].eq(1)
-            with m.Elif(push_c):
+            with m.Elif(push):
                 m.d.comb += write.en.eq(1)
                 m.d.sync += tail[c].eq(advance(tail[c]))
-            with m.If(pop_c):
+            with m.If(pop):
                 m.d.sync += head[c].eq(advance(head[c]))
-            m.d.sync += count[c].eq(count[c] + (push_c & ~(full & ~pop_c)) - pop_c)
+            with m.If(push & ~(full & ~pop) & ~pop):
+                m.d.sync += count[c].eq(count[c] + 1)
+            with m.Elif(pop & ~push):
+                m.d.sync += count[c].eq(count[c] - 1)
 
     def _xy_output(self, m, data_word, name):
         """One-hot output mask of dimension-ordered XY routing for an addressed wavelet."""

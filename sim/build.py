@@ -137,12 +137,15 @@ class VerilogBuild:
 def _elaborate(kind, params):
     """The components of ``kind``: a list of (module name, component)."""
     from rtl.mesh import ROUTER_MODULE, Mesh
+    from rtl.native import NativeNode
     from rtl.router import Router
     if kind == "router":
         return [(ROUTER_MODULE, Router(params))]
+    if kind == "router_native":
+        return [(ROUTER_MODULE, NativeNode(Router(params), registered=("x", "y")))]
     if kind == "mesh":
         return [(ROUTER_MODULE, Router(params)), ("tessera_mesh", Mesh(params))]
-    raise ValueError(f"unknown design {kind!r} (known: router, mesh)")
+    raise ValueError(f"unknown design {kind!r} (known: router, router_native, mesh)")
 
 
 def verilog(kind, params):
@@ -181,7 +184,9 @@ def verilator_binary(build, harness, name, headers=None):
     """
     harness = Path(harness)
     headers = headers or {}
-    key = _key(build.key, harness.read_bytes(), sorted(headers.items()))
+    native = sorted(harness.parent.glob("*.h"))
+    key = _key(build.key, harness.read_bytes(), [path.read_bytes() for path in native],
+               sorted(headers.items()))
     final = BUILD / "verilator" / f"{name}-{key}"
 
     def make(scratch):
@@ -193,7 +198,7 @@ def verilator_binary(build, harness, name, headers=None):
             "verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
             "-O3", "--x-assign", "fast", "--x-initial", "fast", "--inline-mult", "1",
             "--noassert", *_waiver_flags(), "--top-module", build.top, "-o", name,
-            "--Mdir", str(scratch / "obj"), "-CFLAGS", f"-O2 -I{include}",
+            "--Mdir", str(scratch / "obj"), "-CFLAGS", f"-O2 -I{include} -I{harness.parent}",
             "-MAKEFLAGS", " ".join(VERILATOR_MAKEFLAGS),
             *map(str, build.sources), str(harness.resolve()),
         ]

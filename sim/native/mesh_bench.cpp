@@ -1,8 +1,8 @@
-// Traffic generator and meter around a Verilated tessera_mesh; no Python per cycle.
+// Traffic generator and meter around a mesh of Verilated routers; no Python per cycle.
 //
 // Usage: mesh_bench TRAFFIC ROUTES_FILE WARMUP MEASURE SEED RATE [RATE ...]
 //   TRAFFIC     uniform | transpose | neighbor | broadcast
-//   ROUTES_FILE hex mesh-config words, one a line, written before traffic starts
+//   ROUTES_FILE route-table writes, one "x y hexword" a line, made before traffic starts
 //   RATE        offered load, wavelets per node per cycle
 // Prints one JSON object per rate on stdout.
 //
@@ -12,12 +12,9 @@
 // destination ramp.  Broadcast traffic streams color 0 from the west tile of every
 // row along a multicast route that drops a copy at every ramp.
 //
-// mesh_ports.h (generated from the mesh's signature) defines MESH_WIDTH,
-// MESH_HEIGHT, QUEUE_DEPTH, FIRST_XY_COLOR, COLORS, COLOR_SHIFT, DST_X_SHIFT,
-// DST_Y_SHIFT, the config port's member names and BIND_RAMPS(top, ramps).
-#include "Vtessera_mesh.h"
-#include "verilated.h"
-#include "mesh_ports.h"
+// router_ports.h (generated from rtl/params.py and rtl/wavelet.py) also defines
+// COLORS, FIRST_XY_COLOR, QUEUE_DEPTH, COLOR_SHIFT, DST_X_SHIFT and DST_Y_SHIFT.
+#include "mesh.h"
 
 #include <algorithm>
 #include <chrono>
@@ -32,13 +29,8 @@
 
 namespace {
 
-constexpr int NODES = MESH_WIDTH * MESH_HEIGHT;
+constexpr int NODES = tessera::Mesh::nodes;
 constexpr int TAGS = 1 << 16;
-
-struct Ramp {
-    CData* in_valid; QData* in_wavelet; CData* in_credit; CData* in_credit_color;
-    CData* out_valid; QData* out_wavelet; CData* out_credit; CData* out_credit_color;
-};
 
 struct Meter {
     uint64_t created = 0, delivered = 0;
@@ -48,31 +40,10 @@ struct Meter {
 class Bench {
   public:
     Bench(const std::string& traffic, uint64_t seed) : traffic_(traffic), rng_(seed) {
-        top_ = new Vtessera_mesh;
-        BIND_RAMPS(top_, ramps_)
         for (auto& c : credits_) std::fill(std::begin(c), std::end(c), QUEUE_DEPTH);
         for (int t = TAGS - 1; t >= 0; --t) free_tags_.push_back(t);
     }
-    ~Bench() { top_->final(); delete top_; }
-
-    void reset(const std::vector<uint64_t>& routes) {
-        top_->rst = 1;
-        for (uint64_t word : routes) {
-            top_->CONFIG_VALID = 1;
-            top_->CONFIG_PAYLOAD = word;
-            tick();
-        }
-        top_->CONFIG_VALID = 0;
-        tick();
-        top_->rst = 0;
-    }
-
-    // One clock cycle: inputs set now are taken at the rising edge.
-    void tick() {
-        top_->clk = 0; top_->eval();
-        top_->clk = 1; top_->eval();
-        ++cycle_;
-    }
+    void reset(const std::vector<tessera::Mesh::RouteWrite>& routes) { mesh_.reset(routes); }
 
     Meter run(double rate, uint64_t warmup, uint64_t measure) {
         Meter meter;
@@ -86,7 +57,8 @@ class Bench {
                 }
             }
             for (int node = 0; node < NODES; ++node) drive(node);
-            tick();
+            mesh_.tick();
+            ++cycle_;
             for (int node = 0; node < NODES; ++node) collect(node, measuring, meter);
         }
         return meter;
@@ -106,8 +78,8 @@ class Bench {
     }
 
     void drive(int node) {
-        Ramp& ramp = ramps_[node];
-        *ramp.in_valid = 0;
+        tessera::LinkPorts& ramp = mesh_.router(node).inputs[tessera::RAMP];
+        *ramp.valid = 0;
         if (sources_[node].empty()) return;
         uint64_t wavelet;
         int color;
@@ -133,19 +105,21 @@ class Bench {
         }
         sources_[node].pop_front();
         --credits_[node][color];
-        *ramp.in_valid = 1;
-        *ramp.in_wavelet = wavelet;
+        *ramp.valid = 1;
+        *ramp.wavelet = wavelet;
     }
 
     void collect(int node, bool measuring, Meter& meter) {
-        Ramp& ramp = ramps_[node];
-        if (*ramp.in_credit) ++credits_[node][*ramp.in_credit_color];
+        tessera::RouterModel& router = mesh_.router(node);
+        tessera::LinkPorts& in = router.inputs[tessera::RAMP];
+        tessera::LinkPorts& out = router.outputs[tessera::RAMP];
+        if (*in.credit) ++credits_[node][*in.credit_color];
         // The ramp consumer takes every wavelet at once and hands the credit straight back.
-        *ramp.out_credit = *ramp.out_valid;
-        if (!*ramp.out_valid) return;
-        uint64_t wavelet = *ramp.out_wavelet;
+        *out.credit = *out.valid;
+        if (!*out.valid) return;
+        uint64_t wavelet = *out.wavelet;
         int color = int(wavelet >> COLOR_SHIFT);
-        *ramp.out_credit_color = color;
+        *out.credit_color = color;
         uint32_t tag = wavelet & 0xffff;
         uint64_t born;
         if (traffic_ == "broadcast") {
@@ -162,8 +136,7 @@ class Bench {
 
     std::string traffic_;
     std::mt19937_64 rng_;
-    Vtessera_mesh* top_;
-    Ramp ramps_[NODES];
+    tessera::Mesh mesh_;
     int credits_[NODES][COLORS];
     int next_color_[NODES] = {};
     std::deque<uint64_t> sources_[NODES];
@@ -180,10 +153,11 @@ int main(int argc, char** argv) {
         return 2;
     }
     std::string traffic = argv[1];
-    std::vector<uint64_t> routes;
+    std::vector<tessera::Mesh::RouteWrite> routes;
     if (FILE* f = std::fopen(argv[2], "r")) {
+        int x, y;
         unsigned long long word;
-        while (std::fscanf(f, "%llx", &word) == 1) routes.push_back(word);
+        while (std::fscanf(f, "%d %d %llx", &x, &y, &word) == 3) routes.push_back({x, y, word});
         std::fclose(f);
     } else {
         std::fprintf(stderr, "cannot read %s\n", argv[2]);
