@@ -1,5 +1,8 @@
 """The 5-port color router of a tile: N, E, S, W and the ramp to the core."""
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -99,7 +102,7 @@ class Router(wiring.Component):
         static_colors = range(params.first_xy_color)
         xy_colors = range(params.first_xy_color, colors)
 
-        current_route = self._route_table(m, static_colors)
+        route_table = self._route_table(m, static_colors)
 
         # has_credit[o][c]: output o may send color c this cycle.
         credits = [[Signal(range(depth + 1), init=depth, name=f"credits_{Dir(o).name}_c{c}")
@@ -116,7 +119,7 @@ class Router(wiring.Component):
         taken = [Signal(PORTS, name=f"taken_{Dir(p).name}") for p in range(PORTS)]
 
         for port in range(PORTS):
-            self._input_port(m, Dir(port), current_route, has_credit, static_colors, xy_colors,
+            self._input_port(m, Dir(port), route_table, has_credit, static_colors, xy_colors,
                              offer_valid[port], offer_mask[port], offer[port], taken[port])
 
         for out_port in range(PORTS):
@@ -137,11 +140,17 @@ class Router(wiring.Component):
         return m
 
     def _route_table(self, m, static_colors):
-        """Route-table registers and switch positions; returns each color's current entry."""
+        """Route-table registers and switch positions.
+
+        Returns ``(accepts, routes_to, switches)``: ``accepts[p]`` and ``routes_to[o]``
+        have one bit per color (set when the color's current entry takes input p,
+        or sends to output o), so that allocation works on whole color vectors;
+        ``switches[c]`` is ``(entry, position)`` of static color c.
+        """
         params = self._params
         positions = params.switch_positions
         m.d.comb += self.config.ready.eq(1)
-        current = []
+        switches = []
         for c in static_colors:
             entries = [Signal(route_layout(params), reset_less=True, name=f"route_c{c}_pos{k}")
                        for k in range(positions)]
@@ -153,10 +162,15 @@ class Router(wiring.Component):
             position = Signal(range(positions), name=f"switch_c{c}")
             entry = Signal(route_layout(params), name=f"route_c{c}")
             m.d.comb += entry.eq(Array(entries)[position])
-            current.append((entry, position))
-        return current
+            switches.append((entry, position))
+        accepts = [Signal(params.colors, name=f"accepts_{Dir(p).name}") for p in range(PORTS)]
+        routes_to = [Signal(params.colors, name=f"routes_to_{Dir(o).name}") for o in range(PORTS)]
+        for p in range(PORTS):
+            m.d.comb += accepts[p].eq(Cat(entry.accept == Dir(p) for entry, _ in switches))
+            m.d.comb += routes_to[p].eq(Cat(entry.outputs[p] for entry, _ in switches))
+        return accepts, routes_to, switches
 
-    def _input_port(self, m, port, current_route, has_credit, static_colors, xy_colors,
+    def _input_port(self, m, port, route_table, has_credit, static_colors, xy_colors,
                     offer_valid, offer_mask, offer, taken):
         params = self._params
         colors, depth = params.colors, params.queue_depth
@@ -184,18 +198,20 @@ class Router(wiring.Component):
             m.d.comb += read_port.addr.eq(address(Array(head)[color], color))
             return read_port.data
 
-        # The outputs each color wants from this input, if it may go now.
-        masks = [Signal(PORTS, name=f"mask_{name}_c{c}") for c in range(colors)]
-        for c in static_colors:
-            entry, _ = current_route[c]
-            m.d.comb += masks[c].eq(Mux(entry.accept == port, entry.outputs, 0))
-        for c in xy_colors:
-            word = head_word(Const(c, params.color_bits), queue.read_port(domain="comb"))
-            m.d.comb += masks[c].eq(self._xy_output(m, word[:DATA_BITS], f"{name}_c{c}"))
+        # wants[o]: the colors whose head wavelet here is bound for output o.
+        accepts, routes_to, switches = route_table
+        xy_masks = [self._xy_output(m, head_word(Const(c, params.color_bits),
+                                                 queue.read_port(domain="comb"))[:DATA_BITS],
+                                    f"{name}_c{c}")
+                    for c in xy_colors]
+        wants = [Signal(colors, name=f"wants_{name}_{Dir(o).name}") for o in range(PORTS)]
+        for o in range(PORTS):
+            static = (accepts[port.value] & routes_to[o])[:len(static_colors)]
+            m.d.comb += wants[o].eq(Cat(static, *(mask[o] for mask in xy_masks)))
+        routed = reduce(operator.or_, wants)
+        credited = reduce(operator.and_, (~wants[o] | has_credit[o] for o in range(PORTS)))
         eligible = Signal(colors, name=f"eligible_{name}")
-        m.d.comb += eligible.eq(queued & Cat(
-            (masks[c] != 0) & Cat(~masks[c][o] | has_credit[o][c] for o in range(PORTS)).all()
-            for c in range(colors)))
+        m.d.comb += eligible.eq(queued & routed & credited)
 
         # A multicast wavelet that went out on only some of its outputs holds the port.
         locked = Signal(name=f"locked_{name}")
@@ -208,7 +224,7 @@ class Router(wiring.Component):
             m.d.comb += [offer_valid.eq(1), color.eq(locked_color), offer_mask.eq(remaining)]
         with m.Else():
             m.d.comb += [offer_valid.eq(any_eligible), color.eq(picked),
-                         offer_mask.eq(Array(masks)[picked])]
+                         offer_mask.eq(Cat(wants[o].bit_select(picked, 1) for o in range(PORTS)))]
         word = head_word(color, queue.read_port(domain="comb"))
         m.d.comb += [offer.data.eq(word[:DATA_BITS]), offer.ctrl.eq(word[DATA_BITS]),
                      offer.color.eq(color)]
@@ -224,7 +240,7 @@ class Router(wiring.Component):
 
         # A control wavelet steps its color's switch once all of its copies are out.
         for c in static_colors:
-            entry, position = current_route[c]
+            entry, position = switches[c]
             with m.If(done & offer.ctrl & (color == c)):
                 m.d.sync += position.eq(Mux(entry.last, 0, position + 1))
 
