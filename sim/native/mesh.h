@@ -14,7 +14,9 @@
 #include "verilated.h"
 #include "router_ports.h"
 
+#include <atomic>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 namespace tessera {
@@ -38,6 +40,7 @@ struct RouterModel {
 class Mesh {
   public:
     static constexpr int width = MESH_WIDTH, height = MESH_HEIGHT, nodes = MESH_WIDTH * MESH_HEIGHT;
+    static constexpr bool parallel = MESH_HEIGHT > 1;
 
     Mesh() : routers_(nodes) {
         for (int i = 0; i < nodes; ++i) {
@@ -71,20 +74,50 @@ class Mesh {
         for (RouterModel& r : routers_) { clock(r); r.top->reset = 0; clock(r); }
     }
 
-    // One cycle.  The caller has set the ramp inputs (and edge links) for it.
-    void tick() {
-        for (int y = 0; y < height; ++y)
-            for (int x = 0; x < width; ++x) {
-                RouterModel& r = router(x, y);
-                if (y > 0) join(r, N, router(x, y - 1), S);
-                if (x < width - 1) join(r, E, router(x + 1, y), W);
-                if (y < height - 1) join(r, S, router(x, y + 1), N);
-                if (x > 0) join(r, W, router(x - 1, y), E);
+    // Run `cycles` cycles.  Each cycle calls before(node) for every node (to drive
+    // its ramp), copies the links, clocks every router, then calls after(node)
+    // (to read its ramp).  The rows are split between this thread and a helper;
+    // the two meet at a barrier before the clock edge and after it, so no router
+    // is clocked before its neighbours have read its outputs.  before and after
+    // for a node run on the thread that owns its row.
+    template <class Before, class After>
+    void run(uint64_t cycles, Before&& before, After&& after) {
+        auto rows = [&](int first, int last) {
+            for (uint64_t n = 0; n < cycles; ++n) {
+                for (int y = first; y < last; ++y)
+                    for (int x = 0; x < width; ++x) { before(y * width + x); join_all(x, y); }
+                if (parallel) arrive();
+                for (int y = first; y < last; ++y)
+                    for (int x = 0; x < width; ++x) { clock(router(x, y)); after(y * width + x); }
+                if (parallel) arrive();
             }
-        for (RouterModel& r : routers_) clock(r);
+        };
+        if (!parallel) return rows(0, height);
+        std::thread helper(rows, 0, height / 2);
+        rows(height / 2, height);
+        helper.join();
     }
 
   private:
+    void join_all(int x, int y) {
+        RouterModel& r = router(x, y);
+        if (y > 0) join(r, N, router(x, y - 1), S);
+        if (x < width - 1) join(r, E, router(x + 1, y), W);
+        if (y < height - 1) join(r, S, router(x, y + 1), N);
+        if (x > 0) join(r, W, router(x - 1, y), E);
+    }
+
+    // A two-party barrier on a generation counter.
+    void arrive() {
+        unsigned generation = barrier_generation_.load(std::memory_order_acquire);
+        if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == 1) {
+            barrier_count_.store(0, std::memory_order_relaxed);
+            barrier_generation_.fetch_add(1, std::memory_order_release);
+        } else {
+            while (barrier_generation_.load(std::memory_order_acquire) == generation) {}
+        }
+    }
+
     // r's port `mine` faces n's port `theirs`: take n's wavelet and n's returned credit.
     static void join(RouterModel& r, Port mine, RouterModel& n, Port theirs) {
         *r.inputs[mine].valid = *n.outputs[theirs].valid;
@@ -99,6 +132,7 @@ class Mesh {
     }
 
     std::vector<RouterModel> routers_;
+    std::atomic<unsigned> barrier_count_{0}, barrier_generation_{0};
 };
 
 }  // namespace tessera

@@ -17,6 +17,7 @@
 #include "mesh.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -30,119 +31,152 @@
 namespace {
 
 constexpr int NODES = tessera::Mesh::nodes;
-constexpr int TAGS = 1 << 16;
+constexpr int XY_COLORS = COLORS - FIRST_XY_COLOR;
+// The 16-bit payload of an addressed wavelet is a tag: source node and a slot of its ring.
+constexpr int SLOTS = (1 << 16) / NODES;
 
-struct Meter {
+// A small, fast generator per node, so that the traffic does not depend on threading.
+struct Random {
+    uint64_t state;
+    uint64_t next() {
+        state ^= state >> 12; state ^= state << 25; state ^= state >> 27;
+        return state * 2685821657736338717ULL;
+    }
+    double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+};
+
+struct Node {
+    Random random;
+    std::deque<uint64_t> waiting;   // creation cycles of wavelets not yet injected
+    int credits[COLORS];
+    int next_color = 0;
+    uint32_t next_slot = 0;
+    uint64_t born[SLOTS];           // creation cycle per ring slot
+    std::atomic<int> in_flight{0};  // decremented by the destination's thread
     uint64_t created = 0, delivered = 0;
     std::vector<uint32_t> latencies;
 };
 
 class Bench {
   public:
-    Bench(const std::string& traffic, uint64_t seed) : traffic_(traffic), rng_(seed) {
-        for (auto& c : credits_) std::fill(std::begin(c), std::end(c), QUEUE_DEPTH);
-        for (int t = TAGS - 1; t >= 0; --t) free_tags_.push_back(t);
+    Bench(const std::string& traffic, uint64_t seed) : traffic_(traffic), nodes_(NODES) {
+        for (int i = 0; i < NODES; ++i) {
+            nodes_[i].random.state = (seed + 1) * 0x9E3779B97F4A7C15ULL + uint64_t(i) * 0xD1B54A32D192ED03ULL;
+            std::fill(std::begin(nodes_[i].credits), std::end(nodes_[i].credits), QUEUE_DEPTH);
+        }
     }
     void reset(const std::vector<tessera::Mesh::RouteWrite>& routes) { mesh_.reset(routes); }
 
-    Meter run(double rate, uint64_t warmup, uint64_t measure) {
-        Meter meter;
-        std::bernoulli_distribution fire(rate);
-        for (uint64_t n = 0; n < warmup + measure; ++n) {
-            bool measuring = n >= warmup;
-            for (int node = 0; node < NODES; ++node) {
-                if (traffic_ == "broadcast" ? node % MESH_WIDTH == 0 && fire(rng_) : fire(rng_)) {
-                    sources_[node].push_back(cycle_);
-                    if (measuring) ++meter.created;
-                }
-            }
-            for (int node = 0; node < NODES; ++node) drive(node);
-            mesh_.tick();
-            ++cycle_;
-            for (int node = 0; node < NODES; ++node) collect(node, measuring, meter);
-        }
-        return meter;
+    // Offer `rate` wavelets per source per cycle; meter the last `measure` cycles.
+    void run(double rate, uint64_t warmup, uint64_t measure) {
+        rate_ = rate;
+        measure_from_ = cycle_ + warmup;
+        uint64_t start = cycle_;
+        mesh_.run(warmup + measure,
+                  [&](int node) { create(node, start); drive(node, start); },
+                  [&](int node) { collect(node, start); });
+        cycle_ += warmup + measure;
     }
 
-    uint64_t cycle() const { return cycle_; }
+    uint64_t created() const { uint64_t n = 0; for (auto& s : nodes_) n += s.created; return n; }
+    uint64_t delivered() const { uint64_t n = 0; for (auto& s : nodes_) n += s.delivered; return n; }
+    std::vector<uint32_t> latencies() const {
+        std::vector<uint32_t> all;
+        for (auto& s : nodes_) all.insert(all.end(), s.latencies.begin(), s.latencies.end());
+        return all;
+    }
 
   private:
+    // Each node counts its own cycles, so no shared counter is written by two threads.
+    uint64_t now(int node, uint64_t start) const { return start + ticks_[node]; }
+
+    void create(int node, uint64_t start) {
+        Node& s = nodes_[node];
+        bool source = traffic_ != "broadcast" || node % MESH_WIDTH == 0;
+        if (source && s.random.uniform() < rate_) {
+            s.waiting.push_back(now(node, start));
+            if (now(node, start) >= measure_from_) ++s.created;
+        }
+    }
+
     int destination(int node) {
         int x = node % MESH_WIDTH, y = node / MESH_WIDTH;
         if (traffic_ == "transpose") return x * MESH_WIDTH + y;
         if (traffic_ == "neighbor")
             return ((y + 1) % MESH_HEIGHT) * MESH_WIDTH + (x + 1) % MESH_WIDTH;
-        std::uniform_int_distribution<int> other(0, NODES - 2);
-        int d = other(rng_);
+        int d = int(nodes_[node].random.next() % (NODES - 1));
         return d >= node ? d + 1 : d;  // uniform over the other nodes
     }
 
-    void drive(int node) {
+    void drive(int node, uint64_t start) {
+        Node& s = nodes_[node];
         tessera::LinkPorts& ramp = mesh_.router(node).inputs[tessera::RAMP];
         *ramp.valid = 0;
-        if (sources_[node].empty()) return;
+        if (s.waiting.empty()) return;
         uint64_t wavelet;
         int color;
         if (traffic_ == "broadcast") {
             color = 0;
-            if (credits_[node][color] == 0) return;
-            wavelet = (uint64_t(color) << COLOR_SHIFT) | (sources_[node].front() & 0xffff);
+            if (s.credits[color] == 0) return;
+            wavelet = (uint64_t(color) << COLOR_SHIFT) | (s.waiting.front() & 0xffff);
         } else {
             // Spread the source's wavelets over the XY colors that hold a credit.
             color = -1;
-            for (int k = 0; k < COLORS - FIRST_XY_COLOR; ++k) {
-                int c = FIRST_XY_COLOR + (next_color_[node] + k) % (COLORS - FIRST_XY_COLOR);
-                if (credits_[node][c] > 0) { color = c; break; }
+            for (int k = 0; k < XY_COLORS; ++k) {
+                int c = FIRST_XY_COLOR + (s.next_color + k) % XY_COLORS;
+                if (s.credits[c] > 0) { color = c; break; }
             }
-            if (color < 0 || free_tags_.empty()) return;
-            next_color_[node] = (color - FIRST_XY_COLOR + 1) % (COLORS - FIRST_XY_COLOR);
+            if (color < 0 || s.in_flight.load(std::memory_order_relaxed) == SLOTS) return;
+            s.next_color = (color - FIRST_XY_COLOR + 1) % XY_COLORS;
             int dst = destination(node);
-            uint32_t tag = free_tags_.back();
-            free_tags_.pop_back();
-            born_[tag] = sources_[node].front();
+            uint32_t slot = s.next_slot;
+            s.next_slot = (slot + 1) % SLOTS;
+            s.born[slot] = s.waiting.front();
+            s.in_flight.fetch_add(1, std::memory_order_relaxed);
             wavelet = (uint64_t(color) << COLOR_SHIFT) | (uint64_t(dst / MESH_WIDTH) << DST_Y_SHIFT)
-                | (uint64_t(dst % MESH_WIDTH) << DST_X_SHIFT) | tag;
+                | (uint64_t(dst % MESH_WIDTH) << DST_X_SHIFT) | (node * SLOTS + slot);
         }
-        sources_[node].pop_front();
-        --credits_[node][color];
+        s.waiting.pop_front();
+        --s.credits[color];
         *ramp.valid = 1;
         *ramp.wavelet = wavelet;
     }
 
-    void collect(int node, bool measuring, Meter& meter) {
+    void collect(int node, uint64_t start) {
+        Node& s = nodes_[node];
         tessera::RouterModel& router = mesh_.router(node);
         tessera::LinkPorts& in = router.inputs[tessera::RAMP];
         tessera::LinkPorts& out = router.outputs[tessera::RAMP];
-        if (*in.credit) ++credits_[node][*in.credit_color];
+        // What the ramp shows now leaves the router in the next cycle; latency counts it.
+        uint64_t cycle = now(node, start) + 1;
+        ++ticks_[node];
+        if (*in.credit) ++s.credits[*in.credit_color];
         // The ramp consumer takes every wavelet at once and hands the credit straight back.
         *out.credit = *out.valid;
         if (!*out.valid) return;
         uint64_t wavelet = *out.wavelet;
-        int color = int(wavelet >> COLOR_SHIFT);
-        *out.credit_color = color;
+        *out.credit_color = int(wavelet >> COLOR_SHIFT);
         uint32_t tag = wavelet & 0xffff;
         uint64_t born;
         if (traffic_ == "broadcast") {
-            born = cycle_ - ((cycle_ - tag) & 0xffff);
+            born = cycle - ((cycle - tag) & 0xffff);
         } else {
-            born = born_[tag];
-            free_tags_.push_back(tag);
+            Node& source = nodes_[tag / SLOTS];
+            born = source.born[tag % SLOTS];
+            source.in_flight.fetch_sub(1, std::memory_order_relaxed);
         }
-        if (measuring) {
-            ++meter.delivered;
-            meter.latencies.push_back(uint32_t(cycle_ - born));
+        if (cycle >= measure_from_) {
+            ++s.delivered;
+            s.latencies.push_back(uint32_t(cycle - born));
         }
     }
 
     std::string traffic_;
-    std::mt19937_64 rng_;
     tessera::Mesh mesh_;
-    int credits_[NODES][COLORS];
-    int next_color_[NODES] = {};
-    std::deque<uint64_t> sources_[NODES];
-    std::vector<uint32_t> free_tags_;
-    uint64_t born_[TAGS];
-    uint64_t cycle_ = 0;
+    std::vector<Node> nodes_;
+    uint64_t ticks_[NODES] = {};
+    double rate_ = 0;
+    uint64_t cycle_ = 0, measure_from_ = 0;
 };
 
 }  // namespace
@@ -172,9 +206,9 @@ int main(int argc, char** argv) {
         Bench bench(traffic, seed + i);
         bench.reset(routes);
         auto start = std::chrono::steady_clock::now();
-        Meter meter = bench.run(rate, warmup, measure);
+        bench.run(rate, warmup, measure);
         double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        std::vector<uint32_t>& lat = meter.latencies;
+        std::vector<uint32_t> lat = bench.latencies();
         std::sort(lat.begin(), lat.end());
         double mean = 0;
         for (uint32_t l : lat) mean += l;
@@ -183,8 +217,8 @@ int main(int argc, char** argv) {
         std::printf("{\"offered\": %.6f, \"accepted\": %.6f, \"created\": %llu, "
                     "\"delivered\": %llu, \"average_latency\": %.4f, \"p99_latency\": %u, "
                     "\"cycles\": %llu, \"seconds\": %.6f}\n",
-                    rate, double(meter.delivered) / NODES / measure,
-                    (unsigned long long)meter.created, (unsigned long long)meter.delivered,
+                    rate, double(bench.delivered()) / NODES / measure,
+                    (unsigned long long)bench.created(), (unsigned long long)bench.delivered(),
                     mean, p99, (unsigned long long)(warmup + measure), seconds);
         std::fflush(stdout);
     }
