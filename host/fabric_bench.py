@@ -11,10 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from rtl.params import ParamError
 from rtl.wavelet import ADDRESSED, Dir, pack_route_write, wavelet_layout
 from sim import build
 
-__all__ = ["TRAFFIC", "DEFAULT_RATES", "run", "router_header", "broadcast_routes"]
+__all__ = ["TRAFFIC", "DEFAULT_RATES", "run", "plot", "router_header", "broadcast_routes"]
 
 TRAFFIC = ("uniform", "transpose", "neighbor", "broadcast")
 DEFAULT_RATES = (0.02, 0.1, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.8)
@@ -70,11 +71,13 @@ def run(params, traffic="uniform", rates=DEFAULT_RATES, warmup=1000, measure=400
         progress=print):
     """Sweep ``rates`` under ``traffic``; returns the benchmark's JSON document."""
     if traffic not in TRAFFIC:
-        raise ValueError(f"unknown traffic {traffic!r} (known: {', '.join(TRAFFIC)})")
+        raise ParamError(f"unknown traffic {traffic!r} (known: {', '.join(TRAFFIC)})")
     if traffic != "broadcast" and params.xy_colors == 0:
-        raise ValueError(f"{traffic} traffic needs xy_colors >= 1")
+        raise ParamError(f"{traffic} traffic needs xy_colors >= 1")
     if traffic == "transpose" and params.width != params.height:
-        raise ValueError(f"transpose traffic needs a square mesh, not {params.width}x{params.height}")
+        raise ParamError(f"transpose traffic needs a square mesh, not {params.width}x{params.height}")
+    if params.width * params.height < 2:
+        raise ParamError("the fabric benchmark needs at least two routers")
 
     started = time.monotonic()
     progress(f"building the {params.width}x{params.height} mesh "
@@ -114,3 +117,28 @@ def run(params, traffic="uniform", rates=DEFAULT_RATES, warmup=1000, measure=400
                    for p in points],
         "command": None,
     }
+
+
+def plot(result, path):
+    """Average and p99 latency against offered load, as a PNG at ``path``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    points = result["points"]
+    offered = [point["offered"] for point in points]
+    figure, axes = pyplot.subplots(figsize=(6, 4), dpi=120)
+    axes.plot(offered, [point["average_latency"] for point in points], "o-", label="average")
+    axes.plot(offered, [point["p99_latency"] for point in points], "s--", label="p99")
+    axes.axvline(result["saturation_throughput"], color="grey", linestyle=":",
+                 label=f"saturation {result['saturation_throughput']:.2f}")
+    axes.set_yscale("log")
+    axes.set_xlabel("offered load (wavelets / node / cycle)")
+    axes.set_ylabel("latency (cycles)")
+    axes.set_title(f"tessera {result['mesh']} mesh, {result['traffic']} traffic, "
+                   f"{result['params']['colors']} colors")
+    axes.legend()
+    axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    pyplot.close(figure)

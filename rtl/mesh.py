@@ -7,10 +7,12 @@ from amaranth.lib.wiring import In, Out
 from .router import Router, router_signature
 from .wavelet import PORTS, Dir, LinkSignature, pack, route_write_layout, unpack
 
-__all__ = ["Mesh", "ROUTER_MODULE", "mesh_config_layout", "pack_mesh_config", "EDGES"]
+__all__ = ["Mesh", "ROUTER_MODULE", "MESH_MODULE", "mesh_config_layout", "pack_mesh_config", "EDGES"]
 
 #: Verilog module name of the router that the hierarchical mesh instantiates.
 ROUTER_MODULE = "tessera_router"
+#: Verilog module name of the mesh.
+MESH_MODULE = "tessera_mesh"
 
 #: Edge-port groups of the mesh: (member prefix, the router port that faces out).
 EDGES = (("north", Dir.N), ("east", Dir.E), ("south", Dir.S), ("west", Dir.W))

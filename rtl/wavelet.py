@@ -21,6 +21,8 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, enum, wiring
 from amaranth.lib.wiring import In, Out
 
+from .params import ParamError
+
 __all__ = [
     "DATA_BITS", "Dir", "PORTS", "ADDRESSED", "wavelet_layout", "route_layout", "route_write_layout",
     "LinkSignature", "pack_wavelet", "unpack_wavelet", "pack_addressed", "unpack_addressed",
@@ -143,7 +145,17 @@ def unpack_addressed(data_word):
 
 
 def pack_route_write(params, color, position, accept, outputs, last):
-    """``outputs`` is an iterable of Dir."""
+    """The ``config`` word that sets entry ``position`` of static ``color``'s route.
+
+    ``accept`` is a Dir, ``outputs`` an iterable of Dir.  Raises ``ParamError``
+    for a color or position the router does not have.
+    """
+    if not 0 <= color < params.first_xy_color:
+        raise ParamError(f"color {color} has no route table: static colors are "
+                         f"0..{params.first_xy_color - 1}")
+    if not 0 <= position < params.switch_positions:
+        raise ParamError(f"switch position {position} does not exist: positions are "
+                         f"0..{params.switch_positions - 1}")
     mask = 0
     for port in outputs:
         mask |= 1 << Dir(port).value

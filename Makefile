@@ -1,0 +1,26 @@
+# The two commands a newcomer needs are `make demo` and `make test`; both set up first.
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+	@command -v iverilog >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iverilog; }
+	@iverilog -V 2>/dev/null | head -n 1
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q -e .
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/tessera bench fabric --mesh 8x8 --traffic uniform \
+		--json build/demo/fabric.json --plot build/demo/fabric.png
+
+test: setup
+	$(VENV)/bin/pytest -n 2 -q
+
+clean:
+	rm -rf build

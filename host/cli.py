@@ -1,0 +1,183 @@
+"""The `tessera` command."""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rtl.params import ParamError, preset
+from sim import build
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _params(args, **overrides):
+    params = preset(args.preset).with_settings(args.set or [])
+    return params.replace(**overrides) if overrides else params
+
+
+def _add_params_options(parser):
+    parser.add_argument("--preset", default="default", help="parameter preset (test, default, wse3)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override one parameter; repeatable")
+
+
+def _write_atomically(path, write):
+    """Call ``write(temporary_path)`` and move the result to ``path`` only if it succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _write_json(path, document):
+    _write_atomically(path, lambda p: p.write_text(json.dumps(document, indent=2) + "\n"))
+
+
+def _mesh_shape(text):
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise UsageError(f"--mesh expects WxH, such as 8x8, not {text!r}")
+    return int(width), int(height)
+
+
+def _rates(text):
+    try:
+        rates = [float(rate) for rate in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--rates expects numbers separated by commas, not {text!r}") from None
+    if not rates or any(not 0 < rate <= 1 for rate in rates):
+        raise UsageError(f"--rates must lie in (0, 1], not {text!r}")
+    return sorted(rates)
+
+
+def cmd_verilog(args):
+    params = _params(args)
+    verilog = build.verilog(args.design, params)
+    if args.lint:
+        build.lint(verilog)
+    lines = sum(len(source.read_text().splitlines()) for source in verilog.sources)
+    stats = {"design": args.design, "top": verilog.top, "verilog_lines": lines}
+    if args.stats:
+        stats.update(build.yosys_stats(args.design, params))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+        for source in [*verilog.sources, verilog.params_file]:
+            shutil.copy(source, scratch)
+        out.mkdir(parents=True, exist_ok=True)
+        for produced in Path(scratch).iterdir():
+            os.replace(produced, out / produced.name)
+    print(f"{args.design}: {verilog.top} in {out}/ ({lines} lines of Verilog"
+          + (f", {stats['cells']} generic cells" if args.stats else "") + ")")
+    if args.stats:
+        top_cells = sorted(stats["cell_types"].items(), key=lambda item: -item[1])[:6]
+        print("  largest cell types: " + ", ".join(f"{name} {count}" for name, count in top_cells))
+    if args.json:
+        _write_json(args.json, {**stats, "params": params.to_dict()})
+
+
+def cmd_route(args):
+    from host.routes import parse_route
+    params = _params(args)
+    for text in args.routes:
+        route = parse_route(text)
+        print(f"{route.word(params):#x}  {route}")
+
+
+def cmd_bench_fabric(args):
+    from host import fabric_bench
+    width, height = _mesh_shape(args.mesh)
+    params = _params(args, width=width, height=height)
+    rates = _rates(args.rates) if args.rates else fabric_bench.DEFAULT_RATES
+    if args.plot and not args.plot.endswith(".png"):
+        raise UsageError(f"--plot writes a PNG; name it *.png, not {args.plot!r}")
+    started = time.monotonic()
+    result = fabric_bench.run(params, args.traffic, rates, warmup=args.warmup,
+                              measure=args.measure, seed=args.seed,
+                              progress=lambda line: print(line, flush=True))
+    result["command"] = "tessera " + " ".join(sys.argv[1:])
+    print(f"{result['mesh']} mesh, {args.traffic} traffic, {params.colors} colors: "
+          f"zero-load latency {result['zero_load_latency_cycles']:.2f} cycles, "
+          f"saturation throughput {result['saturation_throughput']:.3f} wavelets/node/cycle, "
+          f"{result['router_cycles_per_second'] / 1e6:.2f}M router-cycles/s "
+          f"({time.monotonic() - started:.0f} s in all)")
+    if args.json:
+        _write_json(args.json, result)
+    if args.plot:
+        _write_atomically(args.plot, lambda path: fabric_bench.plot(result, path))
+
+
+def _parser():
+    parser = _Parser(prog="tessera", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    verilog = commands.add_parser("verilog", help="emit Verilog and a JSON sidecar of the parameters")
+    verilog.add_argument("design", choices=("router", "mesh"))
+    _add_params_options(verilog)
+    verilog.add_argument("-o", "--output", required=True, help="output directory")
+    verilog.add_argument("--stats", action="store_true",
+                         help="also report the generic cell count after Yosys synthesis")
+    verilog.add_argument("--lint", action="store_true", help="run verilator --lint-only -Wall")
+    verilog.add_argument("--json", help="write the statistics here")
+    verilog.set_defaults(run=cmd_verilog)
+
+    route = commands.add_parser("route", help="assemble route-table entries into config words")
+    _add_params_options(route)
+    route.add_argument("routes", nargs="+", metavar="ROUTE",
+                       help="COLOR[@POSITION]: ACCEPT -> OUTPUT[,OUTPUT...] [last]")
+    route.set_defaults(run=cmd_route)
+
+    bench = commands.add_parser("bench", help="benchmarks")
+    benches = bench.add_subparsers(dest="bench", required=True, parser_class=_Parser)
+    fabric = benches.add_parser("fabric", help="latency and throughput of a router mesh")
+    _add_params_options(fabric)
+    fabric.add_argument("--mesh", default="8x8", help="WxH routers (default 8x8)")
+    fabric.add_argument("--traffic", default="uniform",
+                        choices=("uniform", "transpose", "neighbor", "broadcast"))
+    fabric.add_argument("--rates", help="offered loads, wavelets per node per cycle, e.g. 0.1,0.3")
+    fabric.add_argument("--warmup", type=int, default=1000, help="cycles before measuring")
+    fabric.add_argument("--measure", type=int, default=4000, help="cycles measured per rate")
+    fabric.add_argument("--seed", type=int, default=1)
+    fabric.add_argument("--json", help="write the results here")
+    fabric.add_argument("--plot", help="write latency against offered load here (PNG)")
+    fabric.set_defaults(run=cmd_bench_fabric)
+    return parser
+
+
+def main(argv=None):
+    try:
+        args = _parser().parse_args(argv)
+        args.run(args)
+    except (UsageError, ParamError) as error:
+        print(f"tessera: error: {error}", file=sys.stderr)
+        return 2
+    except build.ToolError as error:
+        print(f"tessera: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
