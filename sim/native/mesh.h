@@ -49,6 +49,8 @@ class Mesh {
             BIND_ROUTER(r.top, r.inputs, r.outputs)
             r.top->x = i % width;
             r.top->y = i / width;
+            r.top->clk = 0;
+            r.top->eval();  // the first eval only initialises: it must not be a clock edge
         }
     }
     ~Mesh() {
