@@ -29,22 +29,29 @@ def router_signature(params):
 def round_robin(m, requests, pointer, name):
     """Pick the first set bit of ``requests`` at or after ``pointer``, wrapping around.
 
-    Returns ``(any, index)`` as combinational signals.  The cost is two priority
-    encoders over ``len(requests)`` bits, so it grows linearly.
+    Returns ``(any, index)`` as combinational signals.  It is built from
+    whole-word operations (mask, isolate the lowest set bit, encode it), so it
+    costs a few operations per bit of the index, not a comparison per request.
     """
     count = len(requests)
     pending = Signal(count, name=f"{name}_requests")
-    m.d.comb += pending.eq(requests)
-    requests = pending
-    at_or_after = Signal(count, name=f"{name}_ahead")
-    m.d.comb += at_or_after.eq(requests & ~((Const(1, count + 1) << pointer) - 1)[:count])
+    ahead = Signal(count, name=f"{name}_ahead")
+    lowest = Signal(count, name=f"{name}_lowest")
+    m.d.comb += [
+        pending.eq(requests),
+        ahead.eq(pending & ~((Const(1, count + 1) << pointer) - 1)[:count]),
+        lowest.eq(_lowest_set_bit(Mux(ahead.any(), ahead, pending))),
+    ]
     index = Signal(range(count), name=f"{name}_index")
-    # Lowest set bit wins: assign from the highest bit down, ahead-of-pointer bits last.
-    for bits in (requests, at_or_after):
-        for bit in reversed(range(count)):
-            with m.If(bits[bit]):
-                m.d.comb += index.eq(bit)
-    return requests.any(), index
+    for bit in range(len(index)):
+        mask = sum(1 << i for i in range(count) if i >> bit & 1)
+        m.d.comb += index[bit].eq((lowest & mask).any())
+    return pending.any(), index
+
+
+def _lowest_set_bit(value):
+    """``value`` with every set bit but the lowest cleared (two's complement trick)."""
+    return (value & (~value + 1))[:len(value)]
 
 
 class Router(wiring.Component):
@@ -151,14 +158,15 @@ class Router(wiring.Component):
         positions = params.switch_positions
         m.d.comb += self.config.ready.eq(1)
         switches = []
+        table = Array(Array(Signal(route_layout(params), reset_less=True, name=f"route_c{c}_pos{k}")
+                            for k in range(positions))
+                      for c in static_colors)
+        write = self.config.payload
+        with m.If(self.config.valid & (write.color < len(static_colors))
+                  & (write.position < positions)):
+            m.d.sync += table[write.color][write.position].eq(write.route)
         for c in static_colors:
-            entries = [Signal(route_layout(params), reset_less=True, name=f"route_c{c}_pos{k}")
-                       for k in range(positions)]
-            for k, entry in enumerate(entries):
-                write = (self.config.valid & (self.config.payload.color == c)
-                         & (self.config.payload.position == k))
-                with m.If(write):
-                    m.d.sync += entry.eq(self.config.payload.route)
+            entries = table[c]
             position = Signal(range(positions), name=f"switch_c{c}")
             entry = Signal(route_layout(params), name=f"route_c{c}")
             m.d.comb += entry.eq(Array(entries)[position])
@@ -248,21 +256,23 @@ class Router(wiring.Component):
         write = queue.write_port()
         m.d.comb += [write.addr.eq(address(Array(tail)[link.wavelet.color], link.wavelet.color)),
                      write.data.eq(Cat(link.wavelet.data, link.wavelet.ctrl))]
-        for c in range(colors):
-            push = link.valid & (link.wavelet.color == c)
-            pop = done & (color == c)
-            full = count[c] == depth
-            with m.If(push & full & ~pop):
-                m.d.sync += self.overflow[port.value].eq(1)
-            with m.Elif(push):
-                m.d.comb += write.en.eq(1)
-                m.d.sync += tail[c].eq(advance(tail[c]))
-            with m.If(pop):
-                m.d.sync += head[c].eq(advance(head[c]))
-            with m.If(push & ~(full & ~pop) & ~pop):
-                m.d.sync += count[c].eq(count[c] + 1)
-            with m.Elif(pop & ~push):
-                m.d.sync += count[c].eq(count[c] - 1)
+        # Only the arriving color's tail and the leaving color's head move, so
+        # they are updated through one indexed write each, not a test per color.
+        arriving = link.wavelet.color
+        same = color == arriving
+        full = Array(count)[arriving] == depth
+        accepted = link.valid & ~(full & ~(done & same))
+        with m.If(link.valid & ~accepted):
+            m.d.sync += self.overflow[port.value].eq(1)
+        with m.If(accepted):
+            m.d.comb += write.en.eq(1)
+            m.d.sync += Array(tail)[arriving].eq(advance(Array(tail)[arriving]))
+        with m.If(done):
+            m.d.sync += Array(head)[color].eq(advance(Array(head)[color]))
+        with m.If(accepted & ~(done & same)):
+            m.d.sync += Array(count)[arriving].eq(Array(count)[arriving] + 1)
+        with m.If(done & ~(accepted & same)):
+            m.d.sync += Array(count)[color].eq(Array(count)[color] - 1)
 
     def _xy_output(self, m, data_word, name):
         """One-hot output mask of dimension-ordered XY routing for an addressed wavelet."""
