@@ -162,9 +162,10 @@ class Router(wiring.Component):
                             for k in range(positions))
                       for c in static_colors)
         write = self.config.payload
-        with m.If(self.config.valid & (write.color < len(static_colors))
-                  & (write.position < positions)):
-            m.d.sync += table[write.color][write.position].eq(write.route)
+        if static_colors:
+            with m.If(self.config.valid & (write.color < len(static_colors))
+                      & (write.position < positions)):
+                m.d.sync += table[write.color][write.position].eq(write.route)
         for c in static_colors:
             entries = table[c]
             position = Signal(range(positions), name=f"switch_c{c}")
@@ -250,7 +251,8 @@ class Router(wiring.Component):
         for c in static_colors:
             entry, position = switches[c]
             with m.If(done & offer.ctrl & (color == c)):
-                m.d.sync += position.eq(Mux(entry.last, 0, position + 1))
+                wrap = entry.last | (position == params.switch_positions - 1)
+                m.d.sync += position.eq(Mux(wrap, 0, position + 1))
 
         # Every arriving wavelet is written into its color's queue.
         write = queue.write_port()
