@@ -109,6 +109,13 @@ class Mesh {
         if (x > 0) join(r, W, router(x - 1, y), E);
     }
 
+    // Spin politely: the two threads may share one physical core.
+    static void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+
     // A two-party barrier on a generation counter.
     void arrive() {
         unsigned generation = barrier_generation_.load(std::memory_order_acquire);
@@ -116,7 +123,7 @@ class Mesh {
             barrier_count_.store(0, std::memory_order_relaxed);
             barrier_generation_.fetch_add(1, std::memory_order_release);
         } else {
-            while (barrier_generation_.load(std::memory_order_acquire) == generation) {}
+            while (barrier_generation_.load(std::memory_order_acquire) == generation) relax();
         }
     }
 
