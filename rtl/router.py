@@ -54,6 +54,16 @@ def _lowest_set_bit(value):
     return (value & (~value + 1))[:len(value)]
 
 
+class Offer:
+    """What one input offers the outputs in one allocation round."""
+
+    def __init__(self, params, name):
+        self.valid = Signal(name=f"offer_valid_{name}")
+        self.mask = Signal(PORTS, name=f"offer_mask_{name}")        # outputs it wants
+        self.wavelet = Signal(wavelet_layout(params), name=f"offer_{name}")
+        self.taken = Signal(PORTS, name=f"taken_{name}")            # outputs that took it
+
+
 class Router(wiring.Component):
     """A wormhole-free, credit-flow-controlled color router.
 
@@ -118,26 +128,36 @@ class Router(wiring.Component):
         for o in range(PORTS):
             m.d.comb += has_credit[o].eq(Cat(credits[o][c] != 0 for c in range(colors)))
 
-        # What each input offers the outputs this cycle.
-        offer_valid = [Signal(name=f"offer_valid_{Dir(p).name}") for p in range(PORTS)]
-        offer_mask = [Signal(PORTS, name=f"offer_mask_{Dir(p).name}") for p in range(PORTS)]
-        offer = [Signal(wavelet_layout(params), name=f"offer_{Dir(p).name}") for p in range(PORTS)]
-        # Which outputs took each input's offer (driven by the output stage).
-        taken = [Signal(PORTS, name=f"taken_{Dir(p).name}") for p in range(PORTS)]
+        # Allocation runs two rounds in one cycle.  Each input offers one wavelet
+        # per round; an input left without any output in the first round offers
+        # another of its colors, bound only for outputs still free.
+        offers = [[Offer(params, f"{Dir(p).name}_{round_}") for p in range(PORTS)]
+                  for round_ in (1, 2)]
+        free = Signal(PORTS, name="free")    # outputs left idle by the first round
 
         for port in range(PORTS):
             self._input_port(m, Dir(port), route_table, has_credit, static_colors, xy_colors,
-                             offer_valid[port], offer_mask[port], offer[port], taken[port])
+                             offers[0][port], offers[1][port], free)
 
         for out_port in range(PORTS):
             link = self.outputs[out_port]
-            requests = Cat(offer_valid[p] & offer_mask[p][out_port] for p in range(PORTS))
             pointer = Signal(range(PORTS), name=f"out_pointer_{Dir(out_port).name}")
-            granted, winner = round_robin(m, requests, pointer, f"out_{Dir(out_port).name}")
-            for p in range(PORTS):
-                m.d.comb += taken[p][out_port].eq(granted & (winner == p))
-            sent = Array(offer)[winner]
-            m.d.comb += [link.valid.eq(granted), link.wavelet.eq(sent)]
+            grants = []
+            for round_, round_offers in enumerate(offers, 1):
+                requests = Cat(offer.valid & offer.mask[out_port] for offer in round_offers)
+                granted, winner = round_robin(m, requests, pointer,
+                                              f"out_{Dir(out_port).name}_{round_}")
+                for p, offer in enumerate(round_offers):
+                    m.d.comb += offer.taken[out_port].eq(granted & (winner == p))
+                grants.append((granted, Array(offer.wavelet for offer in round_offers)[winner],
+                               winner))
+            (granted1, sent1, winner1), (granted2, sent2, winner2) = grants
+            m.d.comb += free[out_port].eq(~granted1)
+            granted = granted1 | granted2
+            sent = Signal(wavelet_layout(params), name=f"sent_{Dir(out_port).name}")
+            m.d.comb += [sent.eq(Mux(granted1, sent1, sent2)),
+                         link.valid.eq(granted), link.wavelet.eq(sent)]
+            winner = Mux(granted1, winner1, winner2)
             with m.If(granted):
                 m.d.sync += pointer.eq(Mux(winner == PORTS - 1, 0, winner + 1))
             for c in range(colors):
@@ -180,7 +200,7 @@ class Router(wiring.Component):
         return accepts, routes_to, switches
 
     def _input_port(self, m, port, route_table, has_credit, static_colors, xy_colors,
-                    offer_valid, offer_mask, offer, taken):
+                    first, second, free):
         params = self._params
         colors, depth = params.colors, params.queue_depth
         slot_bits = (depth - 1).bit_length()  # queue slots are addressed as {color, slot}
@@ -227,30 +247,48 @@ class Router(wiring.Component):
         locked_color = Signal(params.color_bits, name=f"locked_color_{name}")
         remaining = Signal(PORTS, name=f"remaining_{name}")
         color_pointer = Signal(range(colors), name=f"color_pointer_{name}")
-        any_eligible, picked = round_robin(m, eligible, color_pointer, f"in_{name}")
-        color = Signal(params.color_bits, name=f"offer_color_{name}")
-        with m.If(locked):
-            m.d.comb += [offer_valid.eq(1), color.eq(locked_color), offer_mask.eq(remaining)]
-        with m.Else():
-            m.d.comb += [offer_valid.eq(any_eligible), color.eq(picked),
-                         offer_mask.eq(Cat(wants[o].bit_select(picked, 1) for o in range(PORTS)))]
-        word = head_word(color, queue.read_port(domain="comb"))
-        m.d.comb += [offer.data.eq(word[:DATA_BITS]), offer.ctrl.eq(word[DATA_BITS]),
-                     offer.color.eq(color)]
 
+        def offer_color(offer, valid, color, mask):
+            word = head_word(color, queue.read_port(domain="comb"))
+            m.d.comb += [offer.valid.eq(valid), offer.mask.eq(mask),
+                         offer.wavelet.data.eq(word[:DATA_BITS]),
+                         offer.wavelet.ctrl.eq(word[DATA_BITS]), offer.wavelet.color.eq(color)]
+
+        def wanted(color):
+            return Cat(wants[o].bit_select(color, 1) for o in range(PORTS))
+
+        any_eligible, picked = round_robin(m, eligible, color_pointer, f"in_{name}_1")
+        offer_color(first, locked | any_eligible, Mux(locked, locked_color, picked),
+                    Mux(locked, remaining, wanted(picked)))
+        # The second round: only colors whose outputs all stayed free.
+        unblocked = reduce(operator.and_, (~wants[o] | free[o].replicate(colors)
+                                           for o in range(PORTS)))
+        any_second, second_pick = round_robin(m, eligible & unblocked, color_pointer,
+                                              f"in_{name}_2")
+        offer_color(second, ~locked & (first.taken == 0) & any_second, second_pick,
+                    wanted(second_pick))
+
+        use_second = second.taken.any()
+        color = Signal(params.color_bits, name=f"offer_color_{name}")
+        ctrl = Signal(name=f"offer_ctrl_{name}")
         left = Signal(PORTS, name=f"left_{name}")
         done = Signal(name=f"done_{name}")
-        m.d.comb += [left.eq(offer_mask & ~taken), done.eq(offer_valid & (left == 0))]
+        m.d.comb += [
+            color.eq(Mux(use_second, second.wavelet.color, first.wavelet.color)),
+            ctrl.eq(Mux(use_second, second.wavelet.ctrl, first.wavelet.ctrl)),
+            left.eq(Mux(use_second, second.mask & ~second.taken, first.mask & ~first.taken)),
+            done.eq((first.valid | use_second) & (left == 0)),
+        ]
         with m.If(done):
             m.d.sync += [locked.eq(0), color_pointer.eq(Mux(color == colors - 1, 0, color + 1))]
-        with m.Elif(taken.any()):
+        with m.Elif(first.taken.any() | use_second):
             m.d.sync += [locked.eq(1), locked_color.eq(color), remaining.eq(left)]
         m.d.comb += [link.credit.eq(done), link.credit_color.eq(color)]
 
         # A control wavelet steps its color's switch once all of its copies are out.
         for c in static_colors:
             entry, position = switches[c]
-            with m.If(done & offer.ctrl & (color == c)):
+            with m.If(done & ctrl & (color == c)):
                 wrap = entry.last | (position == params.switch_positions - 1)
                 m.d.sync += position.eq(Mux(wrap, 0, position + 1))
 
