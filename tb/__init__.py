@@ -74,7 +74,20 @@ def seeded(func):
     return wrapper
 
 
-class Sender:
+class LinkEnd:
+    """The four signals of one link of the design, named ``<prefix>__valid`` and so on."""
+
+    def __init__(self, tb, name, prefix):
+        self.tb, self.name = tb, name
+        dut, params = tb.dut, tb.params
+        self.valid = getattr(dut, f"{prefix}__valid")
+        self.wavelet = getattr(dut, f"{prefix}__wavelet")
+        self.credit = getattr(dut, f"{prefix}__credit")
+        self.credit_color = getattr(dut, f"{prefix}__credit_color")
+        self.depth = params.queue_depth
+
+
+class Sender(LinkEnd):
     """Drives one link into the design, spending a credit per wavelet of a color.
 
     Wavelets wait in one queue per color; each cycle, with probability
@@ -89,13 +102,8 @@ class Sender:
     """
 
     def __init__(self, tb, name, prefix):
-        self.tb, self.name = tb, name
-        dut, params = tb.dut, tb.params
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.wavelet = getattr(dut, f"{prefix}__wavelet")
-        self.credit = getattr(dut, f"{prefix}__credit")
-        self.credit_color = getattr(dut, f"{prefix}__credit_color")
-        self.depth = params.queue_depth
+        super().__init__(tb, name, prefix)
+        params = tb.params
         self.credits = [params.queue_depth] * params.colors
         self.queues = [collections.deque() for _ in range(params.colors)]
         self.pending = 0
@@ -156,7 +164,7 @@ class Sender:
         return chosen
 
 
-class Receiver:
+class Receiver(LinkEnd):
     """Receives one link out of the design: models the receiver's queues and returns credits.
 
     A wavelet that arrives in cycle t sits in its color's queue (``queue_depth``
@@ -167,13 +175,8 @@ class Receiver:
     """
 
     def __init__(self, tb, name, prefix):
-        self.tb, self.name = tb, name
-        dut, params = tb.dut, tb.params
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.wavelet = getattr(dut, f"{prefix}__wavelet")
-        self.credit = getattr(dut, f"{prefix}__credit")
-        self.credit_color = getattr(dut, f"{prefix}__credit_color")
-        self.depth = params.queue_depth
+        super().__init__(tb, name, prefix)
+        params = tb.params
         self.ready = [0] * params.colors     # consumable now
         self.fresh = []                      # arrived this cycle: consumable next cycle
         self.stall = 0.0
