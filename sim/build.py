@@ -185,17 +185,26 @@ def lint(build):
           *map(str, build.sources)], build.directory, f"verilator lint of {build.top}")
 
 
-def verilator_binary(build, harness, name, headers=None):
+#: Models built only to check something (cocotb's, the flat mesh top) are compiled at
+#: -O0: a 4x4 mesh builds in 40 s where the wheel's default -Os takes 11 minutes,
+#: and runs 20-40% slower.
+UNOPTIMIZED_MAKEFLAGS = [*VERILATOR_MAKEFLAGS, "OPT_FAST=-O0", "OPT_SLOW=-O0"]
+
+
+def verilator_binary(build, harness, name, headers=None, optimize=True):
     """Build a Verilator executable of ``build`` driven by the C++ file ``harness``.
 
     ``headers`` maps file names to generated header text that the harness
-    includes.  Cached like everything else; returns the executable's path.
+    includes.  ``optimize=False`` compiles the model at -O0, for large flat
+    models built only to check something.  Cached like everything else;
+    returns the executable's path.
     """
     harness = Path(harness)
     headers = headers or {}
     native = sorted(harness.parent.glob("*.h"))
+    make_flags = VERILATOR_MAKEFLAGS if optimize else UNOPTIMIZED_MAKEFLAGS
     key = _key(build.key, harness.read_bytes(), [path.read_bytes() for path in native],
-               sorted(headers.items()))
+               sorted(headers.items()), make_flags)
     final = BUILD / "verilator" / f"{name}-{key}"
 
     def make(scratch):
@@ -207,8 +216,9 @@ def verilator_binary(build, harness, name, headers=None):
             "verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
             "-O3", "--x-assign", "fast", "--x-initial", "fast", "--inline-mult", "1",
             "--noassert", *_waiver_flags(), "--top-module", build.top, "-o", name,
-            "--Mdir", str(scratch / "obj"), "-CFLAGS", f"-O2 -I{include} -I{harness.parent}",
-            "-MAKEFLAGS", " ".join(VERILATOR_MAKEFLAGS),
+            "--Mdir", str(scratch / "obj"),
+            "-CFLAGS", f"{'-O2 ' if optimize else ''}-I{include} -I{harness.parent}",
+            "-MAKEFLAGS", " ".join(make_flags),
             *map(str, build.sources), str(harness.resolve()),
         ]
         _run(command, scratch, f"verilator build of {name}")
@@ -217,11 +227,6 @@ def verilator_binary(build, harness, name, headers=None):
 
     directory, _ = _produce(final, make)
     return directory / name
-
-
-#: cocotb Verilator models are compiled without optimisation: on a 4x4 mesh -O0 builds
-#: in 40 s where the wheel's default -Os takes 11 minutes, and they run 20-40% slower.
-COCOTB_VERILATOR_MAKEFLAGS = [*VERILATOR_MAKEFLAGS, "OPT_FAST=-O0", "OPT_SLOW=-O0"]
 
 
 def cocotb_build(sim, build, test_id):
@@ -239,7 +244,7 @@ def cocotb_build(sim, build, test_id):
     if sim == "verilator":
         build_args = [*_waiver_flags(), "--inline-mult", "1", "-O3"]
         # The runner runs make itself, so the wheel's fixes travel in MAKEFLAGS.
-        make_flags = " ".join(COCOTB_VERILATOR_MAKEFLAGS)
+        make_flags = " ".join(UNOPTIMIZED_MAKEFLAGS)
     else:
         # cocotb asks for -g2012, under which Icarus never fires the time-zero event
         # that Yosys uses to evaluate combinational blocks whose inputs never change.

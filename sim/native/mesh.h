@@ -6,13 +6,15 @@
 // one Verilated router model serves every tile, which keeps the build small and
 // the simulation cache-friendly.
 //
-// router_ports.h (generated from the router's signature) defines MESH_WIDTH,
+// fabric_ports.h (generated from the router's signature) defines MESH_WIDTH,
 // MESH_HEIGHT, BIND_ROUTER(top, inputs, outputs) and the config member names.
+// sim/native/mesh_top.h offers the same interface over the Verilog mesh top.
 #pragma once
 
 #include "Vtessera_router.h"
 #include "verilated.h"
-#include "router_ports.h"
+#include "fabric_ports.h"
+#include "link_ports.h"
 
 #include <atomic>
 #include <cstdint>
@@ -20,16 +22,6 @@
 #include <vector>
 
 namespace tessera {
-
-enum Port { N = 0, E = 1, S = 2, W = 3, RAMP = 4, PORTS = 5 };
-
-// The four members of one link end of a Verilated router.
-struct LinkPorts {
-    CData* valid;
-    QData* wavelet;
-    CData* credit;
-    CData* credit_color;
-};
 
 struct RouterModel {
     Vtessera_router* top;
@@ -60,10 +52,10 @@ class Mesh {
     Mesh& operator=(const Mesh&) = delete;
 
     RouterModel& router(int x, int y) { return routers_[y * width + x]; }
-    RouterModel& router(int node) { return routers_[node]; }
+    LinkPorts& ramp_in(int node) { return routers_[node].inputs[RAMP]; }
+    LinkPorts& ramp_out(int node) { return routers_[node].outputs[RAMP]; }
 
     // Hold reset while writing route-table words to (x, y), then release it.
-    struct RouteWrite { int x, y; uint64_t word; };
     void reset(const std::vector<RouteWrite>& routes) {
         for (RouterModel& r : routers_) r.top->reset = 1;
         for (const RouteWrite& w : routes) {

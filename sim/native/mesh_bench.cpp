@@ -12,9 +12,18 @@
 // destination ramp.  Broadcast traffic streams color 0 from the west tile of every
 // row along a multicast route that drops a copy at every ramp.
 //
-// router_ports.h (generated from rtl/params.py and rtl/wavelet.py) also defines
-// COLORS, FIRST_XY_COLOR, QUEUE_DEPTH, COLOR_SHIFT, DST_X_SHIFT and DST_Y_SHIFT.
+// fabric_ports.h (generated from rtl/params.py and rtl/wavelet.py) also defines
+// COLORS, FIRST_XY_COLOR, QUEUE_DEPTH, COLOR_SHIFT, DST_X_SHIFT and DST_Y_SHIFT,
+// and TESSERA_MESH_TOP when the harness drives the Verilated mesh top instead of
+// the C++-wired mesh (the two must agree to the cycle; tests compare them).
+#include "fabric_ports.h"
+#ifdef TESSERA_MESH_TOP
+#include "mesh_top.h"
+using Fabric = tessera::MeshTop;
+#else
 #include "mesh.h"
+using Fabric = tessera::Mesh;
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -30,7 +39,7 @@
 
 namespace {
 
-constexpr int NODES = tessera::Mesh::nodes;
+constexpr int NODES = Fabric::nodes;
 constexpr int XY_COLORS = COLORS - FIRST_XY_COLOR;
 // The 16-bit payload of an addressed wavelet is a tag: source node and a slot of its ring.
 constexpr int SLOTS = (1 << 16) / NODES;
@@ -55,6 +64,7 @@ struct Node {
     std::atomic<int> in_flight{0};  // decremented by the destination's thread
     uint64_t created = 0, delivered = 0;
     std::vector<uint32_t> latencies;
+    uint64_t digest = 14695981039346656037ULL;  // FNV-1a over (cycle, wavelet) of every ejection
 };
 
 class Bench {
@@ -65,7 +75,7 @@ class Bench {
             std::fill(std::begin(nodes_[i].credits), std::end(nodes_[i].credits), QUEUE_DEPTH);
         }
     }
-    void reset(const std::vector<tessera::Mesh::RouteWrite>& routes) { mesh_.reset(routes); }
+    void reset(const std::vector<tessera::RouteWrite>& routes) { mesh_.reset(routes); }
 
     // Offer `rate` wavelets per source per cycle; meter the last `measure` cycles.
     void run(double rate, uint64_t warmup, uint64_t measure) {
@@ -80,6 +90,11 @@ class Bench {
 
     uint64_t created() const { uint64_t n = 0; for (auto& s : nodes_) n += s.created; return n; }
     uint64_t delivered() const { uint64_t n = 0; for (auto& s : nodes_) n += s.delivered; return n; }
+    uint64_t digest() const {
+        uint64_t d = 0;
+        for (auto& s : nodes_) d = (d ^ s.digest) * 1099511628211ULL;
+        return d;
+    }
     std::vector<uint32_t> latencies() const {
         std::vector<uint32_t> all;
         for (auto& s : nodes_) all.insert(all.end(), s.latencies.begin(), s.latencies.end());
@@ -110,7 +125,7 @@ class Bench {
 
     void drive(int node, uint64_t start) {
         Node& s = nodes_[node];
-        tessera::LinkPorts& ramp = mesh_.router(node).inputs[tessera::RAMP];
+        tessera::LinkPorts& ramp = mesh_.ramp_in(node);
         *ramp.valid = 0;
         if (s.waiting.empty()) return;
         uint64_t wavelet;
@@ -144,9 +159,8 @@ class Bench {
 
     void collect(int node, uint64_t start) {
         Node& s = nodes_[node];
-        tessera::RouterModel& router = mesh_.router(node);
-        tessera::LinkPorts& in = router.inputs[tessera::RAMP];
-        tessera::LinkPorts& out = router.outputs[tessera::RAMP];
+        tessera::LinkPorts& in = mesh_.ramp_in(node);
+        tessera::LinkPorts& out = mesh_.ramp_out(node);
         // What the ramp shows now leaves the router in the next cycle; latency counts it.
         uint64_t cycle = now(node, start) + 1;
         ++ticks_[node];
@@ -165,6 +179,7 @@ class Bench {
             born = source.born[tag % SLOTS];
             source.in_flight.fetch_sub(1, std::memory_order_relaxed);
         }
+        for (uint64_t word : {cycle, wavelet}) s.digest = (s.digest ^ word) * 1099511628211ULL;
         if (cycle >= measure_from_) {
             ++s.delivered;
             s.latencies.push_back(uint32_t(cycle - born));
@@ -172,7 +187,7 @@ class Bench {
     }
 
     std::string traffic_;
-    tessera::Mesh mesh_;
+    Fabric mesh_;
     std::vector<Node> nodes_;
     uint64_t ticks_[NODES] = {};
     double rate_ = 0;
@@ -187,7 +202,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     std::string traffic = argv[1];
-    std::vector<tessera::Mesh::RouteWrite> routes;
+    std::vector<tessera::RouteWrite> routes;
     if (FILE* f = std::fopen(argv[2], "r")) {
         int x, y;
         unsigned long long word;
@@ -216,10 +231,11 @@ int main(int argc, char** argv) {
         uint32_t p99 = lat.empty() ? 0 : lat[std::min(lat.size() - 1, size_t(0.99 * lat.size()))];
         std::printf("{\"offered\": %.6f, \"accepted\": %.6f, \"created\": %llu, "
                     "\"delivered\": %llu, \"average_latency\": %.4f, \"p99_latency\": %u, "
-                    "\"cycles\": %llu, \"seconds\": %.6f}\n",
+                    "\"cycles\": %llu, \"seconds\": %.6f, \"digest\": \"%016llx\"}\n",
                     rate, double(bench.delivered()) / NODES / measure,
                     (unsigned long long)bench.created(), (unsigned long long)bench.delivered(),
-                    mean, p99, (unsigned long long)(warmup + measure), seconds);
+                    mean, p99, (unsigned long long)(warmup + measure), seconds,
+                    (unsigned long long)bench.digest());
         std::fflush(stdout);
     }
     return 0;
