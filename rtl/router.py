@@ -80,7 +80,9 @@ class Router(wiring.Component):
     Allocation is separable, so its cost grows linearly with the color count:
     each input first picks one of its colors (round-robin over colors that are
     waiting and hold credits on all of their outputs), then each output picks
-    one of the five inputs (round-robin).  A multicast wavelet may leave on its
+    one of the five inputs (round-robin).  A second round in the same cycle
+    lets each input that won nothing offer another color, bound only for
+    outputs the first round left idle.  A multicast wavelet may leave on its
     outputs in different cycles; its input stays on it until every copy is out.
 
     Latency: a wavelet on an input link is written into its color's queue at
