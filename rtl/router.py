@@ -54,6 +54,19 @@ def _lowest_set_bit(value):
     return (value & (~value + 1))[:len(value)]
 
 
+class Packed:
+    """``count`` unsigned fields of ``width`` bits in one signal, indexed by a value."""
+
+    def __init__(self, count, width, name):
+        self.width = width
+        self.signal = Signal(count * width, name=name)
+
+    def __getitem__(self, index):
+        if isinstance(index, int):
+            return self.signal[index * self.width:(index + 1) * self.width]
+        return self.signal.word_select(index, self.width)
+
+
 class Offer:
     """What one input offers the outputs in one allocation round."""
 
@@ -211,9 +224,11 @@ class Router(wiring.Component):
 
         m.submodules[f"queue_{name}"] = queue = Memory(
             shape=unsigned(DATA_BITS + 1), depth=colors << slot_bits, init=[])
-        count = [Signal(range(depth + 1), name=f"count_{name}_c{c}") for c in range(colors)]
-        head = [Signal(max(1, slot_bits), name=f"head_{name}_c{c}") for c in range(colors)]
-        tail = [Signal(max(1, slot_bits), name=f"tail_{name}_c{c}") for c in range(colors)]
+        # Per-color counters packed into one vector each and indexed by the color:
+        # a shift in simulation and a multiplexer in hardware, not a test per color.
+        count = Packed(colors, (depth).bit_length(), f"count_{name}")
+        head = Packed(colors, max(1, slot_bits), f"head_{name}")
+        tail = Packed(colors, max(1, slot_bits), f"tail_{name}")
 
         def address(slot, color):
             return Cat(slot[:slot_bits], color) if slot_bits else color
@@ -226,7 +241,7 @@ class Router(wiring.Component):
 
         def head_word(color, read_port):
             """The oldest wavelet (data and ctrl) in the queue of ``color``."""
-            m.d.comb += read_port.addr.eq(address(Array(head)[color], color))
+            m.d.comb += read_port.addr.eq(address(head[color], color))
             return read_port.data
 
         # wants[o]: the colors whose head wavelet here is bound for output o.
@@ -296,25 +311,24 @@ class Router(wiring.Component):
 
         # Every arriving wavelet is written into its color's queue.
         write = queue.write_port()
-        m.d.comb += [write.addr.eq(address(Array(tail)[link.wavelet.color], link.wavelet.color)),
+        m.d.comb += [write.addr.eq(address(tail[link.wavelet.color], link.wavelet.color)),
                      write.data.eq(Cat(link.wavelet.data, link.wavelet.ctrl))]
-        # Only the arriving color's tail and the leaving color's head move, so
-        # they are updated through one indexed write each, not a test per color.
+        # Only the arriving color's tail and the leaving color's head move.
         arriving = link.wavelet.color
         same = color == arriving
-        full = Array(count)[arriving] == depth
+        full = count[arriving] == depth
         accepted = link.valid & ~(full & ~(done & same))
         with m.If(link.valid & ~accepted):
             m.d.sync += self.overflow[port.value].eq(1)
         with m.If(accepted):
             m.d.comb += write.en.eq(1)
-            m.d.sync += Array(tail)[arriving].eq(advance(Array(tail)[arriving]))
+            m.d.sync += tail[arriving].eq(advance(tail[arriving]))
         with m.If(done):
-            m.d.sync += Array(head)[color].eq(advance(Array(head)[color]))
+            m.d.sync += head[color].eq(advance(head[color]))
         with m.If(accepted & ~(done & same)):
-            m.d.sync += Array(count)[arriving].eq(Array(count)[arriving] + 1)
+            m.d.sync += count[arriving].eq(count[arriving] + 1)
         with m.If(done & ~(accepted & same)):
-            m.d.sync += Array(count)[color].eq(Array(count)[color] - 1)
+            m.d.sync += count[color].eq(count[color] - 1)
 
     def _xy_output(self, m, data_word, name):
         """One-hot output mask of dimension-ordered XY routing for an addressed wavelet."""
