@@ -75,9 +75,14 @@ def seeded(func):
 
 
 class LinkEnd:
-    """The four signals of one link of the design, named ``<prefix>__valid`` and so on."""
+    """The four signals of one link of the design, named ``<prefix>__valid`` and so on.
+
+    :meth:`put` writes a signal only when its value changes: each write to
+    the simulator costs far more than the comparison.
+    """
 
     def __init__(self, tb, name, prefix):
+        self._driven = {}
         self.tb, self.name = tb, name
         dut, params = tb.dut, tb.params
         self.valid = getattr(dut, f"{prefix}__valid")
@@ -85,6 +90,18 @@ class LinkEnd:
         self.credit = getattr(dut, f"{prefix}__credit")
         self.credit_color = getattr(dut, f"{prefix}__credit_color")
         self.depth = params.queue_depth
+
+
+    def put(self, signal, value):
+        if self._driven.get(signal) != value:
+            getattr(self, signal).value = value
+            self._driven[signal] = value
+
+    def put_all(self, **values):
+        """Write ``values`` now, whatever was driven before (at reset)."""
+        for signal, value in values.items():
+            getattr(self, signal).value = value
+            self._driven[signal] = value
 
 
 class Sender(LinkEnd):
@@ -111,8 +128,6 @@ class Sender(LinkEnd):
         self.eager = False
         self.sent = 0
         self._returned = None    # a credit seen last cycle, spendable from this one
-        self._driven_valid = None
-        self._driven_word = None
 
     def reset(self):
         self.credits = [self.depth] * len(self.credits)
@@ -150,17 +165,10 @@ class Sender(LinkEnd):
                 self.credits[color] -= 1
                 self.sent += 1
         if chosen is None:
-            if self._driven_valid != 0:
-                self.valid.value = 0
-                self._driven_valid = 0
+            self.put("valid", 0)
             return None
-        word = self.tb.codec.pack(chosen)
-        if self._driven_valid != 1:
-            self.valid.value = 1
-            self._driven_valid = 1
-        if self._driven_word != word:
-            self.wavelet.value = word
-            self._driven_word = word
+        self.put("valid", 1)
+        self.put("wavelet", self.tb.codec.pack(chosen))
         return chosen
 
 
@@ -183,8 +191,6 @@ class Receiver(LinkEnd):
         self.blocked = set()
         self.received = 0
         self.log = None                      # list of (cycle, Wavelet) when recording
-        self._driven_credit = None
-        self._driven_color = None
 
     def reset(self):
         self.ready = [0] * len(self.ready)
@@ -218,16 +224,10 @@ class Receiver(LinkEnd):
             self.ready[c] += 1
         self.fresh.clear()
         if color is None:
-            if self._driven_credit != 0:
-                self.credit.value = 0
-                self._driven_credit = 0
+            self.put("credit", 0)
             return
-        if self._driven_credit != 1:
-            self.credit.value = 1
-            self._driven_credit = 1
-        if self._driven_color != color:
-            self.credit_color.value = color
-            self._driven_color = color
+        self.put("credit", 1)
+        self.put("credit_color", color)
 
     @property
     def holding(self):
@@ -271,13 +271,9 @@ class FabricTB:
         Clock(dut.clk, 2, unit="step", impl="gpi").start()
         dut.rst.value = 1
         for sender in self._senders:
-            sender.valid.value = 0
-            sender.wavelet.value = 0
-            sender._driven_valid, sender._driven_word = 0, 0
+            sender.put_all(valid=0, wavelet=0)
         for receiver in self._receivers:
-            receiver.credit.value = 0
-            receiver.credit_color.value = 0
-            receiver._driven_credit, receiver._driven_color = 0, 0
+            receiver.put_all(credit=0, credit_color=0)
         if set_inputs:
             set_inputs(dut)
         valid = getattr(dut, f"{config_prefix}__valid")
