@@ -7,7 +7,8 @@ from amaranth.lib.wiring import In, Out
 from .router import Router, router_signature
 from .wavelet import PORTS, Dir, LinkSignature, pack, route_write_layout, unpack
 
-__all__ = ["Mesh", "ROUTER_MODULE", "MESH_MODULE", "mesh_config_layout", "pack_mesh_config", "EDGES"]
+__all__ = ["Mesh", "ROUTER_MODULE", "MESH_MODULE", "mesh_config_layout", "pack_mesh_config", "EDGES",
+           "EDGE_OF", "edge_index"]
 
 #: Verilog module name of the router that the hierarchical mesh instantiates.
 ROUTER_MODULE = "tessera_router"
@@ -16,6 +17,13 @@ MESH_MODULE = "tessera_mesh"
 
 #: Edge-port groups of the mesh: (member prefix, the router port that faces out).
 EDGES = (("north", Dir.N), ("east", Dir.E), ("south", Dir.S), ("west", Dir.W))
+#: The edge group a router port facing out of the mesh belongs to.
+EDGE_OF = {facing: prefix for prefix, facing in EDGES}
+
+
+def edge_index(port, x, y):
+    """The index, within its edge group, of the link leaving router (x, y) on ``port``."""
+    return x if port in (Dir.N, Dir.S) else y
 
 
 def mesh_config_layout(params):
@@ -65,10 +73,6 @@ class Mesh(wiring.Component):
     def params(self):
         return self._params
 
-    def edge(self, prefix, x, y):
-        """The index into an edge group of the router at (x, y)."""
-        return x if prefix in ("north", "south") else y
-
     def elaborate(self, platform):
         m = Module()
         params = self._params
@@ -96,8 +100,7 @@ class Mesh(wiring.Component):
                     wiring.connect(m, router.outputs[port.value],
                                    neighbour.inputs[port.opposite.value])
                 else:
-                    prefix = next(p for p, facing in EDGES if facing == port)
-                    i = self.edge(prefix, x, y)
+                    prefix, i = EDGE_OF[port], edge_index(port, x, y)
                     wiring.connect(m, router.outputs[port.value],
                                    wiring.flipped(getattr(self, f"{prefix}_out")[i]))
                     wiring.connect(m, wiring.flipped(getattr(self, f"{prefix}_in")[i]),

@@ -226,7 +226,7 @@ class Router(wiring.Component):
             shape=unsigned(DATA_BITS + 1), depth=colors << slot_bits, init=[])
         # Per-color counters packed into one vector each and indexed by the color:
         # a shift in simulation and a multiplexer in hardware, not a test per color.
-        count = Packed(colors, (depth).bit_length(), f"count_{name}")
+        count = Packed(colors, depth.bit_length(), f"count_{name}")
         head = Packed(colors, max(1, slot_bits), f"head_{name}")
         tail = Packed(colors, max(1, slot_bits), f"tail_{name}")
 

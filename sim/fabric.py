@@ -29,7 +29,7 @@ wire formats come from :mod:`rtl.wavelet` (``pack_*`` / ``unpack_*``).
 import collections
 from dataclasses import dataclass
 
-from rtl.mesh import EDGES, pack_mesh_config
+from rtl.mesh import EDGE_OF, EDGES, edge_index, pack_mesh_config
 from rtl.wavelet import ADDRESSED, Dir, pack_route_write, wavelet_layout
 
 __all__ = [
@@ -302,8 +302,7 @@ class MeshModel:
         dx, dy = port.step
         if (x + dx, y + dy) in self.routers:
             return None
-        prefix = next(p for p, facing in EDGES if facing is port)
-        return edge(prefix, x if prefix in ("north", "south") else y)
+        return edge(EDGE_OF[port], edge_index(port, x, y))
 
     def inject(self, link, wavelet):
         """Feed ``wavelet`` in at ``link``; returns the :class:`Delivery` list it made certain."""

@@ -31,9 +31,7 @@ using Fabric = tessera::Mesh;
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <deque>
-#include <random>
 #include <string>
 #include <vector>
 
