@@ -25,8 +25,10 @@ class Params:
     queue_depth: int = 8        # wavelets per (input port, color); 2 sustain 1 wavelet/cycle,
                                 # more absorb contention (uniform saturation 0.40 -> 0.42 at 8x8)
     switch_positions: int = 2   # route-table entries per color, stepped by control wavelets
-    sram_bytes: int = 48 * 1024 # per-core SRAM, as on the WSE
+    sram_bytes: int = 48 * 1024 # per-core SRAM, as on the WSE: code and data
+    code_bytes: int = 4096      # of which the instruction bank (4 bytes per instruction)
     lanes: int = 16             # int8 SIMD lanes per core
+    acc_words: int = 64         # int32 accumulators per core
     spare_cols: int = 1         # spare tiles per die row, for redundancy
 
     def __post_init__(self):
@@ -48,12 +50,30 @@ class Params:
         need(self.sram_bytes >= 1024 and self.sram_bytes % (4 * self.lanes) == 0,
              f"sram_bytes must be at least 1024 and a multiple of {4 * self.lanes}, "
              f"not {self.sram_bytes}")
+        need(self.code_bytes % 4 == 0 and 64 <= self.code_bytes <= min(1 << 16, self.sram_bytes // 2),
+             f"code_bytes must be a multiple of 4 from 64 to half of sram_bytes "
+             f"({self.sram_bytes // 2}), not {self.code_bytes}")
+        need(self.data_bytes % self.lanes == 0 and self.data_bytes <= 1 << 16,
+             f"data SRAM (sram_bytes - code_bytes = {self.data_bytes}) must be a multiple of "
+             f"lanes ({self.lanes}) and at most 65536 bytes")
+        need(self.acc_words % self.lanes == 0 and self.lanes <= self.acc_words <= 4096,
+             f"acc_words must be a multiple of lanes ({self.lanes}) up to 4096, "
+             f"not {self.acc_words}")
         need(0 <= self.spare_cols <= 4, f"spare_cols must be 0..4, not {self.spare_cols}")
 
     @property
     def color_bits(self):
         """Width of the color field of a wavelet."""
         return max(1, (self.colors - 1).bit_length())
+
+    @property
+    def data_bytes(self):
+        """Data SRAM of a core: what the instruction bank leaves of ``sram_bytes``."""
+        return self.sram_bytes - self.code_bytes
+
+    @property
+    def code_words(self):
+        return self.code_bytes // 4
 
     @property
     def first_xy_color(self):
@@ -98,7 +118,7 @@ class Params:
 PRESETS = {
     # Small and quick to build: unit tests and cocotb regressions.
     "test": Params(width=4, height=4, colors=4, xy_colors=1, queue_depth=4, sram_bytes=4096,
-                   lanes=16),
+                   code_bytes=1024, lanes=16),
     # The demo wafer's tiles.
     "default": Params(),
     # WSE-3-like: 24 colors per link, 48 KiB per core.
