@@ -19,6 +19,10 @@ class UsageError(Exception):
     """Bad input from the user: reported in one line, exit status 2."""
 
 
+class SourceError(Exception):
+    """A malformed input file: reported as ``FILE: line N: problem``, exit status 2."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
@@ -104,6 +108,26 @@ def cmd_route(args):
         print(f"{route.word(params):#x}  {route}")
 
 
+def cmd_asm(args):
+    from host.asm import AsmError, assemble
+    params = _params(args)
+    try:
+        text = Path(args.file).read_text()
+    except OSError as error:
+        raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{args.file} is not UTF-8 text") from None
+    try:
+        program = assemble(text, params)
+    except AsmError as error:
+        raise SourceError(f"{args.file}: {error}") from None
+    print(f"{len(program.code)} instructions, "
+          f"{sum(len(segment) for segment in program.data.values())} data bytes")
+    if args.output:
+        hex_words = "".join(f"{word:08x}\n" for word in program.code)
+        _write_atomically(args.output, lambda path: path.write_text(hex_words))
+
+
 def cmd_bench_fabric(args):
     from host import fabric_bench
     width, height = _mesh_shape(args.mesh)
@@ -147,6 +171,12 @@ def _parser():
                        help="COLOR[@POSITION]: ACCEPT -> OUTPUT[,OUTPUT...] [last]")
     route.set_defaults(run=cmd_route)
 
+    asm = commands.add_parser("asm", help="assemble a core program (see host/asm.py)")
+    asm.add_argument("file", help="assembly source")
+    _add_params_options(asm)
+    asm.add_argument("-o", "--output", help="write the code words here, in hex, one per line")
+    asm.set_defaults(run=cmd_asm)
+
     bench = commands.add_parser("bench", help="benchmarks")
     benches = bench.add_subparsers(dest="bench", required=True, parser_class=_Parser)
     fabric = benches.add_parser("fabric", help="latency and throughput of a router mesh")
@@ -170,6 +200,9 @@ def main(argv=None):
         args.run(args)
     except (UsageError, ParamError) as error:
         print(f"tessera: error: {error}", file=sys.stderr)
+        return 2
+    except SourceError as error:
+        print(f"tessera: {error}", file=sys.stderr)
         return 2
     except build.ToolError as error:
         print(f"tessera: {error}", file=sys.stderr)

@@ -70,3 +70,55 @@ def test_verilog_writes_the_modules_and_a_parameter_sidecar(tmp_path, capsys):
     mesh = (tmp_path / "v" / "tessera_mesh.v").read_text()
     assert mesh.count("tessera_router router_") == 3 * 4
     assert "module tessera_router" not in mesh
+
+
+ASM_SOURCE = """\
+; three instructions and four data bytes
+        li   r1, table
+loop:   bdec r1, loop
+        halt
+.data 0x10
+table:  .word 0x01020304
+"""
+
+
+def test_asm_writes_the_code_words_in_hex(tmp_path, capsys):
+    from host.asm import assemble
+    from rtl.isa import Op, encode
+    from rtl.params import preset
+    source = tmp_path / "prog.s"
+    source.write_text(ASM_SOURCE)
+    out = tmp_path / "hex" / "prog.hex"
+    assert main(["asm", str(source), "--preset", "test", "-o", str(out)]) == 0
+    assert capsys.readouterr().out == "3 instructions, 4 data bytes\n"
+    lines = out.read_text().splitlines()
+    assert lines == [f"{word:08x}" for word in assemble(ASM_SOURCE, preset("test")).code]
+    assert lines[0] == f"{encode(Op.ADDI, 1, 0, imm=0x10):08x}"
+    assert lines[2] == f"{encode(Op.HALT):08x}"
+    assert sorted(path.name for path in out.parent.iterdir()) == ["prog.hex"]   # no temporary left
+
+
+@pytest.mark.parametrize("source, args, message", [
+    (ASM_SOURCE.replace("halt", "fooo r1"), [], "line 4: unknown instruction 'fooo'"),
+    ("nop\naddi r1, r0, 9000\n", [], "line 2: immediate 9000 out of range -8192..8191"),
+    ("nop\n" * 17, ["--set", "code_bytes=64"],
+     "program is 17 instructions (68 bytes); the code memory holds 16 (64 bytes)"),
+])
+def test_asm_malformed_source_is_one_line_exit_2_and_nothing_written(tmp_path, source, args,
+                                                                      message):
+    path = tmp_path / "bad.s"
+    path.write_text(source)
+    out = tmp_path / "bad.hex"
+    status, stdout, stderr = tessera("asm", str(path), "--preset", "test", *args, "-o", str(out))
+    assert status == 2, stderr
+    assert stderr == f"tessera: {path}: {message}\n"
+    assert stdout == ""
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_asm_missing_file_is_exit_2(tmp_path):
+    status, _, stderr = tessera("asm", str(tmp_path / "none.s"), "-o", str(tmp_path / "x.hex"))
+    assert status == 2
+    missing = tmp_path / "none.s"
+    assert stderr == f"tessera: error: cannot read {missing}: No such file or directory\n"
+    assert list(tmp_path.iterdir()) == []
