@@ -147,8 +147,9 @@ class Op(enum.IntEnum):
     VMIN = 51
     VQNT = 52                # a[i] = saturate((b[i] + round) >> shift) to int8 or int16
     VTBL = 53                # a[i] = table c at b[i] >> shift, interpolated (see sim.iss)
-    VMAC = 54                # a[i % len(a)] += b[i] * c[i], a is ACC
-    VMACS = 55               # a[k] += b[j * len(a) + k] * s_j: s_j the j-th scalar of c
+    VMAC = 54                # a[i] += b[i] * c[i], a is ACC
+    VMACS = 55               # a[k] += b[j * len(a) + k] * s_j, a is ACC: s_j is the scalar
+                             # register c (one chunk, j = 0) or the j-th wavelet of FIN c
     VSUM = 56                # rd = sum of b (wrapping)
     VRMAX = 57               # rd = max of b
     VARGMAX = 58             # rd = index of the first maximum of b

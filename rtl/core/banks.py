@@ -1,0 +1,101 @@
+"""Banked memories: the data SRAM and the accumulator file of a core.
+
+Address ``a`` lives in bank ``a % lanes``, row ``a // lanes``, so any
+``lanes`` consecutive addresses are one access per bank: a *window*.  A read
+port of :class:`Banks` returns the window starting at any address, rotated so
+that lane ``k`` holds address ``first + k``; the write port takes lanes and a
+lane mask and rotates them back.  A single element (a strided access) is a
+window of one.
+"""
+
+from amaranth.hdl import Cat, Const, Mux, Signal, unsigned
+from amaranth.lib.memory import Memory
+
+__all__ = ["Banks"]
+
+
+class Banks:
+    """``lanes`` memories of ``width``-bit words and ``depth`` words in all."""
+
+    def __init__(self, m, name, lanes, depth, width):
+        self.lanes, self.width, self.rows = lanes, width, depth // lanes
+        self.low_bits = (lanes - 1).bit_length()
+        self.address_bits = max(1, (depth - 1).bit_length())
+        self.memories = []
+        for bank in range(lanes):
+            memory = Memory(shape=unsigned(width), depth=self.rows, init=[])
+            m.submodules[f"{name}_bank{bank}"] = memory
+            self.memories.append(memory)
+        self._m, self._name = m, name
+
+    def _rows(self, first):
+        """The row each bank reads or writes for the window starting at ``first``."""
+        low, row = first[:self.low_bits], first[self.low_bits:]
+        # Banks below the first one's take the next row; past the end, row 0 (unused lanes).
+        return [Mux(row + (low > bank) >= self.rows, 0, row + (low > bank))
+                for bank in range(self.lanes)]
+
+    def _rotate(self, words, amount, left):
+        joined = Cat(*words, *words)
+        width, total = self.width, self.width * self.lanes
+        if left:
+            return (joined << (amount * width))[total:2 * total]
+        return (joined >> (amount * width))[:total]
+
+    def read_window(self, first, name):
+        """Lanes ``k = 0..lanes-1`` hold the word at ``first + k`` (comb)."""
+        first = _fit(first, self.address_bits + 1)
+        rows = self._rows(first)
+        words = []
+        for bank, memory in enumerate(self.memories):
+            port = memory.read_port(domain="comb")
+            self._m.d.comb += port.addr.eq(rows[bank])
+            words.append(port.data)
+        lanes = Signal(self.width * self.lanes, name=f"{self._name}_{name}")
+        self._m.d.comb += lanes.eq(self._rotate(words, first[:self.low_bits], left=False))
+        return [lanes[k * self.width:(k + 1) * self.width] for k in range(self.lanes)]
+
+    def read_row(self, row, name):
+        """The words of one row, bank 0 first (the back door)."""
+        words = []
+        for memory in self.memories:
+            port = memory.read_port(domain="comb")
+            self._m.d.comb += port.addr.eq(row)
+            words.append(port.data)
+        lanes = Signal(self.width * self.lanes, name=f"{self._name}_{name}")
+        self._m.d.comb += lanes.eq(Cat(*words))
+        return lanes
+
+    def write_port(self):
+        """The one write port: returns ``(first, lanes, mask, row_mode)``, signals to drive.
+
+        With ``row_mode`` set, ``first`` is a row and ``lanes`` go to banks 0.. in order
+        (the back door); otherwise lane ``k`` goes to address ``first + k`` when mask bit
+        ``k`` is set.
+        """
+        m, name = self._m, self._name
+        first = Signal(self.address_bits + 1, name=f"{name}_write_first")
+        lanes = Signal(self.width * self.lanes, name=f"{name}_write_lanes")
+        mask = Signal(self.lanes, name=f"{name}_write_mask")
+        row_mode = Signal(name=f"{name}_write_rows")
+        low = first[:self.low_bits]
+        rows = self._rows(first)
+        words = [lanes[k * self.width:(k + 1) * self.width] for k in range(self.lanes)]
+        rotated = self._rotate(words, low, left=True)
+        rotated_mask = (Cat(mask, mask) << low)[self.lanes:2 * self.lanes]
+        for bank, memory in enumerate(self.memories):
+            port = memory.write_port()
+            m.d.comb += [
+                port.addr.eq(Mux(row_mode, first, rows[bank])),
+                port.data.eq(Mux(row_mode, words[bank],
+                                 rotated[bank * self.width:(bank + 1) * self.width])),
+                port.en.eq(Mux(row_mode, mask[bank], rotated_mask[bank])),
+            ]
+        return first, lanes, mask, row_mode
+
+
+def _fit(value, width):
+    """``value`` as exactly ``width`` unsigned bits."""
+    if isinstance(value, int):
+        return Const(value, width)
+    return value.as_unsigned()[:width] if len(value) >= width else value.as_unsigned()

@@ -1,0 +1,652 @@
+"""The instruction-set simulator: the golden model of one tessera core, cycle by cycle.
+
+It is written from the ISA (:mod:`rtl.isa`) in plain Python integers, with no
+reference to the RTL's signals, and it is the specification of the core's
+timing: the RTL (:mod:`rtl.core`) matches its cycle counts exactly, and the
+differential tests check memory, registers, wavelets and counters down to
+the bit and the cycle.
+
+**The ramp.**  The core talks to its router over one credit link each way
+(:mod:`rtl.wavelet`).  Arriving wavelets wait in one queue per color
+(``queue_depth`` each); taking one returns its credit in the same cycle.  At
+most one wavelet is taken per cycle.  The core sends at most one wavelet per
+cycle and keeps one credit counter per color for the router's ramp queues.
+
+**A cycle** (:meth:`Core.step`) runs, all from the state at its start:
+
+1. *Fabric input.*  Each microthread slot whose operation reads a ``FIN``
+   operand has a two-entry staging buffer; it wants a wavelet while the
+   buffer has room, the operation needs more, and the queue holds one.  The
+   two slots take turns (round robin); a ``RECV`` takes a wavelet only when no
+   slot does.  For ``VMACS`` the fabric operand is the scalar: a zero is
+   counted as a zero-skip and dropped, so it costs no datapath cycle.
+2. *Vector beat.*  Of the active slots that can make progress (an element in
+   the buffer when they read the fabric, a credit when they send to it), one
+   runs a beat, the slots taking turns.  A beat processes ``lanes`` elements
+   when every vector operand is ``ACC`` or a ``MEM`` with stride 1, else one
+   element; ``VTBL`` always one.  SRAM and the accumulators are banked by
+   address modulo ``lanes``, so any ``lanes`` consecutive elements are one
+   access per bank.
+3. *Scalar instruction.*  One instruction completes per cycle unless it waits:
+   ``ST``/``STB`` wait while a beat writes SRAM, ``SEND`` while a beat sends,
+   ``RECV`` for its wavelet, a vector instruction for its slot, ``WAIT`` for
+   the slot to be idle.  A vector instruction without ``ASYNC`` (and every
+   reduction) makes the core wait for its slot: the next instruction executes
+   in the first cycle that starts with the slot idle, so an operation of B
+   beats costs B + 1 cycles.  After ``TEXIT`` the core is free: each free
+   cycle the scheduler starts the lowest-numbered unblocked task that is
+   activated or whose bound color has a wavelet waiting; its first
+   instruction runs in the next cycle.
+4. Everything is written at the end of the cycle.
+
+A fault (see :class:`rtl.isa.Fault`) sets the fault flag, cause and PC, counts
+in ``FAULTS`` and halts the core; microthreads already running finish.
+
+**Arithmetic.**  Registers, accumulators and fabric data are 32-bit and wrap.
+``MEM`` elements are int8: read sign-extended, written as their low 8 bits.
+``VQNT`` computes ``(x + 2**(s-1)) >> s`` (no rounding term when s = 0) in
+33 bits and saturates to int8 (int16 with ``WIDE``).  ``VTBL`` reads int16
+entries ``T[i]`` (little-endian, at ``base + 2 i``; ``length >= 2``
+entries) and for ``x`` computes ``i = x >> s``, ``f = x & (2**s - 1)``:
+``T[0]`` when i < 0, ``T[length-1]`` when i >= length - 1, else
+``T[i] + (((T[i+1] - T[i]) * f) >> s)``; it reads the 4 bytes of
+``T[i0], T[i0+1]`` with ``i0 = min(max(i, 0), length - 2)``.
+"""
+
+import collections
+from dataclasses import dataclass, field
+
+from rtl.isa import (COUNTERS, DESCRIPTORS, OPS, REDUCTIONS, REGISTERS, SLOTS,
+                     TASKS, Counter, Fault, Format, Kind, Op, VFlag, decode, sign_extend)
+
+__all__ = ["Core", "Descriptor", "RampSender", "RampReceiver", "run", "wrap32"]
+
+INT32_MIN = -(1 << 31)
+
+
+def wrap32(value):
+    return sign_extend(value, 32)
+
+
+def saturate(value, bits):
+    low, high = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return min(max(value, low), high)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    kind: Kind = Kind.NONE
+    base: int = 0
+    length: int = 0
+    stride: int = 0          # MEM: signed stride; FIN/FOUT: the color
+
+    @property
+    def color(self):
+        return self.stride
+
+    def address(self, index):
+        return self.base + index * sign_extend(self.stride, 16)
+
+
+@dataclass
+class Slot:
+    """One vector microthread: the operation it runs and how far it has got."""
+    active: bool = False
+    op: Op = Op.NOP
+    flags: int = 0
+    dst: Descriptor = Descriptor()
+    src: Descriptor = Descriptor()
+    src2: Descriptor = Descriptor()  # the second vector operand, the table, or the FIN scalar
+    scalar: int = 0          # the SCALAR register's value at launch
+    width: int = 1           # elements per beat
+    rd: int = 0              # reductions: the destination register
+    elements: int = 0        # elements per vector (VMACS: per chunk)
+    chunks: int = 1          # VMACS: scalars, one per chunk
+    position: int = 0        # element index within the vector or current chunk
+    fin: Descriptor | None = None   # the FIN operand, if any
+    fin_is_scalar: bool = False     # VMACS's scalars come from the fabric: zeros are skipped
+    fin_popped: int = 0
+    staged: collections.deque = field(default_factory=collections.deque)  # (value, chunk)
+    done: bool = False       # every element processed (all but fabric-scalar VMACS)
+    result: int = 0          # reductions: running sum or maximum
+    result_index: int = 0    # VARGMAX: index of the first maximum so far
+
+
+class CoreFault(Exception):
+    def __init__(self, cause):
+        self.cause = cause
+
+
+class Core:
+    """One core.  :meth:`load` the program, then :meth:`step` once per cycle."""
+
+    def __init__(self, params):
+        self.params = params
+        self.lanes = params.lanes
+        self.code = [0] * params.code_words
+        self.mem = bytearray(params.data_bytes)
+        self.reset()
+
+    def reset(self):
+        """The state after reset.  Memories (code, data, accumulators) are kept, as in the RTL."""
+        p = self.params
+        if not hasattr(self, "acc"):
+            self.acc = [0] * p.acc_words
+        self.regs = [0] * REGISTERS
+        self.dsr = [Descriptor() for _ in range(DESCRIPTORS)]
+        self.pc = 0
+        self.running = True          # a task (at reset: the main program) is running
+        self.halted = False
+        self.fault = Fault.NONE
+        self.fault_pc = 0
+        self.waiting_slot = None     # a synchronous vector instruction's slot
+        self.task_entry = [0] * TASKS
+        self.task_color = [None] * TASKS
+        self.task_active = [False] * TASKS
+        self.task_blocked = [False] * TASKS
+        self.queues = [collections.deque() for _ in range(p.colors)]
+        self.credits = [p.queue_depth] * p.colors
+        self.slots = [Slot() for _ in range(SLOTS)]
+        self.pop_turn = 0            # the slot that wins the next contested pop
+        self.beat_turn = 0           # the slot that wins the next contested beat
+        self.counters = [0] * COUNTERS
+        self.cycle = 0
+
+    def load(self, code=(), data=None, acc=None):
+        """Write code words (from address 0) and a data image, as the back door does."""
+        code = list(code)
+        self.code[:len(code)] = code
+        if data is not None:
+            self.mem[:len(data)] = bytes(data)
+        if acc is not None:
+            self.acc[:len(acc)] = [wrap32(v) for v in acc]
+
+    @property
+    def idle(self):
+        """Halted with every microthread finished: nothing will change any more."""
+        return self.halted and not any(slot.active for slot in self.slots)
+
+    # --- one cycle ---
+
+    def step(self, arriving=None, credit=None):
+        """Run one cycle.  ``arriving``: the wavelet ``(data, color, ctrl)`` the router
+        delivers this cycle, or None; ``credit``: the color of a credit the router
+        returns this cycle, or None.  Returns ``(sent, credit_out)``: the wavelet sent
+        this cycle and the color whose credit the core returns, each or None."""
+        count = self.counters
+        self._counters_at_start = list(count)
+        self._waiting_colors = [bool(queue) for queue in self.queues]
+        self._pending_writes = []
+        instruction = None if (self.halted or not self.running or self.waiting_slot is not None
+                               and self.slots[self.waiting_slot].active) else self._fetch()
+
+        # 1. Fabric input: at most one wavelet leaves the queues.
+        popped_by = self._arbitrate_pop(instruction)
+        popped = None
+        if popped_by is not None:
+            color = popped_by[1]
+            popped = self.queues[color].popleft()
+            count[Counter.WAVELETS_IN] += 1
+
+        # 2. One vector beat.
+        beat_slot = self._arbitrate_beat()
+        sent = None
+        beat_writes_mem = beat_slot is not None and beat_slot.dst.kind == Kind.MEM
+        beat_sends = beat_slot is not None and beat_slot.dst.kind == Kind.FOUT
+        if beat_slot is not None:
+            sent = self._beat(beat_slot)
+
+        # 3. The scalar core.
+        completed = False
+        if not self.halted:
+            count[Counter.CYCLES] += 1
+            if self.waiting_slot is not None and not self.slots[self.waiting_slot].active:
+                self.waiting_slot = None
+            if self.waiting_slot is not None:
+                pass
+            elif not self.running:
+                self._schedule()
+            else:
+                try:
+                    completed, scalar_sent = self._execute(instruction, popped_by, popped,
+                                                           beat_writes_mem, beat_sends)
+                except CoreFault as fault:
+                    self._take_fault(fault.cause)
+                else:
+                    sent = sent or scalar_sent
+        if completed or beat_slot is not None:
+            count[Counter.BUSY] += 1
+
+        # 4. End of cycle: the beat's writes, staged wavelets, arrivals, credits, finished slots.
+        for memory, address, value in self._pending_writes:
+            memory[address] = value
+        if popped_by is not None and popped_by[0] != "recv":
+            slot = self.slots[popped_by[0]]
+            value = sign_extend(popped[0], 32)
+            slot.fin_popped += 1
+            if slot.fin_is_scalar and value == 0:
+                count[Counter.ZERO_SKIPS] += 1
+            else:
+                slot.staged.append((value, slot.fin_popped - 1))
+        for slot in self.slots:
+            if slot.active and self._finished(slot):
+                slot.active = False
+                if slot.op in REDUCTIONS:
+                    self._write_reg(slot.rd, slot.result_index if slot.op == Op.VARGMAX
+                                    else slot.result)
+        if arriving is not None:
+            data_word, color, ctrl = arriving
+            if len(self.queues[color]) >= self.params.queue_depth:
+                raise AssertionError(f"wavelet of color {color} arrived for a full queue")
+            self.queues[color].append((data_word, ctrl))
+        if credit is not None:
+            self.credits[credit] += 1
+        if sent is not None:
+            count[Counter.WAVELETS_OUT] += 1
+        self.cycle += 1
+        return sent, (popped_by[1] if popped_by is not None else None)
+
+    def _fetch(self):
+        if self.pc >= self.params.code_words:
+            return None
+        return self.code[self.pc]
+
+    def _arbitrate_pop(self, instruction):
+        """``(who, color)``: who is a slot number or "recv"; or None."""
+        wanting = []
+        for number, slot in enumerate(self.slots):
+            fin = slot.fin
+            if (slot.active and fin is not None and fin.length > slot.fin_popped
+                    and len(slot.staged) < 2 and self.queues[fin.color]):
+                wanting.append(number)
+        if wanting:
+            winner = self.pop_turn if self.pop_turn in wanting else wanting[0]
+            self.pop_turn = 1 - winner
+            return winner, self.slots[winner].fin.color
+        if instruction is not None:
+            opcode, a, b, c, imm = decode(instruction)
+            if opcode == Op.RECV and imm < self.params.colors and self.queues[imm]:
+                return "recv", imm
+        return None
+
+    def _ready(self, slot):
+        if not slot.active:
+            return False
+        if slot.fin is not None and not slot.fin_is_scalar and not slot.staged:
+            return False
+        if slot.fin_is_scalar and not slot.staged:
+            return False
+        if slot.dst.kind == Kind.FOUT and self.credits[slot.dst.color] == 0:
+            return False
+        return True
+
+    def _arbitrate_beat(self):
+        ready = [n for n, slot in enumerate(self.slots) if self._ready(slot)]
+        if not ready:
+            return None
+        winner = self.beat_turn if self.beat_turn in ready else ready[0]
+        self.beat_turn = 1 - winner
+        return self.slots[winner]
+
+    # --- vector beats ---
+
+    def _read(self, descriptor, index, slot):
+        """Element ``index`` of a vector operand, as a 32-bit signed value."""
+        if descriptor.kind == Kind.MEM:
+            self.counters[Counter.SRAM_READS] += 1
+            return sign_extend(self.mem[descriptor.address(index)], 8)
+        if descriptor.kind == Kind.ACC:
+            return self.acc[descriptor.base + index]
+        return slot.staged[0][0]   # FIN: the staged wavelet
+
+    def _write(self, descriptor, index, value):
+        value = wrap32(value)
+        if descriptor.kind == Kind.MEM:
+            self.counters[Counter.SRAM_WRITES] += 1
+            self._pending_writes.append((self.mem, descriptor.address(index), value & 0xFF))
+            return None
+        if descriptor.kind == Kind.ACC:
+            self._pending_writes.append((self.acc, descriptor.base + index, value))
+            return None
+        self.credits[descriptor.color] -= 1
+        return (value & 0xFFFFFFFF, descriptor.color, 0)
+
+    def _table(self, table, x, shift):
+        """VTBL's lookup with interpolation (module docstring)."""
+        index, fraction = x >> shift, x & ((1 << shift) - 1)
+        low = min(max(index, 0), table.length - 2)
+        entry = []
+        for k in (low, low + 1):
+            address = table.base + 2 * k
+            entry.append(sign_extend(self.mem[address] | self.mem[address + 1] << 8, 16))
+        self.counters[Counter.SRAM_READS] += 4
+        if index < 0:
+            return entry[0]
+        if index >= table.length - 1:
+            return entry[1]
+        return entry[0] + (((entry[1] - entry[0]) * fraction) >> shift)
+
+    def _beat(self, slot):
+        """Run one beat of ``slot``; returns the wavelet it sends, or None."""
+        op, sent = slot.op, None
+        count = min(slot.width, slot.elements - slot.position)
+        if op == Op.VMACS:
+            scalar, chunk = slot.staged[0] if slot.fin is not None else (slot.scalar, 0)
+            for k in range(slot.position, slot.position + count):
+                product = self._read(slot.src, chunk * slot.elements + k, slot) * scalar
+                self._write(slot.dst, k, self.acc[slot.dst.base + k] + product)
+        else:
+            for k in range(slot.position, slot.position + count):
+                x = self._read(slot.src, k, slot)
+                if op in REDUCTIONS:
+                    if op == Op.VSUM:
+                        slot.result = wrap32(slot.result + x)
+                    elif x > slot.result:
+                        slot.result, slot.result_index = x, k
+                    continue
+                if op == Op.VTBL:
+                    value = self._table(slot.src2, x, slot.flags & VFlag.SHIFT)
+                elif op == Op.VQNT:
+                    shift = slot.flags & VFlag.SHIFT
+                    rounding = (1 << (shift - 1)) if shift else 0
+                    value = saturate((x + rounding) >> shift, 16 if slot.flags & VFlag.WIDE else 8)
+                elif op == Op.VMOV:
+                    value = x
+                else:
+                    y = slot.scalar if slot.flags & VFlag.SCALAR else self._read(slot.src2, k, slot)
+                    value = {Op.VADD: lambda: x + y, Op.VSUB: lambda: x - y,
+                             Op.VMUL: lambda: x * y, Op.VMAX: lambda: max(x, y),
+                             Op.VMIN: lambda: min(x, y),
+                             Op.VMAC: lambda: self.acc[slot.dst.base + k] + x * y}[op]()
+                sent = self._write(slot.dst, k, value) or sent
+        slot.position += count
+        if slot.fin is not None and not slot.fin_is_scalar:
+            slot.staged.popleft()            # one staged element per beat
+        if slot.position == slot.elements:
+            slot.position = 0
+            if slot.fin_is_scalar:
+                slot.staged.popleft()        # this scalar's chunk is done
+            else:
+                slot.done = True
+        return sent
+
+    @staticmethod
+    def _finished(slot):
+        if slot.fin_is_scalar:
+            return slot.fin_popped == slot.chunks and not slot.staged
+        return slot.done
+
+    # --- scalar instructions ---
+
+    def _take_fault(self, cause):
+        self.fault = cause
+        self.fault_pc = self.pc
+        self.halted = True
+        self.counters[Counter.FAULTS] += 1
+
+    def _schedule(self):
+        for task in range(TASKS):
+            if self.task_blocked[task]:
+                continue
+            color = self.task_color[task]
+            if self.task_active[task] or (color is not None and self._waiting_colors[color]):
+                self.task_active[task] = False
+                self.pc = self.task_entry[task]
+                self.running = True
+                return
+
+    def _write_reg(self, number, value):
+        if number:
+            self.regs[number] = wrap32(value)
+
+    def _check_color(self, color):
+        if color >= self.params.colors:
+            raise CoreFault(Fault.COLOR)
+
+    def _execute(self, instruction, popped_by, popped, beat_writes_mem, beat_sends):
+        """Execute the instruction at pc; returns ``(completed, sent)``."""
+        if instruction is None:
+            raise CoreFault(Fault.PC_RANGE)
+        opcode, a, b, c, imm = decode(instruction)
+        if opcode not in Op._value2member_map_:
+            raise CoreFault(Fault.ILLEGAL)
+        op = Op(opcode)
+        regs, p = self.regs, self.params
+        rb, rc = regs[b], regs[c]
+        next_pc = self.pc + 1
+        sent = None
+        fmt = OPS[op].format
+        if fmt == Format.R:
+            u = lambda v: v & 0xFFFFFFFF
+            self._write_reg(a, {
+                Op.ADD: lambda: rb + rc, Op.SUB: lambda: rb - rc, Op.AND: lambda: rb & rc,
+                Op.OR: lambda: rb | rc, Op.XOR: lambda: rb ^ rc,
+                Op.SLL: lambda: rb << (rc & 31), Op.SRL: lambda: u(rb) >> (rc & 31),
+                Op.SRA: lambda: rb >> (rc & 31), Op.MUL: lambda: rb * rc,
+                Op.SLT: lambda: int(rb < rc), Op.SLTU: lambda: int(u(rb) < u(rc))}[op]())
+        elif fmt == Format.I:
+            self._write_reg(a, {
+                Op.ADDI: lambda: rb + imm, Op.ANDI: lambda: rb & imm,
+                Op.SLLI: lambda: rb << (imm & 31), Op.SRLI: lambda: (rb & 0xFFFFFFFF) >> (imm & 31),
+                Op.SRAI: lambda: rb >> (imm & 31), Op.SLTI: lambda: int(rb < imm)}[op]())
+        elif op == Op.LUI:
+            self._write_reg(a, ((c << 14) | imm) << 14)
+        elif fmt in (Format.LOAD, Format.STORE):
+            size = 4 if op in (Op.LD, Op.ST) else 1
+            address = (rb + imm) & 0xFFFFFFFF
+            if fmt == Format.STORE and beat_writes_mem:
+                return False, None
+            if address + size > p.data_bytes:
+                raise CoreFault(Fault.MEM_RANGE)
+            if fmt == Format.LOAD:
+                value = int.from_bytes(self.mem[address:address + size], "little")
+                self._write_reg(a, sign_extend(value, 8 * size))
+                self.counters[Counter.SRAM_READS] += size
+            else:
+                self.mem[address:address + size] = (rc & ((1 << (8 * size)) - 1)).to_bytes(
+                    size, "little")
+                self.counters[Counter.SRAM_WRITES] += size
+        elif fmt == Format.BRANCH:
+            taken = {Op.BEQ: rb == rc, Op.BNE: rb != rc, Op.BLT: rb < rc, Op.BGE: rb >= rc}[op]
+            if taken:
+                next_pc = self.pc + imm
+        elif op == Op.BDEC:
+            count = wrap32(regs[a] - 1)
+            self._write_reg(a, count)
+            if count != 0:
+                next_pc = self.pc + imm
+        elif op == Op.JAL:
+            self._write_reg(a, self.pc + 1)
+            next_pc = imm
+        elif op == Op.JR:
+            next_pc = rb
+        elif op == Op.CSRR:
+            if imm >= COUNTERS:
+                raise CoreFault(Fault.ILLEGAL)
+            self._write_reg(a, self._counters_at_start[imm])
+        elif op == Op.RECV:
+            self._check_color(imm)
+            if popped_by is None or popped_by[0] != "recv":
+                return False, None
+            self._write_reg(a, popped[0])
+        elif op == Op.SEND:
+            color = imm & 0x1F
+            self._check_color(color)
+            if beat_sends or self.credits[color] == 0:
+                return False, None
+            self.credits[color] -= 1
+            sent = (rc & 0xFFFFFFFF, color, imm >> 5 & 1)
+        elif fmt in (Format.TASK, Format.TBIND, Format.T):
+            if a >= TASKS:
+                raise CoreFault(Fault.ILLEGAL)
+            if op == Op.TASK:
+                self.task_entry[a] = imm
+            elif op == Op.TBIND:
+                self._check_color(imm)
+                self.task_color[a] = imm
+            elif op == Op.TACT:
+                self.task_active[a] = True
+            else:
+                self.task_blocked[a] = op == Op.TBLOCK
+        elif op == Op.TEXIT:
+            self.running = False
+        elif op == Op.WAIT:
+            if a >= SLOTS:
+                raise CoreFault(Fault.ILLEGAL)
+            if self.slots[a].active:
+                return False, None
+        elif op == Op.HALT:
+            self.halted = True
+        elif op == Op.NOP:
+            pass
+        elif fmt in (Format.DMEM, Format.DACC, Format.DFAB):
+            if a >= DESCRIPTORS:
+                raise CoreFault(Fault.ILLEGAL)
+            kind = {Op.DMEM: Kind.MEM, Op.DACC: Kind.ACC, Op.DFIN: Kind.FIN,
+                    Op.DFOUT: Kind.FOUT}[op]
+            base = rb & 0xFFFF if fmt != Format.DFAB else 0
+            stride = imm & 0xFFFF if fmt != Format.DACC else 0
+            self.dsr[a] = Descriptor(kind, base, rc & 0xFFFF, stride)
+        else:  # vector
+            slot_number = 1 if imm & VFlag.SLOT1 else 0
+            if self.slots[slot_number].active:
+                return False, None
+            self._launch(op, a, b, c, imm, slot_number)
+            if op in REDUCTIONS or not imm & VFlag.ASYNC:
+                self.waiting_slot = slot_number
+        self.pc = next_pc & 0xFFFF
+        return True, sent
+
+    def _launch(self, op, a, b, c, flags, slot_number):
+        """Check a vector instruction's operands (faulting on the first problem) and start it."""
+        p = self.params
+        scalar_operand = bool(flags & VFlag.SCALAR)
+        uses_c = op not in (Op.VMOV, Op.VQNT) + REDUCTIONS
+        if max(b, a if op not in REDUCTIONS else 0) >= DESCRIPTORS or (
+                uses_c and not scalar_operand and c >= DESCRIPTORS):
+            raise CoreFault(Fault.ILLEGAL)
+        src = self.dsr[b]
+        dst = self.dsr[a] if op not in REDUCTIONS else None
+        src2 = self.dsr[c] if uses_c and not scalar_operand else None
+        readable = (Kind.MEM, Kind.ACC, Kind.FIN)
+        fins = [d for d in (src, src2) if d is not None and d.kind == Kind.FIN]
+        if (src.kind not in readable or (src2 is not None and src2.kind not in readable)
+                or (dst is not None and dst.kind not in (Kind.MEM, Kind.ACC, Kind.FOUT))
+                or len(fins) > 1
+                or (op in (Op.VMAC, Op.VMACS) and dst.kind != Kind.ACC)
+                or (op == Op.VTBL and (scalar_operand or src2.kind != Kind.MEM))
+                or (op == Op.VMACS and (src.kind == Kind.FIN
+                                        or not scalar_operand and src2.kind != Kind.FIN))):
+            raise CoreFault(Fault.ILLEGAL)
+        for d in (dst, src, src2):
+            if d is not None and d.kind in (Kind.FIN, Kind.FOUT):
+                self._check_color(d.color)
+        elements = src.length if op in REDUCTIONS else dst.length
+        chunks = 1
+        if elements == 0:
+            raise CoreFault(Fault.SHAPE)
+        if op == Op.VMACS:
+            # A register scalar multiplies one chunk; fabric scalars one chunk each.
+            chunks = 1 if scalar_operand else src2.length
+            if chunks == 0 or src.length != chunks * elements:
+                raise CoreFault(Fault.SHAPE)
+        elif op == Op.VTBL:
+            if src.length != elements or src2.length < 2:
+                raise CoreFault(Fault.SHAPE)
+        elif op not in REDUCTIONS:
+            if src.length != elements or (src2 is not None and src2.length != elements):
+                raise CoreFault(Fault.SHAPE)
+        for d, length in ((dst, elements), (src, src.length), (src2, None)):
+            if d is None:
+                continue
+            length = d.length if length is None else length
+            if d.kind == Kind.MEM:
+                table = op == Op.VTBL and d is src2
+                last = d.base + 2 * length - 1 if table else d.address(length - 1)
+                if not (d.base < p.data_bytes and 0 <= last < p.data_bytes):
+                    raise CoreFault(Fault.MEM_RANGE)
+            elif d.kind == Kind.ACC and d.base + length > p.acc_words:
+                raise CoreFault(Fault.ACC_RANGE)
+        vectors = [d for d in (dst, src, src2 if op not in (Op.VTBL, Op.VMACS) else None)
+                   if d is not None]
+        parallel = op != Op.VTBL and all(
+            d.kind == Kind.ACC or (d.kind == Kind.MEM and sign_extend(d.stride, 16) == 1)
+            for d in vectors)
+        slot = Slot(active=True, op=op, flags=flags, dst=dst or Descriptor(), src=src,
+                    src2=src2 or Descriptor(), scalar=self.regs[c] if scalar_operand else 0,
+                    width=self.lanes if parallel else 1, rd=a, elements=elements, chunks=chunks,
+                    fin=fins[0] if fins else None,
+                    fin_is_scalar=op == Op.VMACS and not scalar_operand,
+                    result=INT32_MIN if op in (Op.VRMAX, Op.VARGMAX) else 0)
+        if op == Op.VMACS and scalar_operand and slot.scalar == 0:
+            self.counters[Counter.ZERO_SKIPS] += 1
+            slot.active = False
+        self.slots[slot_number] = slot
+
+
+def run(core, sender=None, receiver=None, max_cycles=100_000):
+    """Step ``core`` until it is idle (halted, microthreads done) or ``max_cycles``;
+    returns the cycles run.  ``sender`` and ``receiver`` model the router's side."""
+    sender = sender or RampSender(core.params, [])
+    receiver = receiver or RampReceiver(core.params)
+    cycles = 0
+    while not core.idle and cycles < max_cycles:
+        arriving = sender.drive(cycles)
+        credit = receiver.drive(cycles)
+        sent, credit_out = core.step(arriving, credit)
+        sender.sample(credit_out)
+        receiver.sample(cycles, sent)
+        cycles += 1
+    return cycles
+
+
+class RampSender:
+    """The router's ramp output, as the core sees it: a credit-respecting sender.
+
+    ``wavelets`` is a list of ``(earliest cycle, data, color)``, sent in order:
+    the next one goes out in the first cycle at or after its earliest cycle in
+    which the sender holds a credit for its color.  A credit the core returns in
+    cycle t can be spent from cycle t + 1.  The testbench drives the RTL with the
+    same object, so both see the same wavelets in the same cycles.
+    """
+
+    def __init__(self, params, wavelets):
+        self.wavelets = collections.deque(wavelets)
+        self.credits = [params.queue_depth] * params.colors
+
+    def drive(self, cycle):
+        if self.wavelets:
+            earliest, data_word, color = self.wavelets[0]
+            if cycle >= earliest and self.credits[color]:
+                self.wavelets.popleft()
+                self.credits[color] -= 1
+                return data_word & 0xFFFFFFFF, color, 0
+        return None
+
+    def sample(self, credit_color):
+        if credit_color is not None:
+            self.credits[credit_color] += 1
+
+
+class RampReceiver:
+    """The router's ramp input: queues of ``queue_depth`` that drain one wavelet a cycle
+    when ``ready(cycle)`` says so (back-pressure), returning a credit for each."""
+
+    def __init__(self, params, ready=lambda cycle: True):
+        self.queue = collections.deque()
+        self.depth = params.queue_depth
+        self.ready = ready
+        self.received = []       # (cycle, data, color, ctrl)
+
+    def drive(self, cycle):
+        if self.queue and self.ready(cycle):
+            return self.queue.popleft()
+        return None
+
+    def sample(self, cycle, sent):
+        if sent is not None:
+            self.received.append((cycle, *sent))
+            self.queue.append(sent[1])
+            if self.queue.count(sent[1]) > self.depth:
+                raise AssertionError(f"cycle {cycle}: the core sent color {sent[1]} "
+                                     f"without a credit")
