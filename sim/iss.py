@@ -603,22 +603,27 @@ def run(core, sender=None, receiver=None, max_cycles=100_000):
 class RampSender:
     """The router's ramp output, as the core sees it: a credit-respecting sender.
 
-    ``wavelets`` is a list of ``(earliest cycle, data, color)``, sent in order:
-    the next one goes out in the first cycle at or after its earliest cycle in
-    which the sender holds a credit for its color.  A credit the core returns in
-    cycle t can be spent from cycle t + 1.  The testbench drives the RTL with the
-    same object, so both see the same wavelets in the same cycles.
+    ``wavelets`` is a list of ``(earliest cycle, data, color)``, kept in order
+    within each color.  Each cycle the sender drives the first wavelet of the
+    list that is due (its earliest cycle has come), is the oldest of its color,
+    and has a credit: so a color whose queue is full never holds up another.  A
+    credit the core returns in cycle t can be spent from cycle t + 1.  The
+    testbench drives the RTL with the same object, so both see the same
+    wavelets in the same cycles.
     """
 
     def __init__(self, params, wavelets):
-        self.wavelets = collections.deque(wavelets)
+        self.wavelets = list(wavelets)
         self.credits = [params.queue_depth] * params.colors
 
     def drive(self, cycle):
-        if self.wavelets:
-            earliest, data_word, color = self.wavelets[0]
+        seen = set()
+        for index, (earliest, data_word, color) in enumerate(self.wavelets):
+            if color in seen:
+                continue
+            seen.add(color)
             if cycle >= earliest and self.credits[color]:
-                self.wavelets.popleft()
+                del self.wavelets[index]
                 self.credits[color] -= 1
                 return data_word & 0xFFFFFFFF, color, 0
         return None

@@ -1,0 +1,278 @@
+"""Seeded random programs for differential testing of the core (RTL against ISS).
+
+:func:`random_case` builds a program that terminates, from blocks chosen at
+random: scalar arithmetic, loads and stores, forward branches, counted loops,
+counter reads, descriptors and vector operations of every kind (synchronous
+and asynchronous, on both slots, with memory, accumulator and fabric
+operands), scalar fabric access, task switches (activated, blocked and
+data-triggered), and sometimes a fault to end on.  The wavelets the program
+takes from the fabric are supplied, per color, in the right number, so a
+program never waits for ever; the router's side back-pressures at random.
+
+Outcomes are not predicted here: whatever the ISS does, the RTL must do the
+same, to the bit and the cycle.
+"""
+
+import random
+
+from host.asm import Builder
+from rtl.isa import COUNTERS, Op, encode
+
+from .core_session import Case
+
+__all__ = ["random_case"]
+
+VECTOR_OPS = [Op.VMOV, Op.VADD, Op.VSUB, Op.VMUL, Op.VMAX, Op.VMIN, Op.VQNT, Op.VTBL, Op.VMAC,
+              Op.VMACS, Op.VSUM, Op.VRMAX, Op.VARGMAX]
+SCRATCH = range(1, 10)     # registers the blocks compute with; r10..r15 set up operands
+
+
+class _Generator:
+    def __init__(self, params, seed):
+        self.p = params
+        self.rng = random.Random(seed)
+        self.b = Builder(params)
+        self.wavelets = []           # (earliest, data, color)
+        self.labels = 0
+        self.data = params.data_bytes
+        self.table_base = self.data - 256        # VTBL tables live here
+        self.vector_top = self.data - 512        # vectors below this
+        self.fabric_colors = list(range(params.colors))
+
+    def label(self):
+        self.labels += 1
+        return f"L{self.labels}"
+
+    def reg(self):
+        return self.rng.choice(SCRATCH)
+
+    def value(self):
+        r = self.rng.random()
+        if r < 0.3:
+            return self.rng.randint(-8, 8)
+        if r < 0.6:
+            return self.rng.randint(-200, 200)
+        return self.rng.randint(-(1 << 31), (1 << 31) - 1)
+
+    def supply(self, color, count, zeros=0.0):
+        start = self.rng.randint(0, 60)
+        for _ in range(count):
+            value = 0 if self.rng.random() < zeros else self.rng.choice(
+                [self.rng.randint(-128, 127), self.rng.getrandbits(32)])
+            self.wavelets.append((start, value & 0xFFFFFFFF, color))
+            start += self.rng.randint(0, 3)
+
+    # --- blocks ---
+
+    def scalar(self):
+        b, rng = self.b, self.rng
+        op = rng.choice(["r", "i", "li", "lui"])
+        if op == "r":
+            name = rng.choice(["add", "sub", "and_", "or_", "xor", "sll", "srl", "sra", "mul",
+                               "slt", "sltu"])
+            getattr(b, name)(self.reg(), self.reg(), self.reg())
+        elif op == "i":
+            name = rng.choice(["addi", "andi", "slli", "srli", "srai", "slti"])
+            imm = rng.randint(0, 31) if name in ("slli", "srli", "srai") else rng.randint(
+                -8192, 8191)
+            getattr(b, name)(self.reg(), self.reg(), imm)
+        elif op == "li":
+            b.li(self.reg(), self.value())
+        else:
+            b.lui(self.reg(), rng.getrandbits(18))
+
+    def memory(self):
+        b, rng = self.b, self.rng
+        word = rng.random() < 0.5
+        address = rng.randint(0, self.data - (4 if word else 1))
+        if rng.random() < 0.5:
+            (b.ld if word else b.ldb)(self.reg(), 0, address)
+        else:
+            (b.st if word else b.stb)(self.reg(), 0, address)
+
+    def branch(self):
+        b, rng = self.b, self.rng
+        skip = self.label()
+        getattr(b, rng.choice(["beq", "bne", "blt", "bge"]))(self.reg(), self.reg(), skip)
+        self.scalar()
+        b.label(skip)
+
+    def loop(self):
+        b = self.b
+        top = self.label()
+        b.li(15, self.rng.randint(1, 4))
+        b.label(top)
+        self.scalar()
+        b.bdec(15, top)
+
+    def counter(self):
+        self.b.csrr(self.reg(), self.rng.randrange(COUNTERS))
+
+    def descriptor(self, d, length, kind, span_ok=True):
+        """Point descriptor d at a random operand of ``length`` elements of ``kind``."""
+        b, rng, p = self.b, self.rng, self.p
+        b.li(14, length)
+        if kind == "acc":
+            b.li(13, rng.randint(0, p.acc_words - length))
+            b.dacc(d, 13, 14)
+        elif kind == "mem":
+            stride = rng.choice([1, 1, 1, 2, 3, -1, -2])
+            span = (length - 1) * abs(stride) + 1
+            start = rng.randint(0, self.vector_top - span)
+            b.li(13, start + (span - 1 if stride < 0 else 0))
+            b.dmem(d, 13, 14, stride)
+        else:  # fabric
+            color = rng.choice(self.fabric_colors)
+            (b.dfin if kind == "fin" else b.dfout)(d, 14, color)
+            return color
+        return None
+
+    def vector(self):
+        b, rng, p = self.b, self.rng, self.p
+        op = rng.choice(VECTOR_OPS)
+        length = rng.choice([1, 2, 5, p.lanes - 1, p.lanes, p.lanes + 3, 2 * p.lanes, 37])
+        length = min(length, p.acc_words)
+        flags = {"async_": rng.random() < 0.3, "slot": rng.randint(0, 1)}
+        if op in (Op.VQNT, Op.VTBL):
+            flags["shift"] = rng.randint(0, 12)
+        if op == Op.VQNT:
+            flags["wide"] = rng.random() < 0.5
+
+        def readable():
+            return rng.choice(["mem", "mem", "acc", "fin"])
+
+        if op in (Op.VSUM, Op.VRMAX, Op.VARGMAX):
+            kind = readable()
+            color = self.descriptor(1, length, kind)
+            if kind == "fin":
+                self.supply(color, length)
+            getattr(b, op.name.lower())(self.reg(), 1)
+            return
+        name = op.name.lower()
+        if op == Op.VMACS:
+            chunks = rng.randint(1, 6) if rng.random() < 0.7 else 1
+            self.descriptor(0, length, "acc")
+            fits_acc = length * chunks <= p.acc_words
+            self.descriptor(1, length * chunks, rng.choice(["mem", "acc"] if fits_acc else ["mem"]))
+            if chunks > 1 or rng.random() < 0.5:
+                color = self.descriptor(2, chunks, "fin")
+                self.supply(color, chunks, zeros=0.4)
+                b.vmacs(0, 1, 2, **flags)
+            else:
+                b.li(12, rng.choice([0, self.value()]))
+                b.vmacs(0, 1, 12, scalar=True, **flags)
+            return
+        dst_kind = "acc" if op == Op.VMAC else rng.choice(["mem", "acc", "fout"])
+        self.descriptor(0, length, dst_kind)
+        src_kind = readable()
+        color = self.descriptor(1, length, src_kind)
+        if src_kind == "fin":
+            self.supply(color, length)
+        if op in (Op.VMOV, Op.VQNT):
+            getattr(b, name)(0, 1, **flags)
+        elif op == Op.VTBL:
+            entries = rng.randint(2, 100)
+            b.li(13, self.table_base + rng.randint(0, 256 - 2 * entries))
+            b.li(14, entries)
+            b.dmem(2, 13, 14, 1)
+            b.vtbl(0, 1, 2, **flags)
+        elif rng.random() < 0.3:
+            b.li(12, self.value())
+            getattr(b, name)(0, 1, 12, scalar=True, **flags)
+        else:
+            kind2 = rng.choice(["mem", "acc"] + (["fin"] if src_kind != "fin" else []))
+            color = self.descriptor(2, length, kind2)
+            if kind2 == "fin":
+                self.supply(color, length)
+            getattr(b, name)(0, 1, 2, **flags)
+
+    def fabric(self):
+        b, rng = self.b, self.rng
+        color = rng.choice(self.fabric_colors)
+        if rng.random() < 0.5:
+            self.supply(color, 1)
+            b.recv(self.reg(), color)
+        else:
+            b.send(self.reg(), color, ctrl=rng.random() < 0.2)
+
+    def task_switch(self):
+        """Leave the running task and continue in another: activated, blocked first, or
+        started by a wavelet on a bound color."""
+        b, rng = self.b, self.rng
+        task = rng.randint(0, 7)
+        target = self.label()
+        b.task(task, target)
+        b.tunblock(task)          # an earlier data-triggered switch may have blocked it
+        how = rng.choice(["activate", "blocked", "data"])
+        if how == "data":
+            color = rng.choice(self.fabric_colors)
+            b.tbind(task, color)
+            self.supply(color, 1)
+            b.texit()
+            b.label(target)
+            b.recv(self.reg(), color)
+            b.tblock(task)        # so that later wavelets of the color do not restart it
+            return
+        if how == "blocked":
+            b.tblock(task)
+            b.tact(task)
+            b.tunblock(task)
+        else:
+            b.tact(task)
+        b.texit()
+        b.label(target)
+
+    def fault(self):
+        b, rng, p = self.b, self.rng, self.p
+        choice = rng.randrange(7)
+        if choice == 0:
+            b.inst(0)                                       # illegal opcode
+        elif choice == 1:
+            b.ld(1, 0, p.data_bytes - 2)                    # load past the end
+        elif choice == 2:
+            b.inst(encode(Op.CSRR, 1, 0, 0, COUNTERS + 3))  # no such counter
+        elif choice == 3:
+            b.li(1, p.code_words + 5)                       # jump out of the code memory
+            b.jr(1)
+        elif choice == 4:
+            b.inst(encode(Op.RECV, 1, 0, 0, p.colors))      # no such color
+        elif choice == 5:
+            b.li(13, p.data_bytes - 3)                      # a vector past the end
+            b.li(14, 8)
+            b.dmem(0, 13, 14, 1)
+            b.vmov(0, 0)
+        else:
+            b.li(14, 3)                                     # lengths that do not match
+            b.dacc(0, 0, 14)
+            b.li(14, 4)
+            b.dacc(1, 0, 14)
+            b.vadd(0, 1, 1)
+
+    def build(self, blocks):
+        weights = [(self.scalar, 6), (self.memory, 3), (self.branch, 2), (self.loop, 1),
+                   (self.counter, 1), (self.vector, 6), (self.fabric, 2), (self.task_switch, 1)]
+        choices, w = zip(*weights)
+        for _ in range(blocks):
+            self.rng.choices(choices, w)[0]()
+        if self.rng.random() < 0.15:
+            self.fault()
+        else:
+            self.b.wait(0)
+            self.b.wait(1)
+            for register in SCRATCH:          # leave a trace of every register in memory
+                self.b.st(register, 0, self.data - 4 * register)
+            self.b.halt()
+        return self.b.build()
+
+
+def random_case(params, seed, blocks=12):
+    """A random :class:`Case` for ``params``, fully determined by ``seed``."""
+    generator = _Generator(params, seed)
+    program = generator.build(blocks)
+    rng = generator.rng
+    data = bytes(rng.getrandbits(8) for _ in range(params.data_bytes))
+    acc = [rng.randint(-1000, 1000) if rng.random() < 0.8 else rng.getrandbits(32)
+           for _ in range(params.acc_words)]
+    return Case(program.words(), data, acc, generator.wavelets,
+                ready_seed=seed if rng.random() < 0.7 else None,
+                max_cycles=20_000)
