@@ -25,6 +25,10 @@ from importlib import metadata
 from pathlib import Path
 
 from rtl.mesh import MESH_MODULE, ROUTER_MODULE
+from rtl.tile import TILE_MODULE
+
+#: Verilog module name of a core on its own (for its testbench).
+CORE_MODULE = "tessera_core"
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
@@ -137,7 +141,8 @@ class VerilogBuild:
         return self.directory.name.rsplit("-", 1)[1]
 
 
-_TOPS = {"router": ROUTER_MODULE, "router_native": ROUTER_MODULE, "mesh": MESH_MODULE}
+_TOPS = {"router": ROUTER_MODULE, "router_native": ROUTER_MODULE, "mesh": MESH_MODULE,
+         "core": CORE_MODULE, "tile": TILE_MODULE}
 
 
 def _elaborate(kind, params, flat=False):
@@ -145,9 +150,15 @@ def _elaborate(kind, params, flat=False):
 
     ``flat`` builds the mesh from Amaranth routers instead of instances.
     """
+    from rtl.core import Core
     from rtl.mesh import Mesh
     from rtl.native import NativeNode
     from rtl.router import Router
+    from rtl.tile import Tile
+    if kind == "core":
+        return [(CORE_MODULE, Core(params))]
+    if kind == "tile":
+        return [(TILE_MODULE, Tile(params))]
     if kind == "router":
         return [(ROUTER_MODULE, Router(params))]
     if kind == "router_native":

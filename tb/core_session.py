@@ -189,22 +189,23 @@ async def run_rtl(port, params, case):
         port.set("backdoor.mem_we", 1)
         await port.tick()
     port.set("backdoor.mem_we", 0)
-    if case.acc:
-        acc = list(case.acc) + [0] * (params.acc_words - len(case.acc))
-        for row in range(params.acc_words // lanes):
-            word = sum((value & 0xFFFFFFFF) << (32 * k)
-                       for k, value in enumerate(acc[row * lanes:(row + 1) * lanes]))
-            port.set("backdoor.acc_row", row)
-            port.set("backdoor.acc_wdata", word)
-            port.set("backdoor.acc_we", 1)
-            await port.tick()
-        port.set("backdoor.acc_we", 0)
-    port.set("reset", 0)
+    acc = list(case.acc) + [0] * (params.acc_words - len(case.acc))
+    for row in range(params.acc_words // lanes):
+        word = sum((value & 0xFFFFFFFF) << (32 * k)
+                   for k, value in enumerate(acc[row * lanes:(row + 1) * lanes]))
+        port.set("backdoor.acc_row", row)
+        port.set("backdoor.acc_wdata", word)
+        port.set("backdoor.acc_we", 1)
+        await port.tick()
+    port.set("backdoor.acc_we", 0)
+    # Enable a cycle before reset ends: cocotb shows a write to an input only after the
+    # next edge, and every output depends on ``enable``.  The core does nothing in reset.
+    port.set("enable", 1)
     await port.tick()
+    port.set("reset", 0)
 
     sender = RampSender(params, case.wavelets)
     receiver = case.receiver(params)
-    port.set("enable", 1)
     cycles = 0
     while cycles < case.max_cycles and not port.get("idle"):
         arriving = sender.drive(cycles)

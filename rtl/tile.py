@@ -1,0 +1,72 @@
+"""A tile: one core and its router, joined by the ramp.
+
+The tile converts to one Verilog module per configuration (:data:`TILE_MODULE`),
+which a die places with ``Instance``.  Its fabric ports are the router's four
+mesh links; the core's back door and status come out for the loader and the
+host.
+"""
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .core import Core, backdoor_signature
+from .isa import COUNTERS
+from .router import Router
+from .wavelet import Dir, LinkSignature, route_write_layout
+
+__all__ = ["Tile", "tile_signature", "TILE_MODULE", "MESH_PORTS"]
+
+#: Verilog module name of the tile.
+TILE_MODULE = "tessera_tile"
+#: The router ports that face other tiles, in the order of ``inputs`` and ``outputs``.
+MESH_PORTS = (Dir.N, Dir.E, Dir.S, Dir.W)
+
+
+def tile_signature(params):
+    link = LinkSignature(params)
+    return wiring.Signature({
+        "inputs": In(link).array(len(MESH_PORTS)),
+        "outputs": Out(link).array(len(MESH_PORTS)),
+        "x": In(8),
+        "y": In(8),
+        "config": In(stream.Signature(route_write_layout(params))),
+        "overflow": Out(len(Dir)),
+        "enable": In(1),
+        "backdoor": In(backdoor_signature(params)),
+        "halted": Out(1),
+        "idle": Out(1),
+        "fault": Out(3),
+        "fault_pc": Out(16),
+        "pc": Out(16),
+        "counters": Out(32).array(COUNTERS),
+    })
+
+
+class Tile(wiring.Component):
+    def __init__(self, params):
+        self._params = params
+        super().__init__(tile_signature(params))
+
+    @property
+    def params(self):
+        return self._params
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.router = router = Router(self._params)
+        m.submodules.core = core = Core(self._params)
+        for index, port in enumerate(MESH_PORTS):
+            wiring.connect(m, wiring.flipped(self.inputs[index]), router.inputs[port.value])
+            wiring.connect(m, router.outputs[port.value], wiring.flipped(self.outputs[index]))
+        wiring.connect(m, core.to_router, router.inputs[Dir.RAMP.value])
+        wiring.connect(m, router.outputs[Dir.RAMP.value], core.from_router)
+        wiring.connect(m, wiring.flipped(self.config), router.config)
+        wiring.connect(m, wiring.flipped(self.backdoor), core.backdoor)
+        m.d.comb += [router.x.eq(self.x), router.y.eq(self.y), self.overflow.eq(router.overflow),
+                     core.enable.eq(self.enable), self.halted.eq(core.halted),
+                     self.idle.eq(core.idle), self.fault.eq(core.fault),
+                     self.fault_pc.eq(core.fault_pc), self.pc.eq(core.pc)]
+        for n in range(COUNTERS):
+            m.d.comb += self.counters[n].eq(core.counters[n])
+        return m

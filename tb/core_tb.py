@@ -1,0 +1,80 @@
+"""cocotb testbench of one core (Verilog module ``tessera_core``) against the ISS.
+
+Every program runs on the RTL and on the ISS (:mod:`sim.iss`) with the same
+wavelets in and the same back-pressure out; memory, accumulators, registers,
+counters, status, the wavelets sent and the cycle count must be identical
+(:func:`tb.core_session.differences`).  The directed programs also meet the
+expectations computed in :mod:`tb.directed_programs`.
+
+Environment: ``TESSERA_PARAMS``, ``TESSERA_SEED`` (the random programs are
+seeds ``1000 * TESSERA_SEED + i``) and ``TESSERA_PROGRAMS`` (how many).
+"""
+
+import collections
+
+import cocotb
+from cocotb.clock import Clock
+
+from rtl.isa import Counter
+
+from . import TBError, int_from_env, params_from_env, seed_from_env
+from .core_session import CocotbPort, differences, run_iss, run_rtl
+from .directed_programs import directed_cases
+from .random_programs import random_case
+
+
+async def _start(dut):
+    Clock(dut.clk, 2, unit="step", impl="gpi").start()
+    port = CocotbPort(dut)
+    await port.tick()      # from here on, every tick has a rising edge before it
+    return port
+
+
+@cocotb.test()
+async def directed(dut):
+    """Every instruction, every fault, two concurrent streams: against their expected
+    values and against the ISS."""
+    params = params_from_env()
+    port = await _start(dut)
+    failures = []
+    for name, case, check in directed_cases(params):
+        expected = run_iss(params, case)
+        actual = await run_rtl(port, params, case)
+        problems = differences(expected, actual)
+        try:
+            check(actual)
+        except AssertionError as error:
+            problems.append(str(error))
+        if problems:
+            failures.append(f"{name}: " + "; ".join(problems))
+    if failures:
+        raise TBError("\n".join(failures))
+
+
+@cocotb.test()
+async def random_programs(dut):
+    """Seeded random programs, RTL against ISS; fails naming the first seed that differs."""
+    params = params_from_env()
+    port = await _start(dut)
+    count = int_from_env("TESSERA_PROGRAMS", 250)
+    first = 1000 * seed_from_env()
+    faults = collections.Counter()
+    totals = collections.Counter()
+    for seed in range(first, first + count):
+        case = random_case(params, seed)
+        expected = run_iss(params, case)
+        actual = await run_rtl(port, params, case)
+        problems = differences(expected, actual)
+        if problems:
+            raise TBError(f"random program {seed} ({expected.summary()}) differs:\n"
+                          + "\n".join(problems))
+        faults[expected.fault] += 1
+        for counter in Counter:
+            totals[counter.name] += expected.counters[counter]
+    dut._log.info(f"{count} programs identical; faults by cause {dict(faults)}; "
+                  f"counter totals {dict(totals)}")
+    # The programs must have exercised the machine, or agreeing proves little.
+    for counter in (Counter.SRAM_READS, Counter.SRAM_WRITES, Counter.WAVELETS_IN,
+                    Counter.WAVELETS_OUT, Counter.ZERO_SKIPS):
+        if count >= 50 and totals[counter.name] == 0:
+            raise TBError(f"no random program moved the {counter.name} counter")
