@@ -31,9 +31,13 @@ class Banks:
     def _rows(self, first):
         """The row each bank reads or writes for the window starting at ``first``."""
         low, row = first[:self.low_bits], first[self.low_bits:]
-        # Banks below the first one's take the next row; past the end, row 0 (unused lanes).
-        return [Mux(row + (low > bank) >= self.rows, 0, row + (low > bank))
-                for bank in range(self.lanes)]
+        rows = []
+        for bank in range(self.lanes):
+            # Banks below the first one's take the next row; past the end, row 0 (an
+            # unused lane).  No bank is below the first when the first is the last bank.
+            this = row + (low > bank) if bank < self.lanes - 1 else row
+            rows.append(Mux(this >= self.rows, 0, this))
+        return rows
 
     def _rotate(self, words, amount, left):
         joined = Cat(*words, *words)
