@@ -151,12 +151,35 @@ def cmd_bench_fabric(args):
         _write_atomically(args.plot, lambda path: fabric_bench.plot(result, path))
 
 
+def cmd_bench_gemv(args):
+    from host import gemv_bench
+    params = _params(args)
+    if args.size < 1:
+        raise UsageError(f"--size must be at least 1, not {args.size}")
+    started = time.monotonic()
+    print(f"{args.size}x{args.size} int8 GEMV on one tile ({params.lanes} lanes), "
+          f"x streamed in over the fabric", flush=True)
+    try:
+        result = gemv_bench.run_bench(params, args.size, args.seed,
+                                      progress=lambda line: print(line, flush=True))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    result["command"] = "tessera " + " ".join(sys.argv[1:])
+    print(f"bit exact: {result['bit_exact']}; {result['cycles']} cycles "
+          f"({result['mac_cycles']} in the MAC phase; RTL and ISS cycles equal: "
+          f"{result['rtl_cycles_equal_iss']}); SRAM read utilisation "
+          f"{result['sram_read_utilization']:.3f}; zero-skip speed-up at 50% zeros "
+          f"{result['zero_skip_speedup_at_50pct']:.2f}x ({time.monotonic() - started:.0f} s)")
+    if args.json:
+        _write_json(args.json, result)
+
+
 def _parser():
     parser = _Parser(prog="tessera", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     verilog = commands.add_parser("verilog", help="emit Verilog and a JSON sidecar of the parameters")
-    verilog.add_argument("design", choices=("router", "mesh"))
+    verilog.add_argument("design", choices=("router", "mesh", "core", "tile"))
     _add_params_options(verilog)
     verilog.add_argument("-o", "--output", required=True, help="output directory")
     verilog.add_argument("--stats", action="store_true",
@@ -191,6 +214,12 @@ def _parser():
     fabric.add_argument("--json", help="write the results here")
     fabric.add_argument("--plot", help="write latency against offered load here (PNG)")
     fabric.set_defaults(run=cmd_bench_fabric)
+    gemv = benches.add_parser("gemv", help="an int8 GEMV on one tile, x over the fabric")
+    _add_params_options(gemv)
+    gemv.add_argument("--size", type=int, default=64, help="W is SIZE x SIZE (default 64)")
+    gemv.add_argument("--seed", type=int, default=1)
+    gemv.add_argument("--json", help="write the results here")
+    gemv.set_defaults(run=cmd_bench_gemv)
     return parser
 
 

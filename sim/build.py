@@ -70,6 +70,8 @@ VERILATOR_WAIVERS = {
     "PROCASSINIT": "Amaranth states a register's reset value as its declaration initialiser",
     "UNUSEDSIGNAL": "Amaranth keeps named signals and port bits that no logic reads "
                     "(an instance's unused outputs, the high bits of coordinates)",
+    "DECLFILENAME": "Amaranth writes a design's submodules into its top module's file "
+                    "(tessera_tile.core in tessera_tile.v)",
 }
 
 

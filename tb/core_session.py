@@ -24,7 +24,8 @@ from rtl.wavelet import pack_wavelet, unpack_wavelet
 from sim.iss import Core as IssCore
 from sim.iss import RampReceiver, RampSender, run
 
-__all__ = ["Case", "Outcome", "run_iss", "run_rtl", "differences", "AmaranthPort", "CocotbPort"]
+__all__ = ["Case", "Outcome", "run_iss", "run_rtl", "load_core", "read_core", "differences",
+           "AmaranthPort", "CocotbPort"]
 
 
 @dataclass
@@ -166,31 +167,34 @@ class CocotbPort(Port):
         await self._edge
 
 
-async def run_rtl(port, params, case):
-    """Load ``case`` into the core behind ``port``, run it, read it back."""
+async def load_core(port, params, case, fresh=False):
+    """Hold the core in reset and write the code, data and accumulator images of ``case``
+    through the back door.  ``fresh``: the memories are still all zero (a new simulation),
+    so only the rows the images cover are written."""
     lanes = params.lanes
     port.set("enable", 0)
     port.set("reset", 1)
-    for name in ("from_router.valid", "to_router.credit", "backdoor.mem_we",
-                 "backdoor.acc_we", "backdoor.code_we"):
+    for name in ("backdoor.mem_we", "backdoor.acc_we", "backdoor.code_we"):
         port.set(name, 0)
-    code = list(case.code) + [0] * (params.code_words - len(case.code))
+    code = list(case.code) + [0] * (0 if fresh else params.code_words - len(case.code))
     for address, word in enumerate(code):
         port.set("backdoor.code_addr", address)
         port.set("backdoor.code_wdata", word)
         port.set("backdoor.code_we", 1)
         await port.tick()
     port.set("backdoor.code_we", 0)
-    data = bytes(case.data) + bytes(params.data_bytes - len(case.data))
-    for row in range(params.data_bytes // lanes):
+    data = bytes(case.data) + bytes((-len(case.data)) % lanes if fresh
+                                    else params.data_bytes - len(case.data))
+    for row in range(len(data) // lanes):
         port.set("backdoor.mem_row", row)
         port.set("backdoor.mem_wdata", int.from_bytes(data[row * lanes:(row + 1) * lanes],
                                                       "little"))
         port.set("backdoor.mem_we", 1)
         await port.tick()
     port.set("backdoor.mem_we", 0)
-    acc = list(case.acc) + [0] * (params.acc_words - len(case.acc))
-    for row in range(params.acc_words // lanes):
+    acc = list(case.acc) + [0] * ((-len(case.acc)) % lanes if fresh
+                                  else params.acc_words - len(case.acc))
+    for row in range(len(acc) // lanes):
         word = sum((value & 0xFFFFFFFF) << (32 * k)
                    for k, value in enumerate(acc[row * lanes:(row + 1) * lanes]))
         port.set("backdoor.acc_row", row)
@@ -204,6 +208,36 @@ async def run_rtl(port, params, case):
     await port.tick()
     port.set("reset", 0)
 
+
+async def read_core(port, params):
+    """Disable the core and read back ``(mem, acc, regs, counters)`` through the back door."""
+    lanes = params.lanes
+    port.set("enable", 0)
+    mem = bytearray()
+    for row in range(params.data_bytes // lanes):
+        port.set("backdoor.mem_row", row)
+        await port.tick()
+        mem += port.get("backdoor.mem_rdata").to_bytes(lanes, "little")
+    acc = []
+    for row in range(params.acc_words // lanes):
+        port.set("backdoor.acc_row", row)
+        await port.tick()
+        word = port.get("backdoor.acc_rdata")
+        acc += [_signed32(word >> (32 * k)) for k in range(lanes)]
+    regs = []
+    for number in range(REGISTERS):
+        port.set("backdoor.reg", number)
+        await port.tick()
+        regs.append(_signed32(port.get("backdoor.reg_rdata")))
+    counters = [port.get(f"counters.{n}") for n in range(COUNTERS)]
+    return bytes(mem), acc, regs, counters
+
+
+async def run_rtl(port, params, case):
+    """Load ``case`` into the core behind ``port``, run it, read it back."""
+    port.set("from_router.valid", 0)
+    port.set("to_router.credit", 0)
+    await load_core(port, params, case)
     sender = RampSender(params, case.wavelets)
     receiver = case.receiver(params)
     cycles = 0
@@ -226,28 +260,10 @@ async def run_rtl(port, params, case):
         sender.sample(credit_out)
         receiver.sample(cycles, sent)
         cycles += 1
-    port.set("enable", 0)
     port.set("from_router.valid", 0)
     port.set("to_router.credit", 0)
-
-    mem = bytearray()
-    for row in range(params.data_bytes // lanes):
-        port.set("backdoor.mem_row", row)
-        await port.tick()
-        mem += port.get("backdoor.mem_rdata").to_bytes(lanes, "little")
-    acc = []
-    for row in range(params.acc_words // lanes):
-        port.set("backdoor.acc_row", row)
-        await port.tick()
-        word = port.get("backdoor.acc_rdata")
-        acc += [_signed32(word >> (32 * k)) for k in range(lanes)]
-    regs = []
-    for number in range(REGISTERS):
-        port.set("backdoor.reg", number)
-        await port.tick()
-        regs.append(_signed32(port.get("backdoor.reg_rdata")))
-    counters = [port.get(f"counters.{n}") for n in range(COUNTERS)]
-    return Outcome(cycles, bytes(mem), acc, regs, counters, receiver.received,
+    mem, acc, regs, counters = await read_core(port, params)
+    return Outcome(cycles, mem, acc, regs, counters, receiver.received,
                    bool(port.get("halted")), port.get("fault"), port.get("fault_pc"),
                    port.get("pc"))
 
