@@ -1,0 +1,49 @@
+"""The core RTL in the Amaranth simulator: a quick differential check against the ISS.
+
+The full regressions run under cocotb on Icarus and Verilator
+(tests/test_core_cocotb.py); this one needs no build and catches a broken core early.
+"""
+
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.sim import Simulator
+
+from rtl.core import Core
+from rtl.params import PRESETS
+from tb.core_session import AmaranthPort, differences, run_iss, run_rtl
+from tb.directed_programs import directed_cases
+from tb.random_programs import random_case
+
+# A smaller core than the test preset's, so that the Python simulator is quick.
+PARAMS = PRESETS["test"].replace(lanes=8, sram_bytes=4096, code_bytes=1024, acc_words=64)
+SEED = 7
+
+
+def test_core_rtl_matches_iss_in_the_amaranth_simulator():
+    cases = [(name, case, check) for name, case, check in directed_cases(PARAMS)
+             if name in ("scalar_alu", "tasks", "vtbl", "vmacs_fabric", "two_streams",
+                         "fault_vector_range")]
+    cases += [(f"random program {seed}", random_case(PARAMS, seed), None)
+              for seed in range(1000 * SEED, 1000 * SEED + 6)]
+    core, reset = Core(PARAMS), Signal()
+    top = Module()
+    top.submodules.core = ResetInserter(reset)(core)
+    simulator = Simulator(top)
+    simulator.add_clock(1e-6)
+    failures = []
+
+    async def bench(ctx):
+        port = AmaranthPort(ctx, core, reset)
+        for name, case, check in cases:
+            actual = await run_rtl(port, PARAMS, case)
+            problems = differences(run_iss(PARAMS, case), actual)
+            if check is not None:
+                try:
+                    check(actual)
+                except AssertionError as error:
+                    problems.append(str(error))
+            if problems:
+                failures.append(f"{name}: " + "; ".join(problems))
+
+    simulator.add_testbench(bench)
+    simulator.run()
+    assert not failures, "\n".join(failures)
