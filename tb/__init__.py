@@ -30,7 +30,6 @@ import json
 import os
 import random
 
-import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 

@@ -16,7 +16,7 @@ import cocotb
 
 from rtl.wavelet import PORTS, Dir, pack_addressed, unpack_addressed
 from sim.fabric import RouteTable, RouterModel, Wavelet, router_deliveries
-from tb import FabricTB, int_from_env, params_from_env, seed_from_env, seeded
+from tb import FabricTB, TBError, int_from_env, params_from_env, seed_from_env, seeded
 
 PARAMS = params_from_env()
 ALL_DIRS = list(Dir)
@@ -282,11 +282,9 @@ async def switch_advance(dut):
     """Control wavelets step a color between two positions: to other outputs
     (color 1: W -> E, then W -> S), and from another input (color 2: N -> RAMP,
     then S -> RAMP, whose wavelets wait until the switch comes to them)."""
-    params, seed = PARAMS, seed_from_env()
+    params = PARAMS
     if params.switch_positions < 2 or params.first_xy_color < 3:
-        dut._log.info("switch_advance needs 2 positions and 3 static colors; skipped")
-        return
-    rng = random.Random(f"{seed}/switch_advance")
+        raise TBError("switch_advance needs 2 switch positions and 3 static colors")
     routes = RouteTable(params)
     routes.program(1, [(Dir.W, {Dir.E}), (Dir.W, {Dir.S})])
     routes.program(2, [(Dir.N, {Dir.RAMP}), (Dir.S, {Dir.RAMP})])
