@@ -24,7 +24,7 @@ from rtl.wavelet import pack_wavelet, unpack_wavelet
 from sim.iss import Core as IssCore
 from sim.iss import RampReceiver, RampSender, run
 
-__all__ = ["Case", "Outcome", "run_iss", "run_rtl", "load_core", "read_core", "differences",
+__all__ = ["Case", "Outcome", "run_iss", "run_rtl", "load_core", "read_core", "differences", "judge",
            "AmaranthPort", "CocotbPort"]
 
 
@@ -71,6 +71,18 @@ def run_iss(params, case):
     cycles = run(core, RampSender(params, case.wavelets), receiver, case.max_cycles)
     return Outcome(cycles, bytes(core.mem), list(core.acc), list(core.regs), list(core.counters),
                    receiver.received, core.halted, int(core.fault), core.fault_pc, core.pc)
+
+
+def judge(params, case, actual, check=None):
+    """Everything wrong with the RTL's ``actual`` outcome of ``case``: where it differs
+    from the ISS, and what ``check`` (a directed program's expectations) objects to."""
+    problems = differences(run_iss(params, case), actual)
+    if check is not None:
+        try:
+            check(actual)
+        except AssertionError as error:
+            problems.append(str(error))
+    return problems
 
 
 def differences(expected, actual, limit=8):

@@ -18,7 +18,7 @@ from cocotb.clock import Clock
 from rtl.isa import Counter
 
 from . import TBError, int_from_env, params_from_env, seed_from_env
-from .core_session import CocotbPort, differences, run_iss, run_rtl
+from .core_session import CocotbPort, differences, judge, run_iss, run_rtl
 from .directed_programs import directed_cases
 from .random_programs import random_case
 
@@ -38,13 +38,7 @@ async def directed(dut):
     port = await _start(dut)
     failures = []
     for name, case, check in directed_cases(params):
-        expected = run_iss(params, case)
-        actual = await run_rtl(port, params, case)
-        problems = differences(expected, actual)
-        try:
-            check(actual)
-        except AssertionError as error:
-            problems.append(str(error))
+        problems = judge(params, case, await run_rtl(port, params, case), check)
         if problems:
             failures.append(f"{name}: " + "; ".join(problems))
     if failures:

@@ -9,7 +9,7 @@ from amaranth.sim import Simulator
 
 from rtl.core import Core
 from rtl.params import PRESETS
-from tb.core_session import AmaranthPort, differences, run_iss, run_rtl
+from tb.core_session import AmaranthPort, judge, run_rtl
 from tb.directed_programs import directed_cases
 from tb.random_programs import random_case
 
@@ -34,13 +34,7 @@ def test_core_rtl_matches_iss_in_the_amaranth_simulator():
     async def bench(ctx):
         port = AmaranthPort(ctx, core, reset)
         for name, case, check in cases:
-            actual = await run_rtl(port, PARAMS, case)
-            problems = differences(run_iss(PARAMS, case), actual)
-            if check is not None:
-                try:
-                    check(actual)
-                except AssertionError as error:
-                    problems.append(str(error))
+            problems = judge(PARAMS, case, await run_rtl(port, PARAMS, case), check)
             if problems:
                 failures.append(f"{name}: " + "; ".join(problems))
 
