@@ -179,7 +179,7 @@ def _parser():
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     verilog = commands.add_parser("verilog", help="emit Verilog and a JSON sidecar of the parameters")
-    verilog.add_argument("design", choices=("router", "mesh", "core", "tile"))
+    verilog.add_argument("design", choices=("router", "mesh", "core", "tile", "die"))
     _add_params_options(verilog)
     verilog.add_argument("-o", "--output", required=True, help="output directory")
     verilog.add_argument("--stats", action="store_true",

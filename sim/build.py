@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 from rtl.mesh import MESH_MODULE, ROUTER_MODULE
+from rtl.die import DIE_MODULE
 from rtl.tile import TILE_MODULE
 
 #: Verilog module name of a core on its own (for its testbench).
@@ -144,7 +145,7 @@ class VerilogBuild:
 
 
 _TOPS = {"router": ROUTER_MODULE, "router_native": ROUTER_MODULE, "mesh": MESH_MODULE,
-         "core": CORE_MODULE, "tile": TILE_MODULE}
+         "core": CORE_MODULE, "tile": TILE_MODULE, "die": DIE_MODULE}
 
 
 def _elaborate(kind, params, flat=False):
@@ -153,6 +154,7 @@ def _elaborate(kind, params, flat=False):
     ``flat`` builds the mesh from Amaranth routers instead of instances.
     """
     from rtl.core import Core
+    from rtl.die import Die
     from rtl.mesh import Mesh
     from rtl.native import NativeNode
     from rtl.router import Router
@@ -161,6 +163,9 @@ def _elaborate(kind, params, flat=False):
         return [(CORE_MODULE, Core(params))]
     if kind == "tile":
         return [(TILE_MODULE, Tile(params))]
+    if kind == "die":
+        return [(DIE_MODULE, Die(params, hierarchical=False))] if flat else [
+            (TILE_MODULE, Tile(params)), (DIE_MODULE, Die(params))]
     if kind == "router":
         return [(ROUTER_MODULE, Router(params))]
     if kind == "router_native":

@@ -653,5 +653,5 @@ class RampReceiver:
             self.received.append((cycle, *sent))
             self.queue.append(sent[1])
             if self.queue.count(sent[1]) > self.depth:
-                raise AssertionError(f"cycle {cycle}: the core sent color {sent[1]} "
-                                     f"without a credit")
+                raise AssertionError(f"cycle {cycle}: a wavelet of color {sent[1]} "
+                                     f"arrived without a credit")

@@ -24,7 +24,8 @@ from rtl.wavelet import pack_wavelet, unpack_wavelet
 from sim.iss import Core as IssCore
 from sim.iss import RampReceiver, RampSender, run
 
-__all__ = ["Case", "Outcome", "run_iss", "run_rtl", "load_core", "read_core", "differences", "judge",
+__all__ = ["Case", "Outcome", "run_iss", "run_rtl", "load_core", "write_images", "read_core",
+           "differences", "judge",
            "AmaranthPort", "CocotbPort"]
 
 
@@ -181,11 +182,21 @@ class CocotbPort(Port):
 
 async def load_core(port, params, case, fresh=False):
     """Hold the core in reset and write the code, data and accumulator images of ``case``
-    through the back door.  ``fresh``: the memories are still all zero (a new simulation),
-    so only the rows the images cover are written."""
-    lanes = params.lanes
+    through the back door, then enable it and end the reset.  ``fresh``: the memories are
+    still all zero (a new simulation), so only the rows the images cover are written."""
     port.set("enable", 0)
     port.set("reset", 1)
+    await write_images(port, params, case, fresh)
+    # Enable a cycle before reset ends: cocotb shows a write to an input only after the
+    # next edge, and every output depends on ``enable``.  The core does nothing in reset.
+    port.set("enable", 1)
+    await port.tick()
+    port.set("reset", 0)
+
+
+async def write_images(port, params, case, fresh=False):
+    """Write the code, data and accumulator images of ``case`` through the back door."""
+    lanes = params.lanes
     for name in ("backdoor.mem_we", "backdoor.acc_we", "backdoor.code_we"):
         port.set(name, 0)
     code = list(case.code) + [0] * (0 if fresh else params.code_words - len(case.code))
@@ -214,17 +225,13 @@ async def load_core(port, params, case, fresh=False):
         port.set("backdoor.acc_we", 1)
         await port.tick()
     port.set("backdoor.acc_we", 0)
-    # Enable a cycle before reset ends: cocotb shows a write to an input only after the
-    # next edge, and every output depends on ``enable``.  The core does nothing in reset.
-    port.set("enable", 1)
-    await port.tick()
-    port.set("reset", 0)
 
 
 async def read_core(port, params):
     """Disable the core and read back ``(mem, acc, regs, counters)`` through the back door."""
     lanes = params.lanes
     port.set("enable", 0)
+    await port.tick()
     mem = bytearray()
     for row in range(params.data_bytes // lanes):
         port.set("backdoor.mem_row", row)

@@ -8,7 +8,7 @@ from sim import build
 
 @pytest.mark.parametrize("kind, preset", [
     ("router", "test"), ("router", "default"), ("router", "wse3"), ("mesh", "test"),
-    ("tile", "test"), ("tile", "default"),
+    ("tile", "test"), ("tile", "default"), ("die", "test"),
 ])
 def test_verilog_is_lint_clean_with_only_the_named_waivers(kind, preset):
     build.lint(build.verilog(kind, PRESETS[preset]))   # raises ToolError on any warning
