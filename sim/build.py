@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 
 __all__ = ["ROOT", "BUILD", "VerilogBuild", "verilog", "lint", "verilator_binary",
-           "cocotb_build", "VERILATOR_WAIVERS", "ToolError", "yosys_stats"]
+           "verilator_library", "cocotb_build", "VERILATOR_WAIVERS", "ToolError", "yosys_stats"]
 
 
 class ToolError(RuntimeError):
@@ -246,6 +246,36 @@ def verilator_binary(build, harness, name, headers=None, optimize=True):
 
     directory, _ = _produce(final, make)
     return directory / name
+
+
+def verilator_library(build, harness, name, headers):
+    """Build a shared library of ``build``'s Verilated model and the C++ file ``harness``
+    (which exports a C ABI), for ``ctypes``.  ``headers`` as for :func:`verilator_binary`.
+    Cached like everything else; returns the library's path."""
+    harness = Path(harness)
+    key = _key(build.key, harness.read_bytes(), sorted(headers.items()), VERILATOR_MAKEFLAGS)
+    final = BUILD / "verilator" / f"{name}-{key}"
+
+    def make(scratch):
+        include = scratch / "include"
+        include.mkdir()
+        for header, text in headers.items():
+            (include / header).write_text(text)
+        obj = scratch / "obj"
+        _run(["verilator", "--cc", "--build", "-j", str(os.cpu_count() or 2), "-O3",
+              "--x-assign", "fast", "--x-initial", "fast", "--inline-mult", "1", "--noassert",
+              *_waiver_flags(), "--top-module", build.top, "--Mdir", str(obj),
+              "-CFLAGS", "-fPIC -O2", "-MAKEFLAGS", " ".join(VERILATOR_MAKEFLAGS),
+              *map(str, build.sources)], scratch, f"verilator build of {name}")
+        root = Path(os.environ["VERILATOR_ROOT"])
+        _run(["g++", "-shared", "-fPIC", "-O2", "-std=c++17", f"-I{include}", f"-I{obj}",
+              f"-I{root / 'include'}", f"-I{root / 'include' / 'vltstd'}", str(harness.resolve()),
+              str(obj / f"V{build.top}__ALL.a"), str(obj / "libverilated.a"), "-lpthread",
+              "-o", str(scratch / f"lib{name}.so")], scratch, f"linking lib{name}.so")
+        shutil.rmtree(obj)
+
+    directory, _ = _produce(final, make)
+    return directory / f"lib{name}.so"
 
 
 def cocotb_build(sim, build, test_id):
