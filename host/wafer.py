@@ -106,6 +106,7 @@ class Wafer:
     """``dies`` (DX, DY) dies of ``die`` (W, H) logical tiles each."""
 
     def __init__(self, dies, die, params, defects=(), latency=1):
+        self._handle = None
         dies_x, dies_y = dies
         width, height = die
         if dies_x < 1 or dies_y < 1:

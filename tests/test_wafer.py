@@ -1,0 +1,100 @@
+"""The wafer: dies of the die RTL stitched in C++ (sim/native/wafer.cpp), driven from Python.
+
+One build of a 2 x 2-tile die (with a spare column) serves every wafer here;
+shape, latency and defects are chosen at run time.
+"""
+
+import random
+
+import pytest
+
+from host.asm import assemble
+from host.wafer import Wafer
+from rtl.params import PRESETS, ParamError
+from rtl.wavelet import Dir, pack_route_write
+
+PARAMS = PRESETS["test"].replace(spare_cols=1)
+DIE = (2, 2)
+
+
+def _route(wafer, x, y, color, accept, outputs):
+    wafer.route(x, y, pack_route_write(wafer.params, color, 0, accept, outputs, True))
+
+
+@pytest.mark.parametrize("latency", [1, 3])
+def test_a_stream_crosses_a_die_boundary_at_one_wavelet_per_cycle(latency):
+    wafer = Wafer((2, 1), DIE, PARAMS, latency=latency)
+    for x in range(4):                                # row 0: west edge -> east edge
+        _route(wafer, x, 0, 0, Dir.W, {Dir.E})
+    for y in range(2):                                # column 0, inside die 0: north -> south
+        _route(wafer, 0, y, 1, Dir.N, {Dir.S})
+    wafer.start()
+    for k in range(40):
+        wafer.inject("west", 0, 1000 + k, 0)
+        wafer.inject("north", 0, 2000 + k, 1)
+    wafer.step(200)
+    across = wafer.collect("east", 0)
+    inside = wafer.collect("south", 0)
+    assert [data for _, data, _, _ in across] == [1000 + k for k in range(40)]
+    assert [data for _, data, _, _ in inside] == [2000 + k for k in range(40)]
+    for stream in (across, inside):                   # one wavelet every cycle
+        assert [b[0] - a[0] for a, b in zip(stream, stream[1:])] == [1] * 39
+    # A hop costs a cycle inside a die; the boundary adds exactly the link latency.
+    assert inside[0][0] == 2
+    assert across[0][0] == 4 + latency
+
+
+BROADCAST = """
+    recv r1, 1
+    st r1, 0x100(r0)
+    halt
+"""
+
+
+def _broadcast(wafer):
+    """Color 1 from the west edge of row 0 to every tile: along row 0, down every column."""
+    for x in range(wafer.width):
+        for y in range(wafer.height):
+            accept = Dir.W if y == 0 else Dir.N
+            outputs = {Dir.RAMP} | ({Dir.S} if y < wafer.height - 1 else set())
+            if y == 0 and x < wafer.width - 1:
+                outputs.add(Dir.E)
+            _route(wafer, x, y, 1, accept, outputs)
+            wafer.load(x, y, assemble(BROADCAST, wafer.params).words())
+    wafer.start()
+    wafer.inject("west", 0, 0xC0FFEE, 1)
+    cycles = wafer.step(500, until_idle=True)
+    return cycles, {(x, y): (wafer.memory(x, y)[0x100:0x104], wafer.status(x, y))
+                    for x in range(wafer.width) for y in range(wafer.height)}
+
+
+def test_a_broadcast_covers_a_two_by_two_die_wafer():
+    cycles, tiles = _broadcast(Wafer((2, 2), DIE, PARAMS))
+    assert cycles < 500
+    for (x, y), (stored, status) in tiles.items():
+        assert stored == (0xC0FFEE).to_bytes(4, "little"), (x, y)
+        assert status["halted"] and not status["fault"], (x, y)
+
+
+def test_random_defect_maps_change_nothing():
+    reference = _broadcast(Wafer((2, 2), DIE, PARAMS))
+    rng = random.Random(11)
+    columns = DIE[0] + PARAMS.spare_cols
+    for _ in range(3):
+        dead = set()
+        for die_x in range(2):
+            for row in range(4):
+                if rng.random() < 0.6:
+                    dead.add((die_x * columns + rng.randrange(columns), row))
+        assert dead
+        # The same cycles and the same state: a bypass costs no cycle.
+        assert _broadcast(Wafer((2, 2), DIE, PARAMS, defects=dead)) == reference, dead
+
+
+@pytest.mark.parametrize("defects, problem", [
+    ({(0, 0), (1, 0)}, "row 0 has 2 dead tiles"),
+    ({(6, 0)}, "not on the wafer"),
+])
+def test_bad_defect_maps_are_refused(defects, problem):
+    with pytest.raises(ParamError, match=problem):
+        Wafer((2, 1), DIE, PARAMS, defects=defects)
