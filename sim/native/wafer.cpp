@@ -1,12 +1,9 @@
 // A wafer of Verilated dies, stepped in C++, with a C ABI for Python (host/wafer.py).
 //
 // Dies sit on a DIES_X x DIES_Y grid.  Facing edge links of neighbouring dies are
-// joined by DieLinks: a link takes a wavelet from the sending die whenever it has
-// room for its color and returns the credit the next cycle, holds it for `latency`
-// cycles, then offers it to the receiving die under the receiver's own credits.
-// So a die boundary costs `latency` cycles and, with room for latency + 2 wavelets
-// a color, no bandwidth; `interval` > 1 limits a link to one wavelet every
-// `interval` cycles (a wafer-to-wafer link).  The wafer's own edge links go to
+// joined by DieLinks (below): a die boundary costs `latency` cycles and no
+// bandwidth; `interval` > 1 limits a link to one wavelet every `interval` cycles
+// (a wafer-to-wafer link).  The wafer's own edge links go to
 // host ports: a queue of wavelets to send (credit-respecting) and a log of those
 // received (always accepted, credit returned at once).
 //
@@ -49,46 +46,83 @@ struct Sender {
     }
 };
 
+// Messages in flight on one direction of a die-to-die link, each due in a cycle.
+// Between processes (parallel co-simulation) a pipe's producer and consumer are
+// copies in two processes; whatever was pushed in one is exported and imported into
+// the other at the end of every window of `latency` cycles, before it can be due.
+struct Pipe {
+    std::deque<std::pair<uint64_t, uint64_t>> items;     // (due cycle, payload)
+    bool local_producer = true, local_consumer = true;
+    std::deque<std::pair<uint64_t, uint64_t>> outbox;    // pushed here, for the other process
+    void push(uint64_t due, uint64_t payload) {
+        (local_consumer ? items : outbox).push_back({due, payload});
+    }
+    bool ready(uint64_t now) const { return !items.empty() && items.front().first <= now; }
+};
+
+// A die-to-die link: the sending end takes a wavelet from its die and returns the
+// credit as soon as it has reserved room at the receiving end; wavelets travel
+// `latency` cycles forward, and news of room freed travels `latency` cycles back.
+// The receiving end offers held wavelets to its die under that die's credits, at
+// most one every `interval` cycles.  Room for 2 * latency + 2 wavelets a color keeps
+// one wavelet a cycle flowing.  Nothing crosses in less than `latency` cycles, which
+// is what lets dies run in separate processes (conservative lookahead).
 struct DieLink {
-    Link* out;            // sending die's edge output
-    Link* in;             // receiving die's edge input
-    int latency, interval, room;
-    std::vector<std::deque<Wavelet>> held = std::vector<std::deque<Wavelet>>(COLORS);
-    std::deque<int> owed;                 // credits due to the sender, one a cycle
+    Link* out = nullptr;  // sending die's edge output (null when that die is elsewhere)
+    Link* in = nullptr;   // receiving die's edge input (null when that die is elsewhere)
+    int latency, interval;
+    Pipe forward, back;
+    // sending end
+    std::vector<int> room;
+    std::deque<int> owed;                 // credits due to the sending die, one a cycle
+    // receiving end
+    std::vector<std::deque<uint64_t>> held = std::vector<std::deque<uint64_t>>(COLORS);
     Sender sender;
     uint64_t next_send = 0;
     int turn = 0;
 
-    void move(uint64_t now) {
-        // Towards the sender: at most one credit a cycle.
+    DieLink(int latency_, int interval_)
+        : latency(latency_), interval(interval_), room(COLORS, 2 * latency_ + 2) {}
+
+    void move_sending_end(uint64_t now) {
+        for (; back.ready(now); back.items.pop_front()) room[back.items.front().second]++;
         *out->credit = 0;
-        if (!owed.empty() && int(held[owed.front()].size()) <= room) {
+        if (!owed.empty() && room[owed.front()] > 0) {
             *out->credit = 1;
             *out->credit_color = CData(owed.front());
+            room[owed.front()]--;
             owed.pop_front();
         }
-        // From the sender: it only sends with a credit, so there is room.
-        if (*out->valid) {
-            uint64_t word = *out->wavelet;
-            held[color_of(word)].push_back({now + latency, word});
-            owed.push_back(color_of(word));
+        if (*out->valid) {                // it sends only with a credit from us
+            forward.push(now + latency, *out->wavelet);
+            owed.push_back(color_of(*out->wavelet));
         }
-        // Towards the receiver: the oldest ready color with a credit, in turn.
+    }
+
+    void move_receiving_end(uint64_t now) {
+        for (; forward.ready(now); forward.items.pop_front())
+            held[color_of(forward.items.front().second)].push_back(forward.items.front().second);
         sender.sample(*in);
         *in->valid = 0;
         if (now < next_send) return;
         for (int k = 0; k < COLORS; ++k) {
             int c = (turn + k) % COLORS;
-            if (!held[c].empty() && held[c].front().ready <= now && sender.credits[c] > 0) {
+            if (!held[c].empty() && sender.credits[c] > 0) {
                 *in->valid = 1;
-                *in->wavelet = held[c].front().word;
+                *in->wavelet = held[c].front();
                 held[c].pop_front();
                 sender.credits[c]--;
+                back.push(now + latency, uint64_t(c));
                 turn = (c + 1) % COLORS;
                 next_send = now + interval;
                 break;
             }
         }
+    }
+
+    void move(uint64_t now) {
+        if (out) move_sending_end(now);
+        if (in) move_receiving_end(now);
     }
 };
 
@@ -136,8 +170,10 @@ struct Wafer {
     Die& die(int i) { return dies[i]; }
 
     void clock() {
-        for (Die& d : dies) { d.top->clk = 1; d.top->eval(); }
-        for (Die& d : dies) { d.top->clk = 0; d.top->eval(); }
+        for (Die& d : dies)
+            if (d.top) { d.top->clk = 1; d.top->eval(); }
+        for (Die& d : dies)
+            if (d.top) { d.top->clk = 0; d.top->eval(); }
     }
 };
 
@@ -147,18 +183,25 @@ int side_length(int side) { return side == NORTH || side == SOUTH ? DIE_WIDTH : 
 
 extern "C" {
 
-void* wafer_create(int dies_x, int dies_y, int latency, int interval) {
+// `local` has one byte per die: simulate it here (1) or in another process (0);
+// null: every die is here.  Links and host ports are numbered the same way in every
+// process, whichever dies it holds.
+void* wafer_create(int dies_x, int dies_y, int latency, int interval, const uint8_t* local) {
     Wafer* w = new Wafer;
     w->dies_x = dies_x;
     w->dies_y = dies_y;
     w->dies.resize(dies_x * dies_y);
-    for (Die& d : w->dies) {
+    for (int i = 0; i < dies_x * dies_y; ++i) {
+        Die& d = w->dies[i];
+        d.top = nullptr;
+        if (local && !local[i]) continue;
         d.top = new Vtessera_die;
         Vtessera_die* top = d.top;
         BIND_EDGES(top, d.edges)
         top->clk = 0;
         top->eval();      // the first eval only initialises: it must not be a clock edge
     }
+    w->links.reserve(size_t(4) * dies_x * dies_y * EDGE_MAX);   // pipes must not move
     for (int dy = 0; dy < dies_y; ++dy) {
         for (int dx = 0; dx < dies_x; ++dx) {
             Die& here = w->dies[dy * dies_x + dx];
@@ -168,18 +211,17 @@ void* wafer_create(int dies_x, int dies_y, int latency, int interval) {
                 for (int i = 0; i < side_length(side); ++i) {
                     if (nx < 0 || ny < 0 || nx >= dies_x || ny >= dies_y) {
                         HostPort port;
-                        port.in = &here.edges[side][i][0];
-                        port.out = &here.edges[side][i][1];
+                        port.in = here.top ? &here.edges[side][i][0] : nullptr;
+                        port.out = here.top ? &here.edges[side][i][1] : nullptr;
                         w->host[side].push_back(port);
                     } else {
                         Die& there = w->dies[ny * dies_x + nx];
-                        DieLink link;
-                        link.out = &here.edges[side][i][1];
-                        link.in = &there.edges[opposite(side)][i][0];
-                        link.latency = latency;
-                        link.interval = interval;
-                        link.room = latency + 2;
-                        w->links.push_back(link);
+                        w->links.emplace_back(latency, interval);
+                        DieLink& link = w->links.back();
+                        if (here.top) link.out = &here.edges[side][i][1];
+                        if (there.top) link.in = &there.edges[opposite(side)][i][0];
+                        link.forward.local_producer = link.back.local_consumer = here.top != nullptr;
+                        link.forward.local_consumer = link.back.local_producer = there.top != nullptr;
                     }
                 }
             }
@@ -188,9 +230,33 @@ void* wafer_create(int dies_x, int dies_y, int latency, int interval) {
     return w;
 }
 
+int wafer_links(void* handle) { return int(static_cast<Wafer*>(handle)->links.size()); }
+
+// Parallel co-simulation: take the messages this process pushed for the other end of
+// link `link` (`which`: 0 forward, 1 back) ...
+int wafer_export(void* handle, int link, int which, uint64_t* due, uint64_t* payload, int max) {
+    DieLink& l = static_cast<Wafer*>(handle)->links[link];
+    auto& outbox = (which ? l.back : l.forward).outbox;
+    int n = 0;
+    for (; n < max && !outbox.empty(); ++n, outbox.pop_front()) {
+        due[n] = outbox.front().first;
+        payload[n] = outbox.front().second;
+    }
+    return n;
+}
+
+// ... and give them to this process's end.
+void wafer_import(void* handle, int link, int which, const uint64_t* due,
+                  const uint64_t* payload, int n) {
+    DieLink& l = static_cast<Wafer*>(handle)->links[link];
+    auto& items = (which ? l.back : l.forward).items;
+    for (int k = 0; k < n; ++k) items.push_back({due[k], payload[k]});
+}
+
 void wafer_destroy(void* handle) {
     Wafer* w = static_cast<Wafer*>(handle);
-    for (Die& d : w->dies) { d.top->final(); delete d.top; }
+    for (Die& d : w->dies)
+        if (d.top) { d.top->final(); delete d.top; }
     delete w;
 }
 
@@ -254,7 +320,7 @@ void wafer_status(void* handle, int die, int reg, uint32_t* out) {
 
 int wafer_all_idle(void* handle) {
     for (Die& d : static_cast<Wafer*>(handle)->dies)
-        if (!d.top->all_idle) return 0;
+        if (d.top && !d.top->all_idle) return 0;
     return 1;
 }
 
@@ -288,7 +354,8 @@ uint64_t wafer_step(void* handle, uint64_t cycles, int until_idle) {
         if (until_idle && wafer_all_idle(w)) break;
         for (DieLink& link : w->links) link.move(w->cycle);
         for (auto& side : w->host)
-            for (HostPort& port : side) port.move(w->cycle);
+            for (HostPort& port : side)
+                if (port.in) port.move(w->cycle);
         w->clock();
         w->cycle++;
     }
