@@ -11,18 +11,20 @@ with ``0 <= x < DX * W``; the die boundaries and the dead tiles (remapped by
 each die, :mod:`rtl.die`) are invisible to them.  Defects are physical tiles
 of the wafer, ``(column, row)`` with ``0 <= column < DX * (W + spare_cols)``.
 
-This is the back door (direct memory writes).  The front door, loading over
-the fabric from the wafer edge, is not built yet.
+Images load two ways: through the back door (:meth:`Wafer.load`, direct memory
+writes, fast) or through the front door (:meth:`Wafer.front_door`, over the
+fabric from the wafer edge, the real path, with its cycles counted).
 """
 
 import ctypes
 from pathlib import Path
 
 from rtl.die import dead_mask
-from rtl.isa import COUNTERS
+from rtl.isa import COUNTERS, Counter
 from rtl.mesh import EDGES, pack_mesh_config
 from rtl.params import ParamError
-from rtl.wavelet import Dir, pack_wavelet, unpack_wavelet, wavelet_layout
+from rtl.wavelet import (Dir, load_color, loader_payloads, pack_addressed, pack_wavelet,
+                         unpack_wavelet, wavelet_layout)
 from sim import build
 
 __all__ = ["Wafer", "WaferShape", "SIDES", "die_header", "library"]
@@ -243,12 +245,41 @@ class Wafer(WaferShape):
                                                 for v in acc[row * lanes:(row + 1) * lanes]])
             self._lib.wafer_write_row(self._handle, die, 1, row, words)
 
-    def start(self):
-        """End the reset and enable every live tile."""
-        self._enabled = True
-        self._apply_static()
-        self._lib.wafer_tick(self._handle)     # enable settles while still in reset
+    def front_door(self, images):
+        """Load ``images``, ``{(x, y): (code words, data bytes)}``, over the fabric: the
+        routers run, the cores stay disabled, and each tile's image enters at the west edge
+        of its row as XY-addressed loader wavelets (:func:`rtl.wavelet.loader_payloads`).
+        Runs until every byte is written; returns the cycles it took.  Call it after the
+        routes are written and before :meth:`start`."""
+        if not self._in_reset:
+            raise ParamError("the front door loads before start()")
+        p = self.params
+        color = load_color(p)
         self._in_reset = False
+        self._apply_static()
+        expected = {}
+        for (x, y), (code, data) in sorted(images.items()):
+            self._locate(x, y)
+            if len(code) > p.code_words or len(data) > p.data_bytes:
+                raise ParamError(f"tile ({x}, {y}): the images do not fit its memories")
+            code_bytes = b"".join(word.to_bytes(4, "little") for word in code)
+            payloads = ((loader_payloads(0, code_bytes, code=True) if code else [])
+                        + (loader_payloads(0, data) if data else []))
+            for payload in payloads:
+                self.inject("west", y, pack_addressed(x, y, payload), color)
+            expected[x, y] = len(code_bytes) + len(data)
+        started = self.cycle
+        waiting = dict(expected)
+        while waiting:
+            self.step(1)
+            waiting = {tile: n for tile, n in waiting.items()
+                       if self.status(*tile)["counters"][Counter.LOADED] < n}
+        return self.cycle - started
+
+    def start(self):
+        """End the reset (if the front door has not) and enable every live tile."""
+        self._in_reset = False
+        self._enabled = True
         self._apply_static()
 
     # --- running ---

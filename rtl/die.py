@@ -9,7 +9,8 @@ logical mesh: a tile's west input comes from the live tile before it in its
 row (a dead one is bypassed), and its north input from the tile of the same
 logical column in the row above, wherever that one sits.  Dead and unused
 spare tiles are disabled and cut off.  A tile learns its logical coordinates
-from the remap, so XY-addressed colors route by logical coordinates.
+from the remap, offset by the die's ``origin_x``/``origin_y`` on the wafer, so
+XY-addressed colors route by logical wafer coordinates.
 
 The edges are the logical mesh's (``north_in[x]``, ``east_out[y]``, ... as in
 :class:`rtl.mesh.Mesh`).  ``config`` writes the route table of the tile at
@@ -86,6 +87,8 @@ def die_signature(params):
     width, height = params.width, params.height
     members = {
         "dead": In((width + params.spare_cols) * height),
+        "origin_x": In(8),        # wafer coordinates of logical tile (0, 0): for XY routing
+        "origin_y": In(8),
         "config": In(stream.Signature(mesh_config_layout(params))),
         "enable": In(1),
         "select_x": In(8),
@@ -240,7 +243,7 @@ class Die(wiring.Component):
         for (c, y), tile in tiles.items():
             selected[c, y] = used[c, y] & (logical[c, y] == self.select_x) & (self.select_y == y)
             m.d.comb += [
-                tile.x.eq(logical[c, y]), tile.y.eq(y),
+                tile.x.eq(self.origin_x + logical[c, y]), tile.y.eq(self.origin_y + y),
                 tile.enable.eq(self.enable & used[c, y]),
                 tile.config.valid.eq(self.config.valid & used[c, y]
                                      & (config.x == logical[c, y]) & (config.y == y)),

@@ -238,6 +238,7 @@ class Counter(enum.IntEnum):
     WAVELETS_OUT = 5         # wavelets sent to the fabric
     ZERO_SKIPS = 6           # VMACS scalars that were zero and cost no datapath cycle
     FAULTS = 7               # faults taken
+    LOADED = 8               # bytes written by the front-door loader (rtl.wavelet.LoaderTag)
 
 
 COUNTERS = len(Counter)

@@ -26,7 +26,7 @@ from .params import ParamError
 __all__ = [
     "DATA_BITS", "Dir", "PORTS", "ADDRESSED", "wavelet_layout", "route_layout", "route_write_layout",
     "LinkSignature", "pack_wavelet", "unpack_wavelet", "pack_addressed", "unpack_addressed",
-    "pack_route_write", "pack", "unpack",
+    "pack_route_write", "pack", "unpack", "LoaderTag", "load_color", "loader_payloads",
 ]
 
 DATA_BITS = 32
@@ -163,3 +163,36 @@ def pack_route_write(params, color, position, accept, outputs, last):
         "color": color, "position": position,
         "route": {"accept": Dir(accept), "outputs": mask, "last": int(last)},
     })
+
+
+# --- the front door: loading a core's memories over the fabric ---
+
+class LoaderTag(enum.Enum, shape=2):
+    """The top two bits of a loader wavelet's 16-bit payload; the low 14 are the value.
+
+    Wavelets on :func:`load_color` that reach a disabled core write its memories:
+    ``ADDRESS_LOW`` and ``ADDRESS_HIGH`` set the address (bits 13..0, then 15..14 in
+    value bits 1..0) and the target (value bit 13 of ``ADDRESS_HIGH``: 1 for code);
+    each ``BYTE`` (value bits 7..0) writes one data byte, or one byte of a code word,
+    little-endian, and advances the address (by a byte, or by a word every 4 bytes).
+    """
+    ADDRESS_LOW = 0
+    ADDRESS_HIGH = 1
+    BYTE = 2
+
+
+def load_color(params):
+    """The color that carries loader wavelets: the top XY-addressed color."""
+    if params.xy_colors == 0:
+        raise ParamError("the front door needs an XY-addressed color (xy_colors >= 1)")
+    return params.colors - 1
+
+
+def loader_payloads(address, content, code=False):
+    """The payloads that write ``content`` (bytes) at ``address`` (a byte address of
+    data SRAM, or a word address of code memory when ``code``)."""
+    def tagged(tag, value):
+        return tag.value << 14 | value
+    payloads = [tagged(LoaderTag.ADDRESS_LOW, address & 0x3FFF),
+                tagged(LoaderTag.ADDRESS_HIGH, int(code) << 13 | address >> 14 & 0x3)]
+    return payloads + [tagged(LoaderTag.BYTE, byte) for byte in content]

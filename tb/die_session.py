@@ -50,6 +50,8 @@ async def run_die(port, params, scenario, dead=frozenset(), fresh=False):
     port.set("reset", 1)
     port.set("enable", 0)
     port.set("dead", dead_mask(params, set(dead)))
+    port.set("origin_x", 0)
+    port.set("origin_y", 0)
     links = edge_links(params)
     for prefix, i in links:
         port.set(f"{prefix}_in.{i}.valid", 0)

@@ -133,3 +133,47 @@ def test_parallel_cosimulation_matches_one_process_exactly(latency):
         parallel_wafer.close()
     assert len(single[0]["east", 1]) == 30                      # the stream arrived
     assert parallel == single
+
+
+SUM_DATA = """
+    li r1, 0
+    li r2, 64
+    dmem d0, r1, r2, 1
+    vsum r3, d0
+    st r3, 0x200(r0)
+    halt
+"""
+
+
+def test_the_front_door_loads_what_the_back_door_loads():
+    rng = random.Random(5)
+    images = {}
+    program = assemble(SUM_DATA, PARAMS.replace(width=2, height=2)).words()
+    for x in range(4):
+        for y in range(2):
+            images[x, y] = (program, bytes(rng.getrandbits(8) for _ in range(100)))
+    dead = {(1, 0), (3, 1)}                   # one dead tile in each die
+    results = []
+    for door in ("back", "front"):
+        wafer = Wafer((2, 1), DIE, PARAMS, defects=dead)
+        if door == "back":
+            for (x, y), (code, data) in images.items():
+                wafer.load(x, y, code, data)
+        else:
+            cycles = wafer.front_door(images)
+            # 8 tiles, each 24 code bytes, 100 data bytes and 4 address wavelets, over
+            # the two west links of the wafer: at least that many cycles, one per byte.
+            assert 4 * (24 + 100 + 4) <= cycles < 4 * (24 + 100 + 4) + 50
+        loaded = {tile: wafer.memory(*tile) for tile in images}
+        wafer.start()
+        wafer.step(2000, until_idle=True)
+        ran = {tile: (wafer.memory(*tile), wafer.status(*tile, register=3)) for tile in images}
+        results.append((loaded, ran))
+    (back_loaded, back_ran), (front_loaded, front_ran) = results
+    assert front_loaded == back_loaded
+    for (x, y), (code, data) in images.items():
+        memory, status = front_ran[x, y]
+        total = sum(int.from_bytes([b], "little", signed=True) for b in data[:64])
+        assert status["halted"] and not status["fault"] and status["register"] == total
+    assert [(m, {k: v for k, v in s.items() if k != "counters"}) for m, s in front_ran.values()] \
+        == [(m, {k: v for k, v in s.items() if k != "counters"}) for m, s in back_ran.values()]

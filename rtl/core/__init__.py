@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from ..isa import (COUNTERS, DESCRIPTORS, INSTRUCTION, OPS, REGISTERS, SLOTS, TASKS, Counter,
                    Fault, Format, Kind, Op, VFlag)
 from ..router import Packed
-from ..wavelet import DATA_BITS, LinkSignature
+from ..wavelet import DATA_BITS, LinkSignature, LoaderTag, load_color
 from .banks import Banks
 
 __all__ = ["Core", "core_signature", "backdoor_signature"]
@@ -200,7 +200,7 @@ class Core(wiring.Component):
         code_write = code.write_port()
         bd = self.backdoor
         m.d.comb += [code_write.addr.eq(bd.code_addr), code_write.data.eq(bd.code_wdata),
-                     code_write.en.eq(bd.code_we)]
+                     code_write.en.eq(bd.code_we)]     # the loader, below, may take it
         sram = Banks(m, "sram", lanes, p.data_bytes, 8)
         accs = Banks(m, "acc", lanes, p.acc_words, 32)
         m.d.comb += [bd.mem_rdata.eq(sram.read_row(bd.mem_row, "backdoor")),
@@ -253,6 +253,7 @@ class Core(wiring.Component):
             pop.color.eq(Mux(pop_by_slot, Array(s.fin_color for s in slots)[pop_slot],
                              imm[:p.color_bits])),
         ]
+        loader_sram = self._loader(m, queue_nonempty, queue_head, pop, code_write, increments)
         with m.If(pop_by_slot):
             m.d.sync += pop_turn.eq(~pop_slot)
         popped = queue_head
@@ -653,6 +654,9 @@ class Core(wiring.Component):
         with m.Elif(completed & is_op(Op.ST, Op.STB)):
             m.d.comb += [sram_w_first.eq(address[:16]), sram_w_lanes.eq(rc),
                          sram_w_mask.eq(Mux(opcode == Op.ST, 0b1111, 0b1))]
+        with m.Elif(loader_sram.valid):
+            m.d.comb += [sram_w_first.eq(loader_sram.address), sram_w_lanes.eq(loader_sram.byte),
+                         sram_w_mask.eq(1)]
         with m.If(bd.acc_we):
             m.d.comb += [acc_w_rows.eq(1), acc_w_first.eq(bd.acc_row),
                          acc_w_lanes.eq(bd.acc_wdata), acc_w_mask.eq(-1)]
@@ -679,6 +683,46 @@ class Core(wiring.Component):
             if adds:
                 m.d.sync += counters[counter].eq(counters[counter] + sum(adds))
         return m
+
+    def _loader(self, m, queue_nonempty, queue_head, pop, code_write, increments):
+        """The front door: while the core is disabled, it takes the wavelets of the load
+        color and writes the memories as they say (:class:`rtl.wavelet.LoaderTag`).
+        Returns the data SRAM write it wants (``valid``, ``address``, ``byte``)."""
+        p = self._params
+        sram_write = wiring.Signature({"valid": Out(1), "address": Out(16),
+                                       "byte": Out(8)}).create(path=("loader",))
+        if p.xy_colors == 0:               # no XY color, no front door
+            return sram_write
+        color = load_color(p)
+        address = Signal(16, name="loader_address")
+        to_code = Signal(name="loader_to_code")
+        assembled = Signal(24, name="loader_word")      # code bytes so far, little-endian
+        count = Signal(2, name="loader_count")
+        taking = ~self.enable & queue_nonempty[color]
+        payload = queue_head[:16]
+        tag, value = payload[14:], payload[:14]
+        with m.If(taking):
+            m.d.comb += [pop.valid.eq(1), pop.color.eq(color)]
+            with m.Switch(tag):
+                with m.Case(LoaderTag.ADDRESS_LOW):
+                    m.d.sync += [address[:14].eq(value), count.eq(0)]
+                with m.Case(LoaderTag.ADDRESS_HIGH):
+                    m.d.sync += [address[14:].eq(value[:2]), to_code.eq(value[13]), count.eq(0)]
+                with m.Case(LoaderTag.BYTE):
+                    with m.If(~to_code):
+                        m.d.comb += [sram_write.valid.eq(1), sram_write.address.eq(address),
+                                     sram_write.byte.eq(value[:8])]
+                        m.d.sync += address.eq(address + 1)
+                    with m.Elif(count == 3):
+                        m.d.comb += [code_write.addr.eq(address),
+                                     code_write.data.eq(Cat(assembled, value[:8])),
+                                     code_write.en.eq(1)]
+                        m.d.sync += [address.eq(address + 1), count.eq(0)]
+                    with m.Else():
+                        m.d.sync += [assembled.eq(Cat(assembled[8:], value[:8])),
+                                     count.eq(count + 1)]
+        increments[Counter.LOADED].append(taking & (tag == LoaderTag.BYTE))
+        return sram_write
 
     def _input_queues(self, m):
         """One queue per color for the wavelets from the router; one leaves per cycle.

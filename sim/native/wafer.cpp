@@ -260,9 +260,13 @@ void wafer_destroy(void* handle) {
     delete w;
 }
 
-// Static inputs of one die: reset, enable, dead tiles, the selected tile.
+// Static inputs of one die: reset, enable, dead tiles, the selected tile; its origin
+// follows from its place on the wafer.
 void wafer_set(void* handle, int die, int reset, int enable, uint64_t dead, int x, int y) {
-    Vtessera_die* top = static_cast<Wafer*>(handle)->die(die).top;
+    Wafer* w = static_cast<Wafer*>(handle);
+    Vtessera_die* top = w->die(die).top;
+    top->origin_x = (die % w->dies_x) * DIE_WIDTH;
+    top->origin_y = (die / w->dies_x) * DIE_HEIGHT;
     top->rst = reset;
     top->enable = enable;
     DIE_SET_DEAD(top, dead);
