@@ -57,10 +57,10 @@ def _write_json(path, document):
     _write_atomically(path, lambda p: p.write_text(json.dumps(document, indent=2) + "\n"))
 
 
-def _mesh_shape(text):
+def _mesh_shape(text, option="--mesh"):
     width, sep, height = text.lower().partition("x")
     if not sep or not width.isdigit() or not height.isdigit():
-        raise UsageError(f"--mesh expects WxH, such as 8x8, not {text!r}")
+        raise UsageError(f"{option} expects WxH, such as 8x8, not {text!r}")
     return int(width), int(height)
 
 
@@ -174,6 +174,26 @@ def cmd_bench_gemv(args):
         _write_json(args.json, result)
 
 
+def cmd_bench_sim_speed(args):
+    from host import speed_bench
+    width, height = _mesh_shape(args.die, "--die")
+    params = _params(args, width=width, height=height)
+    backends = args.backends.split(",") if args.backends else speed_bench.BACKENDS
+    unknown = [name for name in backends if name not in speed_bench.BACKENDS]
+    if unknown:
+        raise UsageError(f"unknown back end {unknown[0]!r} "
+                         f"(known: {', '.join(speed_bench.BACKENDS)})")
+    print(f"simulation speed on a {width}x{height} die, streaming kernel", flush=True)
+    result, _ = speed_bench.run(params, backends, progress=lambda line: print(line, flush=True))
+    result["command"] = "tessera " + " ".join(sys.argv[1:])
+    rates = result["tile_cycles_per_second"]
+    print(", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items()) + " tile-cycles/s"
+          + (f"; native / cocotb-Verilator = {result['native_vs_cocotb_verilator']:.0f}x"
+             if "native_vs_cocotb_verilator" in result else ""))
+    if args.json:
+        _write_json(args.json, result)
+
+
 def _parser():
     parser = _Parser(prog="tessera", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -220,6 +240,12 @@ def _parser():
     gemv.add_argument("--seed", type=int, default=1)
     gemv.add_argument("--json", help="write the results here")
     gemv.set_defaults(run=cmd_bench_gemv)
+    speed = benches.add_parser("sim-speed", help="tile-cycles per second of every back end")
+    _add_params_options(speed)
+    speed.add_argument("--die", default="4x4", help="WxH tiles of the die (default 4x4)")
+    speed.add_argument("--backends", help="comma-separated subset of the back ends")
+    speed.add_argument("--json", help="write the results here")
+    speed.set_defaults(run=cmd_bench_sim_speed)
     return parser
 
 

@@ -7,6 +7,7 @@ cycle, and the state of every programmed tile.  The same scenario with and
 without dead tiles must give the same outcome, cycle for cycle.
 """
 
+import time
 from dataclasses import dataclass, field
 
 from rtl.die import dead_mask
@@ -39,6 +40,7 @@ class DieScenario:
 class DieOutcome:
     received: dict           # (prefix, i) -> [(cycle, data, color, ctrl)]
     tiles: dict              # (x, y) -> (mem, acc, regs, counters, halted, fault)
+    run_seconds: float = 0.0 # wall time of the cycles run (not of loading or reading back)
 
 
 HALT = Case([encode(Op.HALT)])
@@ -74,6 +76,7 @@ async def run_die(port, params, scenario, dead=frozenset(), fresh=False):
     senders = {link: RampSender(params, scenario.traffic.get(link, [])) for link in links}
     receivers = {link: RampReceiver(params, scenario.ready or (lambda cycle: True))
                  for link in links}
+    started = time.perf_counter()
     for cycle in range(scenario.cycles):
         sampled = []
         for (prefix, i) in links:
@@ -94,6 +97,7 @@ async def run_die(port, params, scenario, dead=frozenset(), fresh=False):
         for prefix, i, sent, returned in sampled:
             senders[prefix, i].sample(returned)
             receivers[prefix, i].sample(cycle, sent)
+    run_seconds = time.perf_counter() - started
     for prefix, i in links:
         port.set(f"{prefix}_in.{i}.valid", 0)
 
@@ -103,4 +107,4 @@ async def run_die(port, params, scenario, dead=frozenset(), fresh=False):
         port.set("select_y", y)
         mem, acc, regs, counters = await read_core(port, params)
         tiles[x, y] = (mem, acc, regs, counters, port.get("halted"), port.get("fault"))
-    return DieOutcome({link: receivers[link].received for link in links}, tiles)
+    return DieOutcome({link: receivers[link].received for link in links}, tiles, run_seconds)

@@ -216,7 +216,7 @@ ERRORS = [
     ("tact 8", 1, "task 8 out of range 0..7"),
     ("wait 2", 1, "slot 2 out of range 0..1"),
     ("csrr r1, temperature", 1, "unknown counter 'temperature' (counters: cycles, busy"),
-    ("csrr r1, 8", 1, "counter 8 out of range 0..7"),
+    (f"csrr r1, {COUNTERS}", 1, f"counter {COUNTERS} out of range 0..{COUNTERS - 1}"),
     ("li r1, bogus", 1, "unknown symbol 'bogus'"),
     ("li r1, here\nhere: nop", 1, "'here' is a code label; only .equ constants and data labels"),
     ("addi r1, r2, 12z", 1, "bad number '12z'"),

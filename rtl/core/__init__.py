@@ -541,7 +541,7 @@ class Core(wiring.Component):
                     with m.If(imm >= COUNTERS):
                         raise_fault(Fault.ILLEGAL)
                     with m.Else():
-                        write_rd(Array(counters)[imm[:3]])
+                        write_rd(Array(counters)[imm[:(COUNTERS - 1).bit_length()]])
                 with m.Case(Op.RECV):
                     with m.If(imm >= p.colors):
                         raise_fault(Fault.COLOR)

@@ -1,0 +1,186 @@
+"""``tessera bench sim-speed``: simulated tile-cycles per second on every back end.
+
+The workload is one die running a streaming kernel: a stream enters every row
+at the west edge, and every tile's core takes it from its west neighbour, adds
+one to each element and passes it east (``VADD`` from a ``FIN`` to a ``FOUT``
+descriptor, one element a cycle), so every core and router of the die is busy.
+The back ends:
+
+- ``amaranth``: the Amaranth simulator, the die elaborated flat;
+- ``cocotb_icarus`` and ``cocotb_verilator``: the die's Verilog under cocotb,
+  the testbench driving every edge link every cycle (``tb/speed_tb.py``);
+- ``native``: the die Verilated into the C++ wafer harness, one process;
+- ``native_parallel``: the harness with parallel co-simulation, a 2 x 1 wafer of
+  the same die, one die per process (so it simulates twice the tiles).
+
+Every back end runs the same scenario (``tb.die_session``) and is timed over
+its cycles only, not over building, loading or reading back.  Wall-clock rates
+vary with the machine and its load; the ratio between back ends measured in one
+run is the figure to quote.
+"""
+
+import json
+import time
+
+from host.asm import Builder
+from rtl.mesh import pack_mesh_config
+from rtl.wavelet import Dir
+from sim import build
+from sim.fabric import RouteTable
+
+__all__ = ["BACKENDS", "DEFAULT_CYCLES", "streaming_scenario", "run"]
+
+BACKENDS = ("amaranth", "cocotb_icarus", "cocotb_verilator", "native", "native_parallel")
+#: Cycles each back end runs by default: enough for a steady rate, few enough for slow ones.
+DEFAULT_CYCLES = {"amaranth": 60, "cocotb_icarus": 300, "cocotb_verilator": 600,
+                  "native": 20_000, "native_parallel": 20_000}
+LENGTH = 60_000              # elements each core streams: more than any run consumes
+
+
+def streaming_scenario(params, cycles):
+    """A :class:`tb.die_session.DieScenario` of the streaming kernel on one die."""
+    from tb.core_session import Case
+    from tb.die_session import DieScenario
+
+    words, programs = [], {}
+    for y in range(params.height):
+        for x in range(params.width):
+            color_in, color_out = x % 2, (x + 1) % 2
+            table = RouteTable(params)
+            table.program(color_in, [(Dir.W, {Dir.RAMP})])
+            table.program(color_out, [(Dir.RAMP, {Dir.E})])
+            words += [pack_mesh_config(params, x, y, write) for write in table.writes()]
+            b = Builder(params)
+            b.li(1, LENGTH)
+            b.dfin(0, 1, color_in)
+            b.dfout(1, 1, color_out)
+            b.li(2, 1)
+            b.vadd(1, 0, 2, scalar=True)
+            b.halt()
+            programs[x, y] = Case(b.build().words())
+    traffic = {("west", y): [(0, k, 0) for k in range(cycles)] for y in range(params.height)}
+    return DieScenario(words, programs, traffic, cycles)
+
+
+def _amaranth(params, scenario):
+    from amaranth.hdl import Module, ResetInserter, Signal
+    from amaranth.sim import Simulator
+
+    from rtl.die import Die
+    from tb.core_session import AmaranthPort
+    from tb.die_session import run_die
+
+    die, reset = Die(params, hierarchical=False), Signal()
+    top = Module()
+    top.submodules.die = ResetInserter(reset)(die)
+    simulator = Simulator(top)
+    simulator.add_clock(1e-6)
+    result = {}
+
+    async def bench(ctx):
+        port = AmaranthPort(ctx, die, reset)
+        await port.tick()
+        result["outcome"] = await run_die(port, params, scenario, fresh=True)
+
+    simulator.add_testbench(bench)
+    simulator.run()
+    outcome = result["outcome"]
+    return outcome.run_seconds, outcome.received
+
+
+def _cocotb(params, scenario, sim):
+    """Run ``tb/speed_tb.py`` under cocotb on ``sim``; it writes its timing to a file."""
+    from cocotb_tools.check_results import get_results
+
+    verilog_build = build.verilog("die", params)
+    runner, test_dir = build.cocotb_build(sim, verilog_build, f"speed-{sim}")
+    out = test_dir / "speed.json"
+    out.unlink(missing_ok=True)
+    env = {"TESSERA_PARAMS": params.to_json(), "TESSERA_SPEED_CYCLES": str(scenario.cycles),
+           "TESSERA_SPEED_OUT": str(out)}
+    try:
+        results = runner.test(hdl_toplevel=verilog_build.top, hdl_toplevel_lang="verilog",
+                              test_module="tb.speed_tb", test_dir=test_dir,
+                              build_dir=runner.build_dir, extra_env=env,
+                              log_file=test_dir / "sim.log")
+    except SystemExit:
+        results = None
+    if results is None or get_results(results)[1] or not out.exists():
+        raise build.ToolError(f"the cocotb speed run on {sim} failed; see {test_dir}/sim.log")
+    measured = json.loads(out.read_text())
+    received = {(prefix, int(i)): [tuple(w) for w in wavelets]
+                for key, wavelets in measured["received"].items()
+                for prefix, i in [key.split(":")]}
+    return measured["seconds"], received
+
+
+def _native(params, scenario, dies):
+    from host.cosim import ParallelWafer
+    from host.wafer import Wafer
+
+    shape = (params.width, params.height)
+    wafer = (Wafer((1, 1), shape, params) if dies == 1
+             else ParallelWafer((dies, 1), shape, params, workers=dies))
+    try:
+        for word in scenario.config_words:
+            for die in range(dies):
+                # Every die gets the same routes; config words address die-local tiles.
+                wafer_x = die * params.width
+                _route_word(wafer, params, word, wafer_x)
+        for die in range(dies):
+            for (x, y), case in scenario.programs.items():
+                wafer.load(die * params.width + x, y, case.code)
+        wafer.start()
+        for y in range(params.height):
+            for _, data, color in scenario.traffic.get(("west", y), []):
+                wafer.inject("west", y, data, color)
+        started = time.perf_counter()
+        wafer.step(scenario.cycles)
+        seconds = time.perf_counter() - started
+        received = {("east", y): wafer.collect("east", y) for y in range(params.height)}
+    finally:
+        wafer.close()
+    return seconds, received
+
+
+def _route_word(wafer, params, word, offset_x):
+    """Re-address a die ``config`` word (logical x, y of the die) to the wafer."""
+    from rtl.mesh import mesh_config_layout
+    from rtl.wavelet import pack, route_write_layout, unpack
+    fields = unpack(mesh_config_layout(params), word)
+    wafer.route(offset_x + fields["x"], fields["y"],
+                pack(route_write_layout(params), fields["write"]))
+
+
+def run(params, backends=BACKENDS, cycles=None, progress=print):
+    """Measure ``backends``; returns ``(the JSON document, outputs)``, where ``outputs``
+    maps each back end to the wavelets that left the die's east edge, with their cycles.
+    ``cycles`` overrides :data:`DEFAULT_CYCLES` per back end."""
+    cycles = {**DEFAULT_CYCLES, **(cycles or {})}
+    tiles = params.width * params.height
+    rates, runs, outputs = {}, {}, {}
+    for backend in backends:
+        scenario = streaming_scenario(params, cycles[backend])
+        progress(f"  {backend}: {cycles[backend]} cycles ...")
+        if backend == "amaranth":
+            seconds, received = _amaranth(params, scenario)
+        elif backend.startswith("cocotb_"):
+            seconds, received = _cocotb(params, scenario, backend.split("_", 1)[1])
+        else:
+            seconds, received = _native(params, scenario, 2 if backend == "native_parallel"
+                                        else 1)
+        simulated = tiles * (2 if backend == "native_parallel" else 1)
+        rates[backend] = simulated * cycles[backend] / seconds
+        runs[backend] = {"cycles": cycles[backend], "tiles": simulated, "seconds": seconds}
+        outputs[backend] = {link: wavelets for link, wavelets in received.items()
+                            if link[0] == "east"}
+        progress(f"  {backend}: {rates[backend]:,.0f} tile-cycles/s")
+    result = {
+        "die": f"{params.width}x{params.height}",
+        "tile_cycles_per_second": rates,
+        "runs": runs,
+        "params": params.to_dict(),
+    }
+    if "native" in rates and "cocotb_verilator" in rates:
+        result["native_vs_cocotb_verilator"] = rates["native"] / rates["cocotb_verilator"]
+    return result, outputs
