@@ -91,6 +91,8 @@ def die_header(params):
                      f"top->{row} = row; top->eval(); {_copy_out(rdata, width, 'words')}")
     status = ["halted", "fault", "fault_pc", "pc", "backdoor__reg_rdata"] + [
         f"counters__{n}" for n in range(COUNTERS)]
+    lines.append(f"#define DIE_STATUS_WORDS {len(status)}")
+    lines.append(f"#define DIE_STATUS_COUNTERS {len(status) - COUNTERS}")
     lines.append("#define DIE_STATUS(top, out) " + " ".join(
         f"out[{k}] = top->{_verilated(name)};" for k, name in enumerate(status)))
     bind = ["#define BIND_EDGES(top, edges) \\"]
@@ -169,6 +171,7 @@ class Wafer(WaferShape):
         u64, ptr = ctypes.c_uint64, ctypes.c_void_p
         lib.wafer_create.restype = ptr
         lib.wafer_step.restype = u64
+        lib.wafer_step_until_counters.restype = u64
         lib.wafer_cycle.restype = u64
         for name, types in {
             "wafer_destroy": [ptr], "wafer_set": [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int,
@@ -184,6 +187,9 @@ class Wafer(WaferShape):
             "wafer_step": [ptr, u64, ctypes.c_int], "wafer_cycle": [ptr],
             "wafer_create": [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ptr],
             "wafer_links": [ptr],
+            "wafer_step_until_counters": [ptr, u64, ctypes.c_int, ptr, ptr, ptr, ctypes.c_int,
+                                          ptr],
+            "wafer_link_timing": [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int],
             "wafer_export": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
             "wafer_import": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
         }.items():
@@ -268,13 +274,24 @@ class Wafer(WaferShape):
             for payload in payloads:
                 self.inject("west", y, pack_addressed(x, y, payload), color)
             expected[x, y] = len(code_bytes) + len(data)
-        started = self.cycle
-        waiting = dict(expected)
-        while waiting:
-            self.step(1)
-            waiting = {tile: n for tile, n in waiting.items()
-                       if self.status(*tile)["counters"][Counter.LOADED] < n}
-        return self.cycle - started
+        places = [self._locate(x, y) for x, y in expected]
+        count = len(places)
+        cycles = self._lib.wafer_step_until_counters(
+            self._handle, 10_000_000, count,
+            (ctypes.c_int * count)(*[die for die, _, _ in places]),
+            (ctypes.c_int * count)(*[x for _, x, _ in places]),
+            (ctypes.c_int * count)(*[y for _, _, y in places]), int(Counter.LOADED),
+            (ctypes.c_uint32 * count)(*expected.values()))
+        self._apply_static()
+        return cycles
+
+    def link_timing(self, link, latency, interval=1):
+        """Make die-to-die link ``link`` (numbered as :func:`host.cosim.link_ends` lists
+        them) slower and narrower: a wafer-to-wafer link.  Before the first step."""
+        if latency < self.latency or interval < 1:
+            raise ParamError(f"link {link}: latency {latency} below the wafer's {self.latency}, "
+                             f"or interval {interval} below 1")
+        self._lib.wafer_link_timing(self._handle, link, latency, interval)
 
     def start(self):
         """End the reset (if the front door has not) and enable every live tile."""

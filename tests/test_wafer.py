@@ -177,3 +177,20 @@ def test_the_front_door_loads_what_the_back_door_loads():
         assert status["halted"] and not status["fault"] and status["register"] == total
     assert [(m, {k: v for k, v in s.items() if k != "counters"}) for m, s in front_ran.values()] \
         == [(m, {k: v for k, v in s.items() if k != "counters"}) for m, s in back_ran.values()]
+
+
+def test_a_wafer_to_wafer_link_is_slower_and_narrower():
+    from host.cosim import link_ends
+    wafer = Wafer((2, 1), DIE, PARAMS)
+    link = link_ends(2, 1, wafer.params).index((0, 1))     # die 0 -> die 1, row 0
+    wafer.link_timing(link, latency=10, interval=2)
+    for x in range(4):
+        _route(wafer, x, 0, 0, Dir.W, {Dir.E})
+    wafer.start()
+    for k in range(20):
+        wafer.inject("west", 0, k, 0)
+    wafer.step(200)
+    arrived = wafer.collect("east", 0)
+    assert [data for _, data, _, _ in arrived] == list(range(20))
+    assert arrived[0][0] == 4 + 10
+    assert [b[0] - a[0] for a, b in zip(arrived, arrived[1:])] == [2] * 19

@@ -169,6 +169,15 @@ struct Wafer {
 
     Die& die(int i) { return dies[i]; }
 
+    void cycle_once() {
+        for (DieLink& link : links) link.move(cycle);
+        for (auto& side : host)
+            for (HostPort& port : side)
+                if (port.in) port.move(cycle);
+        clock();
+        cycle++;
+    }
+
     void clock() {
         for (Die& d : dies)
             if (d.top) { d.top->clk = 1; d.top->eval(); }
@@ -356,14 +365,42 @@ uint64_t wafer_step(void* handle, uint64_t cycles, int until_idle) {
     uint64_t n = 0;
     for (; n < cycles; ++n) {
         if (until_idle && wafer_all_idle(w)) break;
-        for (DieLink& link : w->links) link.move(w->cycle);
-        for (auto& side : w->host)
-            for (HostPort& port : side)
-                if (port.in) port.move(w->cycle);
-        w->clock();
-        w->cycle++;
+        w->cycle_once();
     }
     return n;
+}
+
+// Run until counter `counter` of each of `count` tiles (die[k], local x[k], y[k]) has
+// reached target[k], or `cycles` have passed; returns the cycles run.  The loader's
+// progress, say, watched without a call from Python every cycle.
+uint64_t wafer_step_until_counters(void* handle, uint64_t cycles, int count, const int* die,
+                                   const int* x, const int* y, int counter,
+                                   const uint32_t* target) {
+    Wafer* w = static_cast<Wafer*>(handle);
+    uint32_t status[DIE_STATUS_WORDS];
+    auto reached = [&]() {
+        for (int k = 0; k < count; ++k) {
+            Vtessera_die* top = w->die(die[k]).top;
+            top->select_x = x[k];
+            top->select_y = y[k];
+            top->eval();
+            DIE_STATUS(top, status);
+            if (status[DIE_STATUS_COUNTERS + counter] < target[k]) return false;
+        }
+        return true;
+    };
+    uint64_t n = 0;
+    for (; n < cycles && !reached(); ++n) w->cycle_once();
+    return n;
+}
+
+// The timing of die-to-die link `link`: a wafer-to-wafer link is slower (`latency`)
+// and narrower (one wavelet every `interval` cycles).  Set before the first step.
+void wafer_link_timing(void* handle, int link, int latency, int interval) {
+    DieLink& l = static_cast<Wafer*>(handle)->links[link];
+    l.latency = latency;
+    l.interval = interval;
+    l.room.assign(COLORS, 2 * latency + 2);
 }
 
 }  // extern "C"
