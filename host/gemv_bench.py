@@ -75,22 +75,10 @@ def _measure(params, size, weights, x, simulate_rtl):
 
 def _simulate_tile(params, code, image, wavelets, results):
     """Run the program on the tile RTL; returns (cycles, accumulators, data memory)."""
-    from amaranth.hdl import Module, ResetInserter, Signal
-    from amaranth.sim import Simulator
-
     from rtl.tile import Tile
-    from tb.core_session import AmaranthPort, Case, load_core, read_core
+    from tb.core_session import Case, load_core, read_core, simulate_amaranth
 
-    tile = Tile(params)
-    reset = Signal()
-    m = Module()
-    m.submodules.tile = ResetInserter(reset)(tile)
-    simulator = Simulator(m)
-    simulator.add_clock(1e-6)
-    outcome = {}
-
-    async def bench(ctx):
-        port = AmaranthPort(ctx, tile, reset)
+    async def session(port):
         port.set("inputs.3.valid", 0)
         # Route x: accepted from the west, delivered to the ramp.
         port.set("config.payload", pack_route_write(params, X_COLOR, 0, Dir.W, [Dir.RAMP], True))
@@ -113,11 +101,9 @@ def _simulate_tile(params, code, image, wavelets, results):
                 raise RuntimeError("the GEMV did not finish in 100,000 cycles")
         port.set("inputs.3.valid", 0)
         mem, acc, _, _ = await read_core(port, params)
-        outcome.update(cycles=cycles, acc=acc, mem=mem)
+        return cycles, acc, mem
 
-    simulator.add_testbench(bench)
-    simulator.run()
-    return outcome["cycles"], outcome["acc"], outcome["mem"]
+    return simulate_amaranth(Tile(params), session)
 
 
 def run_bench(params, size=64, seed=1, progress=print):

@@ -63,28 +63,12 @@ def streaming_scenario(params, cycles):
 
 
 def _amaranth(params, scenario):
-    from amaranth.hdl import Module, ResetInserter, Signal
-    from amaranth.sim import Simulator
-
     from rtl.die import Die
-    from tb.core_session import AmaranthPort
+    from tb.core_session import simulate_amaranth
     from tb.die_session import run_die
 
-    die, reset = Die(params, hierarchical=False), Signal()
-    top = Module()
-    top.submodules.die = ResetInserter(reset)(die)
-    simulator = Simulator(top)
-    simulator.add_clock(1e-6)
-    result = {}
-
-    async def bench(ctx):
-        port = AmaranthPort(ctx, die, reset)
-        await port.tick()
-        result["outcome"] = await run_die(port, params, scenario, fresh=True)
-
-    simulator.add_testbench(bench)
-    simulator.run()
-    outcome = result["outcome"]
+    outcome = simulate_amaranth(Die(params, hierarchical=False),
+                                lambda port: run_die(port, params, scenario, fresh=True))
     return outcome.run_seconds, outcome.received
 
 

@@ -25,7 +25,7 @@ from sim.iss import Core as IssCore
 from sim.iss import RampReceiver, RampSender, run
 
 __all__ = ["Case", "Outcome", "run_iss", "run_rtl", "load_core", "write_images", "read_core",
-           "differences", "judge",
+           "differences", "judge", "simulate_amaranth",
            "AmaranthPort", "CocotbPort"]
 
 
@@ -146,6 +146,29 @@ class AmaranthPort(Port):
 
     async def tick(self):
         await self.ctx.tick()
+
+
+def simulate_amaranth(component, session):
+    """Run ``await session(port)`` on ``component`` in the Amaranth simulator, with an
+    :class:`AmaranthPort` whose ``reset`` resets the component; returns its result."""
+    from amaranth.hdl import Module, ResetInserter, Signal
+    from amaranth.sim import Simulator
+
+    reset = Signal()
+    top = Module()
+    top.submodules.dut = ResetInserter(reset)(component)
+    simulator = Simulator(top)
+    simulator.add_clock(1e-6)
+    result = {}
+
+    async def bench(ctx):
+        port = AmaranthPort(ctx, component, reset)
+        await port.tick()
+        result["value"] = await session(port)
+
+    simulator.add_testbench(bench)
+    simulator.run()
+    return result["value"]
 
 
 class CocotbPort(Port):

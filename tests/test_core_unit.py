@@ -4,12 +4,9 @@ The full regressions run under cocotb on Icarus and Verilator
 (tests/test_core_cocotb.py); this one needs no build and catches a broken core early.
 """
 
-from amaranth.hdl import Module, ResetInserter, Signal
-from amaranth.sim import Simulator
-
 from rtl.core import Core
 from rtl.params import PRESETS
-from tb.core_session import AmaranthPort, judge, run_rtl
+from tb.core_session import judge, run_rtl, simulate_amaranth
 from tb.directed_programs import directed_cases
 from tb.random_programs import random_case
 
@@ -24,20 +21,13 @@ def test_core_rtl_matches_iss_in_the_amaranth_simulator():
                          "fault_vector_range")]
     cases += [(f"random program {seed}", random_case(PARAMS, seed), None)
               for seed in range(1000 * SEED, 1000 * SEED + 6)]
-    core, reset = Core(PARAMS), Signal()
-    top = Module()
-    top.submodules.core = ResetInserter(reset)(core)
-    simulator = Simulator(top)
-    simulator.add_clock(1e-6)
-    failures = []
-
-    async def bench(ctx):
-        port = AmaranthPort(ctx, core, reset)
+    async def session(port):
+        failures = []
         for name, case, check in cases:
             problems = judge(PARAMS, case, await run_rtl(port, PARAMS, case), check)
             if problems:
                 failures.append(f"{name}: " + "; ".join(problems))
+        return failures
 
-    simulator.add_testbench(bench)
-    simulator.run()
+    failures = simulate_amaranth(Core(PARAMS), session)
     assert not failures, "\n".join(failures)

@@ -8,12 +8,10 @@ behave exactly as a die without dead tiles: it never listens to a dead tile.
 import random
 
 import pytest
-from amaranth.hdl import Module, ResetInserter, Signal
-from amaranth.sim import Simulator
 
 from rtl.die import Die, parse_defects, remap
 from rtl.params import PRESETS, ParamError
-from tb.core_session import AmaranthPort
+from tb.core_session import simulate_amaranth
 from tb.die_session import run_die
 from tb.die_tb import check_scenario, scenario
 
@@ -21,21 +19,8 @@ PARAMS = PRESETS["test"].replace(width=2, height=2, spare_cols=1)
 
 
 def _simulate(die, dead):
-    reset = Signal()
-    top = Module()
-    top.submodules.die = ResetInserter(reset)(die)
-    simulator = Simulator(top)
-    simulator.add_clock(1e-6)
-    result = {}
-
-    async def bench(ctx):
-        port = AmaranthPort(ctx, die, reset)
-        await port.tick()
-        result["outcome"] = await run_die(port, PARAMS, scenario(PARAMS, 1), dead, fresh=True)
-
-    simulator.add_testbench(bench)
-    simulator.run()
-    return result["outcome"]
+    return simulate_amaranth(die, lambda port: run_die(port, PARAMS, scenario(PARAMS, 1), dead,
+                                                        fresh=True))
 
 
 def test_dead_tiles_are_bypassed_even_when_they_babble():
