@@ -80,6 +80,7 @@ class ParallelWafer:
             process.start()
             self._connections.append(ours)
         self._ends = link_ends(dies_x, dies_y, self._geometry.params)
+        self._pending = [{} for _ in self._connections]   # messages for the next window
 
     def _call(self, worker, method, *args):
         self._connections[worker].send((method, args))
@@ -127,18 +128,15 @@ class ParallelWafer:
         done = 0
         while done < cycles:
             window = min(self.latency, cycles - done)
-            self._everywhere("step", window)
-            outgoing = self._everywhere("export_messages")
-            incoming = [{} for _ in self._connections]
-            for messages in outgoing:
-                for (link, which), items in messages.items():
+            # One round trip a window: deliver the last window's messages, run, collect.
+            for connection, messages in zip(self._connections, self._pending):
+                connection.send(("window", (messages, window)))
+            self._pending = [{} for _ in self._connections]
+            for worker in range(len(self._connections)):
+                for (link, which), items in self._result(worker).items():
                     sender, receiver = self._ends[link]
                     consumer = self._owner[receiver if which == 0 else sender]
-                    incoming[consumer][link, which] = items
-            for connection, messages in zip(self._connections, incoming):
-                connection.send(("import_messages", (messages,)))
-            for worker in range(len(self._connections)):
-                self._result(worker)
+                    self._pending[consumer][link, which] = items
             done += window
         return done
 

@@ -11,7 +11,10 @@ The back ends:
   the testbench driving every edge link every cycle (``tb/speed_tb.py``);
 - ``native``: the die Verilated into the C++ wafer harness, one process;
 - ``native_parallel``: the harness with parallel co-simulation, a 2 x 1 wafer of
-  the same die, one die per process (so it simulates twice the tiles).
+  the same die, one die per process (so it simulates twice the tiles), the dies
+  joined by a link of :data:`PARALLEL_LATENCY` cycles, as between two wafers: the
+  processes meet once per that many cycles.  (Split at a 1-cycle die link, they
+  would meet every cycle, and the messages would cost more than they save.)
 
 Every back end runs the same scenario (``tb.die_session``) and is timed over
 its cycles only, not over building, loading or reading back.  Wall-clock rates
@@ -35,6 +38,9 @@ BACKENDS = ("amaranth", "cocotb_icarus", "cocotb_verilator", "native", "native_p
 DEFAULT_CYCLES = {"amaranth": 60, "cocotb_icarus": 300, "cocotb_verilator": 600,
                   "native": 20_000, "native_parallel": 20_000}
 LENGTH = 60_000              # elements each core streams: more than any run consumes
+#: Link latency between the two dies of ``native_parallel``: about a microsecond at
+#: 1.1 GHz, a wafer-to-wafer link (the seed quotes under 5 us).
+PARALLEL_LATENCY = 1024
 
 
 def streaming_scenario(params, cycles):
@@ -104,7 +110,8 @@ def _native(params, scenario, dies):
 
     shape = (params.width, params.height)
     wafer = (Wafer((1, 1), shape, params) if dies == 1
-             else ParallelWafer((dies, 1), shape, params, workers=dies))
+             else ParallelWafer((dies, 1), shape, params, latency=PARALLEL_LATENCY,
+                                workers=dies))
     try:
         for word in scenario.config_words:
             for die in range(dies):
@@ -167,4 +174,8 @@ def run(params, backends=BACKENDS, cycles=None, progress=print):
     }
     if "native" in rates and "cocotb_verilator" in rates:
         result["native_vs_cocotb_verilator"] = rates["native"] / rates["cocotb_verilator"]
+    if "native" in rates and "native_parallel" in rates:
+        # Tile-cycles per second of two processes against one: the speed-up on 2 cores.
+        result["parallel_speedup"] = rates["native_parallel"] / rates["native"]
+        result["parallel_latency_cycles"] = PARALLEL_LATENCY
     return result, outputs

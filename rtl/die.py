@@ -22,13 +22,13 @@ With ``hierarchical=True`` (for Verilog) each tile is an ``Instance`` of
 ``False`` the tiles are Amaranth submodules, for the Amaranth simulator.
 """
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, ResetSignal, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .core import backdoor_signature
 from .isa import COUNTERS
-from .mesh import EDGES, mesh_config_layout
+from .mesh import EDGES, mesh_config_layout, place_instance
 from .params import ParamError
 from .tile import MESH_PORTS, TILE_MODULE, Tile, tile_signature
 from .wavelet import Dir, LinkSignature
@@ -168,11 +168,10 @@ class Die(wiring.Component):
             """Physical tile (c, y) holds logical column ``x`` (an int)."""
             return used[c, y] & (logical[c, y] == x)
 
-        def join(receiver, port, candidates):
-            """Connect ``receiver``'s input ``port`` to whichever sender of ``candidates``,
-            a list of ``(condition, sender link)``, has its condition true: the wavelets
-            come forward from it, the credits go back to it."""
-            link_in = receiver.inputs[MESH_PORTS.index(port)]
+        def join(link_in, candidates):
+            """Connect the receiving link end ``link_in`` to whichever sender of
+            ``candidates``, a list of ``(condition, sender link)``, has its condition true:
+            the wavelets come forward from it, the credits go back to it."""
             valid, wavelet = Const(0), Const(0, len(link_in.wavelet.as_value()))
             for condition, sender in candidates:
                 valid = Mux(condition, sender.valid, valid)
@@ -214,7 +213,7 @@ class Die(wiring.Component):
                 south = [(at(c, y, lx), self.south_in[lx]) for lx in range(width)]
             for port, candidates in ((Dir.W, west), (Dir.E, east), (Dir.N, north),
                                      (Dir.S, south)):
-                join(tile, port, candidates)
+                join(tile.inputs[MESH_PORTS.index(port)], candidates)
 
         # Edge outputs: from the live tile at the edge of the logical mesh.
         for prefix, facing in EDGES:
@@ -225,16 +224,7 @@ class Die(wiring.Component):
                            or (facing in (Dir.E, Dir.W) and y == i)]
                 x_needed = (i if facing in (Dir.N, Dir.S)
                             else (0 if facing == Dir.W else width - 1))
-                valid, wavelet = Const(0), Const(0, len(link.wavelet.as_value()))
-                for c, y in holders:
-                    out = tiles[c, y].outputs[MESH_PORTS.index(facing)]
-                    here = at(c, y, x_needed)
-                    valid = Mux(here, out.valid, valid)
-                    wavelet = Mux(here, out.wavelet.as_value(), wavelet)
-                    with m.If(here):
-                        m.d.comb += [out.credit.eq(link.credit),
-                                     out.credit_color.eq(link.credit_color)]
-                m.d.comb += [link.valid.eq(valid), link.wavelet.eq(wavelet)]
+                join(link, [(at(c, y, x_needed), out(tiles[c, y], facing)) for c, y in holders])
 
         # Coordinates, configuration, enable, back door and status.
         selected = {}
@@ -280,12 +270,7 @@ class Die(wiring.Component):
         """Add the physical tile (column, row); returns its ports."""
         name = f"tile_{column}_{row}"
         if self._hierarchical:
-            tile = tile_signature(self._params).create(path=(name,))
-            ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
-            for path, member, value in tile.signature.flatten(tile):
-                direction = "i" if member.flow == In else "o"
-                ports[f"{direction}_{'__'.join(str(part) for part in path)}"] = value
-            m.submodules[name] = Instance(TILE_MODULE, **ports)
+            tile = place_instance(m, name, TILE_MODULE, tile_signature(self._params))
         else:
             kind = BrokenTile if (column, row) in self._broken else Tile
             tile = m.submodules[name] = kind(self._params)

@@ -8,7 +8,7 @@ from .router import Router, router_signature
 from .wavelet import PORTS, Dir, LinkSignature, pack, route_write_layout, unpack
 
 __all__ = ["Mesh", "ROUTER_MODULE", "MESH_MODULE", "mesh_config_layout", "pack_mesh_config", "EDGES",
-           "EDGE_OF", "edge_index"]
+           "EDGE_OF", "edge_index", "place_instance"]
 
 #: Verilog module name of the router that the hierarchical mesh instantiates.
 ROUTER_MODULE = "tessera_router"
@@ -19,6 +19,19 @@ MESH_MODULE = "tessera_mesh"
 EDGES = (("north", Dir.N), ("east", Dir.E), ("south", Dir.S), ("west", Dir.W))
 #: The edge group a router port facing out of the mesh belongs to.
 EDGE_OF = {facing: prefix for prefix, facing in EDGES}
+
+
+def place_instance(m, name, module, signature):
+    """Add ``name``, an ``Instance`` of the Verilog ``module`` converted from a component
+    with ``signature`` (ports named as Amaranth's Verilog backend names them, in the
+    ``sync`` domain); returns an interface of ``signature`` to connect."""
+    block = signature.create(path=(name,))
+    ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
+    for path, member, value in block.signature.flatten(block):
+        direction = "i" if member.flow == In else "o"
+        ports[f"{direction}_{'__'.join(str(part) for part in path)}"] = value
+    m.submodules[name] = Instance(module, **ports)
+    return block
 
 
 def edge_index(port, x, y):
@@ -111,12 +124,7 @@ class Mesh(wiring.Component):
         """Add the router at (x, y); returns its ports."""
         name = f"router_{x}_{y}"
         if self._hierarchical:
-            router = router_signature(self._params).create(path=(name,))
-            ports = {"i_clk": ClockSignal(), "i_rst": ResetSignal()}
-            for path, member, value in router.signature.flatten(router):
-                direction = "i" if member.flow == In else "o"
-                ports[f"{direction}_{'__'.join(str(part) for part in path)}"] = value
-            m.submodules[name] = Instance(ROUTER_MODULE, **ports)
+            router = place_instance(m, name, ROUTER_MODULE, router_signature(self._params))
         else:
             router = m.submodules[name] = Router(self._params)
         m.d.comb += [router.x.eq(x), router.y.eq(y)]
