@@ -194,6 +194,42 @@ def cmd_bench_sim_speed(args):
         _write_json(args.json, result)
 
 
+def cmd_wafer(args):
+    from host.wafer import WaferShape, defect_map
+    from rtl.die import remap
+    dies = _mesh_shape(args.wafer, "--wafer")
+    die = _mesh_shape(args.die, "--die")
+    shape = WaferShape(dies, die, _params(args))
+    dead = set()
+    if args.defects:
+        try:
+            text = Path(args.defects).read_text()
+        except OSError as error:
+            raise UsageError(f"cannot read {args.defects}: {error.strerror}") from None
+        dead = defect_map(shape, text)
+    p = shape.params
+    columns = p.width + p.spare_cols
+    rows = []
+    for y in range(shape.height):
+        row = ""
+        for die_x in range(shape.dies_x):
+            local_dead = {(c % columns, r % p.height) for c, r in dead
+                          if c // columns == die_x and r // p.height == y // p.height}
+            layout = remap(p, local_dead)
+            used = {column for (_, row_y), column in layout.items() if row_y == y % p.height}
+            row += "".join("x" if (c, y % p.height) in local_dead else "o" if c in used else "-"
+                           for c in range(columns)) + " "
+        rows.append(row.rstrip())
+    print(f"{shape.dies_x}x{shape.dies_y} dies of {p.width}x{p.height} tiles (+{p.spare_cols} "
+          f"spare a row): a {shape.width}x{shape.height} logical mesh; {len(dead)} dead tiles")
+    print("physical tiles, o in use, x dead, - spare:")
+    for row in rows:
+        print("  " + row)
+    if args.json:
+        _write_json(args.json, {"logical": [shape.width, shape.height],
+                                "dead": sorted(dead), "params": p.to_dict()})
+
+
 def _parser():
     parser = _Parser(prog="tessera", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -219,6 +255,14 @@ def _parser():
     _add_params_options(asm)
     asm.add_argument("-o", "--output", help="write the code words here, in hex, one per line")
     asm.set_defaults(run=cmd_asm)
+
+    wafer = commands.add_parser("wafer", help="check a wafer shape and defect map; show the remap")
+    _add_params_options(wafer)
+    wafer.add_argument("--wafer", default="2x2", help="WxH dies (default 2x2)")
+    wafer.add_argument("--die", default="4x4", help="WxH logical tiles a die (default 4x4)")
+    wafer.add_argument("--defects", help="defect map: one dead physical tile 'column,row' a line")
+    wafer.add_argument("--json", help="write the checked shape and defects here")
+    wafer.set_defaults(run=cmd_wafer)
 
     bench = commands.add_parser("bench", help="benchmarks")
     benches = bench.add_subparsers(dest="bench", required=True, parser_class=_Parser)

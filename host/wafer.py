@@ -19,7 +19,7 @@ fabric from the wafer edge, the real path, with its cycles counted).
 import ctypes
 from pathlib import Path
 
-from rtl.die import dead_mask
+from rtl.die import dead_mask, parse_defects, remap
 from rtl.isa import COUNTERS, Counter
 from rtl.mesh import EDGES, pack_mesh_config
 from rtl.params import ParamError
@@ -27,7 +27,7 @@ from rtl.wavelet import (Dir, load_color, loader_payloads, pack_addressed, pack_
                          unpack_wavelet, wavelet_layout)
 from sim import build
 
-__all__ = ["Wafer", "WaferShape", "SIDES", "die_header", "library"]
+__all__ = ["Wafer", "WaferShape", "SIDES", "die_header", "library", "defect_map"]
 
 HARNESS = Path(__file__).resolve().parents[1] / "sim" / "native" / "wafer.cpp"
 #: Wafer sides, in the harness's order.
@@ -121,6 +121,10 @@ class WaferShape:
         width, height = die
         if dies_x < 1 or dies_y < 1:
             raise ParamError(f"a wafer needs at least one die, not {dies_x}x{dies_y}")
+        if dies_x * width > 256 or dies_y * height > 256:
+            raise ParamError(f"a wafer of {dies_x}x{dies_y} dies of {width}x{height} tiles has "
+                             f"{dies_x * width}x{dies_y * height} tiles; XY coordinates reach "
+                             f"256x256")
         self.params = params.replace(width=width, height=height)
         self.dies_x, self.dies_y = dies_x, dies_y
         self.width, self.height = dies_x * width, dies_y * height
@@ -141,6 +145,29 @@ class WaferShape:
         if side in ("north", "south"):
             return (0 if side == "north" else self.dies_y - 1) * self.dies_x + index // p.width
         return (index // p.height) * self.dies_x + (0 if side == "west" else self.dies_x - 1)
+
+
+def defect_map(shape, text):
+    """The dead physical tiles of a wafer of ``shape`` (:class:`WaferShape`) from a defect
+    map: one ``column,row`` a line in physical wafer coordinates, ``#`` comments.  Checks
+    every die's share against its spares; raises ``ParamError`` naming the problem."""
+    p = shape.params
+    columns = p.width + p.spare_cols
+    dead = parse_defects(text, p, check=False)
+    per_die = {}
+    for column, row in dead:
+        if not (0 <= column < shape.dies_x * columns and 0 <= row < shape.height):
+            raise ParamError(f"dead tile ({column}, {row}) is not on the wafer: physical "
+                             f"columns 0..{shape.dies_x * columns - 1}, rows 0..{shape.height - 1}")
+        die = (row // p.height) * shape.dies_x + column // columns
+        per_die.setdefault(die, set()).add((column % columns, row % p.height))
+    for die, tiles in sorted(per_die.items()):
+        try:
+            remap(p, tiles)
+        except ParamError as error:
+            raise ParamError(f"die ({die % shape.dies_x}, {die // shape.dies_x}): {error}") \
+                from None
+    return dead
 
 
 class Wafer(WaferShape):

@@ -66,9 +66,10 @@ def dead_mask(params, dead):
     return sum(1 << (row * columns + column) for column, row in dead)
 
 
-def parse_defects(text, params):
+def parse_defects(text, params, check=True):
     """A defect map: one dead physical tile per line, ``column,row`` (``#`` comments).
-    Returns the set of tiles; raises ``ParamError`` naming the line of a bad one."""
+    Returns the set of tiles; raises ``ParamError`` naming the line of a bad one, and
+    (with ``check``) when the die cannot hide them (:func:`remap`)."""
     dead = set()
     for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -78,7 +79,8 @@ def parse_defects(text, params):
         if len(parts) != 2 or not all(part.isdigit() for part in parts):
             raise ParamError(f"defect map line {number}: expected 'column,row', not {line!r}")
         dead.add((int(parts[0]), int(parts[1])))
-    remap(params, dead)
+    if check:
+        remap(params, dead)
     return dead
 
 

@@ -122,3 +122,33 @@ def test_asm_missing_file_is_exit_2(tmp_path):
     missing = tmp_path / "none.s"
     assert stderr == f"tessera: error: cannot read {missing}: No such file or directory\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("defects, message", [
+    ("0,0\n1,0\n", "die (0, 0): row 0 has 2 dead tiles; the die has 1 spare tile(s) a row"),
+    ("0;0\n", "defect map line 1: expected 'column,row'"),
+    ("# dead\n10,0\n", "dead tile (10, 0) is not on the wafer"),
+])
+def test_wafer_refuses_bad_defect_maps(tmp_path, defects, message):
+    (tmp_path / "defects.txt").write_text(defects)
+    status, out, err = tessera("wafer", "--preset", "test", "--wafer", "2x2", "--die", "4x4",
+                               "--defects", str(tmp_path / "defects.txt"),
+                               "--json", str(tmp_path / "wafer.json"))
+    assert status == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and not (tmp_path / "wafer.json").exists()
+
+
+def test_wafer_refuses_a_shape_beyond_the_coordinates(tmp_path):
+    status, _, err = tessera("wafer", "--preset", "test", "--wafer", "100x1", "--die", "4x4")
+    assert status == 2 and "XY coordinates reach 256x256" in err
+
+
+def test_wafer_shows_the_remap(tmp_path):
+    (tmp_path / "defects.txt").write_text("0,0\n7,5\n")
+    status, out, err = tessera("wafer", "--preset", "test", "--wafer", "2x2", "--die", "4x4",
+                               "--defects", str(tmp_path / "defects.txt"))
+    assert status == 0, err
+    rows = [line.strip() for line in out.splitlines()[2:]]
+    assert rows[0] == "xoooo oooo-"        # row 0 of die (0, 0) shifts past its dead tile
+    assert rows[5] == "oooo- ooxoo"        # the dead tile of die (1, 1), row 1
+    assert all(row.count("o") == 8 for row in rows)
