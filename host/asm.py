@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 
 from amaranth.hdl import Shape
 
-from rtl.isa import (COUNTERS, DESCRIPTORS, IMM_BITS, INSTRUCTION, OPS, REGISTERS, SLOTS, TASKS,
-                     Counter, Format, Op, VFlag, decode, encode, sign_extend)
+from rtl.isa import (COUNTERS, DESCRIPTORS, IMM_BITS, INSTRUCTION, OPS, REGISTERS, SEND_CTRL,
+                     SLOTS, TASKS, Counter, Format, Op, VFlag, decode, encode, sign_extend)
 from rtl.params import Params
 
 __all__ = ["AsmError", "Program", "Builder", "assemble", "disassemble"]
@@ -44,7 +44,6 @@ _UIMM_MASK = (1 << IMM_BITS) - 1
 _LUI_BITS = IMM_BITS + Shape.cast(INSTRUCTION["c"].shape).width  # LUI: {c, imm}
 _SHIFT_OPS = (Op.SLLI, Op.SRLI, Op.SRAI)                     # use 5 bits of the immediate
 _UNARY = (Op.VMOV, Op.VQNT)                                   # vector ops with one source
-_SEND_CTRL = 1 << 5                                           # Format.SEND: color | ctrl << 5
 _SHIFT_LSB = int(VFlag.SHIFT) & -int(VFlag.SHIFT)         # where the shift field starts
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -273,7 +272,7 @@ class Builder:
         self._emit(op, a=self._reg(rd), imm=self._color(color))
 
     def _send(self, op, rs, color, ctrl=False):
-        self._emit(op, c=self._reg(rs), imm=self._color(color) | (_SEND_CTRL if ctrl else 0))
+        self._emit(op, c=self._reg(rs), imm=self._color(color) | (SEND_CTRL if ctrl else 0))
 
     def _task(self, op, task, entry):
         self._emit(op, a=self._task_number(task), target=entry)
@@ -611,7 +610,7 @@ _ARGUMENTS = {
     Format.JR: lambda a, b, c, imm, pc: (b,),
     Format.CSR: lambda a, b, c, imm, pc: (a, imm),
     Format.RECV: lambda a, b, c, imm, pc: (a, imm),
-    Format.SEND: lambda a, b, c, imm, pc: (c, imm & ~_SEND_CTRL),
+    Format.SEND: lambda a, b, c, imm, pc: (c, imm & ~SEND_CTRL),
     Format.TASK: lambda a, b, c, imm, pc: (a, imm),
     Format.TBIND: lambda a, b, c, imm, pc: (a, imm),
     Format.T: lambda a, b, c, imm, pc: (a,),
@@ -629,7 +628,7 @@ _ANY_CORE = Params(colors=32, sram_bytes=1 << 17, code_bytes=1 << 16)
 
 def _flags_of(op, imm):
     if OPS[op].format == Format.SEND:
-        return {"ctrl": bool(imm & _SEND_CTRL)}
+        return {"ctrl": bool(imm & SEND_CTRL)}
     if OPS[op].format == Format.V:
         return {"shift": (imm & VFlag.SHIFT) // _SHIFT_LSB, "wide": bool(imm & VFlag.WIDE),
                 "async": bool(imm & VFlag.ASYNC), "slot": int(bool(imm & VFlag.SLOT1)),

@@ -42,7 +42,7 @@ from amaranth.lib import data
 
 __all__ = ["INSTRUCTION", "Op", "Format", "OPS", "VFlag", "Kind", "Counter", "Fault",
            "REGISTERS", "DESCRIPTORS", "TASKS", "SLOTS", "encode", "decode", "sign_extend",
-           "IMM_BITS", "descriptor_layout", "ELEMENTWISE", "REDUCTIONS", "COUNTERS"]
+           "IMM_BITS", "descriptor_layout", "SEND_CTRL", "REDUCTIONS", "COUNTERS"]
 
 IMM_BITS = 14
 REGISTERS = 16
@@ -194,8 +194,10 @@ _SIGNED = {Format.I, Format.LOAD, Format.STORE, Format.BRANCH, Format.LOOP, Form
 OPS = {op: OpInfo(op, fmt, fmt in _SIGNED) for fmt, ops in _FORMATS.items() for op in ops}
 assert set(OPS) == set(Op), "every opcode has exactly one format"
 
-#: Vector operations that combine two vector operands element by element.
-ELEMENTWISE = (Op.VMOV, Op.VADD, Op.VSUB, Op.VMUL, Op.VMAX, Op.VMIN, Op.VQNT, Op.VMAC)
+#: ``SEND``'s immediate: the color in the bits below this one, and this bit for a control
+#: wavelet.
+SEND_CTRL = 1 << 5
+
 REDUCTIONS = (Op.VSUM, Op.VRMAX, Op.VARGMAX)
 
 

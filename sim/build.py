@@ -210,6 +210,15 @@ def lint(build):
 UNOPTIMIZED_MAKEFLAGS = [*VERILATOR_MAKEFLAGS, "OPT_FAST=-O0", "OPT_SLOW=-O0"]
 
 
+def _write_headers(scratch, headers):
+    """Write the generated headers (name -> text) into ``scratch/include``; returns it."""
+    include = scratch / "include"
+    include.mkdir()
+    for header, text in headers.items():
+        (include / header).write_text(text)
+    return include
+
+
 #: How every native model is Verilated: fast, two-state, each module compiled once.
 _MODEL_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--inline-mult", "1",
                 "--noassert"]
@@ -232,10 +241,7 @@ def verilator_binary(build, harness, name, headers=None, optimize=True):
     final = BUILD / "verilator" / f"{name}-{key}"
 
     def make(scratch):
-        include = scratch / "include"
-        include.mkdir()
-        for header, text in headers.items():
-            (include / header).write_text(text)
+        include = _write_headers(scratch, headers)
         command = [
             "verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 2),
             *_MODEL_FLAGS, *_waiver_flags(), "--top-module", build.top, "-o", name,
@@ -261,10 +267,7 @@ def verilator_library(build, harness, name, headers):
     final = BUILD / "verilator" / f"{name}-{key}"
 
     def make(scratch):
-        include = scratch / "include"
-        include.mkdir()
-        for header, text in headers.items():
-            (include / header).write_text(text)
+        include = _write_headers(scratch, headers)
         obj = scratch / "obj"
         _run(["verilator", "--cc", "--build", "-j", str(os.cpu_count() or 2), *_MODEL_FLAGS,
               *_waiver_flags(), "--top-module", build.top, "--Mdir", str(obj),

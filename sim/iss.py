@@ -56,7 +56,7 @@ entries) and for ``x`` computes ``i = x >> s``, ``f = x & (2**s - 1)``:
 import collections
 from dataclasses import dataclass, field
 
-from rtl.isa import (COUNTERS, DESCRIPTORS, OPS, REDUCTIONS, REGISTERS, SLOTS,
+from rtl.isa import (COUNTERS, DESCRIPTORS, OPS, REDUCTIONS, REGISTERS, SEND_CTRL, SLOTS,
                      TASKS, Counter, Fault, Format, Kind, Op, VFlag, decode, sign_extend)
 
 __all__ = ["Core", "Descriptor", "RampSender", "RampReceiver", "run", "wrap32"]
@@ -470,12 +470,12 @@ class Core:
                 return False, None
             self._write_reg(a, popped[0])
         elif op == Op.SEND:
-            color = imm & 0x1F
+            color = imm & (SEND_CTRL - 1)
             self._check_color(color)
             if beat_sends or self.credits[color] == 0:
                 return False, None
             self.credits[color] -= 1
-            sent = (rc & 0xFFFFFFFF, color, imm >> 5 & 1)
+            sent = (rc & 0xFFFFFFFF, color, int(bool(imm & SEND_CTRL)))
         elif fmt in (Format.TASK, Format.TBIND, Format.T):
             if a >= TASKS:
                 raise CoreFault(Fault.ILLEGAL)

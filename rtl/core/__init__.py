@@ -28,7 +28,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..isa import (COUNTERS, DESCRIPTORS, INSTRUCTION, OPS, REGISTERS, SLOTS, TASKS, Counter,
+from ..isa import (COUNTERS, DESCRIPTORS, INSTRUCTION, OPS, REGISTERS, SEND_CTRL, SLOTS, TASKS,
+                   Counter,
                    Fault, Format, Kind, Op, VFlag)
 from ..router import Packed
 from ..wavelet import DATA_BITS, LinkSignature, LoaderTag, load_color
@@ -550,13 +551,14 @@ class Core(wiring.Component):
                     with m.Else():
                         write_rd(popped)
                 with m.Case(Op.SEND):
-                    with m.If(imm[:5] >= p.colors):
+                    ctrl_bit = SEND_CTRL.bit_length() - 1
+                    with m.If(imm[:ctrl_bit] >= p.colors):
                         raise_fault(Fault.COLOR)
                     with m.Elif(beat_sends | (credits[imm[:p.color_bits]] == 0)):
                         m.d.comb += stall.eq(1)
                     with m.Else():
                         m.d.comb += [send.eq(1), send_value.eq(rc),
-                                     send_color.eq(imm[:p.color_bits]), send_ctrl.eq(imm[5])]
+                                     send_color.eq(imm[:p.color_bits]), send_ctrl.eq(imm[ctrl_bit])]
                 with m.Case(Op.TASK, Op.TBIND, Op.TACT, Op.TBLOCK, Op.TUNBLOCK):
                     with m.If(a >= TASKS):
                         raise_fault(Fault.ILLEGAL)
