@@ -28,7 +28,7 @@ class Params:
     sram_bytes: int = 48 * 1024 # per-core SRAM, as on the WSE: code and data
     code_bytes: int = 4096      # of which the instruction bank (4 bytes per instruction)
     lanes: int = 16             # int8 SIMD lanes per core
-    acc_words: int = 64         # int32 accumulators per core
+    acc_words: int = 256        # int32 accumulators per core (1 KiB): an LLM block's vectors
     spare_cols: int = 1         # spare tiles per die row, for redundancy
 
     def __post_init__(self):
@@ -118,7 +118,7 @@ class Params:
 PRESETS = {
     # Small and quick to build: unit tests and cocotb regressions.
     "test": Params(width=4, height=4, colors=4, xy_colors=1, queue_depth=4, sram_bytes=4096,
-                   code_bytes=1024, lanes=16),
+                   code_bytes=1024, lanes=16, acc_words=64),
     # The demo wafer's tiles.
     "default": Params(),
     # WSE-3-like: 24 colors per link, 48 KiB per core.

@@ -1,0 +1,179 @@
+"""One tile's program under construction: code, data SRAM and accumulators.
+
+The kernels (:mod:`host.kernels.vector`) emit into a :class:`TileProgram`.  It
+hands out data SRAM and accumulator space by name, so that a plan that does not
+fit fails with the tile and the shortfall, and it adds the scalar subroutines
+(:func:`isqrt`, :func:`udiv`) once, after the main program, when a kernel calls
+them.
+
+Register convention, shared by every kernel:
+
+- ``r1``..``r7``: scratch; any kernel or subroutine may overwrite them;
+- ``r8``, ``r9``: descriptor set-up (:meth:`TileProgram.mem` and friends);
+- ``r10``, ``r11``: subroutine arguments and results;
+- ``r12``: the subroutine return address;
+- ``r13``: free for the stage program;
+- ``r14``: tokens left to process; ``r15``: the position of the current token.
+
+Descriptors ``d0``..``d7`` are scratch.
+"""
+
+import numpy as np
+
+from host.asm import Builder
+
+__all__ = ["TileProgram", "FitError", "POS", "LEFT", "STAGE", "ARG0", "ARG1", "LINK"]
+
+ARG0, ARG1, LINK, STAGE, LEFT, POS = 10, 11, 12, 13, 14, 15
+_DESC_BASE, _DESC_LENGTH = 8, 9
+
+
+class FitError(ValueError):
+    """A tile's program, data or accumulators do not fit its memories."""
+
+
+class TileProgram:
+    def __init__(self, params, name):
+        self.params, self.name = params, name
+        self.b = Builder(params)
+        self.image = bytearray()
+        self.symbols = {}            # data name -> (address, size)
+        self.acc_symbols = {}        # accumulator name -> (base, size)
+        self._acc_next = 0
+        self._labels = 0
+        self._subroutines = []
+
+    # --- memory ---
+
+    def alloc(self, name, size=None, content=None, align=1):
+        """Reserve data SRAM for ``name``: ``size`` bytes, or ``content`` (bytes or an int8
+        array); returns its address."""
+        if content is not None:
+            content = np.asarray(content).astype(np.int8).tobytes() \
+                if not isinstance(content, (bytes, bytearray)) else bytes(content)
+            size = len(content)
+        address = -len(self.image) % align + len(self.image)
+        end = address + size
+        if end > self.params.data_bytes:
+            raise FitError(f"{self.name}: {name} needs {size} bytes of data SRAM at {address}; "
+                           f"the tile has {self.params.data_bytes} ({end - self.params.data_bytes} "
+                           f"short)")
+        self.image += bytes(end - len(self.image))
+        if content is not None:
+            self.image[address:end] = content
+        self.symbols[name] = (address, size)
+        return address
+
+    def table16(self, name, values):
+        """An int16 table (little-endian) for ``VTBL``; returns its address."""
+        return self.alloc(name, content=np.asarray(values, np.int16).tobytes(), align=2)
+
+    def word(self, name, value):
+        return self.alloc(name, content=int(value).to_bytes(4, "little", signed=True), align=4)
+
+    def acc(self, name, size):
+        """Reserve ``size`` accumulators; returns the base index."""
+        base = self._acc_next
+        if base + size > self.params.acc_words:
+            raise FitError(f"{self.name}: {name} needs {size} accumulators at {base}; the tile "
+                           f"has {self.params.acc_words} ({base + size - self.params.acc_words} "
+                           f"short)")
+        self._acc_next += size
+        self.acc_symbols[name] = (base, size)
+        return base
+
+    # --- code ---
+
+    def fresh(self, stem):
+        """A label name not used before in this program."""
+        self._labels += 1
+        return f"{stem}_{self._labels}"
+
+    def mem(self, d, base, length, stride=1):
+        """``d`` = MEM(base, length, stride); ``base`` and ``length`` are ints or, as
+        ``("r", n)``, registers."""
+        self.b.dmem(d, self._value(base, _DESC_BASE), self._value(length, _DESC_LENGTH), stride)
+
+    def accs(self, d, base, length):
+        self.b.dacc(d, self._value(base, _DESC_BASE), self._value(length, _DESC_LENGTH))
+
+    def fin(self, d, length, color):
+        self.b.dfin(d, self._value(length, _DESC_LENGTH), color)
+
+    def fout(self, d, length, color):
+        self.b.dfout(d, self._value(length, _DESC_LENGTH), color)
+
+    def _value(self, value, scratch):
+        if isinstance(value, tuple):
+            return value[1]
+        self.b.li(scratch, value)
+        return scratch
+
+    def call(self, subroutine):
+        """``JAL`` to a subroutine (:func:`isqrt`, :func:`udiv`), adding it on first use."""
+        if subroutine not in self._subroutines:
+            self._subroutines.append(subroutine)
+        self.b.jal(LINK, subroutine.__name__)
+
+    def finish(self):
+        """The code words and the data image."""
+        for subroutine in self._subroutines:
+            self.b.label(subroutine.__name__)
+            subroutine(self)
+        try:
+            program = self.b.build()
+        except ValueError as error:
+            raise FitError(f"{self.name}: {error}") from None
+        return program.words(), bytes(self.image)
+
+
+# --- scalar subroutines: arguments in r10 (and r11), result in r10, return by r12 ---
+
+def isqrt(t):
+    """r10 = floor(sqrt(r10)), for 0 <= r10 < 2**31 (bit by bit)."""
+    b, shrink, loop, keep, done = t.b, t.fresh("sq_shrink"), t.fresh("sq_loop"), \
+        t.fresh("sq_keep"), t.fresh("sq_done")
+    b.addi(ARG1, 0, 0)               # the root so far
+    b.li(1, 1 << 30)                 # the bit being decided
+    b.label(shrink)
+    b.bge(ARG0, 1, loop)
+    b.srli(1, 1, 2)
+    b.bne(1, 0, shrink)
+    b.beq(0, 0, done)                # the number is 0
+    b.label(loop)
+    b.add(2, ARG1, 1)
+    b.srli(ARG1, ARG1, 1)
+    b.blt(ARG0, 2, keep)
+    b.sub(ARG0, ARG0, 2)
+    b.add(ARG1, ARG1, 1)
+    b.label(keep)
+    b.srli(1, 1, 2)
+    b.bne(1, 0, loop)
+    b.label(done)
+    b.addi(ARG0, ARG1, 0)
+    b.jr(LINK)
+
+
+def udiv(t):
+    """r10 = r10 // r11 for 0 <= r10 < 2**r3 and 0 < r11 < 2**31 (restoring division,
+    r3 bits, r3 <= 31)."""
+    b, loop, skip = t.b, t.fresh("div_loop"), t.fresh("div_skip")
+    b.li(1, 31)
+    b.sub(1, 1, 3)
+    b.sll(ARG0, ARG0, 1)             # the dividend's top bit at bit 30
+    b.addi(1, 0, 0)                  # the quotient
+    b.addi(2, 0, 0)                  # the remainder
+    b.label(loop)
+    b.srli(4, ARG0, 30)
+    b.andi(4, 4, 1)
+    b.slli(2, 2, 1)
+    b.or_(2, 2, 4)
+    b.slli(ARG0, ARG0, 1)
+    b.slli(1, 1, 1)
+    b.blt(2, ARG1, skip)
+    b.sub(2, 2, ARG1)
+    b.addi(1, 1, 1)
+    b.label(skip)
+    b.bdec(3, loop)
+    b.addi(ARG0, 1, 0)
+    b.jr(LINK)

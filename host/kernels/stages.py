@@ -1,0 +1,251 @@
+"""Stage programs: one tile's whole loop over the tokens of a generation.
+
+A stage takes the residual stream ``h`` (``dim`` wavelets, int32, Q7) on one
+color, runs its part of the model and sends the new ``h`` on another; the
+embedding stage starts from a token and the classifier stage ends with one.
+Each stage runs ``positions`` tokens in order (position ``r15`` counts them)
+and halts.  At every position it stamps its cycle counter three times and its
+SRAM read counter once, into ``log`` (:data:`LOG_WORDS` words a position):
+
+- ``ready``: it waits for its input;
+- ``received``: the input is in;
+- ``sent``: its output has left (the compute and the send in between);
+- ``reads``: data SRAM bytes read so far.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from host.kernels import vector as k
+from host.kernels.program import ARG0, ARG1, LEFT, POS, STAGE, TileProgram
+from host.model import Q, exp_table, silu_table
+from rtl.isa import Counter
+from rtl.wavelet import pack_addressed
+
+__all__ = ["Links", "LOG_WORDS", "embedding_stage", "attention_stage", "ffn_stage",
+           "classifier_stage", "halt_program"]
+
+LOG_WORDS = 4
+
+
+@dataclass(frozen=True)
+class Links:
+    """The colors and places a stage talks to."""
+    color_in: int                # h (or, for the embedding stage, unused)
+    color_out: int               # h (or, for the classifier, unused)
+    token_color: int             # XY-addressed: prompt and generated tokens into the embedding stage
+    host_color: int              # the embedding stage's generated tokens, out to the host
+    embed_tile: tuple            # where the embedding stage is (token destination)
+
+
+def _loop(t, positions, body):
+    """``body()`` once per position, stamping the log (module docstring)."""
+    b = t.b
+    log = t.alloc("log", 4 * LOG_WORDS * positions, align=4)
+    b.li(LEFT, positions)
+    b.addi(POS, 0, 0)
+    top = t.fresh("position")
+    b.label(top)
+    _stamp(t, Counter.CYCLES, 0)
+    body(lambda: _stamp(t, Counter.CYCLES, 4), lambda: (_stamp(t, Counter.CYCLES, 8),
+                                                        _stamp(t, Counter.SRAM_READS, 12)))
+    b.addi(POS, POS, 1)
+    b.bdec(LEFT, top)
+    return log
+
+
+def _stamp(t, counter, offset):
+    """Store a counter at the current position's log entry + ``offset``."""
+    b = t.b
+    b.csrr(2, counter)
+    b.li(1, 4 * LOG_WORDS)
+    b.mul(1, POS, 1)
+    b.li(3, t.symbols["log"][0])
+    b.add(1, 1, 3)
+    b.st(2, 1, offset)
+
+
+def embedding_stage(params, qmodel, links, prompt_len, positions):
+    c = qmodel.config
+    t = TileProgram(params, "embedding")
+    table = t.alloc("embedding", content=qmodel.embedding.reshape(-1))
+    h = t.acc("h", c.dim)
+    b = t.b
+
+    def body(received, sent):
+        b.recv(STAGE, links.token_color)
+        b.andi(STAGE, STAGE, 0xFF)
+        _echo_generated(t, links, prompt_len)
+        received()
+        k.embedding(t, table, c.dim, STAGE, qmodel.embed_m, qmodel.embed_shift, h)
+        k.send(t, h, c.dim, links.color_out)
+        sent()
+
+    log = _loop(t, positions, body)
+    b.recv(STAGE, links.token_color)          # the last generated token
+    b.andi(STAGE, STAGE, 0xFF)
+    b.send(STAGE, links.host_color)
+    b.halt()
+    return t, log
+
+
+def _echo_generated(t, links, prompt_len):
+    """Send the token to the host if it is a generated one (position >= prompt_len)."""
+    b, skip = t.b, t.fresh("prompt")
+    b.li(1, prompt_len)
+    b.blt(POS, 1, skip)
+    b.send(STAGE, links.host_color)
+    b.label(skip)
+
+
+def attention_stage(params, qmodel, layer, links, positions):
+    c, w = qmodel.config, qmodel.layers[layer]
+    hd, kv = c.head_dim, c.kv_dim
+    t = TileProgram(params, f"layer {layer} attention")
+    wq, wk, wv, wo = (t.alloc(name, content=_columns(w[name].weight, hd if name in ("wq", "wk")
+                                                     else None))
+                      for name in ("wq", "wk", "wv", "wo"))
+    gain = t.alloc("attn_norm", content=w["attn_norm"].gain)
+    cos = t.alloc("cos", content=qmodel.cos.reshape(-1))
+    sin = t.alloc("sin", content=qmodel.sin.reshape(-1))
+    exp = t.table16("exp", exp_table())
+    keys = t.alloc("key cache", kv * c.seq_len)        # transposed: row j = dimension j
+    values = t.alloc("value cache", c.seq_len * kv)    # row t = position t
+    x = t.alloc("x", c.dim)
+    q = t.alloc("q", c.dim)
+    q_rot = t.alloc("q rotated", c.dim)
+    k_new = t.alloc("k", kv)
+    heads = t.alloc("attention out", c.dim)
+    probs = t.alloc("probabilities", c.seq_len)
+    h = t.acc("h", c.dim)
+    acc = t.acc("products", max(c.dim, kv))
+    scores = t.acc("scores", c.seq_len)
+    out = t.acc("head out", hd)
+    b = t.b
+
+    def body(received, sent):
+        k.receive(t, h, c.dim, links.color_in)
+        received()
+        k.rmsnorm(t, h, c.dim, gain, w["attn_norm"].shift, x, acc)
+        for weight, rows, name, dst in ((wq, c.dim, "wq", ("mem", q)),
+                                        (wk, kv, "wk", ("mem", k_new))):
+            k.gemv(t, weight, rows, c.dim, x, acc)
+            k.requant(t, acc, rows, w[name].m, w[name].shift, False, dst)
+        k.gemv(t, wv, kv, c.dim, x, acc)
+        b.li(1, kv)
+        b.mul(1, POS, 1)
+        b.li(2, values)
+        b.add(4, 1, 2)                                 # this position's value row
+        k.requant(t, acc, kv, w["wv"].m, w["wv"].shift, False, ("mem", ("r", 4)))
+        k.rope(t, q, c.n_heads, hd, cos, sin, q_rot, 1, 0, acc)
+        k.rope(t, k_new, c.n_kv_heads, hd, cos, sin, keys, c.seq_len, 1, acc)
+        b.addi(STAGE, POS, 1)                          # positions 0..pos
+        group = c.n_heads // c.n_kv_heads
+        for head in range(c.n_heads):
+            kv_head = head // group
+            k.attention_head(t, q_rot + head * hd, keys + kv_head * hd * c.seq_len, c.seq_len,
+                             values + kv_head * hd, kv, STAGE, heads + head * hd, scores, out,
+                             probs, exp, qmodel.score_scale, hd)
+        k.gemv(t, wo, c.dim, c.dim, heads, acc)
+        k.requant(t, acc, c.dim, w["wo"].m, w["wo"].shift, True, ("acc", acc))
+        k.residual_add(t, h, acc, c.dim)
+        k.send(t, h, c.dim, links.color_out)
+        sent()
+
+    log = _loop(t, positions, body)
+    b.halt()
+    return t, log
+
+
+def _columns(weight, head_dim=None):
+    """A matrix in column-major order, for :func:`host.kernels.vector.gemv`.  With
+    ``head_dim``, each head's rows are reordered to put the first members of the RoPE
+    pairs before the second (what :func:`host.kernels.vector.rope` reads)."""
+    if head_dim is not None:
+        order = np.concatenate([np.concatenate([np.arange(s, s + head_dim, 2),
+                                                np.arange(s + 1, s + head_dim, 2)])
+                                for s in range(0, weight.shape[0], head_dim)])
+        weight = weight[order]
+    return np.ascontiguousarray(weight.T).reshape(-1)
+
+
+def ffn_stage(params, qmodel, layer, links, positions):
+    c, w = qmodel.config, qmodel.layers[layer]
+    t = TileProgram(params, f"layer {layer} feed-forward")
+    w1, w3, w2 = (t.alloc(name, content=_columns(w[name].weight)) for name in ("w1", "w3", "w2"))
+    gain = t.alloc("ffn_norm", content=w["ffn_norm"].gain)
+    silu = t.table16("silu", silu_table())
+    x = t.alloc("x", c.dim)
+    hidden = t.alloc("hidden", c.hidden_dim)
+    h = t.acc("h", c.dim)
+    gate = t.acc("gate", max(c.hidden_dim, c.dim))   # also the norm's scratch
+    up = t.acc("up", c.hidden_dim)
+
+    def body(received, sent):
+        k.receive(t, h, c.dim, links.color_in)
+        received()
+        k.rmsnorm(t, h, c.dim, gain, w["ffn_norm"].shift, x, gate)
+        for weight, name, acc in ((w1, "w1", gate), (w3, "w3", up)):
+            k.gemv(t, weight, c.hidden_dim, c.dim, x, acc)
+            k.requant(t, acc, c.hidden_dim, w[name].m, w[name].shift, True, ("acc", acc))
+        k.swiglu(t, gate, up, c.hidden_dim, silu, hidden)
+        k.gemv(t, w2, c.dim, c.hidden_dim, hidden, gate)
+        k.requant(t, gate, c.dim, w["w2"].m, w["w2"].shift, True, ("acc", gate))
+        k.residual_add(t, h, gate, c.dim)
+        k.send(t, h, c.dim, links.color_out)
+        sent()
+
+    log = _loop(t, positions, body)
+    t.b.halt()
+    return t, log
+
+
+#: Classifier rows per accumulator pass.
+CLASSIFIER_CHUNK = 128
+
+
+def classifier_stage(params, qmodel, links, prompt_len, positions):
+    c = qmodel.config
+    t = TileProgram(params, "classifier")
+    chunk = min(CLASSIFIER_CHUNK, c.vocab_size)
+    chunks = -(-c.vocab_size // chunk)
+    weights = []
+    for n in range(chunks):
+        rows = qmodel.wcls[n * chunk:(n + 1) * chunk]
+        weights.append((t.alloc(f"wcls {n}", content=_columns(rows)), len(rows)))
+    gain = t.alloc("final_norm", content=qmodel.final_norm.gain)
+    x = t.alloc("x", c.dim)
+    h = t.acc("h", c.dim)
+    logits = t.acc("logits", max(chunk, c.dim))       # also the norm's scratch
+    b = t.b
+    best, best_index = ARG0, ARG1             # the kernels in between leave them alone
+
+    def body(received, sent):
+        k.receive(t, h, c.dim, links.color_in)
+        received()
+        k.rmsnorm(t, h, c.dim, gain, qmodel.final_norm.shift, x, logits)
+        b.li(best, -(1 << 31))
+        b.addi(best_index, 0, 0)
+        for n, (address, rows) in enumerate(weights):
+            k.gemv(t, address, rows, c.dim, x, logits)
+            k.argmax(t, logits, rows, n * chunk, best, best_index)
+        skip = t.fresh("prompt")
+        b.li(1, prompt_len - 1)
+        b.blt(POS, 1, skip)                   # a prompt position: its token is known
+        b.li(1, pack_addressed(*links.embed_tile, 0))
+        b.or_(1, 1, best_index)
+        b.send(1, links.token_color)
+        b.label(skip)
+        sent()
+
+    log = _loop(t, positions, body)
+    b.halt()
+    return t, log
+
+
+def halt_program(params):
+    """For tiles that the plan does not use."""
+    t = TileProgram(params, "unused")
+    t.b.halt()
+    return t
