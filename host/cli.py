@@ -1,6 +1,7 @@
 """The `tessera` command."""
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -230,6 +231,116 @@ def cmd_wafer(args):
                                 "dead": sorted(dead), "params": p.to_dict()})
 
 
+DEFAULT_PROMPT = "Wafer-scale"
+
+
+def _weights(args):
+    """The model configuration and float weights: ``--weights`` (a tessera weight file
+    or a llama2.c checkpoint) or the seeded default."""
+    from host import model
+    if not args.weights:
+        config = model.ModelConfig()
+        return config, model.random_weights(config, args.seed)
+    try:
+        with open(args.weights, "rb") as f:
+            magic = f.read(len(model.MAGIC))
+    except OSError as error:
+        raise UsageError(f"cannot read weight file {args.weights}: {error.strerror}") from None
+    if magic == model.MAGIC:
+        return model.load_weights(args.weights)
+    return model.load_llama2c(args.weights)
+
+
+def _defects(args, shape):
+    from host.wafer import defect_map
+    if not args.defects:
+        return set()
+    try:
+        text = Path(args.defects).read_text()
+    except OSError as error:
+        raise UsageError(f"cannot read {args.defects}: {error.strerror}") from None
+    return defect_map(shape, text)
+
+
+def cmd_run(args):
+    from host import mapper, model, runtime
+    from host.wafer import WaferShape
+    dies = _mesh_shape(args.wafer, "--wafer")
+    die = _mesh_shape(args.die, "--die")
+    shape = WaferShape(dies, die, _params(args))
+    if args.tokens < 1:
+        raise UsageError(f"--tokens must be at least 1, not {args.tokens}")
+    try:
+        config, weights = _weights(args)
+        quant = model.QuantModel(config, weights)
+        prompt = model.encode(args.prompt)
+        reference, _ = quant.generate(prompt, args.tokens)     # checks prompt and context
+        dead = _defects(args, shape)
+        plan = mapper.plan(quant, shape, len(prompt), len(prompt) + args.tokens - 1)
+    except (model.ModelError, mapper.MapError) as error:
+        raise UsageError(str(error)) from None
+    p = shape.params
+    print(f"{len(plan.stages)}-stage pipeline ({config.n_layers} layers, dim {config.dim}) on "
+          f"a {shape.dies_x}x{shape.dies_y} wafer of {p.width}x{p.height}-tile dies; "
+          f"{len(dead)} dead tiles")
+    print(plan.map_text())
+    if args.plan:
+        return
+    print("building or loading the wafer's native model (built once per parameter set, "
+          "then cached under build/)...", flush=True)
+
+    def progress(done, count, cycles):
+        print(f"\r  {done}/{count} tokens, {cycles:,} cycles", end="", file=sys.stderr,
+              flush=True)
+
+    started = time.monotonic()
+    try:
+        result = runtime.generate(quant, prompt, args.tokens, shape, dead, progress)
+    except runtime.WaferError as error:
+        print(file=sys.stderr)
+        raise UsageError(str(error)) from None
+    print(file=sys.stderr)
+    agreement = model.agreement(model.FloatModel(config, weights), quant,
+                                prompt + result.tokens)
+    match = result.tokens == reference
+    cpt = result.cycles_per_token
+    print(f"prompt:    {args.prompt!r}")
+    print(f"generated: {model.decode(result.tokens)!r}")
+    print(f"every token equals the quantised reference: {'yes' if match else 'NO'} "
+          f"({sum(a == b for a, b in zip(result.tokens, reference))}/{len(reference)})")
+    print(f"quantised vs float reference (same tokens): top-1 agreement "
+          f"{agreement['top1_agreement']:.0%}, logit correlation "
+          f"{agreement['logit_correlation']:.4f}")
+    print(f"{cpt:,.0f} cycles per token, time to first token {result.time_to_first_token_cycles:,} "
+          f"cycles; {result.tokens_per_second(args.clock * 1e9):,.0f} tokens/s at a nominal "
+          f"{args.clock:g} GHz")
+    print(f"SRAM bandwidth utilisation during decode: {result.sram_bandwidth_utilization:.2%}; "
+          f"weight-bandwidth bound {result.weight_bandwidth_bound_cycles:,.0f} cycles/token "
+          f"({cpt / result.weight_bandwidth_bound_cycles:,.0f}x below the cycles per token: "
+          f"latency-bound)")
+    print("where a decode token's cycles go (mean per token):")
+    stage_cycles = result.stage_cycles()
+    for entry in stage_cycles:
+        hop = entry["hop_cycles_in"]
+        print(f"  {entry['stage']:<22} tile {tuple(entry['tile'])!s:<8} compute "
+              f"{entry['compute_cycles']:8,.0f}   hop in {'-' if hop is None else f'{hop:,.0f}':>5}")
+    print(f"({result.cycles:,} cycles simulated in {time.monotonic() - started:.0f} s)")
+    if args.json:
+        _write_json(args.json, {
+            "command": "tessera " + " ".join(sys.argv[1:]),
+            "prompt": args.prompt, "tokens": result.tokens,
+            "text": model.decode(result.tokens), "reference_tokens": reference,
+            "match_reference": match, "cycles_per_token": cpt,
+            "time_to_first_token_cycles": result.time_to_first_token_cycles,
+            "sram_bandwidth_utilization": result.sram_bandwidth_utilization,
+            "weight_bandwidth_bound_cycles": result.weight_bandwidth_bound_cycles,
+            "stage_cycles": stage_cycles, "clock_ghz": args.clock,
+            "tokens_per_second_at_clock": result.tokens_per_second(args.clock * 1e9),
+            "agreement": agreement, "cycles": result.cycles,
+            "wafer": list(dies), "die": list(die), "dead_tiles": sorted(dead),
+            "model": dataclasses.asdict(config), "params": p.to_dict()})
+
+
 def _parser():
     parser = _Parser(prog="tessera", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -263,6 +374,20 @@ def _parser():
     wafer.add_argument("--defects", help="defect map: one dead physical tile 'column,row' a line")
     wafer.add_argument("--json", help="write the checked shape and defects here")
     wafer.set_defaults(run=cmd_wafer)
+
+    run = commands.add_parser("run", help="generate tokens with the tiny LLM on the wafer")
+    _add_params_options(run)
+    run.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt text")
+    run.add_argument("--tokens", type=int, default=16, help="tokens to generate (default 16)")
+    run.add_argument("--wafer", default="2x1", help="WxH dies (default 2x1)")
+    run.add_argument("--die", default="4x4", help="WxH logical tiles a die (default 4x4)")
+    run.add_argument("--defects", help="defect map: one dead physical tile 'column,row' a line")
+    run.add_argument("--weights", help="a tessera weight file or a llama2.c checkpoint")
+    run.add_argument("--seed", type=int, default=0, help="seed of the default weights")
+    run.add_argument("--clock", type=float, default=1.1, help="nominal clock, GHz (default 1.1)")
+    run.add_argument("--plan", action="store_true", help="print the placement and stop")
+    run.add_argument("--json", help="write the results here")
+    run.set_defaults(run=cmd_run)
 
     bench = commands.add_parser("bench", help="benchmarks")
     benches = bench.add_subparsers(dest="bench", required=True, parser_class=_Parser)

@@ -68,7 +68,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["ModelConfig", "ModelError", "FloatWeights", "FloatModel", "QuantModel",
-           "random_weights", "encode", "decode", "save_weights", "load_weights",
+           "random_weights", "teacher_forced", "agreement", "encode", "decode", "save_weights", "load_weights",
            "load_llama2c", "vqnt", "vmul", "vtbl", "isqrt", "requantiser", "exp_table",
            "silu_table", "rope_tables", "Q"]
 
@@ -335,6 +335,20 @@ def _rope(vector, config, pos):
     out[0::2] = a * np.cos(angles) - b * np.sin(angles)
     out[1::2] = a * np.sin(angles) + b * np.cos(angles)
     return out
+
+
+def teacher_forced(model, tokens):
+    """The logits at every position of ``tokens``, each from the tokens before it."""
+    cache = model.new_cache()
+    return [model.step(token, pos, cache) for pos, token in enumerate(tokens)]
+
+
+def agreement(float_model, quant_model, tokens):
+    """How closely the two references agree on ``tokens`` (teacher forced): the share of
+    positions whose top token is the same, and the mean correlation of the logits."""
+    pairs = list(zip(teacher_forced(float_model, tokens), teacher_forced(quant_model, tokens)))
+    return {"top1_agreement": float(np.mean([np.argmax(f) == np.argmax(q) for f, q in pairs])),
+            "logit_correlation": float(np.mean([np.corrcoef(f, q)[0, 1] for f, q in pairs]))}
 
 
 def _generate(model, prompt, count):

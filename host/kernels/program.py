@@ -47,17 +47,13 @@ class TileProgram:
 
     def alloc(self, name, size=None, content=None, align=1):
         """Reserve data SRAM for ``name``: ``size`` bytes, or ``content`` (bytes or an int8
-        array); returns its address."""
+        array); returns its address.  :meth:`finish` checks that it all fits."""
         if content is not None:
             content = np.asarray(content).astype(np.int8).tobytes() \
                 if not isinstance(content, (bytes, bytearray)) else bytes(content)
             size = len(content)
         address = -len(self.image) % align + len(self.image)
         end = address + size
-        if end > self.params.data_bytes:
-            raise FitError(f"{self.name}: {name} needs {size} bytes of data SRAM at {address}; "
-                           f"the tile has {self.params.data_bytes} ({end - self.params.data_bytes} "
-                           f"short)")
         self.image += bytes(end - len(self.image))
         if content is not None:
             self.image[address:end] = content
@@ -74,10 +70,6 @@ class TileProgram:
     def acc(self, name, size):
         """Reserve ``size`` accumulators; returns the base index."""
         base = self._acc_next
-        if base + size > self.params.acc_words:
-            raise FitError(f"{self.name}: {name} needs {size} accumulators at {base}; the tile "
-                           f"has {self.params.acc_words} ({base + size - self.params.acc_words} "
-                           f"short)")
         self._acc_next += size
         self.acc_symbols[name] = (base, size)
         return base
@@ -116,7 +108,12 @@ class TileProgram:
         self.b.jal(LINK, subroutine.__name__)
 
     def finish(self):
-        """The code words and the data image."""
+        """The code words and the data image; raises :class:`FitError` if the program, the
+        data or the accumulators do not fit the tile, saying by how much."""
+        p = self.params
+        _check_fits(self.name, "bytes of data SRAM", self.symbols, len(self.image),
+                    p.data_bytes)
+        _check_fits(self.name, "accumulators", self.acc_symbols, self._acc_next, p.acc_words)
         for subroutine in self._subroutines:
             self.b.label(subroutine.__name__)
             subroutine(self)
@@ -125,6 +122,14 @@ class TileProgram:
         except ValueError as error:
             raise FitError(f"{self.name}: {error}") from None
         return program.words(), bytes(self.image)
+
+
+def _check_fits(name, unit, symbols, used, room):
+    if used > room:
+        largest = sorted(symbols.items(), key=lambda item: -item[1][1])[:3]
+        items = ", ".join(f"{symbol} {size}" for symbol, (_, size) in largest)
+        raise FitError(f"{name} needs {used} {unit} (largest: {items}); the tile has {room}: "
+                       f"{used - room} short")
 
 
 # --- scalar subroutines: arguments in r10 (and r11), result in r10, return by r12 ---

@@ -11,7 +11,7 @@ from host.kernels.program import ARG0, ARG1, POS, isqrt, udiv
 from host.model import Q
 
 __all__ = ["zero", "gemv", "requant", "receive", "send", "rmsnorm", "rope", "attention_head",
-           "swiglu", "residual_add", "argmax", "embedding"]
+           "swiglu", "residual_add", "argmax", "embedding", "reduce_chain"]
 
 
 def zero(t, base, length):
@@ -256,3 +256,16 @@ def embedding(t, table, dim, token, m, shift, h):
     b.vmin(0, 0, 1, scalar=True)
     b.li(1, -Q.RESIDUAL_MAX - 1)
     b.vmax(0, 0, 1, scalar=True)
+
+
+def reduce_chain(t, acc, length, color_in, color_out):
+    """One link of a chain reduction: send acc[0:length] plus the partial sums arriving on
+    ``color_in`` (None at the chain's first tile) on ``color_out``, element by element as
+    they arrive, so the chain is pipelined."""
+    t.accs(0, acc, length)
+    t.fout(1, length, color_out)
+    if color_in is None:
+        t.b.vmov(1, 0)
+    else:
+        t.fin(2, length, color_in)
+        t.b.vadd(1, 0, 2)

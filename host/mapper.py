@@ -1,0 +1,190 @@
+"""The mapper: the tiny LLM as a pipeline of wafer regions.
+
+Each layer gets a region of two tiles, one for its attention block (weights
+``wq wk wv wo``, the RoPE tables, the softmax table and the layer's whole KV
+cache) and one for its feed-forward block (``w1 w3 w2``, the SiLU table); an
+embedding tile starts the pipeline and a classifier tile ends it.  The stages
+follow a snake through the wafer (east along even rows, west along odd ones),
+so consecutive regions are neighbours and every hop of the residual stream is
+one link.  The classifier sends each generated token back to the embedding
+tile as an XY-addressed wavelet, closing the token loop on the wafer; the
+embedding tile, on the west edge, also echoes it out of the wafer to the host.
+
+Colors: the residual stream alternates static colors 0 and 1 from link to link
+(a tile receives on one and sends on the other); static color 2 carries tokens
+out to the host; tokens into the embedding tile (the prompt from the host and
+the generated ones) use the first XY-addressed color.
+
+:func:`plan` checks that everything fits: a tile per stage, each stage's
+program, data and accumulators in its tile, the colors, no two routes for one
+color at a router, and no cycle among the static channels.  A failure raises
+:class:`MapError` naming the layer and the shortfall.
+"""
+
+from dataclasses import dataclass, field
+
+from host.kernels import stages
+from host.kernels.program import FitError
+from rtl.wavelet import Dir, pack_route_write
+
+__all__ = ["MapError", "Stage", "Plan", "plan", "STREAM_COLORS", "HOST_COLOR"]
+
+STREAM_COLORS = (0, 1)
+HOST_COLOR = 2
+
+
+class MapError(ValueError):
+    """The model does not fit the wafer; the message says where and by how much."""
+
+
+@dataclass
+class Stage:
+    name: str
+    kind: str                    # embedding, attention, feed-forward, classifier
+    layer: int | None
+    tile: tuple
+    code: list
+    data: bytes
+    log: int                     # data address of the stage's cycle log
+    weight_bytes: int
+
+
+@dataclass
+class Plan:
+    shape: object                # host.wafer.WaferShape
+    stages: list
+    routes: list                 # (x, y, color, accept Dir, [output Dir])
+    token_color: int
+    host_color: int
+    prompt_len: int
+    positions: int
+    unused: list = field(default_factory=list)
+
+    @property
+    def embed_tile(self):
+        return self.stages[0].tile
+
+    def route_words(self, params):
+        return [(x, y, pack_route_write(params, color, 0, accept, outputs, True))
+                for x, y, color, accept, outputs in self.routes]
+
+    def map_text(self):
+        """The placement as a small map: one cell per tile, ``.`` for unused ones."""
+        labels = {s.tile: _label(s) for s in self.stages}
+        width = max(len(label) for label in labels.values())
+        rows = []
+        for y in range(self.shape.height):
+            rows.append(" ".join(labels.get((x, y), ".").rjust(width)
+                                 for x in range(self.shape.width)))
+        key = ("E embedding, A<n> attention of layer n, F<n> feed-forward of layer n, "
+               "C classifier; the stream snakes E -> A0 -> F0 -> ... -> C")
+        return "\n".join(rows + [key])
+
+
+def _label(stage):
+    return {"embedding": "E", "classifier": "C"}.get(stage.kind) or \
+        f"{'A' if stage.kind == 'attention' else 'F'}{stage.layer}"
+
+
+def snake(width, height):
+    """Tile coordinates in pipeline order."""
+    for y in range(height):
+        for x in (range(width) if y % 2 == 0 else range(width - 1, -1, -1)):
+            yield x, y
+
+
+def _direction(a, b):
+    step = (b[0] - a[0], b[1] - a[1])
+    return next(d for d in Dir if d.step == step and d != Dir.RAMP)
+
+
+def plan(qmodel, shape, prompt_len, positions):
+    """The plan of a generation of ``positions`` tokens (``prompt_len`` of them the
+    prompt) on the wafer ``shape`` (:class:`host.wafer.WaferShape`)."""
+    c, params = qmodel.config, shape.params
+    if params.first_xy_color < 3 or params.xy_colors < 1:
+        raise MapError(f"the pipeline needs 3 static colors and 1 XY-addressed color; the "
+                       f"tiles have {params.first_xy_color} static and {params.xy_colors} "
+                       f"XY-addressed")
+    kinds = [("embedding", None)] + [(kind, layer) for layer in range(c.n_layers)
+                                     for kind in ("attention", "feed-forward")] + \
+        [("classifier", None)]
+    tiles = list(snake(shape.width, shape.height))
+    if len(kinds) > len(tiles):
+        kind, layer = kinds[len(tiles)]
+        where = f"layer {layer} {kind}" if layer is not None else kind
+        raise MapError(f"the model does not fit the {shape.width}x{shape.height}-tile wafer: "
+                       f"{where} has no tile (the pipeline needs {len(kinds)} tiles, "
+                       f"{len(kinds) - len(tiles)} short)")
+    token_color = params.first_xy_color
+    result = []
+    for index, (kind, layer) in enumerate(kinds):
+        links = stages.Links(color_in=STREAM_COLORS[(index - 1) % 2],
+                             color_out=STREAM_COLORS[index % 2], token_color=token_color,
+                             host_color=HOST_COLOR, embed_tile=tiles[0])
+        try:
+            if kind == "embedding":
+                program, log = stages.embedding_stage(params, qmodel, links, prompt_len,
+                                                      positions)
+            elif kind == "attention":
+                program, log = stages.attention_stage(params, qmodel, layer, links, positions)
+            elif kind == "feed-forward":
+                program, log = stages.ffn_stage(params, qmodel, layer, links, positions)
+            else:
+                program, log = stages.classifier_stage(params, qmodel, links, prompt_len,
+                                                       positions)
+            code, data = program.finish()
+        except FitError as error:
+            raise MapError(str(error)) from None
+        weights = sum(size for name, (_, size) in program.symbols.items()
+                      if name.startswith("w") or name.endswith("norm") or name == "embedding")
+        result.append(Stage(program.name, kind, layer, tiles[index], code, data, log, weights))
+    routes = _routes(result)
+    _check_routes(routes)
+    return Plan(shape, result, routes, token_color, HOST_COLOR, prompt_len, positions,
+                unused=tiles[len(kinds):])
+
+
+def _routes(stage_list):
+    routes = []
+    for index in range(len(stage_list) - 1):
+        a, b = stage_list[index].tile, stage_list[index + 1].tile
+        color, way = STREAM_COLORS[index % 2], _direction(a, b)
+        routes.append((*a, color, Dir.RAMP, [way]))
+        routes.append((*b, color, way.opposite, [Dir.RAMP]))
+    embed = stage_list[0].tile
+    if embed[0] != 0:
+        raise MapError("the embedding tile must sit on the west edge, where the host is")
+    routes.append((*embed, HOST_COLOR, Dir.RAMP, [Dir.W]))
+    return routes
+
+
+def _check_routes(routes):
+    """No router holds two routes for one color; the static channels have no cycle."""
+    seen = {}
+    for x, y, color, accept, outputs in routes:
+        if (x, y, color) in seen:
+            raise MapError(f"route conflict at tile ({x}, {y}): color {color} is routed twice")
+        seen[x, y, color] = (accept, outputs)
+    # Channel (tile, color) -> the channels it feeds: a cycle could deadlock.
+    feeds = {}
+    for (x, y, color), (accept, outputs) in seen.items():
+        for out in outputs:
+            if out != Dir.RAMP:
+                dx, dy = out.step
+                feeds.setdefault((x, y, color), []).append((x + dx, y + dy, color))
+    state = {}
+
+    def visit(node):
+        state[node] = "open"
+        for nxt in feeds.get(node, ()):
+            if state.get(nxt) == "open":
+                raise MapError(f"cyclic channel dependency through tile {nxt[:2]}, "
+                               f"color {nxt[2]}")
+            if nxt not in state:
+                visit(nxt)
+        state[node] = "done"
+
+    for node in list(feeds):
+        if node not in state:
+            visit(node)

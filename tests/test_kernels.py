@@ -1,0 +1,162 @@
+"""Each kernel of host/kernels against host/model.py's numpy arithmetic, on tiles of a
+simulated wafer (one 4x4 die of the default preset, the die RTL Verilated into the
+native harness).
+
+Inputs are seeded random; a failing check prints its seed.  Results the kernels
+leave in data SRAM are read through the back door; results in accumulators are
+sent out of the wafer's west edge and collected.
+"""
+
+import random
+
+import numpy as np
+import pytest
+
+from host import model
+from host.kernels import vector as k
+from host.kernels.program import ARG0, ARG1, POS, TileProgram
+from host.model import Q
+from host.wafer import Wafer
+from rtl.params import preset
+from rtl.wavelet import Dir, pack_route_write
+
+PARAMS = preset("default")
+OUT_COLOR = 2
+
+
+def _seeded(request):
+    seed = random.randrange(1 << 30)
+    request.node.user_properties.append(("seed", seed))
+    return seed, np.random.default_rng(seed)
+
+
+def _run(tiles, routes=(), inject=(), accs=None):
+    """Run ``{(x, y): TileProgram}`` on one die, with accumulator images ``accs`` (by
+    tile) written through the back door; every program must halt.  Returns the data
+    memories and the wavelets that left the west edge of row 0 on OUT_COLOR."""
+    wafer = Wafer((1, 1), (4, 4), PARAMS)
+    try:
+        for x, y, color, accept, outputs in [(0, 0, OUT_COLOR, Dir.RAMP, [Dir.W]), *routes]:
+            wafer.route(x, y, pack_route_write(PARAMS, color, 0, accept, outputs, True))
+        images = {tile: program.finish() for tile, program in tiles.items()}
+        for (x, y), (code, data) in images.items():
+            wafer.load(x, y, code=code, data=data, acc=(accs or {}).get((x, y), ()))
+        wafer.start()
+        for side, index, data, color in inject:
+            wafer.inject(side, index, data, color)
+        wafer.step(200_000, until_idle=True)
+        for (x, y) in tiles:
+            status = wafer.status(x, y)
+            assert status["halted"] and not status["fault"], ((x, y), status)
+        memories = {tile: wafer.memory(*tile) for tile in tiles}
+        sent = [_signed(data) for _, data, color, _ in wafer.collect("west", 0)
+                if color == OUT_COLOR]
+        return memories, sent
+    finally:
+        wafer.close()
+
+
+def _signed(word):
+    return word - (1 << 32) if word >> 31 else word
+
+
+def _acc_image(base, values):
+    return [0] * base + [int(v) for v in values]
+
+
+def _int8(memory, address, length):
+    return np.frombuffer(memory, np.int8, length, address).astype(np.int64)
+
+
+def _tile(name="kernel"):
+    return TileProgram(PARAMS, name)
+
+
+def _program_with_inputs(**arrays):
+    """A tile program with int8 arrays placed in its data SRAM; returns it and their
+    addresses."""
+    t = _tile()
+    return t, {name: t.alloc(name, content=value) for name, value in arrays.items()}
+
+
+def test_gemv_slice_with_requantisation(request):
+    seed, rng = _seeded(request)
+    rows, cols = 48, 40
+    weight = rng.integers(-127, 128, (rows, cols))
+    x = rng.integers(-128, 128, cols)
+    x[rng.random(cols) < 0.3] = 0                        # zeros are skipped, not lost
+    linear = model.Linear(weight, *model.requantiser(0.004, 127 * 127 * cols), False)
+    t, at = _program_with_inputs(w=weight.T.reshape(-1), x=x)
+    out = t.alloc("y", rows)
+    acc = t.acc("acc", rows)
+    k.gemv(t, at["w"], rows, cols, at["x"], acc)
+    k.requant(t, acc, rows, linear.m, linear.shift, False, ("mem", out))
+    t.b.halt()
+    memories, _ = _run({(1, 1): t})
+    assert np.array_equal(_int8(memories[1, 1], out, rows), linear(x)), f"seed {seed}"
+
+
+def test_row_reduction_over_a_region_of_four_tiles(request):
+    """y = W x with W's columns split over tiles (3,0)..(0,0); the partial sums flow west
+    along the row, each tile adding its own (a pipelined chain), and leave at the edge."""
+    seed, rng = _seeded(request)
+    rows, cols, tiles = 32, 64, 4
+    weight = rng.integers(-127, 128, (rows, cols))
+    x = rng.integers(-128, 128, cols)
+    slice_cols = cols // tiles
+    programs, routes = {}, []
+    for n in range(tiles):
+        x_tile = tiles - 1 - n                            # the chain starts at the east end
+        part = slice(n * slice_cols, (n + 1) * slice_cols)
+        t, at = _program_with_inputs(w=weight[:, part].T.reshape(-1), x=x[part])
+        acc = t.acc("partial", rows)
+        k.gemv(t, at["w"], rows, slice_cols, at["x"], acc)
+        color_in = None if n == 0 else (n - 1) % 2
+        color_out = OUT_COLOR if n == tiles - 1 else n % 2
+        k.reduce_chain(t, acc, rows, color_in, color_out)
+        t.b.halt()
+        programs[x_tile, 0] = t
+        if n < tiles - 1:
+            routes += [(x_tile, 0, n % 2, Dir.RAMP, [Dir.W]),
+                       (x_tile - 1, 0, n % 2, Dir.E, [Dir.RAMP])]
+    _, sent = _run(programs, routes)
+    assert sent == list(weight @ x), f"seed {seed}"
+
+
+def test_rmsnorm(request):
+    seed, rng = _seeded(request)
+    dim = 32
+    for scale in (2047, 300, 3):                          # loud, typical, nearly silent
+        h = rng.integers(-scale, scale + 1, dim)
+        norm = model.Norm.make(1 + 0.2 * rng.standard_normal(dim))
+        t, at = _program_with_inputs(gain=norm.gain)
+        out = t.alloc("x", dim)
+        base = t.acc("h", dim)
+        scratch = t.acc("scratch", dim)
+        k.rmsnorm(t, base, dim, at["gain"], norm.shift, out, scratch)
+        t.b.halt()
+        memories, _ = _run({(2, 1): t}, accs={(2, 1): _acc_image(base, h)})
+        assert np.array_equal(_int8(memories[2, 1], out, dim), model.rmsnorm_q(h, norm)), \
+            f"seed {seed}, scale {scale}"
+
+
+def test_rope(request):
+    seed, rng = _seeded(request)
+    config = model.ModelConfig()
+    cos, sin = model.rope_tables(config)
+    heads, hd = config.n_heads, config.head_dim
+    for pos in (0, 5, config.seq_len - 1):
+        vector = rng.integers(-128, 128, config.dim)
+        expected = model.rope_q(vector, cos[pos], sin[pos])
+        # The kernel reads each head as (first members, second members) of its pairs.
+        order = np.concatenate([np.r_[s:s + hd:2, s + 1:s + hd:2]
+                                for s in range(0, config.dim, hd)])
+        t, at = _program_with_inputs(v=vector[order], cos=cos.reshape(-1), sin=sin.reshape(-1))
+        out = t.alloc("out", config.dim)
+        scratch = t.acc("scratch", hd)
+        t.b.li(POS, pos)
+        k.rope(t, at["v"], heads, hd, at["cos"], at["sin"], out, 1, 0, scratch)
+        t.b.halt()
+        memories, _ = _run({(3, 2): t})
+        assert np.array_equal(_int8(memories[3, 2], out, config.dim), expected[order]), \
+            f"seed {seed}, pos {pos}"

@@ -1,0 +1,79 @@
+"""The mapper's plan and its fit errors (no simulator)."""
+
+import pytest
+
+from host import mapper, model
+from host.wafer import WaferShape
+from rtl.params import preset
+from rtl.wavelet import Dir
+
+PARAMS = preset("default")
+
+
+def _quant(**changes):
+    config = model.ModelConfig(**changes)
+    return model.QuantModel(config, model.random_weights(config))
+
+
+def _plan(qmodel, dies=(2, 1), die=(4, 4), params=PARAMS):
+    return mapper.plan(qmodel, WaferShape(dies, die, params), 4, 10)
+
+
+def test_stages_snake_through_neighbouring_tiles():
+    plan = _plan(_quant(n_layers=3), dies=(1, 2), die=(3, 2))
+    tiles = [stage.tile for stage in plan.stages]
+    assert [stage.kind for stage in plan.stages] == ["embedding"] + [
+        "attention", "feed-forward"] * 3 + ["classifier"]
+    assert tiles[:4] == [(0, 0), (1, 0), (2, 0), (2, 1)]     # east, then back west
+    for a, b in zip(tiles, tiles[1:]):
+        assert abs(a[0] - b[0]) + abs(a[1] - b[1]) == 1
+    assert plan.map_text().splitlines()[0].split() == ["E", "A0", "F0"]
+
+
+def test_routes_alternate_colors_along_the_stream():
+    plan = _plan(_quant())
+    by_tile = {}
+    for x, y, color, accept, outputs in plan.routes:
+        by_tile.setdefault((x, y), {})[color] = (accept, outputs)
+    assert by_tile[(0, 0)][mapper.HOST_COLOR] == (Dir.RAMP, [Dir.W])
+    assert by_tile[(1, 0)] == {0: (Dir.W, [Dir.RAMP]), 1: (Dir.RAMP, [Dir.E])}
+
+
+def test_too_few_tiles_names_the_first_stage_left_out():
+    with pytest.raises(mapper.MapError, match=r"layer 1 feed-forward has no tile .*2 short"):
+        _plan(_quant(), dies=(1, 1), die=(2, 2))
+
+
+def test_a_layer_too_large_for_its_tile_names_the_layer_and_the_shortfall():
+    with pytest.raises(mapper.MapError, match=r"layer 0 attention needs 85092 bytes of "
+                                              r"data SRAM \(largest: wq 16384.*: 40036 short"):
+        _plan(_quant(dim=128, hidden_dim=128, n_heads=4, n_kv_heads=4))
+    with pytest.raises(mapper.MapError, match=r"layer 0 feed-forward needs 99684 bytes .*: 54628 short"):
+        _plan(_quant(hidden_dim=1024))
+
+
+def test_too_few_accumulators_for_the_context():
+    with pytest.raises(mapper.MapError, match=r"layer 0 attention needs 3\d\d "
+                                              r"accumulators \(largest: scores 300.*short"):
+        _plan(_quant(seq_len=300))
+
+
+def test_a_program_too_large_for_the_code_memory():
+    with pytest.raises(mapper.MapError, match=r"layer 0 attention: program is \d+ instructions"):
+        _plan(_quant(), params=PARAMS.replace(code_bytes=1024))
+
+
+def test_too_few_colors():
+    with pytest.raises(mapper.MapError, match="needs 3 static colors"):
+        _plan(_quant(), params=PARAMS.replace(colors=4, xy_colors=2))
+
+
+def test_route_conflicts_and_cycles_are_refused():
+    conflict = [(0, 0, 1, Dir.W, [Dir.E]), (0, 0, 1, Dir.N, [Dir.RAMP])]
+    with pytest.raises(mapper.MapError, match=r"route conflict at tile \(0, 0\): color 1"):
+        mapper._check_routes(conflict)
+    ring = [(0, 0, 0, Dir.N, [Dir.E]), (1, 0, 0, Dir.W, [Dir.S]), (1, 1, 0, Dir.N, [Dir.W]),
+            (0, 1, 0, Dir.E, [Dir.N])]
+    with pytest.raises(mapper.MapError, match="cyclic channel dependency"):
+        mapper._check_routes(ring)
+    mapper._check_routes(ring[:3])           # the same hops without the last: no cycle
