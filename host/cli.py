@@ -196,18 +196,12 @@ def cmd_bench_sim_speed(args):
 
 
 def cmd_wafer(args):
-    from host.wafer import WaferShape, defect_map
+    from host.wafer import WaferShape
     from rtl.die import remap
     dies = _mesh_shape(args.wafer, "--wafer")
     die = _mesh_shape(args.die, "--die")
     shape = WaferShape(dies, die, _params(args))
-    dead = set()
-    if args.defects:
-        try:
-            text = Path(args.defects).read_text()
-        except OSError as error:
-            raise UsageError(f"cannot read {args.defects}: {error.strerror}") from None
-        dead = defect_map(shape, text)
+    dead = _defects(args, shape)
     p = shape.params
     columns = p.width + p.spare_cols
     rows = []

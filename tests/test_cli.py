@@ -152,3 +152,40 @@ def test_wafer_shows_the_remap(tmp_path):
     assert rows[0] == "xoooo oooo-"        # row 0 of die (0, 0) shifts past its dead tile
     assert rows[5] == "oooo- ooxoo"        # the dead tile of die (1, 1), row 1
     assert all(row.count("o") == 8 for row in rows)
+
+
+def _weight_file(path, damage=None):
+    from host import model
+    config = model.ModelConfig()
+    model.save_weights(path, config, model.random_weights(config))
+    if damage:
+        path.write_bytes(damage(path.read_bytes()))
+    return str(path)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--prompt", "x" * 60], "the prompt (60 tokens) and 16 new tokens exceed the context of 64"),
+    (["--prompt", ""], "the prompt is empty"),
+    (["--wafer", "1x1", "--die", "2x2"], "layer 1 feed-forward has no tile"),
+    (["--tokens", "0"], "--tokens must be at least 1"),
+    (["--weights", "{tmp}/missing.bin"], "cannot read weight file"),
+    (["--weights", "{tmp}/short.bin"], "the file ends inside"),
+    (["--weights", "{tmp}/other.bin"], "is too short for a llama2.c checkpoint"),
+    (["--defects", "{tmp}/defects.txt"], "row 1 has 2 dead tiles"),
+])
+def test_run_refuses_bad_input_before_running(tmp_path, args, message):
+    _weight_file(tmp_path / "short.bin", lambda blob: blob[:-100])
+    (tmp_path / "other.bin").write_bytes(b"GGUF")
+    (tmp_path / "defects.txt").write_text("0,1\n2,1\n")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    status, stdout, stderr = tessera("run", *args, "--json", str(tmp_path / "run.json"))
+    assert status == 2, stderr
+    assert stderr.count("\n") == 1 and message in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "run.json").exists()
+
+
+def test_run_plan_prints_the_placement_without_running(tmp_path):
+    status, stdout, stderr = tessera("run", "--plan", "--wafer", "1x1", "--die", "3x2")
+    assert status == 0, stderr
+    lines = stdout.splitlines()
+    assert lines[1].split() == ["E", "A0", "F0"] and lines[2].split() == ["C", "F1", "A1"]

@@ -160,3 +160,106 @@ def test_rope(request):
         memories, _ = _run({(3, 2): t})
         assert np.array_equal(_int8(memories[3, 2], out, config.dim), expected[order]), \
             f"seed {seed}, pos {pos}"
+
+
+def test_attention_head_and_its_softmax(request):
+    """Scores over a key cache, the table softmax, and the weighted sum of values, at a few
+    positions: the probabilities (int8 Q7) and the head's output, both to the bit."""
+    seed, rng = _seeded(request)
+    config = model.ModelConfig()
+    hd, seq, kv = config.head_dim, config.seq_len, config.kv_dim
+    qmodel = model.QuantModel(config, model.random_weights(config))
+    for pos in (0, 9, seq - 1):
+        q = rng.integers(-128, 128, hd)
+        keys = rng.integers(-128, 128, (pos + 1, hd))
+        values = rng.integers(-128, 128, (pos + 1, hd))
+        key_cache = np.zeros((hd, seq), np.int64)             # transposed, as the stage keeps it
+        key_cache[:, :pos + 1] = keys.T
+        value_cache = np.zeros((seq, kv), np.int64)            # this head is kv head 0
+        value_cache[:pos + 1, :hd] = values
+        t, at = _program_with_inputs(q=q, keys=key_cache.reshape(-1),
+                                     values=value_cache.reshape(-1))
+        exp = t.table16("exp", model.exp_table())
+        out, probs = t.alloc("out", hd), t.alloc("probs", seq)
+        scores, head_out = t.acc("scores", seq), t.acc("head out", hd)
+        length = 13
+        t.b.li(length, pos + 1)
+        k.attention_head(t, at["q"], at["keys"], seq, at["values"], kv, length, out, scores,
+                         head_out, probs, exp, qmodel.score_scale, hd)
+        t.b.halt()
+        memories, _ = _run({(1, 2): t})
+        z = keys @ q
+        e = model.vqnt(model.vmul(z - z.max(), qmodel.score_scale[0]), qmodel.score_scale[1],
+                       wide=True) + Q.EXP_OFFSET
+        p = model.vqnt(model.vtbl(e, model.exp_table(), Q.EXP_SHIFT), Q.EXP_OUT - Q.PROB)
+        assert np.array_equal(_int8(memories[1, 2], probs, pos + 1), p), f"seed {seed}"
+        assert np.array_equal(_int8(memories[1, 2], out, hd),
+                              model.attention_q(q, keys, values, qmodel.score_scale)), \
+            f"seed {seed}, pos {pos}"
+
+
+def test_silu_multiply(request):
+    seed, rng = _seeded(request)
+    n = 64
+    a = rng.integers(-700, 700, n)                           # beyond the table's +-16 too
+    u = rng.integers(-300, 300, n)
+    t = _tile()
+    out = t.alloc("out", n)
+    silu = t.table16("silu", model.silu_table())
+    a_at, u_at = t.acc("a", n), t.acc("u", n)
+    k.swiglu(t, a_at, u_at, n, silu, out)
+    t.b.halt()
+    memories, _ = _run({(2, 3): t}, accs={(2, 3): [*a, *u]})
+    assert np.array_equal(_int8(memories[2, 3], out, n), model.swiglu_q(a, u)), f"seed {seed}"
+
+
+def test_residual_add_clamps_to_int12(request):
+    seed, rng = _seeded(request)
+    n = 32
+    h = rng.integers(-2048, 2048, n)
+    delta = rng.integers(-3000, 3000, n)
+    t = _tile()
+    h_at, delta_at = t.acc("h", n), t.acc("delta", n)
+    k.residual_add(t, h_at, delta_at, n)
+    k.send(t, h_at, n, OUT_COLOR)
+    t.b.halt()
+    _, sent = _run({(0, 0): t}, accs={(0, 0): [*h, *delta]})
+    assert sent == list(model.clamp_residual(h + delta)), f"seed {seed}"
+
+
+def test_argmax_over_chunks_keeps_the_first_maximum(request):
+    seed, rng = _seeded(request)
+    chunk, chunks = 64, 3
+    logits = rng.integers(-5000, 5000, chunk * chunks)
+    logits[[17, 100, 150]] = 9999                             # a tie across chunks: 17 wins
+    t = _tile()
+    result = t.alloc("result", 8, align=4)
+    base = t.acc("logits", chunk * chunks)
+    t.b.li(ARG0, -(1 << 31))
+    t.b.addi(ARG1, 0, 0)
+    for n in range(chunks):
+        k.argmax(t, base + n * chunk, chunk, n * chunk, ARG0, ARG1)
+    t.b.li(1, result)
+    t.b.st(ARG0, 1, 0)
+    t.b.st(ARG1, 1, 4)
+    t.b.halt()
+    memories, _ = _run({(3, 3): t}, accs={(3, 3): list(logits)})
+    best, index = np.frombuffer(memories[3, 3], np.int32, 2, result)
+    assert (best, index) == (9999, 17), f"seed {seed}"
+
+
+def test_embedding_lookup(request):
+    seed, rng = _seeded(request)
+    config = model.ModelConfig()
+    qmodel = model.QuantModel(config, model.random_weights(config, seed=seed % 1000))
+    tokens = [0, 255, int(rng.integers(256))]
+    t, at = _program_with_inputs(table=qmodel.embedding.reshape(-1))
+    h = t.acc("h", config.dim)
+    for token in tokens:
+        t.b.li(13, token)
+        k.embedding(t, at["table"], config.dim, 13, qmodel.embed_m, qmodel.embed_shift, h)
+        k.send(t, h, config.dim, OUT_COLOR)
+    t.b.halt()
+    _, sent = _run({(0, 0): t})
+    expected = [int(v) for token in tokens for v in qmodel.embed(token)]
+    assert sent == expected, f"seed {seed}"
