@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/tessera bench fabric --mesh 8x8 --traffic uniform \
-		--json build/demo/fabric.json --plot build/demo/fabric.png
+	$(VENV)/bin/tessera run --json build/demo/run.json
 
 test: setup
 	$(VENV)/bin/pytest -n 2 -q

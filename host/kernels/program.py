@@ -3,7 +3,7 @@
 The kernels (:mod:`host.kernels.vector`) emit into a :class:`TileProgram`.  It
 hands out data SRAM and accumulator space by name, so that a plan that does not
 fit fails with the tile and the shortfall, and it adds the scalar subroutines
-(:func:`isqrt`, :func:`udiv`) once, after the main program, when a kernel calls
+(:func:`isqrt`, :func:`reciprocal`) once, after the main program, when a kernel calls
 them.
 
 Register convention, shared by every kernel:
@@ -102,7 +102,8 @@ class TileProgram:
         return scratch
 
     def call(self, subroutine):
-        """``JAL`` to a subroutine (:func:`isqrt`, :func:`udiv`), adding it on first use."""
+        """``JAL`` to a subroutine (:func:`isqrt`, :func:`reciprocal`), adding it on first
+        use."""
         if subroutine not in self._subroutines:
             self._subroutines.append(subroutine)
         self.b.jal(LINK, subroutine.__name__)
@@ -159,26 +160,20 @@ def isqrt(t):
     b.jr(LINK)
 
 
-def udiv(t):
-    """r10 = r10 // r11 for 0 <= r10 < 2**r3 and 0 < r11 < 2**31 (restoring division,
-    r3 bits, r3 <= 31)."""
-    b, loop, skip = t.b, t.fresh("div_loop"), t.fresh("div_skip")
-    b.li(1, 31)
-    b.sub(1, 1, 3)
-    b.sll(ARG0, ARG0, 1)             # the dividend's top bit at bit 30
+def reciprocal(t):
+    """r10 = 2**r3 // r11 for 0 <= r3 <= 30 and r11 > 0 (restoring division of a power of
+    two: the dividend's one set bit enters the remainder first, then zeros)."""
+    b, loop, skip = t.b, t.fresh("recip_loop"), t.fresh("recip_skip")
     b.addi(1, 0, 0)                  # the quotient
-    b.addi(2, 0, 0)                  # the remainder
+    b.addi(2, 0, 1)                  # the remainder, with the dividend's set bit
+    b.addi(3, 3, 1)                  # quotient bits
     b.label(loop)
-    b.srli(4, ARG0, 30)
-    b.andi(4, 4, 1)
-    b.slli(2, 2, 1)
-    b.or_(2, 2, 4)
-    b.slli(ARG0, ARG0, 1)
     b.slli(1, 1, 1)
     b.blt(2, ARG1, skip)
     b.sub(2, 2, ARG1)
     b.addi(1, 1, 1)
     b.label(skip)
+    b.slli(2, 2, 1)
     b.bdec(3, loop)
     b.addi(ARG0, 1, 0)
     b.jr(LINK)

@@ -7,7 +7,7 @@ specifies, on operands at given data addresses (int8) or accumulator bases
 kernel returns, unless a kernel says otherwise.
 """
 
-from host.kernels.program import ARG0, ARG1, POS, isqrt, udiv
+from host.kernels.program import ARG0, ARG1, POS, isqrt, reciprocal
 from host.model import Q
 
 __all__ = ["zero", "gemv", "requant", "receive", "send", "rmsnorm", "rope", "attention_head",
@@ -90,9 +90,8 @@ def rmsnorm(t, h, dim, gain, gain_shift, out, scratch):
     b.addi(ARG0, 0, 1)
     b.label(skip)
     b.addi(ARG1, ARG0, 0)
-    b.li(ARG0, 1 << Q.NORM_RECIP)
-    b.li(3, Q.NORM_RECIP + 1)
-    t.call(udiv)
+    b.li(3, Q.NORM_RECIP)
+    t.call(reciprocal)
     t.accs(0, h, dim)
     t.accs(1, scratch, dim)
     b.vmul(1, 0, ARG0, scalar=True)
@@ -189,9 +188,8 @@ def attention_head(t, q, keys, key_rows, values, value_stride, length, heads_out
     b.addi(2, 2, 1)
     b.bdec(3, loop)
     b.wait(0)
-    b.li(ARG0, 1 << Q.ATTN_RECIP)
-    b.li(3, Q.ATTN_RECIP + 1)
-    t.call(udiv)
+    b.li(3, Q.ATTN_RECIP)
+    t.call(reciprocal)
     t.accs(0, out_scratch, head_dim)
     b.vmul(0, 0, ARG0, scalar=True)
     t.mem(1, heads_out, head_dim)
