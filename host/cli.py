@@ -280,8 +280,6 @@ def cmd_run(args):
     print(plan.map_text())
     if args.plan:
         return
-    print("building or loading the wafer's native model (built once per parameter set, "
-          "then cached under build/)...", flush=True)
 
     def progress(done, count, cycles):
         print(f"\r  {done}/{count} tokens, {cycles:,} cycles", end="", file=sys.stderr,
@@ -415,6 +413,7 @@ def _parser():
 def main(argv=None):
     try:
         args = _parser().parse_args(argv)
+        build.announce = lambda line: print(line, file=sys.stderr, flush=True)
         args.run(args)
     except (UsageError, ParamError) as error:
         print(f"tessera: error: {error}", file=sys.stderr)

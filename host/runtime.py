@@ -16,7 +16,6 @@ import numpy as np
 from host import mapper
 from host.kernels.stages import LOG_WORDS, halt_program
 from host.wafer import Wafer
-from rtl.isa import Counter
 from rtl.wavelet import pack_addressed
 
 __all__ = ["NOMINAL_CLOCK_HZ", "Generation", "generate", "WaferError"]

@@ -23,6 +23,7 @@ from rtl.die import dead_mask, parse_defects, remap
 from rtl.isa import COUNTERS, Counter
 from rtl.mesh import EDGES, pack_mesh_config
 from rtl.params import ParamError
+from rtl.tile import TILE_MODULE
 from rtl.wavelet import (Dir, load_color, loader_payloads, pack_addressed, pack_wavelet,
                          unpack_wavelet, wavelet_layout)
 from sim import build
@@ -109,7 +110,7 @@ def die_header(params):
 def library(params):
     """The harness library for dies of ``params`` (built once, cached)."""
     return build.verilator_library(build.verilog("die", params), HARNESS, "wafer",
-                                   {"die_ports.h": die_header(params)})
+                                   {"die_ports.h": die_header(params)}, blocks=(TILE_MODULE,))
 
 
 class WaferShape:

@@ -87,3 +87,10 @@ def run_cocotb(kind, params, sim, module, test_filter, test_id, env=None):
 @pytest.fixture
 def cocotb_run():
     return run_cocotb
+
+
+@pytest.fixture
+def seed():
+    """The seed of a random test: ``TESSERA_SEED`` (1 by default, so CI is deterministic);
+    failing assertions quote it as a reproduce line."""
+    return int(os.environ.get("TESSERA_SEED", "1"), 0)

@@ -2,15 +2,12 @@
 simulated wafer (one 4x4 die of the default preset, the die RTL Verilated into the
 native harness).
 
-Inputs are seeded random; a failing check prints its seed.  Results the kernels
-leave in data SRAM are read through the back door; results in accumulators are
-sent out of the wafer's west edge and collected.
+Inputs are seeded random (``TESSERA_SEED``); a failing check prints the seed.
+Results the kernels leave in data SRAM are read through the back door; results in
+accumulators are sent out of the wafer's west edge and collected.
 """
 
-import random
-
 import numpy as np
-import pytest
 
 from host import model
 from host.kernels import vector as k
@@ -24,10 +21,8 @@ PARAMS = preset("default")
 OUT_COLOR = 2
 
 
-def _seeded(request):
-    seed = random.randrange(1 << 30)
-    request.node.user_properties.append(("seed", seed))
-    return seed, np.random.default_rng(seed)
+def _seeded(seed):
+    return f"reproduce with TESSERA_SEED={seed}", np.random.default_rng(seed)
 
 
 def _run(tiles, routes=(), inject=(), accs=None):
@@ -79,8 +74,8 @@ def _program_with_inputs(**arrays):
     return t, {name: t.alloc(name, content=value) for name, value in arrays.items()}
 
 
-def test_gemv_slice_with_requantisation(request):
-    seed, rng = _seeded(request)
+def test_gemv_slice_with_requantisation(seed):
+    reproduce, rng = _seeded(seed)
     rows, cols = 48, 40
     weight = rng.integers(-127, 128, (rows, cols))
     x = rng.integers(-128, 128, cols)
@@ -93,13 +88,13 @@ def test_gemv_slice_with_requantisation(request):
     k.requant(t, acc, rows, linear.m, linear.shift, False, ("mem", out))
     t.b.halt()
     memories, _ = _run({(1, 1): t})
-    assert np.array_equal(_int8(memories[1, 1], out, rows), linear(x)), f"seed {seed}"
+    assert np.array_equal(_int8(memories[1, 1], out, rows), linear(x)), reproduce
 
 
-def test_row_reduction_over_a_region_of_four_tiles(request):
+def test_row_reduction_over_a_region_of_four_tiles(seed):
     """y = W x with W's columns split over tiles (3,0)..(0,0); the partial sums flow west
     along the row, each tile adding its own (a pipelined chain), and leave at the edge."""
-    seed, rng = _seeded(request)
+    reproduce, rng = _seeded(seed)
     rows, cols, tiles = 32, 64, 4
     weight = rng.integers(-127, 128, (rows, cols))
     x = rng.integers(-128, 128, cols)
@@ -120,11 +115,11 @@ def test_row_reduction_over_a_region_of_four_tiles(request):
             routes += [(x_tile, 0, n % 2, Dir.RAMP, [Dir.W]),
                        (x_tile - 1, 0, n % 2, Dir.E, [Dir.RAMP])]
     _, sent = _run(programs, routes)
-    assert sent == list(weight @ x), f"seed {seed}"
+    assert sent == list(weight @ x), reproduce
 
 
-def test_rmsnorm(request):
-    seed, rng = _seeded(request)
+def test_rmsnorm(seed):
+    reproduce, rng = _seeded(seed)
     dim = 32
     for scale in (2047, 300, 3):                          # loud, typical, nearly silent
         h = rng.integers(-scale, scale + 1, dim)
@@ -137,11 +132,11 @@ def test_rmsnorm(request):
         t.b.halt()
         memories, _ = _run({(2, 1): t}, accs={(2, 1): _acc_image(base, h)})
         assert np.array_equal(_int8(memories[2, 1], out, dim), model.rmsnorm_q(h, norm)), \
-            f"seed {seed}, scale {scale}"
+            f"{reproduce}, scale {scale}"
 
 
-def test_rope(request):
-    seed, rng = _seeded(request)
+def test_rope(seed):
+    reproduce, rng = _seeded(seed)
     config = model.ModelConfig()
     cos, sin = model.rope_tables(config)
     heads, hd = config.n_heads, config.head_dim
@@ -159,13 +154,13 @@ def test_rope(request):
         t.b.halt()
         memories, _ = _run({(3, 2): t})
         assert np.array_equal(_int8(memories[3, 2], out, config.dim), expected[order]), \
-            f"seed {seed}, pos {pos}"
+            f"{reproduce}, pos {pos}"
 
 
-def test_attention_head_and_its_softmax(request):
+def test_attention_head_and_its_softmax(seed):
     """Scores over a key cache, the table softmax, and the weighted sum of values, at a few
     positions: the probabilities (int8 Q7) and the head's output, both to the bit."""
-    seed, rng = _seeded(request)
+    reproduce, rng = _seeded(seed)
     config = model.ModelConfig()
     hd, seq, kv = config.head_dim, config.seq_len, config.kv_dim
     qmodel = model.QuantModel(config, model.random_weights(config))
@@ -192,14 +187,14 @@ def test_attention_head_and_its_softmax(request):
         e = model.vqnt(model.vmul(z - z.max(), qmodel.score_scale[0]), qmodel.score_scale[1],
                        wide=True) + Q.EXP_OFFSET
         p = model.vqnt(model.vtbl(e, model.exp_table(), Q.EXP_SHIFT), Q.EXP_OUT - Q.PROB)
-        assert np.array_equal(_int8(memories[1, 2], probs, pos + 1), p), f"seed {seed}"
+        assert np.array_equal(_int8(memories[1, 2], probs, pos + 1), p), reproduce
         assert np.array_equal(_int8(memories[1, 2], out, hd),
                               model.attention_q(q, keys, values, qmodel.score_scale)), \
-            f"seed {seed}, pos {pos}"
+            f"{reproduce}, pos {pos}"
 
 
-def test_silu_multiply(request):
-    seed, rng = _seeded(request)
+def test_silu_multiply(seed):
+    reproduce, rng = _seeded(seed)
     n = 64
     a = rng.integers(-700, 700, n)                           # beyond the table's +-16 too
     u = rng.integers(-300, 300, n)
@@ -210,11 +205,11 @@ def test_silu_multiply(request):
     k.swiglu(t, a_at, u_at, n, silu, out)
     t.b.halt()
     memories, _ = _run({(2, 3): t}, accs={(2, 3): [*a, *u]})
-    assert np.array_equal(_int8(memories[2, 3], out, n), model.swiglu_q(a, u)), f"seed {seed}"
+    assert np.array_equal(_int8(memories[2, 3], out, n), model.swiglu_q(a, u)), reproduce
 
 
-def test_residual_add_clamps_to_int12(request):
-    seed, rng = _seeded(request)
+def test_residual_add_clamps_to_int12(seed):
+    reproduce, rng = _seeded(seed)
     n = 32
     h = rng.integers(-2048, 2048, n)
     delta = rng.integers(-3000, 3000, n)
@@ -224,11 +219,11 @@ def test_residual_add_clamps_to_int12(request):
     k.send(t, h_at, n, OUT_COLOR)
     t.b.halt()
     _, sent = _run({(0, 0): t}, accs={(0, 0): [*h, *delta]})
-    assert sent == list(model.clamp_residual(h + delta)), f"seed {seed}"
+    assert sent == list(model.clamp_residual(h + delta)), reproduce
 
 
-def test_argmax_over_chunks_keeps_the_first_maximum(request):
-    seed, rng = _seeded(request)
+def test_argmax_over_chunks_keeps_the_first_maximum(seed):
+    reproduce, rng = _seeded(seed)
     chunk, chunks = 64, 3
     logits = rng.integers(-5000, 5000, chunk * chunks)
     logits[[17, 100, 150]] = 9999                             # a tie across chunks: 17 wins
@@ -245,13 +240,14 @@ def test_argmax_over_chunks_keeps_the_first_maximum(request):
     t.b.halt()
     memories, _ = _run({(3, 3): t}, accs={(3, 3): list(logits)})
     best, index = np.frombuffer(memories[3, 3], np.int32, 2, result)
-    assert (best, index) == (9999, 17), f"seed {seed}"
+    assert (best, index) == (9999, 17), reproduce
 
 
-def test_embedding_lookup(request):
-    seed, rng = _seeded(request)
+def test_embedding_lookup(seed):
+    reproduce, rng = _seeded(seed)
     config = model.ModelConfig()
-    qmodel = model.QuantModel(config, model.random_weights(config, seed=seed % 1000))
+    weights = model.random_weights(config, seed=int(rng.integers(1000)))
+    qmodel = model.QuantModel(config, weights)
     tokens = [0, 255, int(rng.integers(256))]
     t, at = _program_with_inputs(table=qmodel.embedding.reshape(-1))
     h = t.acc("h", config.dim)
@@ -262,4 +258,4 @@ def test_embedding_lookup(request):
     t.b.halt()
     _, sent = _run({(0, 0): t})
     expected = [int(v) for token in tokens for v in qmodel.embed(token)]
-    assert sent == expected, f"seed {seed}"
+    assert sent == expected, reproduce

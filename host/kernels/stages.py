@@ -19,7 +19,7 @@ import numpy as np
 
 from host.kernels import vector as k
 from host.kernels.program import ARG0, ARG1, LEFT, POS, STAGE, TileProgram
-from host.model import Q, exp_table, silu_table
+from host.model import exp_table, silu_table
 from rtl.isa import Counter
 from rtl.wavelet import pack_addressed
 
