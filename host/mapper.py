@@ -12,8 +12,10 @@ embedding tile, on the west edge, also echoes it out of the wafer to the host.
 
 Colors: the residual stream alternates static colors 0 and 1 from link to link
 (a tile receives on one and sends on the other); static color 2 carries tokens
-out to the host; tokens into the embedding tile (the prompt from the host and
-the generated ones) use the first XY-addressed color.
+out to the host; static color 3 goes from each tile's ramp back to it, for the
+streamed GEMV (:func:`host.kernels.vector.gemv`); tokens into the embedding tile
+(the prompt from the host and the generated ones) use the first XY-addressed
+color.
 
 :func:`plan` checks that everything fits: a tile per stage, each stage's
 program, data and accumulators in its tile, the colors, no two routes for one
@@ -27,10 +29,11 @@ from host.kernels import stages
 from host.kernels.program import FitError
 from rtl.wavelet import Dir, pack_route_write
 
-__all__ = ["MapError", "Stage", "Plan", "plan", "STREAM_COLORS", "HOST_COLOR"]
+__all__ = ["MapError", "Stage", "Plan", "plan", "STREAM_COLORS", "HOST_COLOR", "LOOP_COLOR"]
 
 STREAM_COLORS = (0, 1)
 HOST_COLOR = 2
+LOOP_COLOR = 3
 
 
 class MapError(ValueError):
@@ -102,8 +105,8 @@ def plan(qmodel, shape, prompt_len, positions):
     """The plan of a generation of ``positions`` tokens (``prompt_len`` of them the
     prompt) on the wafer ``shape`` (:class:`host.wafer.WaferShape`)."""
     c, params = qmodel.config, shape.params
-    if params.first_xy_color < 3 or params.xy_colors < 1:
-        raise MapError(f"the pipeline needs 3 static colors and 1 XY-addressed color; the "
+    if params.first_xy_color < 4 or params.xy_colors < 1:
+        raise MapError(f"the pipeline needs 4 static colors and 1 XY-addressed color; the "
                        f"tiles have {params.first_xy_color} static and {params.xy_colors} "
                        f"XY-addressed")
     kinds = [("embedding", None)] + [(kind, layer) for layer in range(c.n_layers)
@@ -121,7 +124,8 @@ def plan(qmodel, shape, prompt_len, positions):
     for index, (kind, layer) in enumerate(kinds):
         links = stages.Links(color_in=STREAM_COLORS[(index - 1) % 2],
                              color_out=STREAM_COLORS[index % 2], token_color=token_color,
-                             host_color=HOST_COLOR, embed_tile=tiles[0])
+                             host_color=HOST_COLOR, embed_tile=tiles[0],
+                             loop_color=LOOP_COLOR)
         try:
             if kind == "embedding":
                 program, log = stages.embedding_stage(params, qmodel, links, prompt_len,
@@ -152,6 +156,8 @@ def _routes(stage_list):
         color, way = STREAM_COLORS[index % 2], _direction(a, b)
         routes.append((*a, color, Dir.RAMP, [way]))
         routes.append((*b, color, way.opposite, [Dir.RAMP]))
+    for stage in stage_list:
+        routes.append((*stage.tile, LOOP_COLOR, Dir.RAMP, [Dir.RAMP]))
     embed = stage_list[0].tile
     if embed[0] != 0:
         raise MapError("the embedding tile must sit on the west edge, where the host is")

@@ -8,6 +8,7 @@ accumulators are sent out of the wafer's west edge and collected.
 """
 
 import numpy as np
+import pytest
 
 from host import model
 from host.kernels import vector as k
@@ -74,7 +75,11 @@ def _program_with_inputs(**arrays):
     return t, {name: t.alloc(name, content=value) for name, value in arrays.items()}
 
 
-def test_gemv_slice_with_requantisation(seed):
+LOOP_COLOR = 3
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["column-loop", "streamed"])
+def test_gemv_slice_with_requantisation(seed, streamed):
     reproduce, rng = _seeded(seed)
     rows, cols = 48, 40
     weight = rng.integers(-127, 128, (rows, cols))
@@ -84,10 +89,11 @@ def test_gemv_slice_with_requantisation(seed):
     t, at = _program_with_inputs(w=weight.T.reshape(-1), x=x)
     out = t.alloc("y", rows)
     acc = t.acc("acc", rows)
-    k.gemv(t, at["w"], rows, cols, at["x"], acc)
+    k.gemv(t, at["w"], rows, cols, at["x"], acc, loop=LOOP_COLOR if streamed else None)
     k.requant(t, acc, rows, linear.m, linear.shift, False, ("mem", out))
     t.b.halt()
-    memories, _ = _run({(1, 1): t})
+    loop = [(1, 1, LOOP_COLOR, Dir.RAMP, [Dir.RAMP])] if streamed else []
+    memories, _ = _run({(1, 1): t}, routes=loop)
     assert np.array_equal(_int8(memories[1, 1], out, rows), linear(x)), reproduce
 
 

@@ -36,7 +36,8 @@ def test_routes_alternate_colors_along_the_stream():
     for x, y, color, accept, outputs in plan.routes:
         by_tile.setdefault((x, y), {})[color] = (accept, outputs)
     assert by_tile[(0, 0)][mapper.HOST_COLOR] == (Dir.RAMP, [Dir.W])
-    assert by_tile[(1, 0)] == {0: (Dir.W, [Dir.RAMP]), 1: (Dir.RAMP, [Dir.E])}
+    assert by_tile[(1, 0)] == {0: (Dir.W, [Dir.RAMP]), 1: (Dir.RAMP, [Dir.E]),
+                               mapper.LOOP_COLOR: (Dir.RAMP, [Dir.RAMP])}
 
 
 def test_too_few_tiles_names_the_first_stage_left_out():
@@ -64,7 +65,7 @@ def test_a_program_too_large_for_the_code_memory():
 
 
 def test_too_few_colors():
-    with pytest.raises(mapper.MapError, match="needs 3 static colors"):
+    with pytest.raises(mapper.MapError, match="needs 4 static colors"):
         _plan(_quant(), params=PARAMS.replace(colors=4, xy_colors=2))
 
 

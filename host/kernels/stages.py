@@ -37,6 +37,7 @@ class Links:
     token_color: int             # XY-addressed: prompt and generated tokens into the embedding stage
     host_color: int              # the embedding stage's generated tokens, out to the host
     embed_tile: tuple            # where the embedding stage is (token destination)
+    loop_color: int              # routed from the tile's ramp back to it (streamed GEMVs)
 
 
 def _loop(t, positions, body):
@@ -130,9 +131,9 @@ def attention_stage(params, qmodel, layer, links, positions):
         k.rmsnorm(t, h, c.dim, gain, w["attn_norm"].shift, x, acc)
         for weight, rows, name, dst in ((wq, c.dim, "wq", ("mem", q)),
                                         (wk, kv, "wk", ("mem", k_new))):
-            k.gemv(t, weight, rows, c.dim, x, acc)
+            k.gemv(t, weight, rows, c.dim, x, acc, loop=links.loop_color)
             k.requant(t, acc, rows, w[name].m, w[name].shift, False, dst)
-        k.gemv(t, wv, kv, c.dim, x, acc)
+        k.gemv(t, wv, kv, c.dim, x, acc, loop=links.loop_color)
         b.li(1, kv)
         b.mul(1, POS, 1)
         b.li(2, values)
@@ -147,7 +148,7 @@ def attention_stage(params, qmodel, layer, links, positions):
             k.attention_head(t, q_rot + head * hd, keys + kv_head * hd * c.seq_len, c.seq_len,
                              values + kv_head * hd, kv, STAGE, heads + head * hd, scores, out,
                              probs, exp, qmodel.score_scale, hd)
-        k.gemv(t, wo, c.dim, c.dim, heads, acc)
+        k.gemv(t, wo, c.dim, c.dim, heads, acc, loop=links.loop_color)
         k.requant(t, acc, c.dim, w["wo"].m, w["wo"].shift, True, ("acc", acc))
         k.residual_add(t, h, acc, c.dim)
         k.send(t, h, c.dim, links.color_out)
@@ -187,10 +188,10 @@ def ffn_stage(params, qmodel, layer, links, positions):
         received()
         k.rmsnorm(t, h, c.dim, gain, w["ffn_norm"].shift, x, gate)
         for weight, name, acc in ((w1, "w1", gate), (w3, "w3", up)):
-            k.gemv(t, weight, c.hidden_dim, c.dim, x, acc)
+            k.gemv(t, weight, c.hidden_dim, c.dim, x, acc, loop=links.loop_color)
             k.requant(t, acc, c.hidden_dim, w[name].m, w[name].shift, True, ("acc", acc))
         k.swiglu(t, gate, up, c.hidden_dim, silu, hidden)
-        k.gemv(t, w2, c.dim, c.hidden_dim, hidden, gate)
+        k.gemv(t, w2, c.dim, c.hidden_dim, hidden, gate, loop=links.loop_color)
         k.requant(t, gate, c.dim, w["w2"].m, w["w2"].shift, True, ("acc", gate))
         k.residual_add(t, h, gate, c.dim)
         k.send(t, h, c.dim, links.color_out)
@@ -228,7 +229,7 @@ def classifier_stage(params, qmodel, links, prompt_len, positions):
         b.li(best, -(1 << 31))
         b.addi(best_index, 0, 0)
         for n, (address, rows) in enumerate(weights):
-            k.gemv(t, address, rows, c.dim, x, logits)
+            k.gemv(t, address, rows, c.dim, x, logits, loop=links.loop_color)
             k.argmax(t, logits, rows, n * chunk, best, best_index)
         skip = t.fresh("prompt")
         b.li(1, prompt_len - 1)

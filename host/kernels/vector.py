@@ -10,7 +10,7 @@ kernel returns, unless a kernel says otherwise.
 from host.kernels.program import ARG0, ARG1, POS, isqrt, reciprocal
 from host.model import Q
 
-__all__ = ["zero", "gemv", "requant", "receive", "send", "rmsnorm", "rope", "attention_head",
+__all__ = ["zero", "gemv", "requant", "receive", "send", "rmsnorm", "rope", "attention_head", "column_products",
            "swiglu", "residual_add", "argmax", "embedding", "reduce_chain"]
 
 
@@ -20,23 +20,47 @@ def zero(t, base, length):
     t.b.vmul(0, 0, 0, scalar=True)            # r0 is 0
 
 
-def gemv(t, weight, rows, cols, x, acc):
+def gemv(t, weight, rows, cols, x, acc, loop=None):
     """acc[0:rows] = W x: ``W`` int8 column-major (column j at ``weight + j*rows``),
-    ``x`` int8 at data address ``x`` (an int, or ``("r", n)`` a register)."""
-    b, loop = t.b, t.fresh("gemv")
+    ``x`` int8 at data address ``x``.
+
+    Without ``loop``, a scalar loop issues one ``VMACS`` a column.  With ``loop``, a
+    color that the tile's router takes from the ramp straight back to it, slot 1
+    sends x around it while one ``VMACS`` in slot 0 multiplies each column by its x_j
+    as it returns: no instruction per column, and a zero x_j costs no beat."""
     zero(t, acc, rows)
+    if loop is None:
+        column_products(t, weight, rows, rows, cols, x)
+        return
+    b = t.b
+    t.mem(2, x, cols)
+    t.fout(3, cols, loop)
+    b.vmov(3, 2, async_=True, slot=1)
+    t.mem(1, weight, rows * cols)
+    t.fin(2, cols, loop)
+    b.vmacs(0, 1, 2)
+    b.wait(1)
+
+
+def column_products(t, weight, stride, rows, cols, x):
+    """The accumulators of descriptor d0 += sum_j W[:, j] * x_j, one ``VMACS`` a column:
+    column j is ``rows`` int8 at ``weight + j * stride``, x_j the int8 at ``x + j``.
+    ``rows`` and ``cols`` are ints or registers (``("r", n)``)."""
+    b, loop = t.b, t.fresh("columns")
     b.li(1, weight)
-    if isinstance(x, tuple):
-        b.addi(2, x[1], 0)
+    b.li(2, x)
+    if isinstance(cols, tuple):
+        b.addi(3, cols[1], 0)
     else:
-        b.li(2, x)
-    b.li(3, cols)
-    b.li(5, rows)
+        b.li(3, cols)
+    length = rows[1] if isinstance(rows, tuple) else 5
+    if not isinstance(rows, tuple):
+        b.li(5, rows)
     b.label(loop)
     b.ldb(4, 2, 0)
-    b.dmem(1, 1, 5, 1)
+    b.dmem(1, 1, length, 1)
     b.vmacs(0, 1, 4, scalar=True, async_=True)    # overlaps the next column's set-up
-    b.addi(1, 1, rows)
+    b.addi(1, 1, stride)
     b.addi(2, 2, 1)
     b.bdec(3, loop)
     b.wait(0)
@@ -148,18 +172,7 @@ def attention_head(t, q, keys, key_rows, values, value_stride, length, heads_out
     b = t.b
     zero(t, scratch, ("r", length))
     # scores: z += K[j] * q_j for each dimension j
-    loop = t.fresh("scores")
-    b.li(1, keys)
-    b.li(2, q)
-    b.li(3, head_dim)
-    b.label(loop)
-    b.ldb(4, 2, 0)
-    b.dmem(1, 1, length, 1)
-    b.vmacs(0, 1, 4, scalar=True, async_=True)
-    b.addi(1, 1, key_rows)
-    b.addi(2, 2, 1)
-    b.bdec(3, loop)
-    b.wait(0)
+    column_products(t, keys, key_rows, ("r", length), head_dim, q)
     # p = vqnt(exp table at vqnt((z - max z) * m, s, wide) + offset, 7)
     b.vrmax(1, 0)
     b.vsub(0, 0, 1, scalar=True)
@@ -175,19 +188,7 @@ def attention_head(t, q, keys, key_rows, values, value_stride, length, heads_out
     b.vsum(ARG1, 3)
     # o = sum_t p_t V[t]; out = vqnt(o * (2**23 // sum p), 23)
     zero(t, out_scratch, head_dim)
-    loop = t.fresh("values")
-    b.li(1, values)
-    b.li(2, probs)
-    b.addi(3, length, 0)
-    b.li(5, head_dim)
-    b.label(loop)
-    b.ldb(4, 2, 0)
-    b.dmem(1, 1, 5, 1)
-    b.vmacs(0, 1, 4, scalar=True, async_=True)
-    b.addi(1, 1, value_stride)
-    b.addi(2, 2, 1)
-    b.bdec(3, loop)
-    b.wait(0)
+    column_products(t, values, value_stride, head_dim, ("r", length), probs)
     b.li(3, Q.ATTN_RECIP)
     t.call(reciprocal)
     t.accs(0, out_scratch, head_dim)
