@@ -163,12 +163,13 @@ def test_rope(seed):
             f"{reproduce}, pos {pos}"
 
 
-def test_attention_head_and_its_softmax(seed):
+@pytest.mark.parametrize("streamed", [False, True], ids=["column-loop", "streamed"])
+def test_attention_head_and_its_softmax(seed, streamed):
     """Scores over a key cache, the table softmax, and the weighted sum of values, at a few
     positions: the probabilities (int8 Q7) and the head's output, both to the bit."""
     reproduce, rng = _seeded(seed)
     config = model.ModelConfig()
-    hd, seq, kv = config.head_dim, config.seq_len, config.kv_dim
+    hd, seq = config.head_dim, config.seq_len
     qmodel = model.QuantModel(config, model.random_weights(config))
     for pos in (0, 9, seq - 1):
         q = rng.integers(-128, 128, hd)
@@ -176,8 +177,8 @@ def test_attention_head_and_its_softmax(seed):
         values = rng.integers(-128, 128, (pos + 1, hd))
         key_cache = np.zeros((hd, seq), np.int64)             # transposed, as the stage keeps it
         key_cache[:, :pos + 1] = keys.T
-        value_cache = np.zeros((seq, kv), np.int64)            # this head is kv head 0
-        value_cache[:pos + 1, :hd] = values
+        value_cache = np.zeros((seq, hd), np.int64)            # the head's own block
+        value_cache[:pos + 1] = values
         t, at = _program_with_inputs(q=q, keys=key_cache.reshape(-1),
                                      values=value_cache.reshape(-1))
         exp = t.table16("exp", model.exp_table())
@@ -185,10 +186,12 @@ def test_attention_head_and_its_softmax(seed):
         scores, head_out = t.acc("scores", seq), t.acc("head out", hd)
         length = 13
         t.b.li(length, pos + 1)
-        k.attention_head(t, at["q"], at["keys"], seq, at["values"], kv, length, out, scores,
-                         head_out, probs, exp, qmodel.score_scale, hd)
+        k.attention_head(t, at["q"], at["keys"], seq, at["values"], length, out, scores,
+                         head_out, probs, exp, qmodel.score_scale, hd,
+                         LOOP_COLOR if streamed else None)
         t.b.halt()
-        memories, _ = _run({(1, 2): t})
+        loop = [(1, 2, LOOP_COLOR, Dir.RAMP, [Dir.RAMP])] if streamed else []
+        memories, _ = _run({(1, 2): t}, routes=loop)
         z = keys @ q
         e = model.vqnt(model.vmul(z - z.max(), qmodel.score_scale[0]), qmodel.score_scale[1],
                        wide=True) + Q.EXP_OFFSET

@@ -112,7 +112,7 @@ def attention_stage(params, qmodel, layer, links, positions):
     sin = t.alloc("sin", content=qmodel.sin.reshape(-1))
     exp = t.table16("exp", exp_table())
     keys = t.alloc("key cache", kv * c.seq_len)        # transposed: row j = dimension j
-    values = t.alloc("value cache", c.seq_len * kv)    # row t = position t
+    values = t.alloc("value cache", c.seq_len * kv)    # per kv head, row t = position t
     x = t.alloc("x", c.dim)
     q = t.alloc("q", c.dim)
     q_rot = t.alloc("q rotated", c.dim)
@@ -134,11 +134,13 @@ def attention_stage(params, qmodel, layer, links, positions):
             k.gemv(t, weight, rows, c.dim, x, acc, loop=links.loop_color)
             k.requant(t, acc, rows, w[name].m, w[name].shift, False, dst)
         k.gemv(t, wv, kv, c.dim, x, acc, loop=links.loop_color)
-        b.li(1, kv)
-        b.mul(1, POS, 1)
-        b.li(2, values)
-        b.add(4, 1, 2)                                 # this position's value row
-        k.requant(t, acc, kv, w["wv"].m, w["wv"].shift, False, ("mem", ("r", 4)))
+        b.li(1, hd)
+        b.mul(4, POS, 1)
+        for kv_head in range(c.n_kv_heads):                # this position's value rows
+            b.li(2, values + kv_head * hd * c.seq_len)
+            b.add(2, 4, 2)
+            k.requant(t, acc + kv_head * hd, hd, w["wv"].m, w["wv"].shift, False,
+                      ("mem", ("r", 2)))
         k.rope(t, q, c.n_heads, hd, cos, sin, q_rot, 1, 0, acc)
         k.rope(t, k_new, c.n_kv_heads, hd, cos, sin, keys, c.seq_len, 1, acc)
         b.addi(STAGE, POS, 1)                          # positions 0..pos
@@ -146,8 +148,8 @@ def attention_stage(params, qmodel, layer, links, positions):
         for head in range(c.n_heads):
             kv_head = head // group
             k.attention_head(t, q_rot + head * hd, keys + kv_head * hd * c.seq_len, c.seq_len,
-                             values + kv_head * hd, kv, STAGE, heads + head * hd, scores, out,
-                             probs, exp, qmodel.score_scale, hd)
+                             values + kv_head * hd * c.seq_len, STAGE, heads + head * hd, scores,
+                             out, probs, exp, qmodel.score_scale, hd, links.loop_color)
         k.gemv(t, wo, c.dim, c.dim, heads, acc, loop=links.loop_color)
         k.requant(t, acc, c.dim, w["wo"].m, w["wo"].shift, True, ("acc", acc))
         k.residual_add(t, h, acc, c.dim)

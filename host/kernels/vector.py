@@ -22,31 +22,38 @@ def zero(t, base, length):
 
 def gemv(t, weight, rows, cols, x, acc, loop=None):
     """acc[0:rows] = W x: ``W`` int8 column-major (column j at ``weight + j*rows``),
-    ``x`` int8 at data address ``x``.
+    ``x`` int8 at data address ``x``; ``loop`` as for :func:`column_products`."""
+    zero(t, acc, rows)
+    column_products(t, weight, rows, rows, cols, x, loop)
+
+
+def column_products(t, weight, stride, rows, cols, x, loop=None):
+    """The accumulators of descriptor d0 += sum_j W[:, j] * x_j: column j is ``rows``
+    int8 at ``weight + j * stride``, x_j the int8 at ``x + j``.  ``cols`` is an int or
+    a register (``("r", n)``); so is ``rows`` without ``loop``.
 
     Without ``loop``, a scalar loop issues one ``VMACS`` a column.  With ``loop``, a
-    color that the tile's router takes from the ramp straight back to it, slot 1
-    sends x around it while one ``VMACS`` in slot 0 multiplies each column by its x_j
-    as it returns: no instruction per column, and a zero x_j costs no beat."""
-    zero(t, acc, rows)
-    if loop is None:
-        column_products(t, weight, rows, rows, cols, x)
-        return
+    color that the tile's router takes from the ramp straight back to it (and columns
+    that follow each other, ``stride == rows``), slot 1 sends x around it while one
+    ``VMACS`` in slot 0 multiplies each column by its x_j as it returns: no
+    instruction per column, and a zero x_j costs no beat."""
     b = t.b
-    t.mem(2, x, cols)
-    t.fout(3, cols, loop)
-    b.vmov(3, 2, async_=True, slot=1)
-    t.mem(1, weight, rows * cols)
-    t.fin(2, cols, loop)
-    b.vmacs(0, 1, 2)
-    b.wait(1)
-
-
-def column_products(t, weight, stride, rows, cols, x):
-    """The accumulators of descriptor d0 += sum_j W[:, j] * x_j, one ``VMACS`` a column:
-    column j is ``rows`` int8 at ``weight + j * stride``, x_j the int8 at ``x + j``.
-    ``rows`` and ``cols`` are ints or registers (``("r", n)``)."""
-    b, loop = t.b, t.fresh("columns")
+    if loop is not None:
+        assert stride == rows, "a streamed product needs the columns back to back"
+        t.mem(2, x, cols)
+        t.fout(3, cols, loop)
+        b.vmov(3, 2, async_=True, slot=1)
+        if isinstance(cols, tuple):
+            b.li(1, rows)
+            b.mul(1, cols[1], 1)
+            t.mem(1, weight, ("r", 1))
+        else:
+            t.mem(1, weight, rows * cols)
+        t.fin(2, cols, loop)
+        b.vmacs(0, 1, 2)
+        b.wait(1)
+        return
+    column = t.fresh("columns")
     b.li(1, weight)
     b.li(2, x)
     if isinstance(cols, tuple):
@@ -56,13 +63,13 @@ def column_products(t, weight, stride, rows, cols, x):
     length = rows[1] if isinstance(rows, tuple) else 5
     if not isinstance(rows, tuple):
         b.li(5, rows)
-    b.label(loop)
+    b.label(column)
     b.ldb(4, 2, 0)
     b.dmem(1, 1, length, 1)
     b.vmacs(0, 1, 4, scalar=True, async_=True)    # overlaps the next column's set-up
     b.addi(1, 1, stride)
     b.addi(2, 2, 1)
-    b.bdec(3, loop)
+    b.bdec(3, column)
     b.wait(0)
 
 
@@ -160,15 +167,16 @@ def rope(t, src, heads, head_dim, cos, sin, dst, stride, pos_step, scratch):
             b.vqnt(2, 6, shift=Q.ROPE)
 
 
-def attention_head(t, q, keys, key_rows, values, value_stride, length, heads_out, scratch,
-                   out_scratch, probs, exp_table, score_scale, head_dim):
+def attention_head(t, q, keys, key_rows, values, length, heads_out, scratch, out_scratch,
+                   probs, exp_table, score_scale, head_dim, loop=None):
     """One head over positions 0..r15 (``length``: a register holding r15 + 1).
 
     ``q``: int8 Q5 (``head_dim``); ``keys``: the transposed key cache, row ``j`` (one
     dimension, every position) at ``keys + j * key_rows``; ``values``: the value cache,
-    position ``t``'s ``head_dim`` values at ``values + t * value_stride``; ``heads_out``:
+    position ``t``'s ``head_dim`` values at ``values + t * head_dim``; ``heads_out``:
     where the int8 Q5 result goes; ``scratch``: ``seq_len`` accumulators for the scores;
-    ``out_scratch``: ``head_dim``; ``probs``: ``seq_len`` bytes."""
+    ``out_scratch``: ``head_dim``; ``probs``: ``seq_len`` bytes; ``loop``: as for
+    :func:`column_products` (the probabilities stream around it)."""
     b = t.b
     zero(t, scratch, ("r", length))
     # scores: z += K[j] * q_j for each dimension j
@@ -188,7 +196,7 @@ def attention_head(t, q, keys, key_rows, values, value_stride, length, heads_out
     b.vsum(ARG1, 3)
     # o = sum_t p_t V[t]; out = vqnt(o * (2**23 // sum p), 23)
     zero(t, out_scratch, head_dim)
-    column_products(t, values, value_stride, head_dim, ("r", length), probs)
+    column_products(t, values, head_dim, head_dim, ("r", length), probs, loop)
     b.li(3, Q.ATTN_RECIP)
     t.call(reciprocal)
     t.accs(0, out_scratch, head_dim)
