@@ -270,7 +270,8 @@ def cmd_run(args):
         prompt = model.encode(args.prompt)
         reference, _ = quant.generate(prompt, args.tokens)     # checks prompt and context
         dead = _defects(args, shape)
-        plan = mapper.plan(quant, shape, len(prompt), len(prompt) + args.tokens - 1)
+        plan = mapper.plan(quant, shape, len(prompt), len(prompt) + args.tokens - 1,
+                           args.split_attention)
     except (model.ModelError, mapper.MapError) as error:
         raise UsageError(str(error)) from None
     p = shape.params
@@ -287,7 +288,8 @@ def cmd_run(args):
 
     started = time.monotonic()
     try:
-        result = runtime.generate(quant, prompt, args.tokens, shape, dead, progress)
+        result = runtime.generate(quant, prompt, args.tokens, shape, dead, progress,
+                                  args.split_attention)
     except runtime.WaferError as error:
         print(file=sys.stderr)
         raise UsageError(str(error)) from None
@@ -377,6 +379,8 @@ def _parser():
     run.add_argument("--weights", help="a tessera weight file or a llama2.c checkpoint")
     run.add_argument("--seed", type=int, default=0, help="seed of the default weights")
     run.add_argument("--clock", type=float, default=1.1, help="nominal clock, GHz (default 1.1)")
+    run.add_argument("--split-attention", action="store_true",
+                     help="give every attention block two tiles (q, k, v | the KV cache)")
     run.add_argument("--plan", action="store_true", help="print the placement and stop")
     run.add_argument("--json", help="write the results here")
     run.set_defaults(run=cmd_run)

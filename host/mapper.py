@@ -1,8 +1,10 @@
 """The mapper: the tiny LLM as a pipeline of wafer regions.
 
-Each layer gets a region of two tiles, one for its attention block (weights
+Each layer gets a region of tiles sized by its SRAM: its attention block (weights
 ``wq wk wv wo``, the RoPE tables, the softmax table and the layer's whole KV
-cache) and one for its feed-forward block (``w1 w3 w2``, the SiLU table); an
+cache) on one tile, or on two when it does not fit one (RMSNorm, ``wq wk wv``
+and RoPE on the first; the KV cache, attention and ``wo`` on the second), and
+its feed-forward block (``w1 w3 w2``, the SiLU table) on one more.  An
 embedding tile starts the pipeline and a classifier tile ends it.  The stages
 follow a snake through the wafer (east along even rows, west along odd ones),
 so consecutive regions are neighbours and every hop of the residual stream is
@@ -79,14 +81,18 @@ class Plan:
         for y in range(self.shape.height):
             rows.append(" ".join(labels.get((x, y), ".").rjust(width)
                                  for x in range(self.shape.width)))
-        key = ("E embedding, A<n> attention of layer n, F<n> feed-forward of layer n, "
-               "C classifier; the stream snakes E -> A0 -> F0 -> ... -> C")
+        key = ("E embedding, A<n> attention of layer n (Q<n> its q, k and v when it takes "
+               "two tiles), F<n> feed-forward of layer n, C classifier; the stream snakes "
+               "E -> A0 -> F0 -> ... -> C")
         return "\n".join(rows + [key])
 
 
 def _label(stage):
     return {"embedding": "E", "classifier": "C"}.get(stage.kind) or \
-        f"{'A' if stage.kind == 'attention' else 'F'}{stage.layer}"
+        f"{_LETTERS[stage.kind]}{stage.layer}"
+
+
+_LETTERS = {"attention": "A", "split attention": "A", "qkv": "Q", "feed-forward": "F"}
 
 
 def snake(width, height):
@@ -101,42 +107,55 @@ def _direction(a, b):
     return next(d for d in Dir if d.step == step and d != Dir.RAMP)
 
 
-def plan(qmodel, shape, prompt_len, positions):
+def plan(qmodel, shape, prompt_len, positions, split_attention=False):
     """The plan of a generation of ``positions`` tokens (``prompt_len`` of them the
-    prompt) on the wafer ``shape`` (:class:`host.wafer.WaferShape`)."""
+    prompt) on the wafer ``shape`` (:class:`host.wafer.WaferShape`).  A layer's attention
+    block takes two tiles (:func:`host.kernels.stages.qkv_stage` and
+    :func:`host.kernels.stages.split_attention_stage`) when it does not fit in one, or
+    for every layer with ``split_attention``."""
     c, params = qmodel.config, shape.params
     if params.first_xy_color < 4 or params.xy_colors < 1:
         raise MapError(f"the pipeline needs 4 static colors and 1 XY-addressed color; the "
                        f"tiles have {params.first_xy_color} static and {params.xy_colors} "
                        f"XY-addressed")
-    kinds = [("embedding", None)] + [(kind, layer) for layer in range(c.n_layers)
-                                     for kind in ("attention", "feed-forward")] + \
-        [("classifier", None)]
     tiles = list(snake(shape.width, shape.height))
+    token_color = params.first_xy_color
+
+    def build(kind, layer, index):
+        links = stages.Links(color_in=STREAM_COLORS[(index - 1) % 2],
+                             color_out=STREAM_COLORS[index % 2], token_color=token_color,
+                             host_color=HOST_COLOR, embed_tile=tiles[0],
+                             loop_color=LOOP_COLOR)
+        if kind == "embedding":
+            return stages.embedding_stage(params, qmodel, links, prompt_len, positions)
+        if kind == "classifier":
+            return stages.classifier_stage(params, qmodel, links, prompt_len, positions)
+        return _STAGES[kind](params, qmodel, layer, links, positions)
+
+    def fits(kind, layer):
+        try:
+            build(kind, layer, 0)[0].finish()
+        except FitError:
+            return False
+        return True
+
+    kinds = [("embedding", None)]
+    for layer in range(c.n_layers):
+        whole = not split_attention and fits("attention", layer)
+        kinds += [("attention", layer)] if whole else [("qkv", layer),
+                                                       ("split attention", layer)]
+        kinds.append(("feed-forward", layer))
+    kinds.append(("classifier", None))
     if len(kinds) > len(tiles):
         kind, layer = kinds[len(tiles)]
         where = f"layer {layer} {kind}" if layer is not None else kind
         raise MapError(f"the model does not fit the {shape.width}x{shape.height}-tile wafer: "
                        f"{where} has no tile (the pipeline needs {len(kinds)} tiles, "
                        f"{len(kinds) - len(tiles)} short)")
-    token_color = params.first_xy_color
     result = []
     for index, (kind, layer) in enumerate(kinds):
-        links = stages.Links(color_in=STREAM_COLORS[(index - 1) % 2],
-                             color_out=STREAM_COLORS[index % 2], token_color=token_color,
-                             host_color=HOST_COLOR, embed_tile=tiles[0],
-                             loop_color=LOOP_COLOR)
         try:
-            if kind == "embedding":
-                program, log = stages.embedding_stage(params, qmodel, links, prompt_len,
-                                                      positions)
-            elif kind == "attention":
-                program, log = stages.attention_stage(params, qmodel, layer, links, positions)
-            elif kind == "feed-forward":
-                program, log = stages.ffn_stage(params, qmodel, layer, links, positions)
-            else:
-                program, log = stages.classifier_stage(params, qmodel, links, prompt_len,
-                                                       positions)
+            program, log = build(kind, layer, index)
             code, data = program.finish()
         except FitError as error:
             raise MapError(str(error)) from None
@@ -147,6 +166,10 @@ def plan(qmodel, shape, prompt_len, positions):
     _check_routes(routes)
     return Plan(shape, result, routes, token_color, HOST_COLOR, prompt_len, positions,
                 unused=tiles[len(kinds):])
+
+
+_STAGES = {"attention": stages.attention_stage, "qkv": stages.qkv_stage,
+           "split attention": stages.split_attention_stage, "feed-forward": stages.ffn_stage}
 
 
 def _routes(stage_list):

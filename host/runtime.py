@@ -106,13 +106,14 @@ class Generation:
         return clock_hz / self.cycles_per_token
 
 
-def generate(qmodel, prompt, count, shape, defects=(), progress=None):
+def generate(qmodel, prompt, count, shape, defects=(), progress=None, split_attention=False):
     """Generate ``count`` tokens after ``prompt`` on a wafer of ``shape``
-    (:class:`host.wafer.WaferShape`) with ``defects`` (dead physical tiles).  Raises
+    (:class:`host.wafer.WaferShape`) with ``defects`` (dead physical tiles);
+    ``split_attention`` as for :func:`host.mapper.plan`.  Raises
     :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
     wafer faults or hangs."""
     positions = len(prompt) + count - 1
-    plan = mapper.plan(qmodel, shape, len(prompt), positions)
+    plan = mapper.plan(qmodel, shape, len(prompt), positions, split_attention)
     params = shape.params
     wafer = Wafer((shape.dies_x, shape.dies_y), (params.width, params.height), params,
                   defects=defects)

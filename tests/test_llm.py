@@ -55,3 +55,12 @@ def test_dead_tiles_change_neither_tokens_nor_cycles(seed):
     assert broken.tokens == reference == clean.tokens, f"TESSERA_SEED={seed}, dead {sorted(dead)}"
     # A bypassed tile costs no cycle: the same tokens leave in the same cycles.
     assert broken.arrivals == clean.arrivals, f"TESSERA_SEED={seed}, dead {sorted(dead)}"
+
+
+def test_two_tile_attention_blocks_give_the_same_tokens():
+    quant, reference = _reference(tokens=8)
+    shape = WaferShape((1, 1), (4, 4), PARAMS)
+    split = runtime.generate(quant, model.encode(PROMPT), 8, shape, split_attention=True)
+    assert split.tokens == reference
+    assert [s["stage"] for s in split.stage_cycles()][1:3] == ["layer 0 qkv",
+                                                               "layer 0 attention"]

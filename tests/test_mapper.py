@@ -15,8 +15,8 @@ def _quant(**changes):
     return model.QuantModel(config, model.random_weights(config))
 
 
-def _plan(qmodel, dies=(2, 1), die=(4, 4), params=PARAMS):
-    return mapper.plan(qmodel, WaferShape(dies, die, params), 4, 10)
+def _plan(qmodel, dies=(2, 1), die=(4, 4), params=PARAMS, split_attention=False):
+    return mapper.plan(qmodel, WaferShape(dies, die, params), 4, 10, split_attention)
 
 
 def test_stages_snake_through_neighbouring_tiles():
@@ -40,14 +40,28 @@ def test_routes_alternate_colors_along_the_stream():
                                mapper.LOOP_COLOR: (Dir.RAMP, [Dir.RAMP])}
 
 
+def test_an_attention_block_too_large_for_one_tile_gets_two():
+    small = PARAMS.replace(sram_bytes=PARAMS.code_bytes + 9 * 1024)   # 9 KiB of data
+    plan = _plan(_quant(), params=small)
+    assert [s.kind for s in plan.stages] == ["embedding"] + [
+        "qkv", "split attention", "feed-forward"] * 2 + ["classifier"]
+    assert plan.map_text().splitlines()[0].split() == ["E", "Q0", "A0", "F0", "Q1", "A1", "F1",
+                                                       "C"]
+    assert all(len(s.data) <= small.data_bytes for s in plan.stages)
+    # The default tiles hold a whole attention block: one tile, unless asked for two.
+    assert [s.kind for s in _plan(_quant()).stages][1] == "attention"
+    assert [s.kind for s in _plan(_quant(), split_attention=True).stages][1] == "qkv"
+
+
 def test_too_few_tiles_names_the_first_stage_left_out():
     with pytest.raises(mapper.MapError, match=r"layer 1 feed-forward has no tile .*2 short"):
         _plan(_quant(), dies=(1, 1), die=(2, 2))
 
 
-def test_a_layer_too_large_for_its_tile_names_the_layer_and_the_shortfall():
-    with pytest.raises(mapper.MapError, match=r"layer 0 attention needs 85092 bytes of "
-                                              r"data SRAM \(largest: wq 16384.*: 40036 short"):
+def test_a_layer_too_large_for_its_region_names_the_layer_and_the_shortfall():
+    # Even split over two tiles, the attention block's q, k, v weights do not fit.
+    with pytest.raises(mapper.MapError, match=r"layer 0 qkv needs 52256 bytes of data "
+                                              r"SRAM \(largest: wq 16384.*: 7200 short"):
         _plan(_quant(dim=128, hidden_dim=128, n_heads=4, n_kv_heads=4))
     with pytest.raises(mapper.MapError, match=r"layer 0 feed-forward needs 99684 bytes .*: 54628 short"):
         _plan(_quant(hidden_dim=1024))
@@ -60,7 +74,7 @@ def test_too_few_accumulators_for_the_context():
 
 
 def test_a_program_too_large_for_the_code_memory():
-    with pytest.raises(mapper.MapError, match=r"layer 0 attention: program is \d+ instructions"):
+    with pytest.raises(mapper.MapError, match=r"layer 0 qkv: program is \d+ instructions"):
         _plan(_quant(), params=PARAMS.replace(code_bytes=1024))
 
 

@@ -23,8 +23,8 @@ from host.model import exp_table, silu_table
 from rtl.isa import Counter
 from rtl.wavelet import pack_addressed
 
-__all__ = ["Links", "LOG_WORDS", "embedding_stage", "attention_stage", "ffn_stage",
-           "classifier_stage", "halt_program"]
+__all__ = ["Links", "LOG_WORDS", "embedding_stage", "attention_stage", "qkv_stage",
+           "split_attention_stage", "ffn_stage", "classifier_stage", "halt_program"]
 
 LOG_WORDS = 4
 
@@ -101,64 +101,155 @@ def _echo_generated(t, links, prompt_len):
 
 
 def attention_stage(params, qmodel, layer, links, positions):
-    c, w = qmodel.config, qmodel.layers[layer]
-    hd, kv = c.head_dim, c.kv_dim
+    """A layer's whole attention block on one tile."""
+    c = qmodel.config
     t = TileProgram(params, f"layer {layer} attention")
-    wq, wk, wv, wo = (t.alloc(name, content=_columns(w[name].weight, hd if name in ("wq", "wk")
-                                                     else None))
-                      for name in ("wq", "wk", "wv", "wo"))
-    gain = t.alloc("attn_norm", content=w["attn_norm"].gain)
-    cos = t.alloc("cos", content=qmodel.cos.reshape(-1))
-    sin = t.alloc("sin", content=qmodel.sin.reshape(-1))
-    exp = t.table16("exp", exp_table())
-    keys = t.alloc("key cache", kv * c.seq_len)        # transposed: row j = dimension j
-    values = t.alloc("value cache", c.seq_len * kv)    # per kv head, row t = position t
-    x = t.alloc("x", c.dim)
-    q = t.alloc("q", c.dim)
-    q_rot = t.alloc("q rotated", c.dim)
-    k_new = t.alloc("k", kv)
-    heads = t.alloc("attention out", c.dim)
-    probs = t.alloc("probabilities", c.seq_len)
     h = t.acc("h", c.dim)
-    acc = t.acc("products", max(c.dim, kv))
-    scores = t.acc("scores", c.seq_len)
-    out = t.acc("head out", hd)
-    b = t.b
+    acc = t.acc("products", max(c.dim, c.kv_dim))
+    qkv = _qkv_part(t, qmodel, layer, h, acc, links.loop_color)
+    attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color)
 
     def body(received, sent):
         k.receive(t, h, c.dim, links.color_in)
         received()
-        k.rmsnorm(t, h, c.dim, gain, w["attn_norm"].shift, x, acc)
-        for weight, rows, name, dst in ((wq, c.dim, "wq", ("mem", q)),
-                                        (wk, kv, "wk", ("mem", k_new))):
-            k.gemv(t, weight, rows, c.dim, x, acc, loop=links.loop_color)
-            k.requant(t, acc, rows, w[name].m, w[name].shift, False, dst)
-        k.gemv(t, wv, kv, c.dim, x, acc, loop=links.loop_color)
-        b.li(1, hd)
-        b.mul(4, POS, 1)
-        for kv_head in range(c.n_kv_heads):                # this position's value rows
-            b.li(2, values + kv_head * hd * c.seq_len)
-            b.add(2, 4, 2)
-            k.requant(t, acc + kv_head * hd, hd, w["wv"].m, w["wv"].shift, False,
-                      ("mem", ("r", 2)))
-        k.rope(t, q, c.n_heads, hd, cos, sin, q_rot, 1, 0, acc)
-        k.rope(t, k_new, c.n_kv_heads, hd, cos, sin, keys, c.seq_len, 1, acc)
-        b.addi(STAGE, POS, 1)                          # positions 0..pos
-        group = c.n_heads // c.n_kv_heads
-        for head in range(c.n_heads):
-            kv_head = head // group
-            k.attention_head(t, q_rot + head * hd, keys + kv_head * hd * c.seq_len, c.seq_len,
-                             values + kv_head * hd * c.seq_len, STAGE, heads + head * hd, scores,
-                             out, probs, exp, qmodel.score_scale, hd, links.loop_color)
-        k.gemv(t, wo, c.dim, c.dim, heads, acc, loop=links.loop_color)
-        k.requant(t, acc, c.dim, w["wo"].m, w["wo"].shift, True, ("acc", acc))
-        k.residual_add(t, h, acc, c.dim)
+        qkv()
+        attend(lambda d, name, offset, length: t.mem(d, qkv.out[name] + offset, length))
         k.send(t, h, c.dim, links.color_out)
         sent()
 
     log = _loop(t, positions, body)
-    b.halt()
+    t.b.halt()
     return t, log
+
+
+def qkv_stage(params, qmodel, layer, links, positions):
+    """The first tile of a layer whose attention block takes two: RMSNorm, q, k, v and
+    RoPE; it sends q, k, v (int8, as wavelets) and then the residual on."""
+    c = qmodel.config
+    t = TileProgram(params, f"layer {layer} qkv")
+    h = t.acc("h", c.dim)
+    acc = t.acc("products", max(c.dim, c.kv_dim))
+    qkv = _qkv_part(t, qmodel, layer, h, acc, links.loop_color)
+
+    def body(received, sent):
+        k.receive(t, h, c.dim, links.color_in)
+        received()
+        qkv()
+        for name, length in (("q", c.dim), ("k", c.kv_dim), ("v", c.kv_dim)):
+            t.mem(0, qkv.out[name], length)
+            t.fout(1, length, links.color_out)
+            t.b.vmov(1, 0)
+        k.send(t, h, c.dim, links.color_out)
+        sent()
+
+    log = _loop(t, positions, body)
+    t.b.halt()
+    return t, log
+
+
+def split_attention_stage(params, qmodel, layer, links, positions):
+    """The second tile of a two-tile attention block: it takes q, k, v and the residual
+    from :func:`qkv_stage`, keeps the KV cache, and ends the block."""
+    c = qmodel.config
+    t = TileProgram(params, f"layer {layer} attention")
+    h = t.acc("h", c.dim)
+    acc = t.acc("products", max(c.dim, c.kv_dim))
+    attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color)
+
+    def body(received, sent):
+        attend(lambda d, name, offset, length: t.fin(d, length, links.color_in),
+               lambda: (k.receive(t, h, c.dim, links.color_in), received()))
+        k.send(t, h, c.dim, links.color_out)
+        sent()
+
+    log = _loop(t, positions, body)
+    t.b.halt()
+    return t, log
+
+
+class _Part:
+    """Code emitted when called, with the data addresses it leaves results at."""
+
+    def __init__(self, emit, out):
+        self.emit, self.out = emit, out
+
+    def __call__(self, *args):
+        self.emit(*args)
+
+
+def _qkv_part(t, qmodel, layer, h, acc, loop):
+    """RMSNorm of acc[h], then q, k, v (int8 Q5) with q and k rotated, in data SRAM."""
+    c, w = qmodel.config, qmodel.layers[layer]
+    hd, kv = c.head_dim, c.kv_dim
+    wq, wk, wv = (t.alloc(name, content=_columns(w[name].weight, hd if name != "wv" else None))
+                  for name in ("wq", "wk", "wv"))
+    gain = t.alloc("attn_norm", content=w["attn_norm"].gain)
+    cos = t.alloc("cos", content=qmodel.cos.reshape(-1))
+    sin = t.alloc("sin", content=qmodel.sin.reshape(-1))
+    x = t.alloc("x", c.dim)
+    raw = t.alloc("q k raw", c.dim + kv)
+    out = {"q": t.alloc("q", c.dim), "k": t.alloc("k", kv), "v": t.alloc("v", kv)}
+
+    def emit():
+        k.rmsnorm(t, h, c.dim, gain, w["attn_norm"].shift, x, acc)
+        for weight, rows, name, dst in ((wq, c.dim, "wq", raw), (wk, kv, "wk", raw + c.dim),
+                                        (wv, kv, "wv", out["v"])):
+            k.gemv(t, weight, rows, c.dim, x, acc, loop=loop)
+            k.requant(t, acc, rows, w[name].m, w[name].shift, False, ("mem", dst))
+        k.rope(t, raw, c.n_heads, hd, cos, sin, out["q"], 1, 0, acc)
+        k.rope(t, raw + c.dim, c.n_kv_heads, hd, cos, sin, out["k"], 1, 0, acc)
+
+    return _Part(emit, out)
+
+
+def _attention_part(t, qmodel, layer, h, acc, loop):
+    """Append k and v to the KV cache, attend over it per head, ``wo``, the residual.
+    Called with ``source(d, name, offset, length)``, which points descriptor ``d`` at
+    ``length`` elements of q, k or v from ``offset`` (in data SRAM or on the fabric), and
+    optionally ``before_residual()``, which brings the residual into acc[h]."""
+    c, w = qmodel.config, qmodel.layers[layer]
+    hd, kv, seq, b = c.head_dim, c.kv_dim, c.seq_len, t.b
+    wo = t.alloc("wo", content=_columns(w["wo"].weight))
+    exp = t.table16("exp", exp_table())
+    keys = t.alloc("key cache", kv * seq)         # row j = dimension j, every position
+    values = t.alloc("value cache", seq * kv)     # per kv head, row t = position t
+    q = t.alloc("q rotated", c.dim)
+    heads = t.alloc("attention out", c.dim)
+    probs = t.alloc("probabilities", seq)
+    scores = t.acc("scores", seq)
+    out = t.acc("head out", hd)
+
+    def emit(source, before_residual=None):
+        t.mem(0, q, c.dim)
+        source(1, "q", 0, c.dim)
+        b.vmov(0, 1)
+        b.li(2, keys)
+        b.add(2, 2, POS)
+        t.mem(0, ("r", 2), kv, seq)                # this position's column of the key cache
+        source(1, "k", 0, kv)
+        b.vmov(0, 1)
+        for kv_head in range(c.n_kv_heads):        # its row of each head's value block
+            b.li(1, hd)
+            b.mul(2, POS, 1)
+            b.li(1, values + kv_head * hd * seq)
+            b.add(2, 2, 1)
+            t.mem(0, ("r", 2), hd)
+            source(1, "v", kv_head * hd, hd)
+            b.vmov(0, 1)
+        if before_residual:
+            before_residual()
+        b.addi(STAGE, POS, 1)                      # positions 0..pos
+        group = c.n_heads // c.n_kv_heads
+        for head in range(c.n_heads):
+            kv_head = head // group
+            k.attention_head(t, q + head * hd, keys + kv_head * hd * seq, seq,
+                             values + kv_head * hd * seq, STAGE, heads + head * hd, scores,
+                             out, probs, exp, qmodel.score_scale, hd, loop)
+        k.gemv(t, wo, c.dim, c.dim, heads, acc, loop=loop)
+        k.requant(t, acc, c.dim, w["wo"].m, w["wo"].shift, True, ("acc", acc))
+        k.residual_add(t, h, acc, c.dim)
+
+    return _Part(emit, {})
 
 
 def _columns(weight, head_dim=None):
