@@ -56,6 +56,20 @@ def _loop(t, positions, body):
     return log
 
 
+def _stage(t, positions, body):
+    """The stage's loop over the positions, then HALT: the program and its log's address."""
+    log = _loop(t, positions, body)
+    t.b.halt()
+    return t, log
+
+
+def _attention_tile(params, qmodel, name):
+    """A tile program with the residual's and the products' accumulators reserved."""
+    c = qmodel.config
+    t = TileProgram(params, name)
+    return t, t.acc("h", c.dim), t.acc("products", max(c.dim, c.kv_dim))
+
+
 def _stamp(t, counter, offset):
     """Store a counter at the current position's log entry + ``offset``."""
     b = t.b
@@ -103,9 +117,7 @@ def _echo_generated(t, links, prompt_len):
 def attention_stage(params, qmodel, layer, links, positions):
     """A layer's whole attention block on one tile."""
     c = qmodel.config
-    t = TileProgram(params, f"layer {layer} attention")
-    h = t.acc("h", c.dim)
-    acc = t.acc("products", max(c.dim, c.kv_dim))
+    t, h, acc = _attention_tile(params, qmodel, f"layer {layer} attention")
     qkv = _qkv_part(t, qmodel, layer, h, acc, links.loop_color)
     attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color)
 
@@ -117,18 +129,14 @@ def attention_stage(params, qmodel, layer, links, positions):
         k.send(t, h, c.dim, links.color_out)
         sent()
 
-    log = _loop(t, positions, body)
-    t.b.halt()
-    return t, log
+    return _stage(t, positions, body)
 
 
 def qkv_stage(params, qmodel, layer, links, positions):
     """The first tile of a layer whose attention block takes two: RMSNorm, q, k, v and
     RoPE; it sends q, k, v (int8, as wavelets) and then the residual on."""
     c = qmodel.config
-    t = TileProgram(params, f"layer {layer} qkv")
-    h = t.acc("h", c.dim)
-    acc = t.acc("products", max(c.dim, c.kv_dim))
+    t, h, acc = _attention_tile(params, qmodel, f"layer {layer} qkv")
     qkv = _qkv_part(t, qmodel, layer, h, acc, links.loop_color)
 
     def body(received, sent):
@@ -142,18 +150,14 @@ def qkv_stage(params, qmodel, layer, links, positions):
         k.send(t, h, c.dim, links.color_out)
         sent()
 
-    log = _loop(t, positions, body)
-    t.b.halt()
-    return t, log
+    return _stage(t, positions, body)
 
 
 def split_attention_stage(params, qmodel, layer, links, positions):
     """The second tile of a two-tile attention block: it takes q, k, v and the residual
     from :func:`qkv_stage`, keeps the KV cache, and ends the block."""
     c = qmodel.config
-    t = TileProgram(params, f"layer {layer} attention")
-    h = t.acc("h", c.dim)
-    acc = t.acc("products", max(c.dim, c.kv_dim))
+    t, h, acc = _attention_tile(params, qmodel, f"layer {layer} attention")
     attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color)
 
     def body(received, sent):
@@ -162,9 +166,7 @@ def split_attention_stage(params, qmodel, layer, links, positions):
         k.send(t, h, c.dim, links.color_out)
         sent()
 
-    log = _loop(t, positions, body)
-    t.b.halt()
-    return t, log
+    return _stage(t, positions, body)
 
 
 class _Part:
@@ -290,9 +292,7 @@ def ffn_stage(params, qmodel, layer, links, positions):
         k.send(t, h, c.dim, links.color_out)
         sent()
 
-    log = _loop(t, positions, body)
-    t.b.halt()
-    return t, log
+    return _stage(t, positions, body)
 
 
 #: Classifier rows per accumulator pass.
@@ -333,9 +333,7 @@ def classifier_stage(params, qmodel, links, prompt_len, positions):
         b.label(skip)
         sent()
 
-    log = _loop(t, positions, body)
-    b.halt()
-    return t, log
+    return _stage(t, positions, body)
 
 
 def halt_program(params):
