@@ -270,8 +270,8 @@ def cmd_run(args):
         prompt = model.encode(args.prompt)
         reference, _ = quant.generate(prompt, args.tokens)     # checks prompt and context
         dead = _defects(args, shape)
-        plan = mapper.plan(quant, shape, len(prompt), len(prompt) + args.tokens - 1,
-                           args.split_attention)
+        layout = {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles}
+        plan = mapper.plan(quant, shape, len(prompt), len(prompt) + args.tokens - 1, **layout)
     except (model.ModelError, mapper.MapError) as error:
         raise UsageError(str(error)) from None
     p = shape.params
@@ -288,8 +288,7 @@ def cmd_run(args):
 
     started = time.monotonic()
     try:
-        result = runtime.generate(quant, prompt, args.tokens, shape, dead, progress,
-                                  args.split_attention)
+        result = runtime.generate(quant, prompt, args.tokens, shape, dead, progress, **layout)
     except runtime.WaferError as error:
         print(file=sys.stderr)
         raise UsageError(str(error)) from None
@@ -312,12 +311,14 @@ def cmd_run(args):
           f"weight-bandwidth bound {result.weight_bandwidth_bound_cycles:,.0f} cycles/token "
           f"({cpt / result.weight_bandwidth_bound_cycles:,.0f}x below the cycles per token: "
           f"latency-bound)")
-    print("where a decode token's cycles go (mean per token):")
+    print("where a decode token's cycles go (mean per token; * ends a step):")
     stage_cycles = result.stage_cycles()
     for entry in stage_cycles:
         hop = entry["hop_cycles_in"]
-        print(f"  {entry['stage']:<22} tile {tuple(entry['tile'])!s:<8} compute "
-              f"{entry['compute_cycles']:8,.0f}   hop in {'-' if hop is None else f'{hop:,.0f}':>5}")
+        print(f"  {entry['stage']:<26} tile {tuple(entry['tile'])!s:<8} compute "
+              f"{entry['compute_cycles']:8,.0f}   hop in {'-' if hop is None else f'{hop:,.0f}':>5}"
+              f"{'  *' if entry['ends_step'] else ''}")
+    print(f"  critical path {result.critical_path_cycles():,.0f} cycles")
     print(f"({result.cycles:,} cycles simulated in {time.monotonic() - started:.0f} s)")
     if args.json:
         _write_json(args.json, {
@@ -328,7 +329,8 @@ def cmd_run(args):
             "time_to_first_token_cycles": result.time_to_first_token_cycles,
             "sram_bandwidth_utilization": result.sram_bandwidth_utilization,
             "weight_bandwidth_bound_cycles": result.weight_bandwidth_bound_cycles,
-            "stage_cycles": stage_cycles, "clock_ghz": args.clock,
+            "stage_cycles": stage_cycles, "critical_path_cycles": result.critical_path_cycles(),
+            "clock_ghz": args.clock,
             "tokens_per_second_at_clock": result.tokens_per_second(args.clock * 1e9),
             "agreement": agreement, "cycles": result.cycles,
             "wafer": list(dies), "die": list(die), "dead_tiles": sorted(dead),
@@ -381,6 +383,8 @@ def _parser():
     run.add_argument("--clock", type=float, default=1.1, help="nominal clock, GHz (default 1.1)")
     run.add_argument("--split-attention", action="store_true",
                      help="give every attention block two tiles (q, k, v | the KV cache)")
+    run.add_argument("--ffn-tiles", type=int, metavar="K",
+                     help="split every feed-forward block over K tiles (default: as few as fit)")
     run.add_argument("--plan", action="store_true", help="print the placement and stop")
     run.add_argument("--json", help="write the results here")
     run.set_defaults(run=cmd_run)

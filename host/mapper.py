@@ -1,11 +1,15 @@
 """The mapper: the tiny LLM as a pipeline of wafer regions.
 
-Each layer gets a region of tiles sized by its SRAM: its attention block (weights
-``wq wk wv wo``, the RoPE tables, the softmax table and the layer's whole KV
-cache) on one tile, or on two when it does not fit one (RMSNorm, ``wq wk wv``
-and RoPE on the first; the KV cache, attention and ``wo`` on the second), and
-its feed-forward block (``w1 w3 w2``, the SiLU table) on one more.  An
-embedding tile starts the pipeline and a classifier tile ends it.  The stages
+Each layer gets a region of tiles sized by its memory: its attention block
+(weights ``wq wk wv wo``, the RoPE tables, the softmax table and the layer's
+whole KV cache) on one tile, or on two in a row when it does not fit one
+(RMSNorm, ``wq wk wv`` and RoPE on the first; the KV cache, attention and ``wo``
+on the second), and its feed-forward block (``w1 w3 w2``, the SiLU table) on as
+few tiles as fit its slices: each slice takes some hidden units (their rows of
+``w1`` and ``w3``, their columns of ``w2``), all slices work side by side on the
+same input, and their partial sums meet in the last (so more slices also mean
+fewer cycles; ``ffn_tiles`` asks for a number).  An embedding tile starts the
+pipeline and a classifier tile ends it.  The stages
 follow a snake through the wafer (east along even rows, west along odd ones),
 so consecutive regions are neighbours and every hop of the residual stream is
 one link.  The classifier sends each generated token back to the embedding
@@ -15,9 +19,10 @@ embedding tile, on the west edge, also echoes it out of the wafer to the host.
 Colors: the residual stream alternates static colors 0 and 1 from link to link
 (a tile receives on one and sends on the other); static color 2 carries tokens
 out to the host; static color 3 goes from each tile's ramp back to it, for the
-streamed GEMV (:func:`host.kernels.vector.gemv`); tokens into the embedding tile
-(the prompt from the host and the generated ones) use the first XY-addressed
-color.
+streamed GEMV (:func:`host.kernels.vector.gemv`); static colors 4 and 5,
+alternating, carry the partial sums from slice to slice; tokens into the
+embedding tile (the prompt from the host and the generated ones) use the first
+XY-addressed color.
 
 :func:`plan` checks that everything fits: a tile per stage, each stage's
 program, data and accumulators in its tile, the colors, no two routes for one
@@ -31,11 +36,13 @@ from host.kernels import stages
 from host.kernels.program import FitError
 from rtl.wavelet import Dir, pack_route_write
 
-__all__ = ["MapError", "Stage", "Plan", "plan", "STREAM_COLORS", "HOST_COLOR", "LOOP_COLOR"]
+__all__ = ["MapError", "Stage", "Plan", "plan", "STREAM_COLORS", "HOST_COLOR", "LOOP_COLOR",
+           "REDUCE_COLORS"]
 
 STREAM_COLORS = (0, 1)
 HOST_COLOR = 2
 LOOP_COLOR = 3
+REDUCE_COLORS = (4, 5)
 
 
 class MapError(ValueError):
@@ -52,7 +59,7 @@ class Stage:
     data: bytes
     log: int                     # data address of the stage's cycle log
     weight_bytes: int
-
+    boundary: int = 0            # its step along the stream (the slices of a step share it)
 
 @dataclass
 class Plan:
@@ -107,85 +114,127 @@ def _direction(a, b):
     return next(d for d in Dir if d.step == step and d != Dir.RAMP)
 
 
-def plan(qmodel, shape, prompt_len, positions, split_attention=False):
+def plan(qmodel, shape, prompt_len, positions, split_attention=False, ffn_tiles=None):
     """The plan of a generation of ``positions`` tokens (``prompt_len`` of them the
-    prompt) on the wafer ``shape`` (:class:`host.wafer.WaferShape`).  A layer's attention
-    block takes two tiles (:func:`host.kernels.stages.qkv_stage` and
-    :func:`host.kernels.stages.split_attention_stage`) when it does not fit in one, or
-    for every layer with ``split_attention``."""
+    prompt) on the wafer ``shape`` (:class:`host.wafer.WaferShape`).
+
+    A layer's attention block takes two tiles (:func:`host.kernels.stages.qkv_stage`
+    and :func:`host.kernels.stages.split_attention_stage`) when it does not fit in one,
+    or everywhere with ``split_attention``.  Its feed-forward block takes the fewest
+    tiles whose slices fit (:func:`host.kernels.stages.ffn_stage`), or ``ffn_tiles``."""
     c, params = qmodel.config, shape.params
-    if params.first_xy_color < 4 or params.xy_colors < 1:
-        raise MapError(f"the pipeline needs 4 static colors and 1 XY-addressed color; the "
+    if params.first_xy_color < 6 or params.xy_colors < 1:
+        raise MapError(f"the pipeline needs 6 static colors and 1 XY-addressed color; the "
                        f"tiles have {params.first_xy_color} static and {params.xy_colors} "
                        f"XY-addressed")
+    if ffn_tiles is not None and (ffn_tiles < 1 or c.hidden_dim % ffn_tiles):
+        raise MapError(f"the feed-forward block's {c.hidden_dim} hidden units do not split "
+                       f"evenly over {ffn_tiles} tiles")
     tiles = list(snake(shape.width, shape.height))
     token_color = params.first_xy_color
 
-    def build(kind, layer, index):
-        links = stages.Links(color_in=STREAM_COLORS[(index - 1) % 2],
-                             color_out=STREAM_COLORS[index % 2], token_color=token_color,
+    def build(unit, boundary=0):
+        kind, layer, part, parts = unit
+        links = stages.Links(color_in=STREAM_COLORS[(boundary - 1) % 2],
+                             color_out=STREAM_COLORS[boundary % 2], token_color=token_color,
                              host_color=HOST_COLOR, embed_tile=tiles[0],
-                             loop_color=LOOP_COLOR)
+                             loop_color=LOOP_COLOR, reduce_colors=REDUCE_COLORS)
         if kind == "embedding":
             return stages.embedding_stage(params, qmodel, links, prompt_len, positions)
         if kind == "classifier":
             return stages.classifier_stage(params, qmodel, links, prompt_len, positions)
+        if kind == "feed-forward":
+            return stages.ffn_stage(params, qmodel, layer, links, positions, part, parts)
         return _STAGES[kind](params, qmodel, layer, links, positions)
 
-    def fits(kind, layer):
-        try:
-            build(kind, layer, 0)[0].finish()
-        except FitError:
-            return False
-        return True
+    def shortfall(*units):
+        """The first of ``units`` that does not fit its tile, as a message; or None."""
+        for unit in units:
+            try:
+                build(unit)[0].finish()
+            except FitError as error:
+                return str(error)
+        return None
 
-    kinds = [("embedding", None)]
+    # Steps along the stream; the tiles of one step work side by side on the same input.
+    steps = [[("embedding", None, 0, 1)]]
     for layer in range(c.n_layers):
-        whole = not split_attention and fits("attention", layer)
-        kinds += [("attention", layer)] if whole else [("qkv", layer),
-                                                       ("split attention", layer)]
-        kinds.append(("feed-forward", layer))
-    kinds.append(("classifier", None))
-    if len(kinds) > len(tiles):
-        kind, layer = kinds[len(tiles)]
+        whole = ("attention", layer, 0, 1)
+        split = [("qkv", layer, 0, 1), ("split attention", layer, 0, 1)]
+        if not split_attention and shortfall(whole) is None:
+            steps.append([whole])
+        elif (problem := shortfall(*split)) is None:
+            steps += [[unit] for unit in split]
+        else:
+            raise MapError(problem)
+        counts = [ffn_tiles] if ffn_tiles else [n for n in range(1, c.hidden_dim + 1)
+                                                if c.hidden_dim % n == 0]
+        slices = ([("feed-forward", layer, i, n) for i in range(n)] for n in counts)
+        problems = []
+        for step in slices:
+            problems.append(shortfall(*step))
+            if problems[-1] is None:
+                steps.append(step)
+                break
+        else:
+            raise MapError(f"{problems[0]}; and no split into up to {counts[-1]} slices fits")
+    steps.append([("classifier", None, 0, 1)])
+    units = [(unit, boundary) for boundary, step in enumerate(steps) for unit in step]
+    if len(units) > len(tiles):
+        (kind, layer, _, _), _ = units[len(tiles)]
         where = f"layer {layer} {kind}" if layer is not None else kind
         raise MapError(f"the model does not fit the {shape.width}x{shape.height}-tile wafer: "
-                       f"{where} has no tile (the pipeline needs {len(kinds)} tiles, "
-                       f"{len(kinds) - len(tiles)} short)")
+                       f"{where} has no tile (the pipeline needs {len(units)} tiles, "
+                       f"{len(units) - len(tiles)} short)")
     result = []
-    for index, (kind, layer) in enumerate(kinds):
+    for index, (unit, boundary) in enumerate(units):
         try:
-            program, log = build(kind, layer, index)
+            program, log = build(unit, boundary)
             code, data = program.finish()
         except FitError as error:
             raise MapError(str(error)) from None
         weights = sum(size for name, (_, size) in program.symbols.items()
                       if name.startswith("w") or name.endswith("norm") or name == "embedding")
-        result.append(Stage(program.name, kind, layer, tiles[index], code, data, log, weights))
+        result.append(Stage(program.name, unit[0], unit[1], tiles[index], code, data, log,
+                            weights, boundary))
     routes = _routes(result)
     _check_routes(routes)
     return Plan(shape, result, routes, token_color, HOST_COLOR, prompt_len, positions,
-                unused=tiles[len(kinds):])
+                unused=tiles[len(units):])
 
 
 _STAGES = {"attention": stages.attention_stage, "qkv": stages.qkv_stage,
-           "split attention": stages.split_attention_stage, "feed-forward": stages.ffn_stage}
+           "split attention": stages.split_attention_stage}
 
 
 def _routes(stage_list):
-    routes = []
-    for index in range(len(stage_list) - 1):
-        a, b = stage_list[index].tile, stage_list[index + 1].tile
-        color, way = STREAM_COLORS[index % 2], _direction(a, b)
-        routes.append((*a, color, Dir.RAMP, [way]))
-        routes.append((*b, color, way.opposite, [Dir.RAMP]))
-    for stage in stage_list:
-        routes.append((*stage.tile, LOOP_COLOR, Dir.RAMP, [Dir.RAMP]))
+    """Every route of the plan: the residual stream from step to step (multicast to every
+    slice of a feed-forward step), the partial sums between slices, the loopback of
+    every tile and the host's port."""
+    table = {}                                   # (x, y, color) -> (accept, [outputs])
+
+    def hop(a, b, color):
+        way = _direction(a, b)
+        table.setdefault((*a, color), (Dir.RAMP, []))[1].append(way)
+        table.setdefault((*b, color), (way.opposite, []))[1].append(Dir.RAMP)
+
+    for index, (a, b) in enumerate(zip(stage_list, stage_list[1:])):
+        stream = STREAM_COLORS[a.boundary % 2]
+        if b.boundary == a.boundary:             # slices of one step: pass the input on
+            way = _direction(a.tile, b.tile)
+            table[(*a.tile, STREAM_COLORS[(a.boundary - 1) % 2])][1].append(way)
+            table[(*b.tile, STREAM_COLORS[(a.boundary - 1) % 2])] = (way.opposite, [Dir.RAMP])
+            part = index - next(i for i, s in enumerate(stage_list) if s.boundary == a.boundary)
+            hop(a.tile, b.tile, REDUCE_COLORS[part % 2])
+        else:
+            hop(a.tile, b.tile, stream)
     embed = stage_list[0].tile
     if embed[0] != 0:
         raise MapError("the embedding tile must sit on the west edge, where the host is")
-    routes.append((*embed, HOST_COLOR, Dir.RAMP, [Dir.W]))
-    return routes
+    for stage in stage_list:
+        table[(*stage.tile, LOOP_COLOR)] = (Dir.RAMP, [Dir.RAMP])
+    table[(*embed, HOST_COLOR)] = (Dir.RAMP, [Dir.W])
+    return [(x, y, color, accept, outputs) for (x, y, color), (accept, outputs) in table.items()]
 
 
 def _check_routes(routes):

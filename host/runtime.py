@@ -23,8 +23,8 @@ __all__ = ["NOMINAL_CLOCK_HZ", "Generation", "generate", "WaferError"]
 NOMINAL_CLOCK_HZ = 1.1e9
 #: Cycles per call into the simulator between checks.
 STEP = 20_000
-#: A position that takes longer than this has hung.
-CYCLES_PER_POSITION_LIMIT = 200_000
+#: A position that takes longer than this has hung (a token takes a few thousand).
+CYCLES_PER_POSITION_LIMIT = 50_000
 
 
 class WaferError(RuntimeError):
@@ -59,23 +59,33 @@ class Generation:
 
     def stage_cycles(self):
         """Per stage, the mean over decode positions of its compute cycles (input in to
-        output sent) and of the hop into it (the previous stage's send done to this
-        stage's input in; for the embedding tile, from the classifier: the token loop)."""
+        output sent) and of the hop into it (from the previous step's last tile sending to
+        this tile's input being in; for the embedding tile, from the classifier: the token
+        loop).  The slices of a step work side by side; its last tile ends it."""
         stages, rows = self.plan.stages, list(self._decode_positions())
+        last_of = {stage.boundary: stage for stage in stages}
         result = []
-        for index, stage in enumerate(stages):
+        for stage in stages:
             log = self.logs[stage.name]
             compute = [log[p, 2] - log[p, 1] for p in rows]
-            if index:
-                before = self.logs[stages[index - 1].name]
+            if stage.boundary:
+                before = self.logs[last_of[stage.boundary - 1].name]
                 hops = [log[p, 1] - before[p, 2] for p in rows]
             else:
-                last = self.logs[stages[-1].name]
-                hops = [log[p, 1] - last[p - 1, 2] for p in rows if p >= 1 and p > rows[0]]
+                before = self.logs[stages[-1].name]
+                hops = [log[p, 1] - before[p - 1, 2] for p in rows if p > rows[0]]
             result.append({"stage": stage.name, "tile": list(stage.tile),
+                           "step": stage.boundary,
+                           "ends_step": last_of[stage.boundary] is stage,
                            "compute_cycles": float(np.mean(compute)),
                            "hop_cycles_in": float(np.mean(hops)) if hops else None})
         return result
+
+    def critical_path_cycles(self):
+        """The sum over steps of the hop into the step's last tile and its compute: a
+        decode token's cycles, accounted for."""
+        return sum(entry["compute_cycles"] + (entry["hop_cycles_in"] or 0)
+                   for entry in self.stage_cycles() if entry["ends_step"])
 
     @property
     def weight_bytes(self):
@@ -106,14 +116,14 @@ class Generation:
         return clock_hz / self.cycles_per_token
 
 
-def generate(qmodel, prompt, count, shape, defects=(), progress=None, split_attention=False):
+def generate(qmodel, prompt, count, shape, defects=(), progress=None, **layout):
     """Generate ``count`` tokens after ``prompt`` on a wafer of ``shape``
-    (:class:`host.wafer.WaferShape`) with ``defects`` (dead physical tiles);
-    ``split_attention`` as for :func:`host.mapper.plan`.  Raises
+    (:class:`host.wafer.WaferShape`) with ``defects`` (dead physical tiles); ``layout``:
+    the options of :func:`host.mapper.plan` (``split_attention``, ``ffn_tiles``).  Raises
     :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
     wafer faults or hangs."""
     positions = len(prompt) + count - 1
-    plan = mapper.plan(qmodel, shape, len(prompt), positions, split_attention)
+    plan = mapper.plan(qmodel, shape, len(prompt), positions, **layout)
     params = shape.params
     wafer = Wafer((shape.dies_x, shape.dies_y), (params.width, params.height), params,
                   defects=defects)

@@ -38,8 +38,9 @@ def test_tessera_run_generates_the_reference_tokens(tmp_path):
     assert report["time_to_first_token_cycles"] > 0
     stages = report["stage_cycles"]
     assert [s["stage"] for s in stages][0] == "embedding" and len(stages) == 6
-    # The stages' compute and hops account for the cycles between tokens.
-    path = sum(s["compute_cycles"] + s["hop_cycles_in"] for s in stages)
+    # The steps' compute and hops account for the cycles between tokens.
+    path = report["critical_path_cycles"]
+    assert path == sum(s["compute_cycles"] + s["hop_cycles_in"] for s in stages)
     assert abs(path - report["cycles_per_token"]) < 0.02 * report["cycles_per_token"]
 
 
@@ -57,10 +58,19 @@ def test_dead_tiles_change_neither_tokens_nor_cycles(seed):
     assert broken.arrivals == clean.arrivals, f"TESSERA_SEED={seed}, dead {sorted(dead)}"
 
 
-def test_two_tile_attention_blocks_give_the_same_tokens():
+def test_regions_of_several_tiles_give_the_same_tokens():
+    """Attention over two tiles in a row, feed-forward slices side by side."""
     quant, reference = _reference(tokens=8)
     shape = WaferShape((1, 1), (4, 4), PARAMS)
-    split = runtime.generate(quant, model.encode(PROMPT), 8, shape, split_attention=True)
+    split = runtime.generate(quant, model.encode(PROMPT), 8, shape, split_attention=True,
+                             ffn_tiles=2)
     assert split.tokens == reference
-    assert [s["stage"] for s in split.stage_cycles()][1:3] == ["layer 0 qkv",
-                                                               "layer 0 attention"]
+    cycles = split.stage_cycles()
+    assert [s["stage"] for s in cycles][1:5] == [
+        "layer 0 qkv", "layer 0 attention", "layer 0 feed-forward 1/2",
+        "layer 0 feed-forward 2/2"]
+    assert abs(split.critical_path_cycles() - split.cycles_per_token) \
+        < 0.02 * split.cycles_per_token
+    # The slices work side by side: the region takes less than the sum of its tiles.
+    ffn = [s for s in cycles if "feed-forward" in s["stage"]][:2]
+    assert ffn[1]["compute_cycles"] < ffn[0]["compute_cycles"] + ffn[1]["compute_cycles"] - 300

@@ -15,8 +15,8 @@ def _quant(**changes):
     return model.QuantModel(config, model.random_weights(config))
 
 
-def _plan(qmodel, dies=(2, 1), die=(4, 4), params=PARAMS, split_attention=False):
-    return mapper.plan(qmodel, WaferShape(dies, die, params), 4, 10, split_attention)
+def _plan(qmodel, dies=(2, 1), die=(4, 4), params=PARAMS, **layout):
+    return mapper.plan(qmodel, WaferShape(dies, die, params), 4, 10, **layout)
 
 
 def test_stages_snake_through_neighbouring_tiles():
@@ -53,6 +53,23 @@ def test_an_attention_block_too_large_for_one_tile_gets_two():
     assert [s.kind for s in _plan(_quant(), split_attention=True).stages][1] == "qkv"
 
 
+def test_a_feed_forward_block_takes_as_many_slices_as_it_needs():
+    # 256 hidden units need 2 x 256 accumulators and more: four slices of 64 fit.
+    plan = _plan(_quant(hidden_dim=256))
+    ffn = [s for s in plan.stages if s.kind == "feed-forward" and s.layer == 0]
+    assert [s.name for s in ffn] == [f"layer 0 feed-forward {i}/4" for i in range(1, 5)]
+    assert len({s.boundary for s in ffn}) == 1
+    # The residual reaches every slice; the partial sums run from slice to slice.
+    routes = {(x, y, color): (accept, outputs) for x, y, color, accept, outputs in plan.routes}
+    stream = mapper.STREAM_COLORS[(ffn[0].boundary - 1) % 2]
+    for a, b in zip(ffn, ffn[1:]):
+        assert Dir.RAMP in routes[(*a.tile, stream)][1] and len(routes[(*a.tile, stream)][1]) == 2
+        assert routes[(*b.tile, stream)][1][0] == Dir.RAMP
+    assert [s.kind for s in _plan(_quant(), ffn_tiles=2).stages].count("feed-forward") == 4
+    with pytest.raises(mapper.MapError, match="64 hidden units do not split evenly over 3"):
+        _plan(_quant(), ffn_tiles=3)
+
+
 def test_too_few_tiles_names_the_first_stage_left_out():
     with pytest.raises(mapper.MapError, match=r"layer 1 feed-forward has no tile .*2 short"):
         _plan(_quant(), dies=(1, 1), die=(2, 2))
@@ -63,7 +80,11 @@ def test_a_layer_too_large_for_its_region_names_the_layer_and_the_shortfall():
     with pytest.raises(mapper.MapError, match=r"layer 0 qkv needs 52256 bytes of data "
                                               r"SRAM \(largest: wq 16384.*: 7200 short"):
         _plan(_quant(dim=128, hidden_dim=128, n_heads=4, n_kv_heads=4))
-    with pytest.raises(mapper.MapError, match=r"layer 0 feed-forward needs 99684 bytes .*: 54628 short"):
+    with pytest.raises(mapper.MapError, match=r"layer 0 feed-forward needs 99684 bytes .*: "
+                                              r"54628 short"):
+        _plan(_quant(hidden_dim=1024), ffn_tiles=1)
+    # Sliced as it needs (16 slices a layer), it wants more tiles than the wafer has.
+    with pytest.raises(mapper.MapError, match=r"layer 1 feed-forward has no tile .*4 short"):
         _plan(_quant(hidden_dim=1024))
 
 
@@ -79,7 +100,7 @@ def test_a_program_too_large_for_the_code_memory():
 
 
 def test_too_few_colors():
-    with pytest.raises(mapper.MapError, match="needs 4 static colors"):
+    with pytest.raises(mapper.MapError, match="needs 6 static colors"):
         _plan(_quant(), params=PARAMS.replace(colors=4, xy_colors=2))
 
 

@@ -38,6 +38,7 @@ class Links:
     host_color: int              # the embedding stage's generated tokens, out to the host
     embed_tile: tuple            # where the embedding stage is (token destination)
     loop_color: int              # routed from the tile's ramp back to it (streamed GEMVs)
+    reduce_colors: tuple = ()    # partial sums between the slices of a region, alternating
 
 
 def _loop(t, positions, body):
@@ -266,30 +267,47 @@ def _columns(weight, head_dim=None):
     return np.ascontiguousarray(weight.T).reshape(-1)
 
 
-def ffn_stage(params, qmodel, layer, links, positions):
+def ffn_stage(params, qmodel, layer, links, positions, part=0, parts=1):
+    """A layer's feed-forward block, or with ``parts`` > 1 the slice ``part`` of it: the
+    hidden units ``part * hidden / parts`` onwards, their rows of ``w1`` and ``w3`` and
+    their columns of ``w2``.  Every slice takes the residual (a multicast), and the
+    slices' partial sums of ``w2 y`` flow from slice to slice on ``links.reduce_colors``
+    (:func:`host.kernels.vector.reduce_chain`); the last adds them up, requantises, adds
+    the residual and sends it on."""
     c, w = qmodel.config, qmodel.layers[layer]
-    t = TileProgram(params, f"layer {layer} feed-forward")
-    w1, w3, w2 = (t.alloc(name, content=_columns(w[name].weight)) for name in ("w1", "w3", "w2"))
+    units = c.hidden_dim // parts
+    rows = slice(part * units, (part + 1) * units)
+    name = f"layer {layer} feed-forward" + (f" {part + 1}/{parts}" if parts > 1 else "")
+    t = TileProgram(params, name)
+    w1, w3 = (t.alloc(n, content=_columns(w[n].weight[rows])) for n in ("w1", "w3"))
+    w2 = t.alloc("w2", content=_columns(w["w2"].weight[:, rows]))
     gain = t.alloc("ffn_norm", content=w["ffn_norm"].gain)
     silu = t.table16("silu", silu_table())
     x = t.alloc("x", c.dim)
-    hidden = t.alloc("hidden", c.hidden_dim)
+    hidden = t.alloc("hidden", units)
     h = t.acc("h", c.dim)
-    gate = t.acc("gate", max(c.hidden_dim, c.dim))   # also the norm's scratch
-    up = t.acc("up", c.hidden_dim)
+    gate = t.acc("gate", max(units, c.dim))   # also the norm's scratch and the partial sum
+    up = t.acc("up", units)
+    last = part == parts - 1
 
     def body(received, sent):
         k.receive(t, h, c.dim, links.color_in)
         received()
         k.rmsnorm(t, h, c.dim, gain, w["ffn_norm"].shift, x, gate)
-        for weight, name, acc in ((w1, "w1", gate), (w3, "w3", up)):
-            k.gemv(t, weight, c.hidden_dim, c.dim, x, acc, loop=links.loop_color)
-            k.requant(t, acc, c.hidden_dim, w[name].m, w[name].shift, True, ("acc", acc))
-        k.swiglu(t, gate, up, c.hidden_dim, silu, hidden)
-        k.gemv(t, w2, c.dim, c.hidden_dim, hidden, gate, loop=links.loop_color)
-        k.requant(t, gate, c.dim, w["w2"].m, w["w2"].shift, True, ("acc", gate))
-        k.residual_add(t, h, gate, c.dim)
-        k.send(t, h, c.dim, links.color_out)
+        for weight, n, acc in ((w1, "w1", gate), (w3, "w3", up)):
+            k.gemv(t, weight, units, c.dim, x, acc, loop=links.loop_color)
+            k.requant(t, acc, units, w[n].m, w[n].shift, True, ("acc", acc))
+        k.swiglu(t, gate, up, units, silu, hidden)
+        k.gemv(t, w2, c.dim, units, hidden, gate, loop=links.loop_color)
+        before = links.reduce_colors[(part - 1) % 2] if part else None
+        if not last:
+            k.reduce_chain(t, gate, c.dim, before, links.reduce_colors[part % 2])
+        else:
+            if before is not None:
+                k.accumulate(t, gate, c.dim, before)
+            k.requant(t, gate, c.dim, w["w2"].m, w["w2"].shift, True, ("acc", gate))
+            k.residual_add(t, h, gate, c.dim)
+            k.send(t, h, c.dim, links.color_out)
         sent()
 
     return _stage(t, positions, body)

@@ -11,7 +11,7 @@ from host.kernels.program import ARG0, ARG1, POS, isqrt, reciprocal
 from host.model import Q
 
 __all__ = ["zero", "gemv", "requant", "receive", "send", "rmsnorm", "rope", "attention_head", "column_products",
-           "swiglu", "residual_add", "argmax", "embedding", "reduce_chain"]
+           "swiglu", "residual_add", "argmax", "embedding", "reduce_chain", "accumulate"]
 
 
 def zero(t, base, length):
@@ -263,6 +263,13 @@ def embedding(t, table, dim, token, m, shift, h):
     b.vmin(0, 0, 1, scalar=True)
     b.li(1, -Q.RESIDUAL_MAX - 1)
     b.vmax(0, 0, 1, scalar=True)
+
+
+def accumulate(t, acc, length, color):
+    """acc[0:length] += the next ``length`` wavelets of ``color`` (the end of a chain)."""
+    t.accs(0, acc, length)
+    t.fin(1, length, color)
+    t.b.vadd(0, 0, 1)
 
 
 def reduce_chain(t, acc, length, color_in, color_out):
