@@ -311,14 +311,14 @@ def cmd_run(args):
           f"weight-bandwidth bound {result.weight_bandwidth_bound_cycles:,.0f} cycles/token "
           f"({cpt / result.weight_bandwidth_bound_cycles:,.0f}x below the cycles per token: "
           f"latency-bound)")
-    print("where a decode token's cycles go (mean per token; * ends a step):")
+    print("where a decode token's cycles go (mean per token):")
     stage_cycles = result.stage_cycles()
     for entry in stage_cycles:
         hop = entry["hop_cycles_in"]
         print(f"  {entry['stage']:<26} tile {tuple(entry['tile'])!s:<8} compute "
               f"{entry['compute_cycles']:8,.0f}   hop in {'-' if hop is None else f'{hop:,.0f}':>5}"
-              f"{'  *' if entry['ends_step'] else ''}")
-    print(f"  critical path {result.critical_path_cycles():,.0f} cycles")
+              f"{'' if entry['ends_step'] else '  (beside the next)'}")
+    print(f"  critical path (compute and hops, in order) {result.critical_path_cycles():,.0f}")
     print(f"({result.cycles:,} cycles simulated in {time.monotonic() - started:.0f} s)")
     if args.json:
         _write_json(args.json, {

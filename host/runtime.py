@@ -61,8 +61,12 @@ class Generation:
         """Per stage, the mean over decode positions of its compute cycles (input in to
         output sent) and of the hop into it (from the previous step's last tile sending to
         this tile's input being in; for the embedding tile, from the classifier: the token
-        loop).  The slices of a step work side by side; its last tile ends it."""
-        stages, rows = self.plan.stages, list(self._decode_positions())
+        loop).  The slices of a step work side by side; its last tile ends it.  The
+        positions are those whose token was generated (so the prompt's pipelining does
+        not show), or with a single token the last prompt position."""
+        stages = self.plan.stages
+        rows = list(range(len(self.prompt), self.plan.positions)) or \
+            list(self._decode_positions())
         last_of = {stage.boundary: stage for stage in stages}
         result = []
         for stage in stages:
