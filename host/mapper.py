@@ -68,8 +68,7 @@ class Plan:
     routes: list                 # (x, y, color, accept Dir, [output Dir])
     token_color: int
     host_color: int
-    prompt_len: int
-    positions: int
+    schedule: object             # host.kernels.stages.Schedule
     unused: list = field(default_factory=list)
 
     @property
@@ -114,9 +113,10 @@ def _direction(a, b):
     return next(d for d in Dir if d.step == step and d != Dir.RAMP)
 
 
-def plan(qmodel, shape, prompt_len, positions, split_attention=False, ffn_tiles=None):
-    """The plan of a generation of ``positions`` tokens (``prompt_len`` of them the
-    prompt) on the wafer ``shape`` (:class:`host.wafer.WaferShape`).
+def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None):
+    """The plan of a generation on the wafer ``shape`` (:class:`host.wafer.WaferShape`):
+    for each user ``u``, ``counts[u]`` tokens after the prompt ``prompts[u]`` (tokens),
+    users in flight side by side, each with its own KV cache.
 
     A layer's attention block takes two tiles (:func:`host.kernels.stages.qkv_stage`
     and :func:`host.kernels.stages.split_attention_stage`) when it does not fit in one,
@@ -132,6 +132,7 @@ def plan(qmodel, shape, prompt_len, positions, split_attention=False, ffn_tiles=
                        f"evenly over {ffn_tiles} tiles")
     tiles = list(snake(shape.width, shape.height))
     token_color = params.first_xy_color
+    schedule = stages.Schedule(tuple(len(p) for p in prompts), tuple(counts), c.seq_len)
 
     def build(unit, boundary=0):
         kind, layer, part, parts = unit
@@ -140,12 +141,12 @@ def plan(qmodel, shape, prompt_len, positions, split_attention=False, ffn_tiles=
                              host_color=HOST_COLOR, embed_tile=tiles[0],
                              loop_color=LOOP_COLOR, reduce_colors=REDUCE_COLORS)
         if kind == "embedding":
-            return stages.embedding_stage(params, qmodel, links, prompt_len, positions)
+            return stages.embedding_stage(params, qmodel, links, schedule, prompts)
         if kind == "classifier":
-            return stages.classifier_stage(params, qmodel, links, prompt_len, positions)
+            return stages.classifier_stage(params, qmodel, links, schedule)
         if kind == "feed-forward":
-            return stages.ffn_stage(params, qmodel, layer, links, positions, part, parts)
-        return _STAGES[kind](params, qmodel, layer, links, positions)
+            return stages.ffn_stage(params, qmodel, layer, links, schedule, part, parts)
+        return _STAGES[kind](params, qmodel, layer, links, schedule)
 
     def shortfall(*units):
         """The first of ``units`` that does not fit its tile, as a message; or None."""
@@ -199,7 +200,7 @@ def plan(qmodel, shape, prompt_len, positions, split_attention=False, ffn_tiles=
                             weights, boundary))
     routes = _routes(result)
     _check_routes(routes)
-    return Plan(shape, result, routes, token_color, HOST_COLOR, prompt_len, positions,
+    return Plan(shape, result, routes, token_color, HOST_COLOR, schedule,
                 unused=tiles[len(units):])
 
 

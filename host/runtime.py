@@ -16,7 +16,6 @@ import numpy as np
 from host import mapper
 from host.kernels.stages import LOG_WORDS, halt_program
 from host.wafer import Wafer
-from rtl.wavelet import pack_addressed
 
 __all__ = ["NOMINAL_CLOCK_HZ", "Generation", "generate", "WaferError"]
 
@@ -33,51 +32,66 @@ class WaferError(RuntimeError):
 
 @dataclass
 class Generation:
-    prompt: list
-    tokens: list                 # generated, as they left the wafer
-    arrivals: list               # the cycle each left the wafer (from start)
+    prompts: list                # per user, the prompt's tokens
+    tokens: list                 # per user, the generated tokens as they left the wafer
+    arrivals: list               # per user, the cycle each left the wafer (from start)
     plan: object
-    logs: dict                   # stage name -> array (positions, LOG_WORDS)
+    logs: dict                   # stage name -> array (schedule entries, LOG_WORDS)
     counters: dict               # stage name -> counters at the end
     cycles: int                  # from start to the last stage halting
     params: object
 
     @property
-    def time_to_first_token_cycles(self):
-        return int(self.arrivals[0])
+    def users(self):
+        return len(self.prompts)
 
-    @property
-    def cycles_per_token(self):
-        """Mean cycles between consecutive generated tokens leaving the wafer."""
-        if len(self.arrivals) < 2:
-            return float(self.arrivals[0])
-        return float((self.arrivals[-1] - self.arrivals[0]) / (len(self.arrivals) - 1))
+    def time_to_first_token_cycles(self, user=0):
+        return int(self.arrivals[user][0])
 
-    def _decode_positions(self):
-        """The positions whose token was generated: from the last prompt token on."""
-        return range(len(self.prompt) - 1, self.plan.positions)
+    def cycles_per_token(self, user=0):
+        """Mean cycles between a user's consecutive tokens leaving the wafer."""
+        arrivals = self.arrivals[user]
+        if len(arrivals) < 2:
+            return float(arrivals[0])
+        return float((arrivals[-1] - arrivals[0]) / (len(arrivals) - 1))
+
+    def aggregate_tokens_per_cycle(self):
+        """Tokens of all users over the cycles from the first token to the last, once
+        every user is generating (each user's first token is excluded)."""
+        later = [a for arrivals in self.arrivals for a in arrivals[1:]]
+        firsts = [arrivals[0] for arrivals in self.arrivals]
+        span = max(later, default=0) - max(firsts)
+        return len([a for a in later if a > max(firsts)]) / span if span > 0 else 0.0
+
+    def _entries(self, generated_from):
+        """Indices of the schedule's entries at or after ``prompt_len + generated_from``
+        of their user (0: entries fed a generated token; -1: also the last prompt one)."""
+        lens = self.plan.schedule.prompt_lens
+        return [i for i, (user, pos) in enumerate(self.plan.schedule.entries)
+                if pos >= lens[user] + generated_from]
 
     def stage_cycles(self):
-        """Per stage, the mean over decode positions of its compute cycles (input in to
-        output sent) and of the hop into it (from the previous step's last tile sending to
-        this tile's input being in; for the embedding tile, from the classifier: the token
-        loop).  The slices of a step work side by side; its last tile ends it.  The
-        positions are those whose token was generated (so the prompt's pipelining does
-        not show), or with a single token the last prompt position."""
-        stages = self.plan.stages
-        rows = list(range(len(self.prompt), self.plan.positions)) or \
-            list(self._decode_positions())
+        """Per stage, the mean over the entries fed a generated token (or, if there are
+        none, the last prompt entries) of its compute cycles (input in to output sent)
+        and of the hop into it (from the previous step's last tile sending to this tile's
+        input being in; for the embedding tile, from the classifier's previous entry of
+        the same user: the token loop).  The slices of a step work side by side; its last
+        tile ends it."""
+        stages, entries = self.plan.stages, self.plan.schedule.entries
+        rows = self._entries(0) or self._entries(-1)
+        index = {entry: i for i, entry in enumerate(entries)}
         last_of = {stage.boundary: stage for stage in stages}
         result = []
         for stage in stages:
             log = self.logs[stage.name]
-            compute = [log[p, 2] - log[p, 1] for p in rows]
+            compute = [log[i, 2] - log[i, 1] for i in rows]
             if stage.boundary:
                 before = self.logs[last_of[stage.boundary - 1].name]
-                hops = [log[p, 1] - before[p, 2] for p in rows]
+                hops = [log[i, 1] - before[i, 2] for i in rows]
             else:
                 before = self.logs[stages[-1].name]
-                hops = [log[p, 1] - before[p - 1, 2] for p in rows if p > rows[0]]
+                hops = [log[i, 1] - before[index[user, pos - 1], 2]
+                        for i, (user, pos) in ((i, entries[i]) for i in rows) if pos > 0]
             result.append({"stage": stage.name, "tile": list(stage.tile),
                            "step": stage.boundary,
                            "ends_step": last_of[stage.boundary] is stage,
@@ -87,7 +101,7 @@ class Generation:
 
     def critical_path_cycles(self):
         """The sum over steps of the hop into the step's last tile and its compute: a
-        decode token's cycles, accounted for."""
+        decode token's cycles, accounted for (one user alone)."""
         return sum(entry["compute_cycles"] + (entry["hop_cycles_in"] or 0)
                    for entry in self.stage_cycles() if entry["ends_step"])
 
@@ -105,8 +119,9 @@ class Generation:
     @property
     def sram_bandwidth_utilization(self):
         """Data SRAM bytes read by the tiles in use during decode (from the classifier's
-        output of the last prompt token to its last output), over their peak."""
-        rows = self._decode_positions()
+        output for the first entry that makes a token to its last output), over their
+        peak."""
+        rows = self._entries(-1)
         first, last = rows[0], rows[-1]
         clock = self.logs[self.plan.stages[-1].name]
         window = clock[last, 2] - clock[first, 2]
@@ -116,19 +131,19 @@ class Generation:
                    for s in self.plan.stages)
         return read / (window * len(self.plan.stages) * self.params.lanes)
 
-    def tokens_per_second(self, clock_hz=NOMINAL_CLOCK_HZ):
-        return clock_hz / self.cycles_per_token
+    def tokens_per_second(self, clock_hz=NOMINAL_CLOCK_HZ, user=0):
+        return clock_hz / self.cycles_per_token(user)
 
 
-def generate(qmodel, prompt, count, shape, defects=(), progress=None, **layout):
-    """Generate ``count`` tokens after ``prompt`` on a wafer of ``shape``
-    (:class:`host.wafer.WaferShape`) with ``defects`` (dead physical tiles); ``layout``:
-    the options of :func:`host.mapper.plan` (``split_attention``, ``ffn_tiles``).  Raises
+def generate(qmodel, prompts, counts, shape, defects=(), progress=None, **layout):
+    """Generate ``counts[u]`` tokens after ``prompts[u]`` for every user ``u``, all in
+    flight at once, on a wafer of ``shape`` (:class:`host.wafer.WaferShape`) with
+    ``defects`` (dead physical tiles); ``layout``: the options of
+    :func:`host.mapper.plan` (``split_attention``, ``ffn_tiles``).  Raises
     :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
     wafer faults or hangs."""
-    positions = len(prompt) + count - 1
-    plan = mapper.plan(qmodel, shape, len(prompt), positions, **layout)
-    params = shape.params
+    plan = mapper.plan(qmodel, shape, prompts, counts, **layout)
+    params, entries = shape.params, len(plan.schedule.entries)
     wafer = Wafer((shape.dies_x, shape.dies_y), (params.width, params.height), params,
                   defects=defects)
     try:
@@ -141,33 +156,31 @@ def generate(qmodel, prompt, count, shape, defects=(), progress=None, **layout):
             wafer.load(*tile, code=halt)
         wafer.start()
         start = wafer.cycle
-        ex, ey = plan.embed_tile
-        for token in prompt:
-            wafer.inject("west", ey, pack_addressed(ex, ey, token), plan.token_color)
-        tokens, arrivals = [], []
-        limit = CYCLES_PER_POSITION_LIMIT * (positions + 1)
+        ey = plan.embed_tile[1]
+        tokens, arrivals = [[] for _ in prompts], [[] for _ in prompts]
+        limit = CYCLES_PER_POSITION_LIMIT * (entries + 1)
         while not wafer.idle:
             if wafer.cycle - start > limit:
-                raise WaferError(_stuck(wafer, plan, "did not finish in "
-                                        f"{limit} cycles"))
+                raise WaferError(_stuck(wafer, plan, f"did not finish in {limit} cycles"))
             wafer.step(STEP, until_idle=True)
             for cycle, data, color, _ in wafer.collect("west", ey):
                 if color == plan.host_color:
-                    tokens.append(data & 0xFF)
-                    arrivals.append(cycle - start)
+                    tokens[data >> 8 & 0x1F].append(data & 0xFF)
+                    arrivals[data >> 8 & 0x1F].append(cycle - start)
             _check_faults(wafer, plan)
             if progress:
-                progress(len(tokens), count, wafer.cycle - start)
+                progress(sum(map(len, tokens)), sum(counts), wafer.cycle - start)
         cycles = wafer.cycle - start
-        logs, counters = {}, {}
+        logs, stage_counters = {}, {}
         for stage in plan.stages:
             memory = np.frombuffer(wafer.memory(*stage.tile), np.uint32, offset=stage.log,
-                                   count=LOG_WORDS * positions)
-            logs[stage.name] = memory.reshape(positions, LOG_WORDS).astype(np.int64)
-            counters[stage.name] = wafer.status(*stage.tile)["counters"]
+                                   count=LOG_WORDS * entries)
+            logs[stage.name] = memory.reshape(entries, LOG_WORDS).astype(np.int64)
+            stage_counters[stage.name] = wafer.status(*stage.tile)["counters"]
     finally:
         wafer.close()
-    return Generation(list(prompt), tokens, arrivals, plan, logs, counters, cycles, params)
+    return Generation([list(p) for p in prompts], tokens, arrivals, plan, logs,
+                      stage_counters, cycles, params)
 
 
 def _check_faults(wafer, plan):

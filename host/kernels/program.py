@@ -13,7 +13,8 @@ Register convention, shared by every kernel:
 - ``r10``, ``r11``: subroutine arguments and results;
 - ``r12``: the subroutine return address;
 - ``r13``: free for the stage program;
-- ``r14``: tokens left to process; ``r15``: the position of the current token.
+- ``r14``: the slot of the current token (its user's KV cache row), ``r15``: its
+  position (:mod:`host.kernels.stages`).
 
 Descriptors ``d0``..``d7`` are scratch.
 """
@@ -22,9 +23,9 @@ import numpy as np
 
 from host.asm import Builder
 
-__all__ = ["TileProgram", "FitError", "POS", "LEFT", "STAGE", "ARG0", "ARG1", "LINK"]
+__all__ = ["TileProgram", "FitError", "POS", "SLOT", "STAGE", "ARG0", "ARG1", "LINK"]
 
-ARG0, ARG1, LINK, STAGE, LEFT, POS = 10, 11, 12, 13, 14, 15
+ARG0, ARG1, LINK, STAGE, SLOT, POS = 10, 11, 12, 13, 14, 15
 _DESC_BASE, _DESC_LENGTH = 8, 9
 
 

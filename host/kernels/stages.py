@@ -3,9 +3,12 @@
 A stage takes the residual stream ``h`` (``dim`` wavelets, int32, Q7) on one
 color, runs its part of the model and sends the new ``h`` on another; the
 embedding stage starts from a token and the classifier stage ends with one.
-Each stage runs ``positions`` tokens in order (position ``r15`` counts them)
-and halts.  At every position it stamps its cycle counter three times and its
-SRAM read counter once, into ``log`` (:data:`LOG_WORDS` words a position):
+Every stage takes the tokens in the order of the :class:`Schedule`, (user,
+position) entries, a position of every user in flight before the next: ``r15``
+holds the position and ``r14`` the slot, ``user * seq_len + position``, which
+indexes the user's KV cache.  After the last entry a stage halts.  For each
+entry it stamps its cycle counter three times and its SRAM read counter once,
+into ``log`` (:data:`LOG_WORDS` words an entry):
 
 - ``ready``: it waits for its input;
 - ``received``: the input is in;
@@ -18,12 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from host.kernels import vector as k
-from host.kernels.program import ARG0, ARG1, LEFT, POS, STAGE, TileProgram
+from host.kernels.program import ARG0, ARG1, POS, SLOT, STAGE, TileProgram
 from host.model import exp_table, silu_table
 from rtl.isa import Counter
 from rtl.wavelet import pack_addressed
 
-__all__ = ["Links", "LOG_WORDS", "embedding_stage", "attention_stage", "qkv_stage",
+__all__ = ["Links", "Schedule", "LOG_WORDS", "embedding_stage", "attention_stage", "qkv_stage",
            "split_attention_stage", "ffn_stage", "classifier_stage", "halt_program"]
 
 LOG_WORDS = 4
@@ -41,25 +44,75 @@ class Links:
     reduce_colors: tuple = ()    # partial sums between the slices of a region, alternating
 
 
-def _loop(t, positions, body):
-    """``body()`` once per position, stamping the log (module docstring)."""
+@dataclass(frozen=True)
+class Schedule:
+    """Who goes when: ``prompt_lens[u]`` prompt tokens and ``counts[u]`` generated tokens
+    for each user ``u``; a user's last generated token is not fed back, so it takes
+    ``prompt_lens[u] + counts[u] - 1`` entries."""
+    prompt_lens: tuple
+    counts: tuple
+    seq_len: int
+
+    @property
+    def users(self):
+        return len(self.prompt_lens)
+
+    @property
+    def totals(self):
+        return [p + n - 1 for p, n in zip(self.prompt_lens, self.counts)]
+
+    @property
+    def entries(self):
+        totals = self.totals
+        return [(user, pos) for pos in range(max(totals)) for user in range(self.users)
+                if pos < totals[user]]
+
+
+def _loop(t, schedule, body):
+    """``body()`` once per entry of ``schedule``, stamping the log (module docstring)."""
     b = t.b
-    log = t.alloc("log", 4 * LOG_WORDS * positions, align=4)
-    b.li(LEFT, positions)
-    b.addi(POS, 0, 0)
-    top = t.fresh("position")
+    entries = schedule.entries
+    table = t.alloc("schedule", content=bytes(v for entry in entries for v in entry))
+    cursor = t.word("cursor", table)
+    log = t.alloc("log", 4 * LOG_WORDS * len(entries), align=4)
+    top = t.fresh("entry")
     b.label(top)
+    _cursor(t, 1)
+    b.ldb(2, 1, 0)                            # the user
+    b.andi(2, 2, 0xFF)
+    b.ldb(POS, 1, 1)
+    b.andi(POS, POS, 0xFF)
+    b.li(3, schedule.seq_len)
+    b.mul(2, 2, 3)
+    b.add(SLOT, 2, POS)
     _stamp(t, Counter.CYCLES, 0)
     body(lambda: _stamp(t, Counter.CYCLES, 4), lambda: (_stamp(t, Counter.CYCLES, 8),
                                                         _stamp(t, Counter.SRAM_READS, 12)))
-    b.addi(POS, POS, 1)
-    b.bdec(LEFT, top)
+    _cursor(t, 1)
+    b.addi(1, 1, 2)
+    b.li(2, cursor)
+    b.st(1, 2, 0)
+    b.li(2, table + 2 * len(entries))
+    b.bne(1, 2, top)
     return log
 
 
-def _stage(t, positions, body):
-    """The stage's loop over the positions, then HALT: the program and its log's address."""
-    log = _loop(t, positions, body)
+def _cursor(t, register):
+    """The address of the current entry of the schedule, into ``register``."""
+    t.b.li(register, t.symbols["cursor"][0])
+    t.b.ld(register, register, 0)
+
+
+def _user(t, register):
+    """The current entry's user, into ``register``."""
+    _cursor(t, register)
+    t.b.ldb(register, register, 0)
+    t.b.andi(register, register, 0xFF)
+
+
+def _stage(t, schedule, body):
+    """The stage's loop over the schedule, then HALT: the program and its log's address."""
+    log = _loop(t, schedule, body)
     t.b.halt()
     return t, log
 
@@ -72,55 +125,108 @@ def _attention_tile(params, qmodel, name):
 
 
 def _stamp(t, counter, offset):
-    """Store a counter at the current position's log entry + ``offset``."""
+    """Store a counter at the current entry's log + ``offset``."""
     b = t.b
     b.csrr(2, counter)
-    b.li(1, 4 * LOG_WORDS)
-    b.mul(1, POS, 1)
+    _cursor(t, 1)
+    b.li(3, t.symbols["schedule"][0])
+    b.sub(1, 1, 3)
+    b.slli(1, 1, 3)                           # 2 bytes an entry, 16 bytes of log
     b.li(3, t.symbols["log"][0])
     b.add(1, 1, 3)
     b.st(2, 1, offset)
 
 
-def embedding_stage(params, qmodel, links, prompt_len, positions):
+def embedding_stage(params, qmodel, links, schedule, prompts):
+    """Looks up each entry's token: a prompt token from the table the host loaded
+    (``prompts[u]``, row ``u`` of ``seq_len`` bytes, indexed by the slot), or the token
+    the classifier generated for that user.  Generated tokens arrive tagged with their
+    user (``user << 8 | token``) and wait in a mailbox a user until needed (users
+    finish at different positions); each is echoed to the host as it arrives."""
     c = qmodel.config
     t = TileProgram(params, "embedding")
     table = t.alloc("embedding", content=qmodel.embedding.reshape(-1))
+    rows = bytearray(schedule.users * c.seq_len)
+    for user, prompt in enumerate(prompts):
+        rows[user * c.seq_len:user * c.seq_len + len(prompt)] = bytes(prompt)
+    prompt_table = t.alloc("prompts", content=bytes(rows))
+    lens = t.alloc("prompt lengths", content=bytes(schedule.prompt_lens))
+    mailbox = t.alloc("mailbox", 4 * schedule.users, align=4)
+    echoed = t.word("echoed", 0)
     h = t.acc("h", c.dim)
     b = t.b
 
     def body(received, sent):
-        b.recv(STAGE, links.token_color)
+        taken, wait, done = t.fresh("prompt_token"), t.fresh("mailbox"), t.fresh("token")
+        _user(t, 5)
+        b.li(1, lens)
+        b.add(1, 1, 5)
+        b.ldb(1, 1, 0)
+        b.bge(POS, 1, wait)
+        b.li(1, prompt_table)
+        b.add(1, 1, SLOT)
+        b.ldb(STAGE, 1, 0)
         b.andi(STAGE, STAGE, 0xFF)
-        _echo_generated(t, links, prompt_len)
+        b.beq(0, 0, done)
+        b.label(wait)                          # a generated token: from the mailbox
+        b.slli(6, 5, 2)
+        b.li(1, mailbox)
+        b.add(6, 6, 1)                         # r6: this user's mailbox
+        b.label(taken)
+        b.ld(STAGE, 6, 0)
+        skip = t.fresh("arrived")
+        b.bne(STAGE, 0, skip)
+        _take_generated(t, links, mailbox, echoed)
+        b.beq(0, 0, taken)
+        b.label(skip)
+        b.st(0, 6, 0)
+        b.andi(STAGE, STAGE, 0xFF)
+        b.label(done)
         received()
         k.embedding(t, table, c.dim, STAGE, qmodel.embed_m, qmodel.embed_shift, h)
         k.send(t, h, c.dim, links.color_out)
         sent()
 
-    log = _loop(t, positions, body)
-    b.recv(STAGE, links.token_color)          # the last generated token
-    b.andi(STAGE, STAGE, 0xFF)
-    b.send(STAGE, links.host_color)
+    log = _loop(t, schedule, body)
+    more, finished = t.fresh("drain"), t.fresh("drained")
+    b.label(more)                              # the tokens no entry needs: the last ones
+    b.li(1, echoed)
+    b.ld(1, 1, 0)
+    b.li(2, sum(schedule.counts))
+    b.beq(1, 2, finished)
+    _take_generated(t, links, mailbox, echoed)
+    b.beq(0, 0, more)
+    b.label(finished)
     b.halt()
     return t, log
 
 
-def _echo_generated(t, links, prompt_len):
-    """Send the token to the host if it is a generated one (position >= prompt_len)."""
-    b, skip = t.b, t.fresh("prompt")
-    b.li(1, prompt_len)
-    b.blt(POS, 1, skip)
-    b.send(STAGE, links.host_color)
-    b.label(skip)
+def _take_generated(t, links, mailbox, echoed):
+    """Receive a generated token, echo it to the host, post it to its user's mailbox
+    (as ``token + 256``, so that an empty box reads 0) and count it."""
+    b = t.b
+    b.recv(1, links.token_color)
+    b.andi(1, 1, 0x1FFF)                       # user << 8 | token
+    b.send(1, links.host_color)
+    b.srli(2, 1, 8)
+    b.slli(2, 2, 2)
+    b.li(3, mailbox)
+    b.add(2, 2, 3)
+    b.andi(1, 1, 0xFF)
+    b.addi(1, 1, 256)
+    b.st(1, 2, 0)
+    b.li(2, echoed)
+    b.ld(1, 2, 0)
+    b.addi(1, 1, 1)
+    b.st(1, 2, 0)
 
 
-def attention_stage(params, qmodel, layer, links, positions):
+def attention_stage(params, qmodel, layer, links, schedule):
     """A layer's whole attention block on one tile."""
     c = qmodel.config
     t, h, acc = _attention_tile(params, qmodel, f"layer {layer} attention")
     qkv = _qkv_part(t, qmodel, layer, h, acc, links.loop_color)
-    attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color)
+    attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color, schedule.users)
 
     def body(received, sent):
         k.receive(t, h, c.dim, links.color_in)
@@ -130,10 +236,10 @@ def attention_stage(params, qmodel, layer, links, positions):
         k.send(t, h, c.dim, links.color_out)
         sent()
 
-    return _stage(t, positions, body)
+    return _stage(t, schedule, body)
 
 
-def qkv_stage(params, qmodel, layer, links, positions):
+def qkv_stage(params, qmodel, layer, links, schedule):
     """The first tile of a layer whose attention block takes two: RMSNorm, q, k, v and
     RoPE; it sends q, k, v (int8, as wavelets) and then the residual on."""
     c = qmodel.config
@@ -151,15 +257,15 @@ def qkv_stage(params, qmodel, layer, links, positions):
         k.send(t, h, c.dim, links.color_out)
         sent()
 
-    return _stage(t, positions, body)
+    return _stage(t, schedule, body)
 
 
-def split_attention_stage(params, qmodel, layer, links, positions):
+def split_attention_stage(params, qmodel, layer, links, schedule):
     """The second tile of a two-tile attention block: it takes q, k, v and the residual
     from :func:`qkv_stage`, keeps the KV cache, and ends the block."""
     c = qmodel.config
     t, h, acc = _attention_tile(params, qmodel, f"layer {layer} attention")
-    attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color)
+    attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color, schedule.users)
 
     def body(received, sent):
         attend(lambda d, name, offset, length: t.fin(d, length, links.color_in),
@@ -167,7 +273,7 @@ def split_attention_stage(params, qmodel, layer, links, positions):
         k.send(t, h, c.dim, links.color_out)
         sent()
 
-    return _stage(t, positions, body)
+    return _stage(t, schedule, body)
 
 
 class _Part:
@@ -205,7 +311,7 @@ def _qkv_part(t, qmodel, layer, h, acc, loop):
     return _Part(emit, out)
 
 
-def _attention_part(t, qmodel, layer, h, acc, loop):
+def _attention_part(t, qmodel, layer, h, acc, loop, users):
     """Append k and v to the KV cache, attend over it per head, ``wo``, the residual.
     Called with ``source(d, name, offset, length)``, which points descriptor ``d`` at
     ``length`` elements of q, k or v from ``offset`` (in data SRAM or on the fabric), and
@@ -214,8 +320,9 @@ def _attention_part(t, qmodel, layer, h, acc, loop):
     hd, kv, seq, b = c.head_dim, c.kv_dim, c.seq_len, t.b
     wo = t.alloc("wo", content=_columns(w["wo"].weight))
     exp = t.table16("exp", exp_table())
-    keys = t.alloc("key cache", kv * seq)         # row j = dimension j, every position
-    values = t.alloc("value cache", seq * kv)     # per kv head, row t = position t
+    row = users * seq                             # every user's positions, user after user
+    keys = t.alloc("key cache", kv * row)         # row j = dimension j, every slot
+    values = t.alloc("value cache", row * kv)     # per kv head, row s = slot s
     q = t.alloc("q rotated", c.dim)
     heads = t.alloc("attention out", c.dim)
     probs = t.alloc("probabilities", seq)
@@ -227,14 +334,14 @@ def _attention_part(t, qmodel, layer, h, acc, loop):
         source(1, "q", 0, c.dim)
         b.vmov(0, 1)
         b.li(2, keys)
-        b.add(2, 2, POS)
-        t.mem(0, ("r", 2), kv, seq)                # this position's column of the key cache
+        b.add(2, 2, SLOT)
+        t.mem(0, ("r", 2), kv, row)                # this slot's column of the key cache
         source(1, "k", 0, kv)
         b.vmov(0, 1)
         for kv_head in range(c.n_kv_heads):        # its row of each head's value block
             b.li(1, hd)
-            b.mul(2, POS, 1)
-            b.li(1, values + kv_head * hd * seq)
+            b.mul(2, SLOT, 1)
+            b.li(1, values + kv_head * hd * row)
             b.add(2, 2, 1)
             t.mem(0, ("r", 2), hd)
             source(1, "v", kv_head * hd, hd)
@@ -245,8 +352,8 @@ def _attention_part(t, qmodel, layer, h, acc, loop):
         group = c.n_heads // c.n_kv_heads
         for head in range(c.n_heads):
             kv_head = head // group
-            k.attention_head(t, q + head * hd, keys + kv_head * hd * seq, seq,
-                             values + kv_head * hd * seq, STAGE, heads + head * hd, scores,
+            k.attention_head(t, q + head * hd, keys + kv_head * hd * row, row,
+                             values + kv_head * hd * row, STAGE, heads + head * hd, scores,
                              out, probs, exp, qmodel.score_scale, hd, loop)
         k.gemv(t, wo, c.dim, c.dim, heads, acc, loop=loop)
         k.requant(t, acc, c.dim, w["wo"].m, w["wo"].shift, True, ("acc", acc))
@@ -267,7 +374,7 @@ def _columns(weight, head_dim=None):
     return np.ascontiguousarray(weight.T).reshape(-1)
 
 
-def ffn_stage(params, qmodel, layer, links, positions, part=0, parts=1):
+def ffn_stage(params, qmodel, layer, links, schedule, part=0, parts=1):
     """A layer's feed-forward block, or with ``parts`` > 1 the slice ``part`` of it: the
     hidden units ``part * hidden / parts`` onwards, their rows of ``w1`` and ``w3`` and
     their columns of ``w2``.  Every slice takes the residual (a multicast), and the
@@ -310,14 +417,14 @@ def ffn_stage(params, qmodel, layer, links, positions, part=0, parts=1):
             k.send(t, h, c.dim, links.color_out)
         sent()
 
-    return _stage(t, positions, body)
+    return _stage(t, schedule, body)
 
 
 #: Classifier rows per accumulator pass.
 CLASSIFIER_CHUNK = 128
 
 
-def classifier_stage(params, qmodel, links, prompt_len, positions):
+def classifier_stage(params, qmodel, links, schedule):
     c = qmodel.config
     t = TileProgram(params, "classifier")
     chunk = min(CLASSIFIER_CHUNK, c.vocab_size)
@@ -327,6 +434,7 @@ def classifier_stage(params, qmodel, links, prompt_len, positions):
         rows = qmodel.wcls[n * chunk:(n + 1) * chunk]
         weights.append((t.alloc(f"wcls {n}", content=_columns(rows)), len(rows)))
     gain = t.alloc("final_norm", content=qmodel.final_norm.gain)
+    lens = t.alloc("prompt lengths", content=bytes(schedule.prompt_lens))
     x = t.alloc("x", c.dim)
     h = t.acc("h", c.dim)
     logits = t.acc("logits", max(chunk, c.dim))       # also the norm's scratch
@@ -343,15 +451,21 @@ def classifier_stage(params, qmodel, links, prompt_len, positions):
             k.gemv(t, address, rows, c.dim, x, logits, loop=links.loop_color)
             k.argmax(t, logits, rows, n * chunk, best, best_index)
         skip = t.fresh("prompt")
-        b.li(1, prompt_len - 1)
+        _user(t, 2)
+        b.li(1, lens)
+        b.add(1, 1, 2)
+        b.ldb(1, 1, 0)
+        b.addi(1, 1, -1)
         b.blt(POS, 1, skip)                   # a prompt position: its token is known
+        b.slli(2, 2, 8)                       # tagged with its user
+        b.or_(2, 2, best_index)
         b.li(1, pack_addressed(*links.embed_tile, 0))
-        b.or_(1, 1, best_index)
+        b.or_(1, 1, 2)
         b.send(1, links.token_color)
         b.label(skip)
         sent()
 
-    return _stage(t, positions, body)
+    return _stage(t, schedule, body)
 
 
 def halt_program(params):

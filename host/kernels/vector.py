@@ -7,7 +7,7 @@ specifies, on operands at given data addresses (int8) or accumulator bases
 kernel returns, unless a kernel says otherwise.
 """
 
-from host.kernels.program import ARG0, ARG1, POS, isqrt, reciprocal
+from host.kernels.program import ARG0, ARG1, POS, SLOT, isqrt, reciprocal
 from host.model import Q
 
 __all__ = ["zero", "gemv", "requant", "receive", "send", "rmsnorm", "rope", "attention_head", "column_products",
@@ -30,7 +30,7 @@ def gemv(t, weight, rows, cols, x, acc, loop=None):
 def column_products(t, weight, stride, rows, cols, x, loop=None):
     """The accumulators of descriptor d0 += sum_j W[:, j] * x_j: column j is ``rows``
     int8 at ``weight + j * stride``, x_j the int8 at ``x + j``.  ``cols`` is an int or
-    a register (``("r", n)``); so is ``rows`` without ``loop``.
+    a register (``("r", n)``); so is ``rows`` without ``loop``, and ``weight``.
 
     Without ``loop``, a scalar loop issues one ``VMACS`` a column.  With ``loop``, a
     color that the tile's router takes from the ramp straight back to it (and columns
@@ -54,7 +54,10 @@ def column_products(t, weight, stride, rows, cols, x, loop=None):
         b.wait(1)
         return
     column = t.fresh("columns")
-    b.li(1, weight)
+    if isinstance(weight, tuple):
+        b.addi(1, weight[1], 0)
+    else:
+        b.li(1, weight)
     b.li(2, x)
     if isinstance(cols, tuple):
         b.addi(3, cols[1], 0)
@@ -169,18 +172,22 @@ def rope(t, src, heads, head_dim, cos, sin, dst, stride, pos_step, scratch):
 
 def attention_head(t, q, keys, key_rows, values, length, heads_out, scratch, out_scratch,
                    probs, exp_table, score_scale, head_dim, loop=None):
-    """One head over positions 0..r15 (``length``: a register holding r15 + 1).
+    """One head over positions 0..r15 of the current user (``length``: a register holding
+    r15 + 1), whose first slot is r14 - r15.
 
     ``q``: int8 Q5 (``head_dim``); ``keys``: the transposed key cache, row ``j`` (one
-    dimension, every position) at ``keys + j * key_rows``; ``values``: the value cache,
-    position ``t``'s ``head_dim`` values at ``values + t * head_dim``; ``heads_out``:
+    dimension, every slot) at ``keys + j * key_rows``; ``values``: the value cache,
+    slot ``s``'s ``head_dim`` values at ``values + s * head_dim``; ``heads_out``:
     where the int8 Q5 result goes; ``scratch``: ``seq_len`` accumulators for the scores;
     ``out_scratch``: ``head_dim``; ``probs``: ``seq_len`` bytes; ``loop``: as for
     :func:`column_products` (the probabilities stream around it)."""
     b = t.b
+    b.sub(6, SLOT, POS)                       # the user's first slot
+    b.li(7, keys)
+    b.add(7, 7, 6)
     zero(t, scratch, ("r", length))
     # scores: z += K[j] * q_j for each dimension j
-    column_products(t, keys, key_rows, ("r", length), head_dim, q)
+    column_products(t, ("r", 7), key_rows, ("r", length), head_dim, q)
     # p = vqnt(exp table at vqnt((z - max z) * m, s, wide) + offset, 7)
     b.vrmax(1, 0)
     b.vsub(0, 0, 1, scalar=True)
@@ -195,8 +202,13 @@ def attention_head(t, q, keys, key_rows, values, length, heads_out, scratch, out
     b.vqnt(3, 0, shift=Q.EXP_OUT - Q.PROB)
     b.vsum(ARG1, 3)
     # o = sum_t p_t V[t]; out = vqnt(o * (2**23 // sum p), 23)
+    b.sub(6, SLOT, POS)
+    b.li(7, head_dim)
+    b.mul(6, 6, 7)
+    b.li(7, values)
+    b.add(7, 7, 6)
     zero(t, out_scratch, head_dim)
-    column_products(t, values, head_dim, head_dim, ("r", length), probs, loop)
+    column_products(t, ("r", 7), head_dim, head_dim, ("r", length), probs, loop)
     b.li(3, Q.ATTN_RECIP)
     t.call(reciprocal)
     t.accs(0, out_scratch, head_dim)
