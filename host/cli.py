@@ -256,6 +256,26 @@ def _defects(args, shape):
     return defect_map(shape, text)
 
 
+def _prompts(args):
+    """The prompt texts, one per user: ``--prompt`` (repeatable) or ``--prompts FILE``
+    (one a line); with ``--users U`` and a single prompt, every user gets it."""
+    texts = list(args.prompt or [])
+    if args.prompts:
+        try:
+            texts += Path(args.prompts).read_text().splitlines()
+        except OSError as error:
+            raise UsageError(f"cannot read {args.prompts}: {error.strerror}") from None
+    texts = texts or [DEFAULT_PROMPT]
+    users = len(texts) if args.users is None else args.users
+    if users < 1:
+        raise UsageError(f"--users must be at least 1, not {users}")
+    if len(texts) == 1:
+        texts *= users
+    if len(texts) != users:
+        raise UsageError(f"{len(texts)} prompts for {users} users: give one, or one a user")
+    return texts
+
+
 def cmd_run(args):
     from host import mapper, model, runtime
     from host.wafer import WaferShape
@@ -264,20 +284,21 @@ def cmd_run(args):
     shape = WaferShape(dies, die, _params(args))
     if args.tokens < 1:
         raise UsageError(f"--tokens must be at least 1, not {args.tokens}")
+    texts = _prompts(args)
     try:
         config, weights = _weights(args)
         quant = model.QuantModel(config, weights)
-        prompt = model.encode(args.prompt)
-        reference, _ = quant.generate(prompt, args.tokens)     # checks prompt and context
+        prompts = [model.encode(text) for text in texts]
+        references = [quant.generate(prompt, args.tokens)[0] for prompt in prompts]
         dead = _defects(args, shape)
         layout = {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles}
-        plan = mapper.plan(quant, shape, len(prompt), len(prompt) + args.tokens - 1, **layout)
+        plan = mapper.plan(quant, shape, prompts, [args.tokens] * len(prompts), **layout)
     except (model.ModelError, mapper.MapError) as error:
         raise UsageError(str(error)) from None
     p = shape.params
     print(f"{len(plan.stages)}-stage pipeline ({config.n_layers} layers, dim {config.dim}) on "
           f"a {shape.dies_x}x{shape.dies_y} wafer of {p.width}x{p.height}-tile dies; "
-          f"{len(dead)} dead tiles")
+          f"{len(dead)} dead tiles; {len(prompts)} user{'s' if len(prompts) > 1 else ''}")
     print(plan.map_text())
     if args.plan:
         return
@@ -288,25 +309,40 @@ def cmd_run(args):
 
     started = time.monotonic()
     try:
-        result = runtime.generate(quant, prompt, args.tokens, shape, dead, progress, **layout)
+        result = runtime.generate(quant, prompts, [args.tokens] * len(prompts), shape, dead,
+                                  progress, **layout)
     except runtime.WaferError as error:
         print(file=sys.stderr)
         raise UsageError(str(error)) from None
     print(file=sys.stderr)
-    agreement = model.agreement(model.FloatModel(config, weights), quant,
-                                prompt + result.tokens)
-    match = result.tokens == reference
-    cpt = result.cycles_per_token
-    print(f"prompt:    {args.prompt!r}")
-    print(f"generated: {model.decode(result.tokens)!r}")
-    print(f"every token equals the quantised reference: {'yes' if match else 'NO'} "
-          f"({sum(a == b for a, b in zip(result.tokens, reference))}/{len(reference)})")
+    float_model = model.FloatModel(config, weights)
+    users = []
+    for user, (text, prompt, reference) in enumerate(zip(texts, prompts, references)):
+        tokens = result.tokens[user]
+        users.append({
+            "prompt": text, "tokens": tokens, "text": model.decode(tokens),
+            "reference_tokens": reference, "match_reference": tokens == reference,
+            "cycles_per_token": result.cycles_per_token(user),
+            "time_to_first_token_cycles": result.time_to_first_token_cycles(user),
+            "agreement": model.agreement(float_model, quant, prompt + tokens)})
+        label = f"user {user}: " if len(prompts) > 1 else ""
+        print(f"{label}prompt:    {text!r}")
+        print(f"{label}generated: {users[-1]['text']!r}")
+        print(f"{label}every token equals the quantised reference: "
+              f"{'yes' if tokens == reference else 'NO'} "
+              f"({sum(a == b for a, b in zip(tokens, reference))}/{len(reference)})")
+    first = users[0]
+    cpt = first["cycles_per_token"]
     print(f"quantised vs float reference (same tokens): top-1 agreement "
-          f"{agreement['top1_agreement']:.0%}, logit correlation "
-          f"{agreement['logit_correlation']:.4f}")
-    print(f"{cpt:,.0f} cycles per token, time to first token {result.time_to_first_token_cycles:,} "
-          f"cycles; {result.tokens_per_second(args.clock * 1e9):,.0f} tokens/s at a nominal "
-          f"{args.clock:g} GHz")
+          f"{first['agreement']['top1_agreement']:.0%}, logit correlation "
+          f"{first['agreement']['logit_correlation']:.4f}")
+    print(f"{cpt:,.0f} cycles per token, time to first token "
+          f"{first['time_to_first_token_cycles']:,} cycles; "
+          f"{result.tokens_per_second(args.clock * 1e9):,.0f} tokens/s at a nominal "
+          f"{args.clock:g} GHz" + (" (user 0)" if len(prompts) > 1 else ""))
+    if len(prompts) > 1:
+        print(f"all users: {result.aggregate_tokens_per_cycle():.6f} tokens per cycle "
+              f"({result.aggregate_tokens_per_cycle() * args.clock * 1e9:,.0f} tokens/s)")
     print(f"SRAM bandwidth utilisation during decode: {result.sram_bandwidth_utilization:.2%}; "
           f"weight-bandwidth bound {result.weight_bandwidth_bound_cycles:,.0f} cycles/token "
           f"({cpt / result.weight_bandwidth_bound_cycles:,.0f}x below the cycles per token: "
@@ -323,16 +359,18 @@ def cmd_run(args):
     if args.json:
         _write_json(args.json, {
             "command": "tessera " + " ".join(sys.argv[1:]),
-            "prompt": args.prompt, "tokens": result.tokens,
-            "text": model.decode(result.tokens), "reference_tokens": reference,
-            "match_reference": match, "cycles_per_token": cpt,
-            "time_to_first_token_cycles": result.time_to_first_token_cycles,
+            **{key: first[key] for key in ("prompt", "tokens", "text", "reference_tokens",
+                                           "cycles_per_token", "time_to_first_token_cycles",
+                                           "agreement")},
+            "match_reference": all(user["match_reference"] for user in users),
+            "users": users,
+            "aggregate_tokens_per_cycle": result.aggregate_tokens_per_cycle(),
             "sram_bandwidth_utilization": result.sram_bandwidth_utilization,
             "weight_bandwidth_bound_cycles": result.weight_bandwidth_bound_cycles,
             "stage_cycles": stage_cycles, "critical_path_cycles": result.critical_path_cycles(),
             "clock_ghz": args.clock,
             "tokens_per_second_at_clock": result.tokens_per_second(args.clock * 1e9),
-            "agreement": agreement, "cycles": result.cycles,
+            "cycles": result.cycles,
             "wafer": list(dies), "die": list(die), "dead_tiles": sorted(dead),
             "model": dataclasses.asdict(config), "params": p.to_dict()})
 
@@ -373,7 +411,10 @@ def _parser():
 
     run = commands.add_parser("run", help="generate tokens with the tiny LLM on the wafer")
     _add_params_options(run)
-    run.add_argument("--prompt", default=DEFAULT_PROMPT, help="prompt text")
+    run.add_argument("--prompt", action="append",
+                     help=f"a user's prompt text; repeat for more users (default {DEFAULT_PROMPT!r})")
+    run.add_argument("--prompts", metavar="FILE", help="prompt texts, one a line, a user each")
+    run.add_argument("--users", type=int, help="users in flight (default: one a prompt)")
     run.add_argument("--tokens", type=int, default=16, help="tokens to generate (default 16)")
     run.add_argument("--wafer", default="2x1", help="WxH dies (default 2x1)")
     run.add_argument("--die", default="4x4", help="WxH logical tiles a die (default 4x4)")

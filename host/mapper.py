@@ -20,9 +20,8 @@ Colors: the residual stream alternates static colors 0 and 1 from link to link
 (a tile receives on one and sends on the other); static color 2 carries tokens
 out to the host; static color 3 goes from each tile's ramp back to it, for the
 streamed GEMV (:func:`host.kernels.vector.gemv`); static colors 4 and 5,
-alternating, carry the partial sums from slice to slice; tokens into the
-embedding tile (the prompt from the host and the generated ones) use the first
-XY-addressed color.
+alternating, carry the partial sums from slice to slice; generated tokens go
+back to the embedding tile on the first XY-addressed color.
 
 :func:`plan` checks that everything fits: a tile per stage, each stage's
 program, data and accumulators in its tile, the colors, no two routes for one
@@ -133,8 +132,11 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None):
     tiles = list(snake(shape.width, shape.height))
     token_color = params.first_xy_color
     schedule = stages.Schedule(tuple(len(p) for p in prompts), tuple(counts), c.seq_len)
+    if schedule.users > stages.MAX_USERS:
+        raise MapError(f"{schedule.users} users: a generated token's user tag has room for "
+                       f"{stages.MAX_USERS}")
 
-    def build(unit, boundary=0):
+    def build(unit, boundary=0, schedule=schedule):
         kind, layer, part, parts = unit
         links = stages.Links(color_in=STREAM_COLORS[(boundary - 1) % 2],
                              color_out=STREAM_COLORS[boundary % 2], token_color=token_color,
@@ -148,14 +150,23 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None):
             return stages.ffn_stage(params, qmodel, layer, links, schedule, part, parts)
         return _STAGES[kind](params, qmodel, layer, links, schedule)
 
-    def shortfall(*units):
+    def shortfall(*units, schedule=schedule):
         """The first of ``units`` that does not fit its tile, as a message; or None."""
         for unit in units:
             try:
-                build(unit)[0].finish()
+                build(unit, schedule=schedule)[0].finish()
             except FitError as error:
                 return str(error)
         return None
+
+    def users_that_fit(units):
+        """How many users' KV caches ``units`` hold (each user as the first)."""
+        for users in range(schedule.users - 1, 0, -1):
+            fewer = stages.Schedule(schedule.prompt_lens[:users], schedule.counts[:users],
+                                    schedule.seq_len)
+            if shortfall(*units, schedule=fewer) is None:
+                return users
+        return 0
 
     # Steps along the stream; the tiles of one step work side by side on the same input.
     steps = [[("embedding", None, 0, 1)]]
@@ -166,6 +177,9 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None):
             steps.append([whole])
         elif (problem := shortfall(*split)) is None:
             steps += [[unit] for unit in split]
+        elif schedule.users > 1 and (most := users_that_fit(split)):
+            raise MapError(f"{schedule.users} users need more KV cache than layer {layer}'s "
+                           f"attention tiles hold: {most} fit")
         else:
             raise MapError(problem)
         counts = [ffn_tiles] if ffn_tiles else [n for n in range(1, c.hidden_dim + 1)

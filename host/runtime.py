@@ -1,8 +1,8 @@
 """The generation loop on the simulated wafer, and what it measured.
 
 :func:`generate` maps the model (:mod:`host.mapper`), loads the plan into a
-:class:`host.wafer.Wafer`, injects the prompt's tokens at the wafer's west
-edge and lets the wafer run.  The token loop closes on the wafer: the
+:class:`host.wafer.Wafer` (each user's prompt goes into the embedding tile's
+SRAM with its program) and lets the wafer run.  The token loop closes on the wafer: the
 classifier's arg-maximum goes back to the embedding tile, which looks it up and
 starts the next token.  The host only steps the simulation and reads the
 generated tokens as they leave the wafer; when every stage has halted it reads
@@ -56,12 +56,11 @@ class Generation:
         return float((arrivals[-1] - arrivals[0]) / (len(arrivals) - 1))
 
     def aggregate_tokens_per_cycle(self):
-        """Tokens of all users over the cycles from the first token to the last, once
-        every user is generating (each user's first token is excluded)."""
-        later = [a for arrivals in self.arrivals for a in arrivals[1:]]
-        firsts = [arrivals[0] for arrivals in self.arrivals]
-        span = max(later, default=0) - max(firsts)
-        return len([a for a in later if a > max(firsts)]) / span if span > 0 else 0.0
+        """Every user's tokens after its first, over the cycles from the earliest first
+        token to the last token (for one user: one over its cycles per token)."""
+        later = sum(len(arrivals) - 1 for arrivals in self.arrivals)
+        span = max(a[-1] for a in self.arrivals) - min(a[0] for a in self.arrivals)
+        return later / span if span > 0 else 0.0
 
     def _entries(self, generated_from):
         """Indices of the schedule's entries at or after ``prompt_len + generated_from``

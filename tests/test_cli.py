@@ -172,6 +172,11 @@ def _weight_file(path, damage=None):
     (["--weights", "{tmp}/short.bin"], "the file ends inside"),
     (["--weights", "{tmp}/other.bin"], "is too short for a llama2.c checkpoint"),
     (["--defects", "{tmp}/defects.txt"], "row 1 has 2 dead tiles"),
+    (["--prompt", "a", "--prompt", "b", "--users", "3"], "2 prompts for 3 users"),
+    (["--users", "0"], "--users must be at least 1"),
+    (["--users", "12"], "12 users need more KV cache than layer 0's attention tiles hold: 9 fit"),
+    (["--users", "40"], "a generated token's user tag has room for 31"),
+    (["--prompts", "{tmp}/missing.txt"], "cannot read"),
 ])
 def test_run_refuses_bad_input_before_running(tmp_path, args, message):
     _weight_file(tmp_path / "short.bin", lambda blob: blob[:-100])

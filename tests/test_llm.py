@@ -51,9 +51,10 @@ def test_dead_tiles_change_neither_tokens_nor_cycles(seed):
     dead = {(rng.randrange(columns), row) for row in range(4) if rng.random() < 0.7}
     quant, reference = _reference()
     prompt = model.encode(PROMPT)
-    clean = runtime.generate(quant, prompt, TOKENS, shape)
-    broken = runtime.generate(quant, prompt, TOKENS, shape, defects=dead)
-    assert broken.tokens == reference == clean.tokens, f"TESSERA_SEED={seed}, dead {sorted(dead)}"
+    clean = runtime.generate(quant, [prompt], [TOKENS], shape)
+    broken = runtime.generate(quant, [prompt], [TOKENS], shape, defects=dead)
+    assert broken.tokens == [reference] == clean.tokens, \
+        f"TESSERA_SEED={seed}, dead {sorted(dead)}"
     # A bypassed tile costs no cycle: the same tokens leave in the same cycles.
     assert broken.arrivals == clean.arrivals, f"TESSERA_SEED={seed}, dead {sorted(dead)}"
 
@@ -62,15 +63,36 @@ def test_regions_of_several_tiles_give_the_same_tokens():
     """Attention over two tiles in a row, feed-forward slices side by side."""
     quant, reference = _reference(tokens=8)
     shape = WaferShape((1, 1), (4, 4), PARAMS)
-    split = runtime.generate(quant, model.encode(PROMPT), 8, shape, split_attention=True,
+    split = runtime.generate(quant, [model.encode(PROMPT)], [8], shape, split_attention=True,
                              ffn_tiles=2)
-    assert split.tokens == reference
+    assert split.tokens == [reference]
     cycles = split.stage_cycles()
     assert [s["stage"] for s in cycles][1:5] == [
         "layer 0 qkv", "layer 0 attention", "layer 0 feed-forward 1/2",
         "layer 0 feed-forward 2/2"]
-    assert abs(split.critical_path_cycles() - split.cycles_per_token) \
-        < 0.02 * split.cycles_per_token
+    assert abs(split.critical_path_cycles() - split.cycles_per_token()) \
+        < 0.02 * split.cycles_per_token()
     # The slices work side by side: the region takes less than the sum of its tiles.
     ffn = [s for s in cycles if "feed-forward" in s["stage"]][:2]
     assert ffn[1]["compute_cycles"] < ffn[0]["compute_cycles"] + ffn[1]["compute_cycles"] - 300
+
+
+def test_users_in_flight_each_get_their_own_tokens():
+    """U = 1, 2, 4 users with different prompts (of different lengths, so users start and
+    finish at different positions), all in flight at once: each user's tokens equal that
+    user alone, which equal the reference."""
+    config = model.ModelConfig()
+    quant = model.QuantModel(config, model.random_weights(config, seed=0))
+    texts = ["Hi!", "Wafer", "abc", "Ok."]
+    prompts = [model.encode(text) for text in texts]
+    references = [quant.generate(prompt, 6)[0] for prompt in prompts]
+    shape = WaferShape((1, 1), (4, 4), PARAMS)
+    alone = runtime.generate(quant, prompts[:1], [6], shape)
+    for users in (1, 2, 4):
+        together = runtime.generate(quant, prompts[:users], [6] * users, shape)
+        assert together.tokens == references[:users]
+        assert together.tokens[0] == alone.tokens[0]
+    # Four users share the pipeline: more tokens a cycle than one user, each user not much
+    # slower than alone.
+    assert together.aggregate_tokens_per_cycle() > 2 / alone.cycles_per_token()
+    assert together.cycles_per_token(0) < 1.25 * alone.cycles_per_token()

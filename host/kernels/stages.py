@@ -26,10 +26,13 @@ from host.model import exp_table, silu_table
 from rtl.isa import Counter
 from rtl.wavelet import pack_addressed
 
-__all__ = ["Links", "Schedule", "LOG_WORDS", "embedding_stage", "attention_stage", "qkv_stage",
+__all__ = ["Links", "Schedule", "LOG_WORDS", "MAX_USERS", "embedding_stage", "attention_stage", "qkv_stage",
            "split_attention_stage", "ffn_stage", "classifier_stage", "halt_program"]
 
 LOG_WORDS = 4
+#: Users a schedule may hold: a generated token travels as ``user << 8 | token`` in the
+#: 13 bits that ``ANDI`` keeps.
+MAX_USERS = 31
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class Links:
     """The colors and places a stage talks to."""
     color_in: int                # h (or, for the embedding stage, unused)
     color_out: int               # h (or, for the classifier, unused)
-    token_color: int             # XY-addressed: prompt and generated tokens into the embedding stage
+    token_color: int             # XY-addressed: generated tokens back to the embedding stage
     host_color: int              # the embedding stage's generated tokens, out to the host
     embed_tile: tuple            # where the embedding stage is (token destination)
     loop_color: int              # routed from the tile's ramp back to it (streamed GEMVs)
