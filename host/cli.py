@@ -195,12 +195,16 @@ def cmd_bench_sim_speed(args):
         _write_json(args.json, result)
 
 
-def cmd_wafer(args):
+def _wafer_shape(args):
+    """The wafer of ``--wafer`` dies of ``--die`` tiles."""
     from host.wafer import WaferShape
+    return WaferShape(_mesh_shape(args.wafer, "--wafer"), _mesh_shape(args.die, "--die"),
+                      _params(args))
+
+
+def cmd_wafer(args):
     from rtl.die import remap
-    dies = _mesh_shape(args.wafer, "--wafer")
-    die = _mesh_shape(args.die, "--die")
-    shape = WaferShape(dies, die, _params(args))
+    shape = _wafer_shape(args)
     dead = _defects(args, shape)
     p = shape.params
     columns = p.width + p.spare_cols
@@ -278,10 +282,7 @@ def _prompts(args):
 
 def cmd_run(args):
     from host import mapper, model, runtime
-    from host.wafer import WaferShape
-    dies = _mesh_shape(args.wafer, "--wafer")
-    die = _mesh_shape(args.die, "--die")
-    shape = WaferShape(dies, die, _params(args))
+    shape = _wafer_shape(args)
     if args.tokens < 1:
         raise UsageError(f"--tokens must be at least 1, not {args.tokens}")
     texts = _prompts(args)
@@ -371,7 +372,8 @@ def cmd_run(args):
             "clock_ghz": args.clock,
             "tokens_per_second_at_clock": result.tokens_per_second(args.clock * 1e9),
             "cycles": result.cycles,
-            "wafer": list(dies), "die": list(die), "dead_tiles": sorted(dead),
+            "wafer": [shape.dies_x, shape.dies_y], "die": [p.width, p.height],
+            "dead_tiles": sorted(dead),
             "model": dataclasses.asdict(config), "params": p.to_dict()})
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from host import mapper
-from host.kernels.stages import LOG_WORDS, halt_program
+from host.kernels.stages import LOG_WORDS, halt_program, untag
 from host.wafer import Wafer
 
 __all__ = ["NOMINAL_CLOCK_HZ", "Generation", "generate", "WaferError"]
@@ -164,8 +164,9 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, **layout
             wafer.step(STEP, until_idle=True)
             for cycle, data, color, _ in wafer.collect("west", ey):
                 if color == plan.host_color:
-                    tokens[data >> 8 & 0x1F].append(data & 0xFF)
-                    arrivals[data >> 8 & 0x1F].append(cycle - start)
+                    user, token = untag(data)
+                    tokens[user].append(token)
+                    arrivals[user].append(cycle - start)
             _check_faults(wafer, plan)
             if progress:
                 progress(sum(map(len, tokens)), sum(counts), wafer.cycle - start)

@@ -147,24 +147,30 @@ class WaferShape:
             return (0 if side == "north" else self.dies_y - 1) * self.dies_x + index // p.width
         return (index // p.height) * self.dies_x + (0 if side == "west" else self.dies_x - 1)
 
+    def dead_by_die(self, dead):
+        """Dead physical wafer tiles ``(column, row)`` as ``{die index: {(local column,
+        local row)}}``; raises ``ParamError`` for a tile off the wafer."""
+        p = self.params
+        columns = p.width + p.spare_cols
+        per_die = {}
+        for column, row in dead:
+            if not (0 <= column < self.dies_x * columns and 0 <= row < self.height):
+                raise ParamError(f"dead tile ({column}, {row}) is not on the wafer: physical "
+                                 f"columns 0..{self.dies_x * columns - 1}, "
+                                 f"rows 0..{self.height - 1}")
+            die = (row // p.height) * self.dies_x + column // columns
+            per_die.setdefault(die, set()).add((column % columns, row % p.height))
+        return per_die
+
 
 def defect_map(shape, text):
     """The dead physical tiles of a wafer of ``shape`` (:class:`WaferShape`) from a defect
     map: one ``column,row`` a line in physical wafer coordinates, ``#`` comments.  Checks
     every die's share against its spares; raises ``ParamError`` naming the problem."""
-    p = shape.params
-    columns = p.width + p.spare_cols
-    dead = parse_defects(text, p, check=False)
-    per_die = {}
-    for column, row in dead:
-        if not (0 <= column < shape.dies_x * columns and 0 <= row < shape.height):
-            raise ParamError(f"dead tile ({column}, {row}) is not on the wafer: physical "
-                             f"columns 0..{shape.dies_x * columns - 1}, rows 0..{shape.height - 1}")
-        die = (row // p.height) * shape.dies_x + column // columns
-        per_die.setdefault(die, set()).add((column % columns, row % p.height))
-    for die, tiles in sorted(per_die.items()):
+    dead = parse_defects(text, shape.params, check=False)
+    for die, tiles in sorted(shape.dead_by_die(dead).items()):
         try:
-            remap(p, tiles)
+            remap(shape.params, tiles)
         except ParamError as error:
             raise ParamError(f"die ({die % shape.dies_x}, {die // shape.dies_x}): {error}") \
                 from None
@@ -180,19 +186,11 @@ class Wafer(WaferShape):
         self._handle = None
         super().__init__(dies, die, params)
         dies_x, dies_y = dies
-        width, height = die
         params = self.params
         if latency < 1:
             raise ParamError(f"the die-to-die latency must be at least 1 cycle, not {latency}")
         self.latency = latency
-        columns = width + params.spare_cols
-        self._dead = {}
-        for column, row in defects:
-            if not (0 <= column < dies_x * columns and 0 <= row < self.height):
-                raise ParamError(f"dead tile ({column}, {row}) is not on the wafer: physical "
-                                 f"columns 0..{dies_x * columns - 1}, rows 0..{self.height - 1}")
-            die_index = (row // height) * dies_x + column // columns
-            self._dead.setdefault(die_index, set()).add((column % columns, row % height))
+        self._dead = self.dead_by_die(defects)
         self._masks = [dead_mask(params, self._dead.get(d, set()))
                        for d in range(dies_x * dies_y)]
         self._lib = lib = ctypes.CDLL(str(library(params)))

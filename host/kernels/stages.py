@@ -26,13 +26,21 @@ from host.model import exp_table, silu_table
 from rtl.isa import Counter
 from rtl.wavelet import pack_addressed
 
-__all__ = ["Links", "Schedule", "LOG_WORDS", "MAX_USERS", "embedding_stage", "attention_stage", "qkv_stage",
+__all__ = ["Links", "Schedule", "LOG_WORDS", "MAX_USERS", "TOKEN_BITS", "untag", "embedding_stage", "attention_stage", "qkv_stage",
            "split_attention_stage", "ffn_stage", "classifier_stage", "halt_program"]
 
 LOG_WORDS = 4
 #: Users a schedule may hold: a generated token travels as ``user << 8 | token`` in the
 #: 13 bits that ``ANDI`` keeps.
 MAX_USERS = 31
+#: Bits of the token below the user in a tagged token (:func:`untag`).
+TOKEN_BITS = 8
+_TAG_MASK = (MAX_USERS + 1 << TOKEN_BITS) - 1
+
+
+def untag(data):
+    """``(user, token)`` of a tagged generated token, as the host receives it."""
+    return data >> TOKEN_BITS & MAX_USERS, data & (1 << TOKEN_BITS) - 1
 
 
 @dataclass(frozen=True)
@@ -209,9 +217,9 @@ def _take_generated(t, links, mailbox, echoed):
     (as ``token + 256``, so that an empty box reads 0) and count it."""
     b = t.b
     b.recv(1, links.token_color)
-    b.andi(1, 1, 0x1FFF)                       # user << 8 | token
+    b.andi(1, 1, _TAG_MASK)                    # user << TOKEN_BITS | token
     b.send(1, links.host_color)
-    b.srli(2, 1, 8)
+    b.srli(2, 1, TOKEN_BITS)
     b.slli(2, 2, 2)
     b.li(3, mailbox)
     b.add(2, 2, 3)
@@ -460,7 +468,7 @@ def classifier_stage(params, qmodel, links, schedule):
         b.ldb(1, 1, 0)
         b.addi(1, 1, -1)
         b.blt(POS, 1, skip)                   # a prompt position: its token is known
-        b.slli(2, 2, 8)                       # tagged with its user
+        b.slli(2, 2, TOKEN_BITS)              # tagged with its user
         b.or_(2, 2, best_index)
         b.li(1, pack_addressed(*links.embed_tile, 0))
         b.or_(1, 1, 2)

@@ -237,6 +237,12 @@ def residual_add(t, h, delta, length):
     t.accs(0, h, length)
     t.accs(1, delta, length)
     b.vadd(0, 0, 1)
+    _clamp_residual(t)
+
+
+def _clamp_residual(t):
+    """Clamp the accumulators of descriptor d0 to the residual's int12."""
+    b = t.b
     b.li(1, Q.RESIDUAL_MAX)
     b.vmin(0, 0, 1, scalar=True)
     b.li(1, -Q.RESIDUAL_MAX - 1)
@@ -271,10 +277,7 @@ def embedding(t, table, dim, token, m, shift, h):
     b.li(1, m)
     b.vmul(0, 0, 1, scalar=True)
     b.vqnt(0, 0, shift=shift, wide=True)
-    b.li(1, Q.RESIDUAL_MAX)
-    b.vmin(0, 0, 1, scalar=True)
-    b.li(1, -Q.RESIDUAL_MAX - 1)
-    b.vmax(0, 0, 1, scalar=True)
+    _clamp_residual(t)
 
 
 def accumulate(t, acc, length, color):
