@@ -195,11 +195,24 @@ def cmd_bench_sim_speed(args):
         _write_json(args.json, result)
 
 
-def _wafer_shape(args):
-    """The wafer of ``--wafer`` dies of ``--die`` tiles."""
+def _wafer_shape(args, wafers=1):
+    """The wafer of ``--wafer`` dies of ``--die`` tiles; ``wafers`` of them, one above
+    the other, as one shape (:func:`host.mapper.plan`)."""
     from host.wafer import WaferShape
-    return WaferShape(_mesh_shape(args.wafer, "--wafer"), _mesh_shape(args.die, "--die"),
-                      _params(args))
+    dies_x, dies_y = _mesh_shape(args.wafer, "--wafer")
+    return WaferShape((dies_x, dies_y * wafers), _mesh_shape(args.die, "--die"), _params(args))
+
+
+def _counts(text, option):
+    """A list of positive integers from ``1,2,4``."""
+    try:
+        values = [int(value) for value in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{option} expects whole numbers separated by commas, not {text!r}") \
+            from None
+    if any(value < 1 for value in values):
+        raise UsageError(f"{option} must be at least 1 each, not {text!r}")
+    return values
 
 
 def cmd_wafer(args):
@@ -282,9 +295,17 @@ def _prompts(args):
 
 def cmd_run(args):
     from host import mapper, model, runtime
-    shape = _wafer_shape(args)
+    from host.wafer import WAFER_LINK_BANDWIDTH_BPS, WAFER_LINK_LATENCY_S, wafer_link_timing
+    if args.wafers < 1:
+        raise UsageError(f"--wafers must be at least 1, not {args.wafers}")
+    shape = _wafer_shape(args, args.wafers)
     if args.tokens < 1:
         raise UsageError(f"--tokens must be at least 1, not {args.tokens}")
+    link_us = WAFER_LINK_LATENCY_S * 1e6 if args.wafer_link_us is None else args.wafer_link_us
+    link_tbps = WAFER_LINK_BANDWIDTH_BPS / 1e12 if args.wafer_link_tbps is None \
+        else args.wafer_link_tbps
+    link = wafer_link_timing(shape.width, args.clock * 1e9, link_us * 1e-6, link_tbps * 1e12) \
+        if args.wafers > 1 else None
     texts = _prompts(args)
     try:
         config, weights = _weights(args)
@@ -292,14 +313,21 @@ def cmd_run(args):
         prompts = [model.encode(text) for text in texts]
         references = [quant.generate(prompt, args.tokens)[0] for prompt in prompts]
         dead = _defects(args, shape)
-        layout = {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles}
+        layout = {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles,
+                  "wafers": args.wafers}
         plan = mapper.plan(quant, shape, prompts, [args.tokens] * len(prompts), **layout)
     except (model.ModelError, mapper.MapError) as error:
         raise UsageError(str(error)) from None
     p = shape.params
+    where = (f"{args.wafers} wafers of {shape.dies_x}x{shape.dies_y // args.wafers} dies"
+             if args.wafers > 1 else f"a {shape.dies_x}x{shape.dies_y} wafer")
     print(f"{len(plan.stages)}-stage pipeline ({config.n_layers} layers, dim {config.dim}) on "
-          f"a {shape.dies_x}x{shape.dies_y} wafer of {p.width}x{p.height}-tile dies; "
-          f"{len(dead)} dead tiles; {len(prompts)} user{'s' if len(prompts) > 1 else ''}")
+          f"{where} of {p.width}x{p.height}-tile dies; {len(dead)} dead tiles; "
+          f"{len(prompts)} user{'s' if len(prompts) > 1 else ''}")
+    if link:
+        print(f"wafer-to-wafer links: {link[0]:,} cycles ({link_us:g} us at "
+              f"{args.clock:g} GHz), one wavelet every {link[1]} cycles a link "
+              f"({shape.width} links share {link_tbps:g} Tb/s)")
     print(plan.map_text())
     if args.plan:
         return
@@ -309,13 +337,18 @@ def cmd_run(args):
               flush=True)
 
     started = time.monotonic()
-    try:
-        result = runtime.generate(quant, prompts, [args.tokens] * len(prompts), shape, dead,
-                                  progress, **layout)
-    except runtime.WaferError as error:
+
+    def generate(wafer_link):
+        try:
+            result = runtime.generate(quant, prompts, [args.tokens] * len(prompts), shape,
+                                      dead, progress, wafer_link, **layout)
+        except runtime.WaferError as error:
+            print(file=sys.stderr)
+            raise UsageError(str(error)) from None
         print(file=sys.stderr)
-        raise UsageError(str(error)) from None
-    print(file=sys.stderr)
+        return result
+
+    result = generate(link)
     float_model = model.FloatModel(config, weights)
     users = []
     for user, (text, prompt, reference) in enumerate(zip(texts, prompts, references)):
@@ -356,6 +389,16 @@ def cmd_run(args):
               f"{entry['compute_cycles']:8,.0f}   hop in {'-' if hop is None else f'{hop:,.0f}':>5}"
               f"{'' if entry['ends_step'] else '  (beside the next)'}")
     print(f"  critical path (compute and hops, in order) {result.critical_path_cycles():,.0f}")
+    one_wafer = None
+    if link:
+        large = generate(None)
+        one_wafer = {"cycles_per_token": large.cycles_per_token(),
+                     "time_to_first_token_cycles": large.time_to_first_token_cycles(),
+                     "tokens_equal": large.tokens == result.tokens}
+        impact = cpt / one_wafer["cycles_per_token"] - 1
+        print(f"one large wafer with the same tiles: {one_wafer['cycles_per_token']:,.0f} "
+              f"cycles per token, the same tokens: {'yes' if one_wafer['tokens_equal'] else 'NO'}"
+              f"; {args.wafers} wafers cost {impact:+.1%} per token (user 0)")
     print(f"({result.cycles:,} cycles simulated in {time.monotonic() - started:.0f} s)")
     if args.json:
         _write_json(args.json, {
@@ -372,9 +415,60 @@ def cmd_run(args):
             "clock_ghz": args.clock,
             "tokens_per_second_at_clock": result.tokens_per_second(args.clock * 1e9),
             "cycles": result.cycles,
-            "wafer": [shape.dies_x, shape.dies_y], "die": [p.width, p.height],
+            "wafer": [shape.dies_x, shape.dies_y // args.wafers], "die": [p.width, p.height],
+            "wafers": args.wafers,
+            **({"wafer_link": {"latency_cycles": link[0], "interval_cycles": link[1],
+                               "latency_us": link_us, "bandwidth_tbps": link_tbps},
+                "one_wafer": one_wafer,
+                "wafer_latency_impact": cpt / one_wafer["cycles_per_token"] - 1}
+               if link else {}),
             "dead_tiles": sorted(dead),
             "model": dataclasses.asdict(config), "params": p.to_dict()})
+
+
+def cmd_bench_pipeline(args):
+    from host import mapper, model, pipeline_bench, runtime
+    shape = _wafer_shape(args)
+    users = _counts(args.users, "--users")
+    lengths = _counts(args.prefill_lengths, "--prefill-lengths") if args.prefill_lengths else []
+    if args.tokens < 2:
+        raise UsageError(f"--tokens must be at least 2 (cycles per token), not {args.tokens}")
+    if args.plot and not args.plot.endswith(".png"):
+        raise UsageError(f"--plot writes a PNG; name it *.png, not {args.plot!r}")
+    layout = {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles}
+    try:        # the largest cases first, so that nothing runs if one does not fit
+        config, weights = _weights(args)
+        quant = model.QuantModel(config, weights)
+        mapper.plan(quant, shape, pipeline_bench.user_prompts(max(users)),
+                    [args.tokens] * max(users), **layout)
+        if lengths and max(lengths) > config.seq_len:
+            raise UsageError(f"--prefill-lengths: {max(lengths)} tokens exceed the model's "
+                             f"context of {config.seq_len}")
+    except (model.ModelError, mapper.MapError) as error:
+        raise UsageError(str(error)) from None
+    started = time.monotonic()
+    print(f"pipeline bench on a {shape.dies_x}x{shape.dies_y} wafer of "
+          f"{shape.params.width}x{shape.params.height}-tile dies, {args.tokens} tokens a user",
+          flush=True)
+    try:
+        result = pipeline_bench.run(quant, shape, users, args.tokens, layout, lengths,
+                                    progress=lambda line: print(line, flush=True))
+    except runtime.WaferError as error:
+        raise UsageError(str(error)) from None
+    result["command"] = "tessera " + " ".join(sys.argv[1:])
+    summary = result.get("at_users_equal_stages")
+    print(f"{result['pipeline_stages']} pipeline stages; every user's tokens equal the "
+          f"reference: {'yes' if result['match_reference'] else 'NO'}" + (
+              f"; at {summary['users']} users: aggregate {summary['aggregate_vs_stages_times_single']:.2f}"
+              f" x (stages x single user), each user {summary['per_user_vs_single']:.0%} of alone, "
+              f"SRAM bandwidth utilisation {summary['sram_bandwidth_utilization']:.2%} (one user "
+              f"{summary['single_user_sram_bandwidth_utilization']:.2%})" if summary else "")
+          + f" ({time.monotonic() - started:.0f} s)")
+    if args.json:
+        _write_json(args.json, result)
+    if args.plot:
+        _write_atomically(args.plot, lambda path: pipeline_bench.plot(
+            result, path, args.clock * 1e9))
 
 
 def _parser():
@@ -428,6 +522,12 @@ def _parser():
                      help="give every attention block two tiles (q, k, v | the KV cache)")
     run.add_argument("--ffn-tiles", type=int, metavar="K",
                      help="split every feed-forward block over K tiles (default: as few as fit)")
+    run.add_argument("--wafers", type=int, default=1,
+                     help="split the layers over N wafers of --wafer dies each (default 1)")
+    run.add_argument("--wafer-link-us", type=float,
+                     help="wafer-to-wafer latency, us (default: the seed's 5)")
+    run.add_argument("--wafer-link-tbps", type=float,
+                     help="wafer-to-wafer bandwidth, Tb/s (default: the seed's 1.2)")
     run.add_argument("--plan", action="store_true", help="print the placement and stop")
     run.add_argument("--json", help="write the results here")
     run.set_defaults(run=cmd_run)
@@ -458,6 +558,26 @@ def _parser():
     speed.add_argument("--backends", help="comma-separated subset of the back ends")
     speed.add_argument("--json", help="write the results here")
     speed.set_defaults(run=cmd_bench_sim_speed)
+    pipeline = benches.add_parser("pipeline", help="the tiny LLM: throughput against users, "
+                                                   "time to first token against prompt length")
+    _add_params_options(pipeline)
+    pipeline.add_argument("--users", default="1,2,4,8", help="users in flight, e.g. 1,2,4,8")
+    pipeline.add_argument("--prefill-lengths", metavar="L,...",
+                          help="also one user with prompts of these lengths, e.g. 8,32,64")
+    pipeline.add_argument("--tokens", type=int, default=8, help="tokens a user (default 8)")
+    pipeline.add_argument("--wafer", default="1x1", help="WxH dies (default 1x1)")
+    pipeline.add_argument("--die", default="4x4", help="WxH logical tiles a die (default 4x4)")
+    pipeline.add_argument("--weights", help="a tessera weight file or a llama2.c checkpoint")
+    pipeline.add_argument("--seed", type=int, default=0, help="seed of the default weights")
+    pipeline.add_argument("--clock", type=float, default=1.1,
+                          help="nominal clock for the plot's tokens/s, GHz (default 1.1)")
+    pipeline.add_argument("--split-attention", action="store_true",
+                          help="give every attention block two tiles")
+    pipeline.add_argument("--ffn-tiles", type=int, metavar="K",
+                          help="split every feed-forward block over K tiles")
+    pipeline.add_argument("--json", help="write the results here")
+    pipeline.add_argument("--plot", help="write the throughput chart here (PNG)")
+    pipeline.set_defaults(run=cmd_bench_pipeline)
     return parser
 
 

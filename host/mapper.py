@@ -69,6 +69,15 @@ class Plan:
     host_color: int
     schedule: object             # host.kernels.stages.Schedule
     unused: list = field(default_factory=list)
+    wafers: int = 1              # the shape's die rows split evenly among them
+
+    @property
+    def steps(self):
+        """Pipeline stages: the steps along the stream."""
+        return self.stages[-1].boundary + 1
+
+    def wafer_of_die_row(self, die_y):
+        return die_y // (self.shape.dies_y // self.wafers)
 
     @property
     def embed_tile(self):
@@ -82,8 +91,10 @@ class Plan:
         """The placement as a small map: one cell per tile, ``.`` for unused ones."""
         labels = {s.tile: _label(s) for s in self.stages}
         width = max(len(label) for label in labels.values())
-        rows = []
+        rows, wafer_rows = [], self.shape.height // self.wafers
         for y in range(self.shape.height):
+            if y and y % wafer_rows == 0:
+                rows.append(f"-- wafer {y // wafer_rows}")
             rows.append(" ".join(labels.get((x, y), ".").rjust(width)
                                  for x in range(self.shape.width)))
         key = ("E embedding, A<n> attention of layer n (Q<n> its q, k and v when it takes "
@@ -112,7 +123,8 @@ def _direction(a, b):
     return next(d for d in Dir if d.step == step and d != Dir.RAMP)
 
 
-def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None):
+def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
+         serial_prefill=False, wafers=1):
     """The plan of a generation on the wafer ``shape`` (:class:`host.wafer.WaferShape`):
     for each user ``u``, ``counts[u]`` tokens after the prompt ``prompts[u]`` (tokens),
     users in flight side by side, each with its own KV cache.
@@ -120,7 +132,14 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None):
     A layer's attention block takes two tiles (:func:`host.kernels.stages.qkv_stage`
     and :func:`host.kernels.stages.split_attention_stage`) when it does not fit in one,
     or everywhere with ``split_attention``.  Its feed-forward block takes the fewest
-    tiles whose slices fit (:func:`host.kernels.stages.ffn_stage`), or ``ffn_tiles``."""
+    tiles whose slices fit (:func:`host.kernels.stages.ffn_stage`), or ``ffn_tiles``.
+    ``serial_prefill``: see :class:`host.kernels.stages.Schedule`.
+
+    With ``wafers`` > 1 the shape's die rows are that many wafers, one above the other,
+    and the layers are shared out among them in order, whole (the embedding with the
+    first, the classifier with the last): each wafer's stages start at its first tile
+    along the snake, and the stream passes through the unused rest of the wafer before,
+    so only the residual stream and the generated tokens cross between wafers."""
     c, params = qmodel.config, shape.params
     if params.first_xy_color < 6 or params.xy_colors < 1:
         raise MapError(f"the pipeline needs 6 static colors and 1 XY-addressed color; the "
@@ -129,9 +148,15 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None):
     if ffn_tiles is not None and (ffn_tiles < 1 or c.hidden_dim % ffn_tiles):
         raise MapError(f"the feed-forward block's {c.hidden_dim} hidden units do not split "
                        f"evenly over {ffn_tiles} tiles")
+    if wafers < 1 or shape.dies_y % wafers:
+        raise MapError(f"{shape.dies_y} rows of dies do not split into {wafers} wafers")
+    if wafers > c.n_layers:
+        raise MapError(f"{wafers} wafers for a {c.n_layers}-layer model: each wafer needs a "
+                       f"layer")
     tiles = list(snake(shape.width, shape.height))
     token_color = params.first_xy_color
-    schedule = stages.Schedule(tuple(len(p) for p in prompts), tuple(counts), c.seq_len)
+    schedule = stages.Schedule(tuple(len(p) for p in prompts), tuple(counts), c.seq_len,
+                               serial_prefill)
     if schedule.users > stages.MAX_USERS:
         raise MapError(f"{schedule.users} users: a generated token's user tag has room for "
                        f"{stages.MAX_USERS}")
@@ -163,7 +188,7 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None):
         """How many users' KV caches ``units`` hold (each user as the first)."""
         for users in range(schedule.users - 1, 0, -1):
             fewer = stages.Schedule(schedule.prompt_lens[:users], schedule.counts[:users],
-                                    schedule.seq_len)
+                                    schedule.seq_len, serial_prefill)
             if shortfall(*units, schedule=fewer) is None:
                 return users
         return 0
@@ -195,14 +220,9 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None):
             raise MapError(f"{problems[0]}; and no split into up to {counts[-1]} slices fits")
     steps.append([("classifier", None, 0, 1)])
     units = [(unit, boundary) for boundary, step in enumerate(steps) for unit in step]
-    if len(units) > len(tiles):
-        (kind, layer, _, _), _ = units[len(tiles)]
-        where = f"layer {layer} {kind}" if layer is not None else kind
-        raise MapError(f"the model does not fit the {shape.width}x{shape.height}-tile wafer: "
-                       f"{where} has no tile (the pipeline needs {len(units)} tiles, "
-                       f"{len(units) - len(tiles)} short)")
+    places = _places(units, tiles, shape, wafers, c.n_layers)
     result = []
-    for index, (unit, boundary) in enumerate(units):
+    for index, (unit, boundary) in zip(places, units):
         try:
             program, log = build(unit, boundary)
             code, data = program.finish()
@@ -212,26 +232,53 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None):
                       if name.startswith("w") or name.endswith("norm") or name == "embedding")
         result.append(Stage(program.name, unit[0], unit[1], tiles[index], code, data, log,
                             weights, boundary))
-    routes = _routes(result)
+    routes = _routes(result, tiles)
     _check_routes(routes)
     return Plan(shape, result, routes, token_color, HOST_COLOR, schedule,
-                unused=tiles[len(units):])
+                unused=[tile for i, tile in enumerate(tiles) if i not in places], wafers=wafers)
+
+
+def _places(units, tiles, shape, wafers, layers):
+    """Each unit's index into ``tiles``: in order along the snake, each wafer's units from
+    that wafer's first tile."""
+    per_wafer = len(tiles) // wafers           # whole rows of tiles, in snake order
+    places, wafer, index = [], 0, 0
+    for count, (unit, _) in enumerate(units):
+        kind, layer, _, _ = unit
+        home = {"embedding": 0, "classifier": wafers - 1}.get(kind)
+        home = layer * wafers // layers if home is None else home
+        if home != wafer:
+            wafer, index = home, home * per_wafer
+        if index >= (wafer + 1) * per_wafer:
+            where = f"layer {layer} {kind}" if layer is not None else kind
+            room = (f"wafer {wafer}'s {shape.width}x{shape.height // wafers} tiles"
+                    if wafers > 1 else f"the {shape.width}x{shape.height}-tile wafer")
+            raise MapError(f"the model does not fit {room}: {where} has no tile (the pipeline "
+                           f"needs {len(units)} tiles, {len(units) - count} short)")
+        places.append(index)
+        index += 1
+    return places
 
 
 _STAGES = {"attention": stages.attention_stage, "qkv": stages.qkv_stage,
            "split attention": stages.split_attention_stage}
 
 
-def _routes(stage_list):
+def _routes(stage_list, tiles):
     """Every route of the plan: the residual stream from step to step (multicast to every
-    slice of a feed-forward step), the partial sums between slices, the loopback of
-    every tile and the host's port."""
+    slice of a feed-forward step; along the snake through unused tiles to the next
+    wafer), the partial sums between slices, the loopback of every tile and the host's
+    port."""
     table = {}                                   # (x, y, color) -> (accept, [outputs])
+    order = {tile: i for i, tile in enumerate(tiles)}
 
     def hop(a, b, color):
-        way = _direction(a, b)
-        table.setdefault((*a, color), (Dir.RAMP, []))[1].append(way)
-        table.setdefault((*b, color), (way.opposite, []))[1].append(Dir.RAMP)
+        path = tiles[order[a]:order[b] + 1]
+        for p, q in zip(path, path[1:]):
+            way = _direction(p, q)
+            table.setdefault((*p, color), (Dir.RAMP, []))[1].append(way)
+            table.setdefault((*q, color), (way.opposite, []))
+        table[(*b, color)][1].append(Dir.RAMP)
 
     for index, (a, b) in enumerate(zip(stage_list, stage_list[1:])):
         stream = STREAM_COLORS[a.boundary % 2]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from host import mapper
+from host.cosim import link_ends
 from host.kernels.stages import LOG_WORDS, halt_program, untag
 from host.wafer import Wafer
 
@@ -134,11 +135,15 @@ class Generation:
         return clock_hz / self.cycles_per_token(user)
 
 
-def generate(qmodel, prompts, counts, shape, defects=(), progress=None, **layout):
+def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_link=None,
+             **layout):
     """Generate ``counts[u]`` tokens after ``prompts[u]`` for every user ``u``, all in
     flight at once, on a wafer of ``shape`` (:class:`host.wafer.WaferShape`) with
     ``defects`` (dead physical tiles); ``layout``: the options of
-    :func:`host.mapper.plan` (``split_attention``, ``ffn_tiles``).  Raises
+    :func:`host.mapper.plan` (``split_attention``, ``ffn_tiles``, ``serial_prefill``,
+    ``wafers``).  ``wafer_link``: ``(latency, interval)`` of the die links between
+    wafers (:func:`host.wafer.wafer_link_timing`); None: as fast as any die link, one
+    large wafer.  Raises
     :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
     wafer faults or hangs."""
     plan = mapper.plan(qmodel, shape, prompts, counts, **layout)
@@ -146,6 +151,8 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, **layout
     wafer = Wafer((shape.dies_x, shape.dies_y), (params.width, params.height), params,
                   defects=defects)
     try:
+        if wafer_link:
+            _join_wafers(wafer, plan, wafer_link)
         for x, y, word in plan.route_words(params):
             wafer.route(x, y, word)
         for stage in plan.stages:
@@ -157,6 +164,8 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, **layout
         start = wafer.cycle
         ey = plan.embed_tile[1]
         tokens, arrivals = [[] for _ in prompts], [[] for _ in prompts]
+        # With serial prefill the loop also carries the prompt positions' outputs.
+        dropped = [len(p) - 1 - first for p, first in zip(prompts, plan.schedule.first_sent)]
         limit = CYCLES_PER_POSITION_LIMIT * (entries + 1)
         while not wafer.idle:
             if wafer.cycle - start > limit:
@@ -165,6 +174,9 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, **layout
             for cycle, data, color, _ in wafer.collect("west", ey):
                 if color == plan.host_color:
                     user, token = untag(data)
+                    if dropped[user]:
+                        dropped[user] -= 1
+                        continue
                     tokens[user].append(token)
                     arrivals[user].append(cycle - start)
             _check_faults(wafer, plan)
@@ -181,6 +193,15 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, **layout
         wafer.close()
     return Generation([list(p) for p in prompts], tokens, arrivals, plan, logs,
                       stage_counters, cycles, params)
+
+
+def _join_wafers(wafer, plan, timing):
+    """Give the die links between the plan's wafers the wafer-to-wafer ``timing``."""
+    for link, (sender, receiver) in enumerate(link_ends(wafer.dies_x, wafer.dies_y,
+                                                        wafer.params)):
+        if plan.wafer_of_die_row(sender // wafer.dies_x) != \
+                plan.wafer_of_die_row(receiver // wafer.dies_x):
+            wafer.link_timing(link, *timing)
 
 
 def _check_faults(wafer, plan):

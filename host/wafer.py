@@ -17,6 +17,7 @@ fabric from the wafer edge, the real path, with its cycles counted).
 """
 
 import ctypes
+import math
 from pathlib import Path
 
 from rtl.die import dead_mask, parse_defects, remap
@@ -24,11 +25,12 @@ from rtl.isa import COUNTERS, Counter
 from rtl.mesh import EDGES, pack_mesh_config
 from rtl.params import ParamError
 from rtl.tile import TILE_MODULE
-from rtl.wavelet import (Dir, load_color, loader_payloads, pack_addressed, pack_wavelet,
+from rtl.wavelet import (DATA_BITS, Dir, load_color, loader_payloads, pack_addressed, pack_wavelet,
                          unpack_wavelet, wavelet_layout)
 from sim import build
 
-__all__ = ["Wafer", "WaferShape", "SIDES", "die_header", "library", "defect_map"]
+__all__ = ["Wafer", "WaferShape", "SIDES", "die_header", "library", "defect_map",
+           "WAFER_LINK_LATENCY_S", "WAFER_LINK_BANDWIDTH_BPS", "wafer_link_timing"]
 
 HARNESS = Path(__file__).resolve().parents[1] / "sim" / "native" / "wafer.cpp"
 #: Wafer sides, in the harness's order.
@@ -105,6 +107,23 @@ def die_header(params):
                                     for field in ("valid", "wavelet", "credit", "credit_color"))
                 bind.append(f"    edges[{side}][{i}][{end}] = Link{{{members}}}; \\")
     return "\n".join(lines + bind + [""])
+
+
+#: Between wafers, from the seed (CS-3 I/O): "under 5 us" of latency, 1.2 Tb/s.
+WAFER_LINK_LATENCY_S = 5e-6
+WAFER_LINK_BANDWIDTH_BPS = 1.2e12
+
+
+def wafer_link_timing(links, clock_hz, latency_s=WAFER_LINK_LATENCY_S,
+                      bandwidth_bps=WAFER_LINK_BANDWIDTH_BPS):
+    """``(latency, interval)`` in cycles (:meth:`Wafer.link_timing`) of each of the
+    ``links`` die links that share one wafer-to-wafer connection of ``bandwidth_bps``
+    (a wavelet's data bits count) and ``latency_s``."""
+    if latency_s <= 0 or bandwidth_bps <= 0:
+        raise ParamError(f"a wafer-to-wafer link needs a positive latency and bandwidth, "
+                         f"not {latency_s} s and {bandwidth_bps} b/s")
+    return (max(1, round(latency_s * clock_hz)),
+            max(1, math.ceil(links * DATA_BITS * clock_hz / bandwidth_bps)))
 
 
 def library(params):

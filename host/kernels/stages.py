@@ -59,10 +59,17 @@ class Links:
 class Schedule:
     """Who goes when: ``prompt_lens[u]`` prompt tokens and ``counts[u]`` generated tokens
     for each user ``u``; a user's last generated token is not fed back, so it takes
-    ``prompt_lens[u] + counts[u] - 1`` entries."""
+    ``prompt_lens[u] + counts[u] - 1`` entries.
+
+    Prompt tokens go in back to back, without waiting for the token loop; with
+    ``serial_prefill`` each waits for the classifier's pass over the one before (the
+    classifier then sends a token for every position, and the embedding tile drops the
+    ones a prompt token replaces), which is how a pipeline without parallel prompt
+    processing would take them."""
     prompt_lens: tuple
     counts: tuple
     seq_len: int
+    serial_prefill: bool = False
 
     @property
     def users(self):
@@ -71,6 +78,22 @@ class Schedule:
     @property
     def totals(self):
         return [p + n - 1 for p, n in zip(self.prompt_lens, self.counts)]
+
+    @property
+    def first_sent(self):
+        """Per user, the first position whose classifier output goes back to the
+        embedding tile."""
+        return tuple(0 if self.serial_prefill else p - 1 for p in self.prompt_lens)
+
+    @property
+    def waits_from(self):
+        """Per user, the first position whose embedding waits for a token from the loop."""
+        return tuple(1 if self.serial_prefill else p for p in self.prompt_lens)
+
+    @property
+    def sent(self):
+        """Tokens the classifier sends back, all users."""
+        return sum(total - first for total, first in zip(self.totals, self.first_sent))
 
     @property
     def entries(self):
@@ -151,7 +174,7 @@ def _stamp(t, counter, offset):
 def embedding_stage(params, qmodel, links, schedule, prompts):
     """Looks up each entry's token: a prompt token from the table the host loaded
     (``prompts[u]``, row ``u`` of ``seq_len`` bytes, indexed by the slot), or the token
-    the classifier generated for that user.  Generated tokens arrive tagged with their
+    the classifier generated for that user (waited for from ``schedule.waits_from``).  Generated tokens arrive tagged with their
     user (``user << 8 | token``) and wait in a mailbox a user until needed (users
     finish at different positions); each is echoed to the host as it arrives."""
     c = qmodel.config
@@ -162,35 +185,39 @@ def embedding_stage(params, qmodel, links, schedule, prompts):
         rows[user * c.seq_len:user * c.seq_len + len(prompt)] = bytes(prompt)
     prompt_table = t.alloc("prompts", content=bytes(rows))
     lens = t.alloc("prompt lengths", content=bytes(schedule.prompt_lens))
+    waits_from = t.alloc("waits from", content=bytes(schedule.waits_from))
     mailbox = t.alloc("mailbox", 4 * schedule.users, align=4)
     echoed = t.word("echoed", 0)
     h = t.acc("h", c.dim)
     b = t.b
 
     def body(received, sent):
-        taken, wait, done = t.fresh("prompt_token"), t.fresh("mailbox"), t.fresh("token")
+        taken, arrived, prompt, done = (t.fresh(name) for name in (
+            "take_token", "token_arrived", "prompt_token", "token"))
         _user(t, 5)
+        b.li(1, waits_from)
+        b.add(1, 1, 5)
+        b.ldb(1, 1, 0)
+        b.blt(POS, 1, prompt)
+        b.slli(6, 5, 2)                        # a token from the loop: this user's mailbox
+        b.li(1, mailbox)
+        b.add(6, 6, 1)
+        b.label(taken)
+        b.ld(STAGE, 6, 0)
+        b.bne(STAGE, 0, arrived)
+        _take_generated(t, links, mailbox, echoed)
+        b.beq(0, 0, taken)
+        b.label(arrived)
+        b.st(0, 6, 0)
+        b.andi(STAGE, STAGE, 0xFF)
+        b.label(prompt)                        # a prompt position takes the prompt's token
         b.li(1, lens)
         b.add(1, 1, 5)
         b.ldb(1, 1, 0)
-        b.bge(POS, 1, wait)
+        b.bge(POS, 1, done)
         b.li(1, prompt_table)
         b.add(1, 1, SLOT)
         b.ldb(STAGE, 1, 0)
-        b.andi(STAGE, STAGE, 0xFF)
-        b.beq(0, 0, done)
-        b.label(wait)                          # a generated token: from the mailbox
-        b.slli(6, 5, 2)
-        b.li(1, mailbox)
-        b.add(6, 6, 1)                         # r6: this user's mailbox
-        b.label(taken)
-        b.ld(STAGE, 6, 0)
-        skip = t.fresh("arrived")
-        b.bne(STAGE, 0, skip)
-        _take_generated(t, links, mailbox, echoed)
-        b.beq(0, 0, taken)
-        b.label(skip)
-        b.st(0, 6, 0)
         b.andi(STAGE, STAGE, 0xFF)
         b.label(done)
         received()
@@ -203,7 +230,7 @@ def embedding_stage(params, qmodel, links, schedule, prompts):
     b.label(more)                              # the tokens no entry needs: the last ones
     b.li(1, echoed)
     b.ld(1, 1, 0)
-    b.li(2, sum(schedule.counts))
+    b.li(2, schedule.sent)
     b.beq(1, 2, finished)
     _take_generated(t, links, mailbox, echoed)
     b.beq(0, 0, more)
@@ -445,7 +472,7 @@ def classifier_stage(params, qmodel, links, schedule):
         rows = qmodel.wcls[n * chunk:(n + 1) * chunk]
         weights.append((t.alloc(f"wcls {n}", content=_columns(rows)), len(rows)))
     gain = t.alloc("final_norm", content=qmodel.final_norm.gain)
-    lens = t.alloc("prompt lengths", content=bytes(schedule.prompt_lens))
+    first_sent = t.alloc("first sent", content=bytes(schedule.first_sent))
     x = t.alloc("x", c.dim)
     h = t.acc("h", c.dim)
     logits = t.acc("logits", max(chunk, c.dim))       # also the norm's scratch
@@ -463,10 +490,9 @@ def classifier_stage(params, qmodel, links, schedule):
             k.argmax(t, logits, rows, n * chunk, best, best_index)
         skip = t.fresh("prompt")
         _user(t, 2)
-        b.li(1, lens)
+        b.li(1, first_sent)
         b.add(1, 1, 2)
         b.ldb(1, 1, 0)
-        b.addi(1, 1, -1)
         b.blt(POS, 1, skip)                   # a prompt position: its token is known
         b.slli(2, 2, TOKEN_BITS)              # tagged with its user
         b.or_(2, 2, best_index)

@@ -1,0 +1,126 @@
+"""``tessera bench pipeline``: the latency-throughput picture of the tiny LLM.
+
+For each number of users U in flight, U users (prompts of one length, so that
+they start together) generate the same number of tokens on one plan, and the
+bench reports the aggregate tokens per cycle, the mean per-user tokens per
+cycle and the time to first token; every user's tokens are checked against the
+quantised reference.  With ``prefill_lengths`` it also runs one user with a
+prompt of each length and reports the time to first token and the prompt
+tokens per cycle (prompt length over time to first token, the pipeline's fill
+included), against single-user decode.  Everything is in simulated cycles.
+"""
+
+from host import mapper, model, runtime
+
+__all__ = ["run", "plot", "user_prompts"]
+
+
+def user_prompts(users):
+    """``users`` different prompts of one length."""
+    return [model.encode(f"User {chr(ord('A') + user)}:") for user in range(users)]
+
+
+def _prompt_of_length(length):
+    text = "Wafer-scale engines keep the weights and the KV cache next to the cores. "
+    return model.encode((text * (length // len(text) + 1))[:length])
+
+
+def _users_point(quant, shape, users, tokens, layout):
+    prompts = user_prompts(users)
+    result = runtime.generate(quant, prompts, [tokens] * users, shape, **layout)
+    references = [quant.generate(prompt, tokens)[0] for prompt in prompts]
+    per_user = [1 / result.cycles_per_token(user) for user in range(users)]
+    ttft = [result.time_to_first_token_cycles(user) for user in range(users)]
+    return result, {
+        "users": users,
+        "aggregate_tokens_per_cycle": result.aggregate_tokens_per_cycle(),
+        "per_user_tokens_per_cycle": sum(per_user) / users,
+        "slowest_user_tokens_per_cycle": min(per_user),
+        "time_to_first_token_cycles": sum(ttft) / users,
+        "sram_bandwidth_utilization": result.sram_bandwidth_utilization,
+        "match_reference": result.tokens == references,
+    }
+
+
+def run(quant, shape, users_list, tokens, layout, prefill_lengths=(), progress=print):
+    """The bench's JSON document (module docstring); ``layout``: the options of
+    :func:`host.mapper.plan`."""
+    steps = len({stage.boundary for stage in
+                 mapper.plan(quant, shape, user_prompts(1), [tokens], **layout).stages})
+    points = []
+    for users in users_list:
+        _, point = _users_point(quant, shape, users, tokens, layout)
+        points.append(point)
+        progress(f"  {users:3d} users: {point['aggregate_tokens_per_cycle']:.6f} tokens/cycle "
+                 f"in all, {point['per_user_tokens_per_cycle']:.6f} a user, first token after "
+                 f"{point['time_to_first_token_cycles']:,.0f} cycles")
+    single = next((p for p in points if p["users"] == 1), None)
+    if single is None and prefill_lengths:
+        single = _users_point(quant, shape, 1, tokens, layout)[1]
+    document = {"pipeline_stages": steps, "tokens_per_user": tokens, "points": points,
+                "match_reference": all(p["match_reference"] for p in points)}
+    full = next((p for p in points if p["users"] == steps), None)
+    if single and full:
+        base = single["per_user_tokens_per_cycle"]
+        document["at_users_equal_stages"] = {
+            "users": steps,
+            "aggregate_vs_stages_times_single": full["aggregate_tokens_per_cycle"] / (steps * base),
+            "per_user_vs_single": full["per_user_tokens_per_cycle"] / base,
+            "sram_bandwidth_utilization": full["sram_bandwidth_utilization"],
+            "single_user_sram_bandwidth_utilization": single["sram_bandwidth_utilization"]}
+    if prefill_lengths:
+        decode = single["per_user_tokens_per_cycle"]
+        prefill = []
+        for length in prefill_lengths:
+            prompt = _prompt_of_length(length)
+            result = runtime.generate(quant, [prompt], [1], shape, **layout)
+            ttft = result.time_to_first_token_cycles()
+            prefill.append({
+                "prompt_tokens": length, "time_to_first_token_cycles": ttft,
+                "prompt_tokens_per_cycle": length / ttft,
+                "vs_single_user_decode": length / ttft / decode,
+                "match_reference": result.tokens == [quant.generate(prompt, 1)[0]]})
+            progress(f"  prompt of {length} tokens: first token after {ttft:,} cycles, "
+                     f"{length / ttft:.6f} prompt tokens/cycle "
+                     f"({prefill[-1]['vs_single_user_decode']:.1f}x single-user decode)")
+        document["single_user_decode_tokens_per_cycle"] = decode
+        document["prefill"] = prefill
+        document["match_reference"] &= all(p["match_reference"] for p in prefill)
+    return document
+
+
+def plot(document, path, clock_hz=runtime.NOMINAL_CLOCK_HZ):
+    """The seed's chart: aggregate tokens/s against one user's tokens/s, a point per U
+    (and, with prefill points, time to first token against prompt length beside it)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    prefill = document.get("prefill")
+    figure, axes = pyplot.subplots(1, 2 if prefill else 1, figsize=(11 if prefill else 6, 4),
+                                   dpi=120, squeeze=False)
+    chart = axes[0][0]
+    points = document["points"]
+    speed = [p["per_user_tokens_per_cycle"] * clock_hz for p in points]
+    total = [p["aggregate_tokens_per_cycle"] * clock_hz for p in points]
+    chart.plot(speed, total, "o-")
+    for point, x, y in zip(points, speed, total):
+        chart.annotate(f"{point['users']} user{'s' if point['users'] > 1 else ''}", (x, y),
+                       textcoords="offset points", xytext=(6, 4), fontsize=8)
+    chart.set_xlabel(f"tokens/s per user (at {clock_hz / 1e9:g} GHz)")
+    chart.set_ylabel("tokens/s, all users")
+    chart.set_title(f"{document['pipeline_stages']}-stage pipeline: throughput vs user speed")
+    chart.set_ylim(bottom=0)
+    chart.grid(alpha=0.3)
+    if prefill:
+        side = axes[0][1]
+        side.plot([p["prompt_tokens"] for p in prefill],
+                  [p["time_to_first_token_cycles"] for p in prefill], "s-")
+        side.set_xlabel("prompt tokens")
+        side.set_ylabel("time to first token (cycles)")
+        side.set_title("parallel prompt processing, one user")
+        side.set_ylim(bottom=0)
+        side.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    pyplot.close(figure)
