@@ -355,7 +355,7 @@ def _generate(model, prompt, count):
     c = model.config
     if not prompt:
         raise ModelError("the prompt is empty")
-    if len(prompt) + count > c.seq_len:
+    if len(prompt) + count - 1 > c.seq_len:        # the last new token is not fed back
         raise ModelError(f"the prompt ({len(prompt)} tokens) and {count} new tokens exceed "
                          f"the context of {c.seq_len}")
     cache, logits, tokens = model.new_cache(), [], []

@@ -35,13 +35,18 @@ def tessera(*args):
     (["bench", "fabric", "--traffic", "storm"], "invalid choice: 'storm'"),
     (["bench", "fabric", "--mesh", "4x2", "--traffic", "transpose"], "needs a square mesh"),
     (["bench", "fabric", "--mesh", "1x1"], "needs at least two routers"),
+    (["bench", "pipeline", "--users", "1,two"], "--users expects whole numbers"),
+    (["bench", "pipeline", "--users", "0,2"], "--users must be at least 1 each"),
+    (["bench", "pipeline", "--users", "12"], "12 users need more KV cache"),
+    (["bench", "pipeline", "--prefill-lengths", "8,65"], "65 tokens exceed the model's context"),
+    (["bench", "pipeline", "--tokens", "1"], "--tokens must be at least 2"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, message):
     out = tmp_path / "out"
     extra = ["-o", str(out)] if args[0] == "verilog" else []
     extra += ["--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")] \
-        if args[:2] == ["bench", "fabric"] else []
+        if args[:2] in (["bench", "fabric"], ["bench", "pipeline"]) else []
     status, stdout, stderr = tessera(*args, *extra)
     assert status == 2, stderr
     assert stderr.count("\n") == 1 and stderr.startswith("tessera: error: "), stderr
@@ -177,6 +182,9 @@ def _weight_file(path, damage=None):
     (["--users", "12"], "12 users need more KV cache than layer 0's attention tiles hold: 9 fit"),
     (["--users", "40"], "a generated token's user tag has room for 31"),
     (["--prompts", "{tmp}/missing.txt"], "cannot read"),
+    (["--wafers", "3"], "3 wafers for a 2-layer model: each wafer needs a layer"),
+    (["--wafers", "0"], "--wafers must be at least 1"),
+    (["--wafers", "2", "--wafer-link-us", "0"], "needs a positive latency and bandwidth"),
 ])
 def test_run_refuses_bad_input_before_running(tmp_path, args, message):
     _weight_file(tmp_path / "short.bin", lambda blob: blob[:-100])
@@ -194,3 +202,21 @@ def test_run_plan_prints_the_placement_without_running(tmp_path):
     assert status == 0, stderr
     lines = stdout.splitlines()
     assert lines[1].split() == ["E", "A0", "F0"] and lines[2].split() == ["C", "F1", "A1"]
+
+
+def test_bench_pipeline_writes_the_points_and_the_chart(tmp_path):
+    status, stdout, stderr = tessera("bench", "pipeline", "--users", "1,2", "--tokens", "2",
+                                     "--prefill-lengths", "2,6", "--json",
+                                     str(tmp_path / "p.json"), "--plot", str(tmp_path / "p.png"))
+    assert status == 0, stderr
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert report["pipeline_stages"] == 6 and report["match_reference"] is True
+    one, two = report["points"]
+    assert (one["users"], two["users"]) == (1, 2)
+    assert two["aggregate_tokens_per_cycle"] > 1.5 * one["aggregate_tokens_per_cycle"]
+    assert two["per_user_tokens_per_cycle"] > 0.9 * one["per_user_tokens_per_cycle"]
+    short, long = report["prefill"]
+    assert short["time_to_first_token_cycles"] < long["time_to_first_token_cycles"]
+    # Prompt tokens go back to back: more of them a cycle than decode tokens.
+    assert long["vs_single_user_decode"] > 1.5
+    assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

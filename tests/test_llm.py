@@ -96,3 +96,32 @@ def test_users_in_flight_each_get_their_own_tokens():
     # slower than alone.
     assert together.aggregate_tokens_per_cycle() > 2 / alone.cycles_per_token()
     assert together.cycles_per_token(0) < 1.25 * alone.cycles_per_token()
+
+
+def test_parallel_prompt_processing_equals_one_prompt_token_at_a_time():
+    """Prompt tokens back to back give the tokens of prompt tokens that each wait for the
+    token loop, and the first token sooner."""
+    quant, reference = _reference("Wafer-scale", 3)
+    shape = WaferShape((1, 1), (4, 4), PARAMS)
+    prompt = [model.encode("Wafer-scale")]
+    parallel = runtime.generate(quant, prompt, [3], shape)
+    serial = runtime.generate(quant, prompt, [3], shape, serial_prefill=True)
+    assert parallel.tokens == serial.tokens == [reference]
+    # Serially, each of the 11 prompt tokens takes a trip through the whole pipeline.
+    assert serial.time_to_first_token_cycles() > 10 * serial.cycles_per_token()
+    assert parallel.time_to_first_token_cycles() < 0.6 * serial.time_to_first_token_cycles()
+
+
+def test_two_wafers_give_the_tokens_of_one():
+    """Layer 0 on one wafer, layer 1 on the next, joined by slow links: the tokens of one
+    wafer; each token pays the link twice (the stream out, the token back)."""
+    quant, reference = _reference(tokens=4)
+    prompt = [model.encode(PROMPT)]
+    one = runtime.generate(quant, prompt, [4], WaferShape((1, 1), (4, 4), PARAMS))
+    two = WaferShape((1, 2), (4, 4), PARAMS)
+    latency = 300
+    joined = runtime.generate(quant, prompt, [4], two, wafers=2, wafer_link=(latency, 1))
+    large = runtime.generate(quant, prompt, [4], two, wafers=2)
+    assert joined.tokens == large.tokens == one.tokens == [reference]
+    extra = joined.cycles_per_token() - large.cycles_per_token()
+    assert 2 * (latency - 1) <= extra <= 2 * latency + 20

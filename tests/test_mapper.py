@@ -113,3 +113,33 @@ def test_route_conflicts_and_cycles_are_refused():
     with pytest.raises(mapper.MapError, match="cyclic channel dependency"):
         mapper._check_routes(ring)
     mapper._check_routes(ring[:3])           # the same hops without the last: no cycle
+
+
+def test_wafers_each_hold_whole_layers_and_the_stream_passes_the_rest():
+    quant = _quant(n_layers=3)
+    plan = _plan(quant, dies=(1, 2), die=(3, 2), wafers=2)
+    home = {stage.name: stage.tile[1] // 2 for stage in plan.stages}
+    assert [home[s.name] for s in plan.stages] == [0, 0, 0, 0, 0, 1, 1, 1]  # layers 0, 1 | 2
+    assert plan.stages[5].tile == (0, 2)                  # wafer 1 starts at its first tile
+    by_tile = {}
+    for x, y, color, accept, outputs in plan.routes:
+        by_tile.setdefault((x, y), {})[color] = (accept, outputs)
+    # Layer 1's feed-forward ends wafer 0 at (1, 1); the stream runs west through the
+    # unused tile of that row and down into wafer 1.
+    assert plan.stages[4].tile == (1, 1)
+    color = mapper.STREAM_COLORS[plan.stages[4].boundary % 2]
+    assert by_tile[(1, 1)][color] == (Dir.RAMP, [Dir.W])
+    assert by_tile[(0, 1)][color] == (Dir.E, [Dir.S])
+    assert by_tile[(0, 2)][color] == (Dir.N, [Dir.RAMP])
+    assert (0, 1) in plan.unused
+    assert "-- wafer 1" in plan.map_text().splitlines()
+
+
+def test_more_wafers_than_layers_is_refused():
+    with pytest.raises(mapper.MapError, match="3 wafers for a 2-layer model"):
+        _plan(_quant(), dies=(1, 3), wafers=3)
+
+
+def test_a_wafer_too_small_for_its_layers_is_named():
+    with pytest.raises(mapper.MapError, match=r"wafer 0's 3x1 tiles: layer 0 feed-forward"):
+        _plan(_quant(), dies=(1, 2), die=(3, 1), wafers=2, split_attention=True)
