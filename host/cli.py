@@ -46,8 +46,11 @@ def _write_atomically(path, write):
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~umask)      # as an ordinary new file, not mkstemp's 0600
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -319,7 +322,7 @@ def cmd_run(args):
     except (model.ModelError, mapper.MapError) as error:
         raise UsageError(str(error)) from None
     p = shape.params
-    where = (f"{args.wafers} wafers of {shape.dies_x}x{shape.dies_y // args.wafers} dies"
+    where = (f"{args.wafers} wafers (each {shape.dies_x}x{shape.dies_y // args.wafers} dies)"
              if args.wafers > 1 else f"a {shape.dies_x}x{shape.dies_y} wafer")
     print(f"{len(plan.stages)}-stage pipeline ({config.n_layers} layers, dim {config.dim}) on "
           f"{where} of {p.width}x{p.height}-tile dies; {len(dead)} dead tiles; "
