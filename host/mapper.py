@@ -29,6 +29,7 @@ color at a router, and no cycle among the static channels.  A failure raises
 :class:`MapError` naming the layer and the shortfall.
 """
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from host.kernels import stages
@@ -219,12 +220,13 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
         else:
             raise MapError(f"{problems[0]}; and no split into up to {counts[-1]} slices fits")
     steps.append([("classifier", None, 0, 1)])
+    schedule = dataclasses.replace(schedule, depth=len(steps))
     units = [(unit, boundary) for boundary, step in enumerate(steps) for unit in step]
     places = _places(units, tiles, shape, wafers, c.n_layers)
     result = []
     for index, (unit, boundary) in zip(places, units):
         try:
-            program, log = build(unit, boundary)
+            program, log = build(unit, boundary, schedule)
             code, data = program.finish()
         except FitError as error:
             raise MapError(str(error)) from None

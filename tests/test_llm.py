@@ -125,3 +125,24 @@ def test_two_wafers_give_the_tokens_of_one():
     assert joined.tokens == large.tokens == one.tokens == [reference]
     extra = joined.cycles_per_token() - large.cycles_per_token()
     assert 2 * (latency - 1) <= extra <= 2 * latency + 20
+
+
+def test_a_long_prompt_fills_the_stages_a_decoding_user_leaves_idle():
+    """One user decodes while another has a long prompt: the prompt's tokens take the
+    places the first user's token loop leaves free, so neither waits much for the
+    other (taking turns, a position each, the prompt would advance one token a round)."""
+    config = model.ModelConfig()
+    quant = model.QuantModel(config, model.random_weights(config, seed=0))
+    short, long = model.encode("Hi"), model.encode("Wafer-scale engines keep the weights")
+    shape = WaferShape((1, 1), (4, 4), PARAMS)
+    layout = {"split_attention": True, "ffn_tiles": 2}
+    decoding = runtime.generate(quant, [short], [6], shape, **layout)
+    prefilling = runtime.generate(quant, [long], [2], shape, **layout)
+    both = runtime.generate(quant, [short, long], [6, 2], shape, **layout)
+    assert both.tokens == [quant.generate(short, 6)[0], quant.generate(long, 2)[0]]
+    assert both.tokens == decoding.tokens + prefilling.tokens
+    print(f"first token of the long prompt {both.time_to_first_token_cycles(1)} cycles "
+          f"(alone {prefilling.time_to_first_token_cycles()}); the other user "
+          f"{both.cycles_per_token(0):.0f} cycles a token (alone {decoding.cycles_per_token():.0f})")
+    assert both.time_to_first_token_cycles(1) < 1.3 * prefilling.time_to_first_token_cycles()
+    assert both.cycles_per_token(0) < 1.5 * decoding.cycles_per_token()

@@ -143,3 +143,20 @@ def test_more_wafers_than_layers_is_refused():
 def test_a_wafer_too_small_for_its_layers_is_named():
     with pytest.raises(mapper.MapError, match=r"wafer 0's 3x1 tiles: layer 0 feed-forward"):
         _plan(_quant(), dies=(1, 2), die=(3, 1), wafers=2, split_attention=True)
+
+
+def test_a_prompt_takes_the_places_that_users_in_decode_leave_free():
+    from host.kernels.stages import Schedule
+    # User 0 decodes after 2 prompt tokens, user 1 has a 12-token prompt; 6 steps.  While
+    # user 0's token goes round the loop (6 places), user 1's prompt takes the places.
+    entries = Schedule((2, 12), (4, 2), 64, depth=6).entries
+    assert entries == [(0, 0), (1, 0), (0, 1), (1, 1), (1, 2), (1, 3), (1, 4), (1, 5),
+                       (0, 2), (1, 6), (1, 7), (1, 8), (1, 9), (1, 10),
+                       (0, 3), (1, 11), (0, 4), (1, 12)]
+    # Everyone in decode: a position of every user before the next, whatever the depth.
+    for depth in (1, 3, 8):
+        order = Schedule((3, 3, 3), (5, 5, 5), 64, depth=depth).entries
+        assert order == [(u, p) for p in range(7) for u in range(3)]
+    # Serially, a prompt token also waits for the loop.
+    serial = Schedule((3,), (2,), 64, serial_prefill=True, depth=4).entries
+    assert serial == [(0, p) for p in range(4)]

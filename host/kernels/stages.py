@@ -63,13 +63,18 @@ class Schedule:
 
     Prompt tokens go in back to back, without waiting for the token loop; with
     ``serial_prefill`` each waits for the classifier's pass over the one before (the
-    classifier then sends a token for every position, and the embedding tile drops the
-    ones a prompt token replaces), which is how a pipeline without parallel prompt
-    processing would take them."""
+    classifier then sends a token for every position, and the embedding tile uses the
+    prompt's token instead; the host ignores those), which is how a pipeline without
+    parallel prompt processing would take them.
+
+    ``depth``: the entries the pipeline works on at once (its steps).  An entry that
+    waits for the token loop goes ``depth`` places after its user's previous entry at
+    the earliest (:attr:`entries`), and prompt entries fill the places between."""
     prompt_lens: tuple
     counts: tuple
     seq_len: int
     serial_prefill: bool = False
+    depth: int = 1
 
     @property
     def users(self):
@@ -97,9 +102,28 @@ class Schedule:
 
     @property
     def entries(self):
-        totals = self.totals
-        return [(user, pos) for pos in range(max(totals)) for user in range(self.users)
-                if pos < totals[user]]
+        """``(user, position)`` in the order every stage takes them.  Places are numbered
+        as the pipeline takes entries in; each goes to the user who has waited longest of
+        those whose next entry can go: a prompt entry the place after its user's previous
+        one, an entry fed by the token loop ``depth`` places after it.  Users in decode
+        take turns, a position each; a user still in its prompt takes the places they
+        leave free."""
+        totals, waits_from = self.totals, self.waits_from
+        position, ready, last = [0] * self.users, [0] * self.users, [-1] * self.users
+        order, place = [], 0
+        while len(order) < sum(totals):
+            pending = [u for u in range(self.users) if position[u] < totals[u]]
+            waiting = [u for u in pending if ready[u] <= place]
+            if not waiting:
+                place = min(ready[u] for u in pending)
+                continue
+            user = min(waiting, key=lambda u: (last[u], u))
+            order.append((user, position[user]))
+            position[user] += 1
+            last[user] = place
+            ready[user] = place + (self.depth if position[user] >= waits_from[user] else 1)
+            place += 1
+        return order
 
 
 def _loop(t, schedule, body):
