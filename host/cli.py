@@ -302,8 +302,7 @@ def cmd_run(args):
     if args.wafers < 1:
         raise UsageError(f"--wafers must be at least 1, not {args.wafers}")
     shape = _wafer_shape(args, args.wafers)
-    if args.tokens < 1:
-        raise UsageError(f"--tokens must be at least 1, not {args.tokens}")
+    _check_llm_options(args, least_tokens=1)
     link_us = WAFER_LINK_LATENCY_S * 1e6 if args.wafer_link_us is None else args.wafer_link_us
     link_tbps = WAFER_LINK_BANDWIDTH_BPS / 1e12 if args.wafer_link_tbps is None \
         else args.wafer_link_tbps
@@ -434,8 +433,7 @@ def cmd_bench_pipeline(args):
     shape = _wafer_shape(args)
     users = _counts(args.users, "--users")
     lengths = _counts(args.prefill_lengths, "--prefill-lengths") if args.prefill_lengths else []
-    if args.tokens < 2:
-        raise UsageError(f"--tokens must be at least 2 (cycles per token), not {args.tokens}")
+    _check_llm_options(args, least_tokens=2)           # two, for the cycles between tokens
     if args.plot and not args.plot.endswith(".png"):
         raise UsageError(f"--plot writes a PNG; name it *.png, not {args.plot!r}")
     layout = {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles}
@@ -472,6 +470,29 @@ def cmd_bench_pipeline(args):
     if args.plot:
         _write_atomically(args.plot, lambda path: pipeline_bench.plot(
             result, path, args.clock * 1e9))
+
+
+def _check_llm_options(args, least_tokens):
+    if args.tokens < least_tokens:
+        raise UsageError(f"--tokens must be at least {least_tokens}, not {args.tokens}")
+    if not args.clock > 0:
+        raise UsageError(f"--clock must be a positive number of GHz, not {args.clock}")
+
+
+def _add_llm_options(parser, tokens, wafer):
+    """The options of the tiny LLM's runs: the model, its layout and the wafer."""
+    parser.add_argument("--tokens", type=int, default=tokens,
+                        help=f"tokens to generate a user (default {tokens})")
+    parser.add_argument("--wafer", default=wafer, help=f"WxH dies (default {wafer})")
+    parser.add_argument("--die", default="4x4", help="WxH logical tiles a die (default 4x4)")
+    parser.add_argument("--weights", help="a tessera weight file or a llama2.c checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the default weights")
+    parser.add_argument("--clock", type=float, default=1.1,
+                        help="nominal clock, GHz, for tokens/s and the wafer links (default 1.1)")
+    parser.add_argument("--split-attention", action="store_true",
+                        help="give every attention block two tiles (q, k, v | the KV cache)")
+    parser.add_argument("--ffn-tiles", type=int, metavar="K",
+                        help="split every feed-forward block over K tiles (default: as few as fit)")
 
 
 def _parser():
@@ -514,17 +535,8 @@ def _parser():
                      help=f"a user's prompt text; repeat for more users (default {DEFAULT_PROMPT!r})")
     run.add_argument("--prompts", metavar="FILE", help="prompt texts, one a line, a user each")
     run.add_argument("--users", type=int, help="users in flight (default: one a prompt)")
-    run.add_argument("--tokens", type=int, default=16, help="tokens to generate (default 16)")
-    run.add_argument("--wafer", default="2x1", help="WxH dies (default 2x1)")
-    run.add_argument("--die", default="4x4", help="WxH logical tiles a die (default 4x4)")
+    _add_llm_options(run, tokens=16, wafer="2x1")
     run.add_argument("--defects", help="defect map: one dead physical tile 'column,row' a line")
-    run.add_argument("--weights", help="a tessera weight file or a llama2.c checkpoint")
-    run.add_argument("--seed", type=int, default=0, help="seed of the default weights")
-    run.add_argument("--clock", type=float, default=1.1, help="nominal clock, GHz (default 1.1)")
-    run.add_argument("--split-attention", action="store_true",
-                     help="give every attention block two tiles (q, k, v | the KV cache)")
-    run.add_argument("--ffn-tiles", type=int, metavar="K",
-                     help="split every feed-forward block over K tiles (default: as few as fit)")
     run.add_argument("--wafers", type=int, default=1,
                      help="split the layers over N wafers of --wafer dies each (default 1)")
     run.add_argument("--wafer-link-us", type=float,
@@ -567,17 +579,7 @@ def _parser():
     pipeline.add_argument("--users", default="1,2,4,8", help="users in flight, e.g. 1,2,4,8")
     pipeline.add_argument("--prefill-lengths", metavar="L,...",
                           help="also one user with prompts of these lengths, e.g. 8,32,64")
-    pipeline.add_argument("--tokens", type=int, default=8, help="tokens a user (default 8)")
-    pipeline.add_argument("--wafer", default="1x1", help="WxH dies (default 1x1)")
-    pipeline.add_argument("--die", default="4x4", help="WxH logical tiles a die (default 4x4)")
-    pipeline.add_argument("--weights", help="a tessera weight file or a llama2.c checkpoint")
-    pipeline.add_argument("--seed", type=int, default=0, help="seed of the default weights")
-    pipeline.add_argument("--clock", type=float, default=1.1,
-                          help="nominal clock for the plot's tokens/s, GHz (default 1.1)")
-    pipeline.add_argument("--split-attention", action="store_true",
-                          help="give every attention block two tiles")
-    pipeline.add_argument("--ffn-tiles", type=int, metavar="K",
-                          help="split every feed-forward block over K tiles")
+    _add_llm_options(pipeline, tokens=8, wafer="1x1")
     pipeline.add_argument("--json", help="write the results here")
     pipeline.add_argument("--plot", help="write the throughput chart here (PNG)")
     pipeline.set_defaults(run=cmd_bench_pipeline)

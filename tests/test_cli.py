@@ -184,6 +184,7 @@ def _weight_file(path, damage=None):
     (["--prompts", "{tmp}/missing.txt"], "cannot read"),
     (["--wafers", "3"], "3 wafers for a 2-layer model: each wafer needs a layer"),
     (["--wafers", "0"], "--wafers must be at least 1"),
+    (["--clock", "0"], "--clock must be a positive number of GHz"),
     (["--wafers", "2", "--wafer-link-us", "0"], "needs a positive latency and bandwidth"),
 ])
 def test_run_refuses_bad_input_before_running(tmp_path, args, message):
