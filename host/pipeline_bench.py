@@ -45,8 +45,7 @@ def _users_point(quant, shape, users, tokens, layout):
 def run(quant, shape, users_list, tokens, layout, prefill_lengths=(), progress=print):
     """The bench's JSON document (module docstring); ``layout``: the options of
     :func:`host.mapper.plan`."""
-    steps = len({stage.boundary for stage in
-                 mapper.plan(quant, shape, user_prompts(1), [tokens], **layout).stages})
+    steps = mapper.plan(quant, shape, user_prompts(1), [tokens], **layout).steps
     points = []
     for users in users_list:
         _, point = _users_point(quant, shape, users, tokens, layout)

@@ -4,7 +4,7 @@ A stage takes the residual stream ``h`` (``dim`` wavelets, int32, Q7) on one
 color, runs its part of the model and sends the new ``h`` on another; the
 embedding stage starts from a token and the classifier stage ends with one.
 Every stage takes the tokens in the order of the :class:`Schedule`, (user,
-position) entries, a position of every user in flight before the next: ``r15``
+position) entries (a table in its SRAM, the same in every stage): ``r15``
 holds the position and ``r14`` the slot, ``user * seq_len + position``, which
 indexes the user's KV cache.  After the last entry a stage halts.  For each
 entry it stamps its cycle counter three times and its SRAM read counter once,
@@ -198,9 +198,10 @@ def _stamp(t, counter, offset):
 def embedding_stage(params, qmodel, links, schedule, prompts):
     """Looks up each entry's token: a prompt token from the table the host loaded
     (``prompts[u]``, row ``u`` of ``seq_len`` bytes, indexed by the slot), or the token
-    the classifier generated for that user (waited for from ``schedule.waits_from``).  Generated tokens arrive tagged with their
-    user (``user << 8 | token``) and wait in a mailbox a user until needed (users
-    finish at different positions); each is echoed to the host as it arrives."""
+    the classifier generated for that user (waited for from ``schedule.waits_from``).
+    Generated tokens arrive tagged with their user (``user << 8 | token``) and wait in a
+    mailbox a user until needed (users finish at different positions); each is echoed
+    to the host as it arrives."""
     c = qmodel.config
     t = TileProgram(params, "embedding")
     table = t.alloc("embedding", content=qmodel.embedding.reshape(-1))
