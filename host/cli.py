@@ -457,14 +457,15 @@ def cmd_bench_pipeline(args):
     except runtime.WaferError as error:
         raise UsageError(str(error)) from None
     result["command"] = "tessera " + " ".join(sys.argv[1:])
-    summary = result.get("at_users_equal_stages")
-    print(f"{result['pipeline_stages']} pipeline stages; every user's tokens equal the "
-          f"reference: {'yes' if result['match_reference'] else 'NO'}" + (
-              f"; at {summary['users']} users: aggregate {summary['aggregate_vs_stages_times_single']:.2f}"
-              f" x (stages x single user), each user {summary['per_user_vs_single']:.0%} of alone, "
-              f"SRAM bandwidth utilisation {summary['sram_bandwidth_utilization']:.2%} (one user "
-              f"{summary['single_user_sram_bandwidth_utilization']:.2%})" if summary else "")
-          + f" ({time.monotonic() - started:.0f} s)")
+    line = (f"{result['pipeline_stages']} pipeline stages; every user's tokens equal the "
+            f"reference: {'yes' if result['match_reference'] else 'NO'}")
+    if summary := result.get("at_users_equal_stages"):
+        line += (f"; at {summary['users']} users: aggregate "
+                 f"{summary['aggregate_vs_stages_times_single']:.2f} x (stages x single user), "
+                 f"each user {summary['per_user_vs_single']:.0%} of alone, SRAM bandwidth "
+                 f"utilisation {summary['sram_bandwidth_utilization']:.2%} (one user "
+                 f"{summary['single_user_sram_bandwidth_utilization']:.2%})")
+    print(f"{line} ({time.monotonic() - started:.0f} s)")
     if args.json:
         _write_json(args.json, result)
     if args.plot:
