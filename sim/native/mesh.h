@@ -70,35 +70,78 @@ class Mesh {
 
     // Run `cycles` cycles.  Each cycle calls before(node) for every node (to drive
     // its ramp), copies the links, clocks every router, then calls after(node)
-    // (to read its ramp).  The rows are split between this thread and a helper;
-    // the two meet at a barrier before the clock edge and after it, so no router
-    // is clocked before its neighbours have read its outputs.  before and after
-    // for a node run on the thread that owns its row.
+    // (to read its ramp).  The rows are split between this thread and a helper.
+    // The two halves meet at one barrier a cycle: after clocking, each thread
+    // copies what its border row shows the other half (a wavelet and a returned
+    // credit a column) into a snapshot, one of two by the cycle's parity, and the
+    // other half reads that copy in the next cycle instead of the live router, so
+    // no router is read while it is being clocked.  before and after for a node
+    // run on the thread that owns its row.
     template <class Before, class After>
     void run(uint64_t cycles, Before&& before, After&& after) {
+        const int middle = height / 2;
         auto rows = [&](int first, int last) {
+            const bool upper = first == 0;
+            const int border = upper ? middle - 1 : middle;     // the row the other half sees
+            const Port facing = upper ? S : N;
             for (uint64_t n = 0; n < cycles; ++n) {
+                const auto& theirs = border_[upper ? 1 : 0][n % 2];
                 for (int y = first; y < last; ++y)
-                    for (int x = 0; x < width; ++x) { before(y * width + x); join_all(x, y); }
-                if (parallel) arrive();
+                    for (int x = 0; x < width; ++x) {
+                        before(y * width + x);
+                        join_all(x, y, parallel ? first : 0, parallel ? last : height, theirs);
+                    }
                 for (int y = first; y < last; ++y)
                     for (int x = 0; x < width; ++x) { clock(router(x, y)); after(y * width + x); }
-                if (parallel) arrive();
+                if (!parallel) continue;
+                auto& mine = border_[upper ? 0 : 1][(n + 1) % 2];
+                for (int x = 0; x < width; ++x) mine[x] = Edge::of(router(x, border), facing);
+                arrive();
             }
         };
         if (!parallel) return rows(0, height);
-        std::thread helper(rows, 0, height / 2);
-        rows(height / 2, height);
+        for (int x = 0; x < width; ++x) {             // what the first cycle reads
+            border_[0][0][x] = Edge::of(router(x, middle - 1), S);
+            border_[1][0][x] = Edge::of(router(x, middle), N);
+        }
+        std::thread helper(rows, 0, middle);
+        rows(middle, height);
         helper.join();
     }
 
   private:
-    void join_all(int x, int y) {
+    // What a router shows its neighbour across one link: its output and the credit
+    // its input returns.
+    struct Edge {
+        CData valid, credit, credit_color;
+        QData wavelet;
+        static Edge of(RouterModel& r, Port port) {
+            return {*r.outputs[port].valid, *r.inputs[port].credit,
+                    *r.inputs[port].credit_color, *r.outputs[port].wavelet};
+        }
+    };
+
+    // Rows first..last-1 are this thread's; a neighbour beyond them is read from
+    // `theirs`, the other half's border as it was after the last clock edge.
+    void join_all(int x, int y, int first, int last, const std::vector<Edge>& theirs) {
         RouterModel& r = router(x, y);
-        if (y > 0) join(r, N, router(x, y - 1), S);
+        if (y > 0) {
+            if (y - 1 >= first) join(r, N, router(x, y - 1), S);
+            else join(r, N, theirs[x]);
+        }
         if (x < width - 1) join(r, E, router(x + 1, y), W);
-        if (y < height - 1) join(r, S, router(x, y + 1), N);
+        if (y < height - 1) {
+            if (y + 1 < last) join(r, S, router(x, y + 1), N);
+            else join(r, S, theirs[x]);
+        }
         if (x > 0) join(r, W, router(x - 1, y), E);
+    }
+
+    static void join(RouterModel& r, Port mine, const Edge& edge) {
+        *r.inputs[mine].valid = edge.valid;
+        *r.inputs[mine].wavelet = edge.wavelet;
+        *r.outputs[mine].credit = edge.credit;
+        *r.outputs[mine].credit_color = edge.credit_color;
     }
 
     // Spin politely: the two threads may share one physical core.
@@ -133,6 +176,10 @@ class Mesh {
     }
 
     std::vector<RouterModel> routers_;
+    // border_[half][parity][x]: the upper half's last row (0) or the lower half's
+    // first row (1), as the other half reads it.
+    std::vector<Edge> border_[2][2] = {{std::vector<Edge>(width), std::vector<Edge>(width)},
+                                       {std::vector<Edge>(width), std::vector<Edge>(width)}};
     std::atomic<unsigned> barrier_count_{0}, barrier_generation_{0};
 };
 
