@@ -194,3 +194,14 @@ def test_a_wafer_to_wafer_link_is_slower_and_narrower():
     assert [data for _, data, _, _ in arrived] == list(range(20))
     assert arrived[0][0] == 4 + 10
     assert [b[0] - a[0] for a, b in zip(arrived, arrived[1:])] == [2] * 19
+
+
+def test_wafer_to_wafer_timing_from_the_seeds_figures():
+    from host.wafer import wafer_link_timing
+    # 5 us at 1.1 GHz; 4 links of 32 bits at 1.1 GHz carry 141 Gb/s, under 1.2 Tb/s.
+    assert wafer_link_timing(4, 1.1e9) == (5500, 1)
+    # A WSE-wide boundary (750 links) carries 26.4 Tb/s raw: a wavelet every 22 cycles.
+    assert wafer_link_timing(750, 1.1e9) == (5500, 22)
+    assert wafer_link_timing(4, 1e9, latency_s=1e-7, bandwidth_bps=64e9) == (100, 2)
+    with pytest.raises(ParamError, match="positive latency and bandwidth"):
+        wafer_link_timing(4, 1e9, latency_s=0)
