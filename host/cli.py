@@ -466,6 +466,12 @@ def cmd_bench_pipeline(args):
                  f"utilisation {summary['sram_bandwidth_utilization']:.2%} (one user "
                  f"{summary['single_user_sram_bandwidth_utilization']:.2%})")
     print(f"{line} ({time.monotonic() - started:.0f} s)")
+    most = result["points"][-1]
+    busiest = max(most["stage_load"], key=lambda stage: stage["busy_cycles"])
+    periods = sorted(stage["period_cycles"] for stage in most["stage_load"])
+    print(f"at {most['users']} users every stage takes an entry every "
+          f"{periods[len(periods) // 2]:,.0f} cycles (median); the busiest, "
+          f"{busiest['stage']}, is busy {busiest['busy_cycles']:,.0f} of them")
     if args.json:
         _write_json(args.json, result)
     if args.plot:

@@ -3,8 +3,9 @@
 For each number of users U in flight, U users (prompts of one length, so that
 they start together) generate the same number of tokens on one plan, and the
 bench reports the aggregate tokens per cycle, the mean per-user tokens per
-cycle and the time to first token; every user's tokens are checked against the
-quantised reference.  With ``prefill_lengths`` it also runs one user with a
+cycle, the time to first token and each stage's load (what sets the pace:
+:meth:`host.runtime.Generation.stage_load`); every user's tokens are checked
+against the quantised reference.  With ``prefill_lengths`` it also runs one user with a
 prompt of each length and reports the time to first token and the prompt
 tokens per cycle (prompt length over time to first token, the pipeline's fill
 included), against single-user decode.  Everything is in simulated cycles.
@@ -39,6 +40,7 @@ def _users_point(quant, shape, users, tokens, layout):
         "time_to_first_token_cycles": sum(ttft) / users,
         "sram_bandwidth_utilization": result.sram_bandwidth_utilization,
         "match_reference": result.tokens == references,
+        "stage_load": result.stage_load(),
     }
 
 

@@ -99,6 +99,24 @@ class Generation:
                            "hop_cycles_in": float(np.mean(hops)) if hops else None})
         return result
 
+    def stage_load(self):
+        """Per stage, means over the same entries as :meth:`stage_cycles`: ``busy_cycles``
+        (input in to output sent: compute, and waiting for the next stage to take the
+        output), ``input_wait_cycles`` (ready to input in: waiting for the input and
+        taking it in) and ``period_cycles`` (between consecutive outputs).  With many
+        users the periods meet at the pipeline's pace, and the busiest stage sets it."""
+        rows = self._entries(0) or self._entries(-1)
+        result = []
+        for stage in self.plan.stages:
+            log = self.logs[stage.name]
+            span = log[rows[-1], 2] - log[rows[0], 2]
+            result.append({
+                "stage": stage.name,
+                "busy_cycles": float(np.mean([log[i, 2] - log[i, 1] for i in rows])),
+                "input_wait_cycles": float(np.mean([log[i, 1] - log[i, 0] for i in rows])),
+                "period_cycles": float(span / (len(rows) - 1)) if len(rows) > 1 else None})
+        return result
+
     def critical_path_cycles(self):
         """The sum over steps of the hop into the step's last tile and its compute: a
         decode token's cycles, accounted for (one user alone)."""

@@ -216,6 +216,11 @@ def test_bench_pipeline_writes_the_points_and_the_chart(tmp_path):
     assert (one["users"], two["users"]) == (1, 2)
     assert two["aggregate_tokens_per_cycle"] > 1.5 * one["aggregate_tokens_per_cycle"]
     assert two["per_user_tokens_per_cycle"] > 0.9 * one["per_user_tokens_per_cycle"]
+    # What sets the pace: here an attention tile is the busiest stage, and no stage is
+    # busy for longer than the spacing of its outputs.
+    load = two["stage_load"]
+    assert max(load, key=lambda s: s["busy_cycles"])["stage"].endswith("attention")
+    assert all(s["busy_cycles"] < s["period_cycles"] for s in load)
     short, long = report["prefill"]
     assert short["time_to_first_token_cycles"] < long["time_to_first_token_cycles"]
     # Prompt tokens go back to back: more of them a cycle than decode tokens.
