@@ -52,7 +52,8 @@ def run(quant, shape, users_list, tokens, layout, prefill_lengths=(), progress=p
     for users in users_list:
         _, point = _users_point(quant, shape, users, tokens, layout)
         points.append(point)
-        progress(f"  {users:3d} users: {point['aggregate_tokens_per_cycle']:.6f} tokens/cycle "
+        progress(f"  {users:3d} user{'s' if users > 1 else ' '}: "
+                 f"{point['aggregate_tokens_per_cycle']:.6f} tokens/cycle "
                  f"in all, {point['per_user_tokens_per_cycle']:.6f} a user, first token after "
                  f"{point['time_to_first_token_cycles']:,.0f} cycles")
     single = next((p for p in points if p["users"] == 1), None)
