@@ -32,7 +32,7 @@ def _users_point(quant, shape, users, tokens, layout):
     references = [quant.generate(prompt, tokens)[0] for prompt in prompts]
     per_user = [1 / result.cycles_per_token(user) for user in range(users)]
     ttft = [result.time_to_first_token_cycles(user) for user in range(users)]
-    return result, {
+    return {
         "users": users,
         "aggregate_tokens_per_cycle": result.aggregate_tokens_per_cycle(),
         "per_user_tokens_per_cycle": sum(per_user) / users,
@@ -50,7 +50,7 @@ def run(quant, shape, users_list, tokens, layout, prefill_lengths=(), progress=p
     steps = mapper.plan(quant, shape, user_prompts(1), [tokens], **layout).steps
     points = []
     for users in users_list:
-        _, point = _users_point(quant, shape, users, tokens, layout)
+        point = _users_point(quant, shape, users, tokens, layout)
         points.append(point)
         progress(f"  {users:3d} user{'s' if users > 1 else ' '}: "
                  f"{point['aggregate_tokens_per_cycle']:.6f} tokens/cycle "
@@ -58,7 +58,7 @@ def run(quant, shape, users_list, tokens, layout, prefill_lengths=(), progress=p
                  f"{point['time_to_first_token_cycles']:,.0f} cycles")
     single = next((p for p in points if p["users"] == 1), None)
     if single is None and prefill_lengths:
-        single = _users_point(quant, shape, 1, tokens, layout)[1]
+        single = _users_point(quant, shape, 1, tokens, layout)
     document = {"pipeline_stages": steps, "tokens_per_user": tokens, "points": points,
                 "match_reference": all(p["match_reference"] for p in points)}
     full = next((p for p in points if p["users"] == steps), None)

@@ -70,6 +70,10 @@ class Generation:
         return [i for i, (user, pos) in enumerate(self.plan.schedule.entries)
                 if pos >= lens[user] + generated_from]
 
+    def _measured_entries(self):
+        """The entries fed a generated token or, if there are none, the last prompt ones."""
+        return self._entries(0) or self._entries(-1)
+
     def stage_cycles(self):
         """Per stage, the mean over the entries fed a generated token (or, if there are
         none, the last prompt entries) of its compute cycles (input in to output sent)
@@ -78,7 +82,7 @@ class Generation:
         the same user: the token loop).  The slices of a step work side by side; its last
         tile ends it."""
         stages, entries = self.plan.stages, self.plan.schedule.entries
-        rows = self._entries(0) or self._entries(-1)
+        rows = self._measured_entries()
         index = {entry: i for i, entry in enumerate(entries)}
         last_of = {stage.boundary: stage for stage in stages}
         result = []
@@ -105,7 +109,7 @@ class Generation:
         output), ``input_wait_cycles`` (ready to input in: waiting for the input and
         taking it in) and ``period_cycles`` (between consecutive outputs).  With many
         users the periods meet at the pipeline's pace, and the busiest stage sets it."""
-        rows = self._entries(0) or self._entries(-1)
+        rows = self._measured_entries()
         result = []
         for stage in self.plan.stages:
             log = self.logs[stage.name]

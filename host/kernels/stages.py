@@ -17,6 +17,7 @@ into ``log`` (:data:`LOG_WORDS` words an entry):
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -100,9 +101,10 @@ class Schedule:
         """Tokens the classifier sends back, all users."""
         return sum(total - first for total, first in zip(self.totals, self.first_sent))
 
-    @property
+    @cached_property
     def entries(self):
-        """``(user, position)`` in the order every stage takes them.  Places are numbered
+        """``(user, position)`` in the order every stage takes them (worked out once: every
+        stage program and the host's reading of the logs use it).  Places are numbered
         as the pipeline takes entries in; each goes to the user who has waited longest of
         those whose next entry can go: a prompt entry the place after its user's previous
         one, an entry fed by the token loop ``depth`` places after it.  Users in decode
