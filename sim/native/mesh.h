@@ -12,6 +12,7 @@
 #pragma once
 
 #include "Vtessera_router.h"
+#include "Vtessera_router___024root.h"  // for the clock trigger below
 #include "verilated.h"
 #include "fabric_ports.h"
 #include "link_ports.h"
@@ -71,38 +72,52 @@ class Mesh {
     // Run `cycles` cycles.  Each cycle calls before(node) for every node (to drive
     // its ramp), copies the links, clocks every router, then calls after(node)
     // (to read its ramp).  The rows are split between this thread and a helper.
-    // The two halves meet at one barrier a cycle: after clocking, each thread
-    // copies what its border row shows the other half (a wavelet and a returned
-    // credit a column) into a snapshot, one of two by the cycle's parity, and the
-    // other half reads that copy in the next cycle instead of the live router, so
-    // no router is read while it is being clocked.  before and after for a node
-    // run on the thread that owns its row.
+    // Only the border rows (the last of the upper half, the first of the lower)
+    // face the other thread, and they read it from a snapshot: after clocking its
+    // border row, a thread copies what that row shows the other half (a wavelet
+    // and a returned credit a column) into one of two snapshots, by the cycle's
+    // parity, and publishes the cycle.  A thread joins and clocks all its other
+    // rows first, then waits for the other's snapshot of the previous cycle, so
+    // most of a cycle's work overlaps the other thread's; the two never drift
+    // more than a cycle apart.  before and after for a node run on the thread
+    // that owns its row.
     template <class Before, class After>
     void run(uint64_t cycles, Before&& before, After&& after) {
         const int middle = height / 2;
         auto rows = [&](int first, int last) {
-            const bool upper = first == 0;
-            const int border = upper ? middle - 1 : middle;     // the row the other half sees
-            const Port facing = upper ? S : N;
+            const int half = first == 0 ? 0 : 1;
+            const int border = half == 0 ? middle - 1 : middle;  // the row the other half sees
+            const Port facing = half == 0 ? S : N;
+            const uint64_t done_before = published_[half].load(std::memory_order_relaxed);
             for (uint64_t n = 0; n < cycles; ++n) {
-                const auto& theirs = border_[upper ? 1 : 0][n % 2];
                 for (int y = first; y < last; ++y)
                     for (int x = 0; x < width; ++x) {
                         before(y * width + x);
-                        join_all(x, y, parallel ? first : 0, parallel ? last : height, theirs);
+                        join_all(x, y, parallel ? first : 0, parallel ? last : height);
                     }
-                for (int y = first; y < last; ++y)
+                for (int y = first; y < last; ++y) {
+                    if (parallel && y == border) continue;
                     for (int x = 0; x < width; ++x) { clock(router(x, y)); after(y * width + x); }
+                }
                 if (!parallel) continue;
-                auto& mine = border_[upper ? 0 : 1][(n + 1) % 2];
+                const uint64_t cycle = done_before + n;
+                while (published_[1 - half].load(std::memory_order_acquire) < cycle) relax();
+                const auto& theirs = border_[1 - half][cycle % 2];
+                for (int x = 0; x < width; ++x) {
+                    join(router(x, border), facing, theirs[x]);
+                    clock(router(x, border));
+                    after(border * width + x);
+                }
+                auto& mine = border_[half][(cycle + 1) % 2];
                 for (int x = 0; x < width; ++x) mine[x] = Edge::of(router(x, border), facing);
-                arrive();
+                published_[half].store(cycle + 1, std::memory_order_release);
             }
         };
         if (!parallel) return rows(0, height);
+        const uint64_t cycle = published_[0].load(std::memory_order_relaxed);
         for (int x = 0; x < width; ++x) {             // what the first cycle reads
-            border_[0][0][x] = Edge::of(router(x, middle - 1), S);
-            border_[1][0][x] = Edge::of(router(x, middle), N);
+            border_[0][cycle % 2][x] = Edge::of(router(x, middle - 1), S);
+            border_[1][cycle % 2][x] = Edge::of(router(x, middle), N);
         }
         std::thread helper(rows, 0, middle);
         rows(middle, height);
@@ -121,19 +136,13 @@ class Mesh {
         }
     };
 
-    // Rows first..last-1 are this thread's; a neighbour beyond them is read from
-    // `theirs`, the other half's border as it was after the last clock edge.
-    void join_all(int x, int y, int first, int last, const std::vector<Edge>& theirs) {
+    // Rows first..last-1 are this thread's; a neighbour beyond them is the other
+    // thread's, joined later from its snapshot.
+    void join_all(int x, int y, int first, int last) {
         RouterModel& r = router(x, y);
-        if (y > 0) {
-            if (y - 1 >= first) join(r, N, router(x, y - 1), S);
-            else join(r, N, theirs[x]);
-        }
+        if (y - 1 >= first) join(r, N, router(x, y - 1), S);
         if (x < width - 1) join(r, E, router(x + 1, y), W);
-        if (y < height - 1) {
-            if (y + 1 < last) join(r, S, router(x, y + 1), N);
-            else join(r, S, theirs[x]);
-        }
+        if (y + 1 < last) join(r, S, router(x, y + 1), N);
         if (x > 0) join(r, W, router(x - 1, y), E);
     }
 
@@ -151,17 +160,6 @@ class Mesh {
 #endif
     }
 
-    // A two-party barrier on a generation counter.
-    void arrive() {
-        unsigned generation = barrier_generation_.load(std::memory_order_acquire);
-        if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == 1) {
-            barrier_count_.store(0, std::memory_order_relaxed);
-            barrier_generation_.fetch_add(1, std::memory_order_release);
-        } else {
-            while (barrier_generation_.load(std::memory_order_acquire) == generation) relax();
-        }
-    }
-
     // r's port `mine` faces n's port `theirs`: take n's wavelet and n's returned credit.
     static void join(RouterModel& r, Port mine, RouterModel& n, Port theirs) {
         *r.inputs[mine].valid = *n.outputs[theirs].valid;
@@ -170,9 +168,14 @@ class Mesh {
         *r.outputs[mine].credit_color = *n.inputs[theirs].credit_color;
     }
 
+    // One rising edge.  Verilator clocks the model when clk differs from the value
+    // it saw at the previous eval(); lowering clk would take a second eval() that
+    // only re-evaluates the input logic (about 7% of the run), so the model is
+    // told directly that it last saw clk low.  The member is Verilator's
+    // (as of the pinned 5.048); a Verilator without it fails to compile here.
     static void clock(RouterModel& r) {
         r.top->clk = 1; r.top->eval();
-        r.top->clk = 0; r.top->eval();
+        r.top->clk = 0; r.top->rootp->__Vtrigprevexpr___TOP__clk__0 = 0;
     }
 
     std::vector<RouterModel> routers_;
@@ -180,7 +183,8 @@ class Mesh {
     // first row (1), as the other half reads it.
     std::vector<Edge> border_[2][2] = {{std::vector<Edge>(width), std::vector<Edge>(width)},
                                        {std::vector<Edge>(width), std::vector<Edge>(width)}};
-    std::atomic<unsigned> barrier_count_{0}, barrier_generation_{0};
+    // published_[half]: how many cycles that half has completed, snapshot included.
+    std::atomic<uint64_t> published_[2] = {0, 0};
 };
 
 }  // namespace tessera

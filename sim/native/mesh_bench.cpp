@@ -52,6 +52,15 @@ struct Random {
     double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
 };
 
+enum class Traffic { uniform, transpose, neighbor, broadcast };
+
+bool parse_traffic(const std::string& name, Traffic& traffic) {
+    const char* names[] = {"uniform", "transpose", "neighbor", "broadcast"};
+    for (int k = 0; k < 4; ++k)
+        if (name == names[k]) { traffic = Traffic(k); return true; }
+    return false;
+}
+
 struct Node {
     Random random;
     std::deque<uint64_t> waiting;   // creation cycles of wavelets not yet injected
@@ -67,7 +76,7 @@ struct Node {
 
 class Bench {
   public:
-    Bench(const std::string& traffic, uint64_t seed) : traffic_(traffic), nodes_(NODES) {
+    Bench(Traffic traffic, uint64_t seed) : traffic_(traffic), nodes_(NODES) {
         for (int i = 0; i < NODES; ++i) {
             nodes_[i].random.state = (seed + 1) * 0x9E3779B97F4A7C15ULL + uint64_t(i) * 0xD1B54A32D192ED03ULL;
             std::fill(std::begin(nodes_[i].credits), std::end(nodes_[i].credits), QUEUE_DEPTH);
@@ -105,7 +114,7 @@ class Bench {
 
     void create(int node, uint64_t start) {
         Node& s = nodes_[node];
-        bool source = traffic_ != "broadcast" || node % MESH_WIDTH == 0;
+        bool source = traffic_ != Traffic::broadcast || node % MESH_WIDTH == 0;
         if (source && s.random.uniform() < rate_) {
             s.waiting.push_back(now(node, start));
             if (now(node, start) >= measure_from_) ++s.created;
@@ -114,8 +123,8 @@ class Bench {
 
     int destination(int node) {
         int x = node % MESH_WIDTH, y = node / MESH_WIDTH;
-        if (traffic_ == "transpose") return x * MESH_WIDTH + y;
-        if (traffic_ == "neighbor")
+        if (traffic_ == Traffic::transpose) return x * MESH_WIDTH + y;
+        if (traffic_ == Traffic::neighbor)
             return ((y + 1) % MESH_HEIGHT) * MESH_WIDTH + (x + 1) % MESH_WIDTH;
         int d = int(nodes_[node].random.next() % (NODES - 1));
         return d >= node ? d + 1 : d;  // uniform over the other nodes
@@ -128,7 +137,7 @@ class Bench {
         if (s.waiting.empty()) return;
         uint64_t wavelet;
         int color;
-        if (traffic_ == "broadcast") {
+        if (traffic_ == Traffic::broadcast) {
             color = 0;
             if (s.credits[color] == 0) return;
             wavelet = (uint64_t(color) << COLOR_SHIFT) | (s.waiting.front() & 0xffff);
@@ -170,7 +179,7 @@ class Bench {
         *out.credit_color = int(wavelet >> COLOR_SHIFT);
         uint32_t tag = wavelet & 0xffff;
         uint64_t born;
-        if (traffic_ == "broadcast") {
+        if (traffic_ == Traffic::broadcast) {
             born = cycle - ((cycle - tag) & 0xffff);
         } else {
             Node& source = nodes_[tag / SLOTS];
@@ -184,7 +193,7 @@ class Bench {
         }
     }
 
-    std::string traffic_;
+    Traffic traffic_;
     Fabric mesh_;
     std::vector<Node> nodes_;
     uint64_t ticks_[NODES] = {};
@@ -199,7 +208,11 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: %s TRAFFIC ROUTES WARMUP MEASURE SEED RATE...\n", argv[0]);
         return 2;
     }
-    std::string traffic = argv[1];
+    Traffic traffic;
+    if (!parse_traffic(argv[1], traffic)) {
+        std::fprintf(stderr, "unknown traffic %s\n", argv[1]);
+        return 2;
+    }
     std::vector<tessera::RouteWrite> routes;
     if (FILE* f = std::fopen(argv[2], "r")) {
         int x, y;
