@@ -229,7 +229,7 @@ int main(int argc, char** argv) {
     for (int i = 6; i < argc; ++i) {
         double rate = std::atof(argv[i]);
         // A fresh mesh per rate, so one point's backlog does not leak into the next.
-        Bench bench(traffic, seed + i);
+        Bench bench(traffic, seed);
         bench.reset(routes);
         auto start = std::chrono::steady_clock::now();
         bench.run(rate, warmup, measure);
