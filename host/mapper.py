@@ -8,20 +8,22 @@ on the second), and its feed-forward block (``w1 w3 w2``, the SiLU table) on as
 few tiles as fit its slices: each slice takes some hidden units (their rows of
 ``w1`` and ``w3``, their columns of ``w2``), all slices work side by side on the
 same input, and their partial sums meet in the last (so more slices also mean
-fewer cycles; ``ffn_tiles`` asks for a number).  An embedding tile starts the
-pipeline and a classifier tile ends it.  The stages
+fewer cycles; ``ffn_tiles`` asks for a number).  Layer 0's first tile also
+looks the tokens up in the embedding table (or, when the table does not fit
+there, an embedding tile before it does), and a classifier tile ends the
+pipeline.  The stages
 follow a snake through the wafer (east along even rows, west along odd ones),
 so consecutive regions are neighbours and every hop of the residual stream is
-one link.  The classifier sends each generated token back to the embedding
-tile as an XY-addressed wavelet, closing the token loop on the wafer; the
-embedding tile, on the west edge, also echoes it out of the wafer to the host.
+one link.  The classifier sends each generated token back to the first tile
+as an XY-addressed wavelet, closing the token loop on the wafer; the first
+tile, on the west edge, also echoes it out of the wafer to the host.
 
 Colors: the residual stream alternates static colors 0 and 1 from link to link
 (a tile receives on one and sends on the other); static color 2 carries tokens
 out to the host; static color 3 goes from each tile's ramp back to it, for the
 streamed GEMV (:func:`host.kernels.vector.gemv`); static colors 4 and 5,
 alternating, carry the partial sums from slice to slice; generated tokens go
-back to the embedding tile on the first XY-addressed color.
+back to the first tile on the first XY-addressed color.
 
 :func:`plan` checks that everything fits: a tile per stage, each stage's
 program, data and accumulators in its tile, the colors, no two routes for one
@@ -31,13 +33,14 @@ color at a router, and no cycle among the static channels.  A failure raises
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from host.kernels import stages
 from host.kernels.program import FitError
 from rtl.wavelet import Dir, pack_route_write
 
-__all__ = ["MapError", "Stage", "Plan", "plan", "STREAM_COLORS", "HOST_COLOR", "LOOP_COLOR",
-           "REDUCE_COLORS"]
+__all__ = ["Unit", "MapError", "Stage", "Plan", "plan", "STREAM_COLORS", "HOST_COLOR",
+           "LOOP_COLOR", "REDUCE_COLORS"]
 
 STREAM_COLORS = (0, 1)
 HOST_COLOR = 2
@@ -49,10 +52,20 @@ class MapError(ValueError):
     """The model does not fit the wafer; the message says where and by how much."""
 
 
+class Unit(NamedTuple):
+    """What one tile runs: a stage ``kind`` of ``layer``, slice ``part`` of ``parts``;
+    ``embeds``: it also looks the tokens up (layer 0's first tile)."""
+    kind: str
+    layer: int | None
+    part: int = 0
+    parts: int = 1
+    embeds: bool = False
+
+
 @dataclass
 class Stage:
     name: str
-    kind: str                    # embedding, attention, feed-forward, classifier
+    kind: str                    # a Unit's kind
     layer: int | None
     tile: tuple
     code: list
@@ -98,9 +111,10 @@ class Plan:
                 rows.append(f"-- wafer {y // wafer_rows}")
             rows.append(" ".join(labels.get((x, y), ".").rjust(width)
                                  for x in range(self.shape.width)))
-        key = ("E embedding, A<n> attention of layer n (Q<n> its q, k and v when it takes "
-               "two tiles), F<n> feed-forward of layer n, C classifier; the stream snakes "
-               "E -> A0 -> F0 -> ... -> C")
+        key = ("A<n> attention of layer n (Q<n> its q, k and v when it takes two tiles), "
+               "F<n> feed-forward of layer n, C classifier, E embedding (when layer 0's first "
+               "tile has no room for it); the stream snakes from the first tile (which also "
+               "embeds the tokens) to C")
         return "\n".join(rows + [key])
 
 
@@ -137,7 +151,7 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
     ``serial_prefill``: see :class:`host.kernels.stages.Schedule`.
 
     With ``wafers`` > 1 the shape's die rows are that many wafers, one above the other,
-    and the layers are shared out among them in order, whole (the embedding with the
+    and the layers are shared out among them in order, whole (an embedding tile with the
     first, the classifier with the last): each wafer's stages start at its first tile
     along the snake, and the stream passes through the unused rest of the wafer before,
     so only the residual stream and the generated tokens cross between wafers."""
@@ -163,7 +177,7 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
                        f"{stages.MAX_USERS}")
 
     def build(unit, boundary=0, schedule=schedule):
-        kind, layer, part, parts = unit
+        kind, layer, part, parts, embeds = unit
         links = stages.Links(color_in=STREAM_COLORS[(boundary - 1) % 2],
                              color_out=STREAM_COLORS[boundary % 2], token_color=token_color,
                              host_color=HOST_COLOR, embed_tile=tiles[0],
@@ -174,6 +188,8 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
             return stages.classifier_stage(params, qmodel, links, schedule)
         if kind == "feed-forward":
             return stages.ffn_stage(params, qmodel, layer, links, schedule, part, parts)
+        if embeds:
+            return _STAGES[kind](params, qmodel, layer, links, schedule, prompts)
         return _STAGES[kind](params, qmodel, layer, links, schedule)
 
     def shortfall(*units, schedule=schedule):
@@ -195,22 +211,27 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
         return 0
 
     # Steps along the stream; the tiles of one step work side by side on the same input.
-    steps = [[("embedding", None, 0, 1)]]
+    steps = []
     for layer in range(c.n_layers):
-        whole = ("attention", layer, 0, 1)
-        split = [("qkv", layer, 0, 1), ("split attention", layer, 0, 1)]
-        if not split_attention and shortfall(whole) is None:
-            steps.append([whole])
-        elif (problem := shortfall(*split)) is None:
-            steps += [[unit] for unit in split]
-        elif schedule.users > 1 and (most := users_that_fit(split)):
-            raise MapError(f"{schedule.users} users need more KV cache than layer {layer}'s "
-                           f"attention tiles hold: {most} fit")
+        whole = [[Unit("attention", layer)]]
+        split = [[Unit("qkv", layer)], [Unit("split attention", layer)]]
+        options = [split] if split_attention else [whole, split]
+        if layer == 0:      # the first tile also embeds; failing that, a tile of its own
+            options = ([[[option[0][0]._replace(embeds=True)]] + option[1:] for option in options]
+                       + [[[Unit("embedding", None)]] + option for option in options])
+        for option in options:
+            units = [unit for step in option for unit in step]
+            if (problem := shortfall(*units)) is None:
+                steps += option
+                break
         else:
+            if schedule.users > 1 and (most := users_that_fit(units)):
+                raise MapError(f"{schedule.users} users need more KV cache than layer "
+                               f"{layer}'s attention tiles hold: {most} fit")
             raise MapError(problem)
         counts = [ffn_tiles] if ffn_tiles else [n for n in range(1, c.hidden_dim + 1)
                                                 if c.hidden_dim % n == 0]
-        slices = ([("feed-forward", layer, i, n) for i in range(n)] for n in counts)
+        slices = ([Unit("feed-forward", layer, i, n) for i in range(n)] for n in counts)
         problems = []
         for step in slices:
             problems.append(shortfall(*step))
@@ -219,7 +240,7 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
                 break
         else:
             raise MapError(f"{problems[0]}; and no split into up to {counts[-1]} slices fits")
-    steps.append([("classifier", None, 0, 1)])
+    steps.append([Unit("classifier", None)])
     schedule = dataclasses.replace(schedule, depth=len(steps))
     units = [(unit, boundary) for boundary, step in enumerate(steps) for unit in step]
     places = _places(units, tiles, shape, wafers, c.n_layers)
@@ -232,7 +253,7 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
             raise MapError(str(error)) from None
         weights = sum(size for name, (_, size) in program.symbols.items()
                       if name.startswith("w") or name.endswith("norm") or name == "embedding")
-        result.append(Stage(program.name, unit[0], unit[1], tiles[index], code, data, log,
+        result.append(Stage(program.name, unit.kind, unit.layer, tiles[index], code, data, log,
                             weights, boundary))
     routes = _routes(result, tiles)
     _check_routes(routes)
@@ -246,7 +267,7 @@ def _places(units, tiles, shape, wafers, layers):
     per_wafer = len(tiles) // wafers           # whole rows of tiles, in snake order
     places, wafer, index = [], 0, 0
     for count, (unit, _) in enumerate(units):
-        kind, layer, _, _ = unit
+        kind, layer = unit.kind, unit.layer
         home = {"embedding": 0, "classifier": wafers - 1}.get(kind)
         home = layer * wafers // layers if home is None else home
         if home != wafer:
@@ -294,7 +315,8 @@ def _routes(stage_list, tiles):
             hop(a.tile, b.tile, stream)
     embed = stage_list[0].tile
     if embed[0] != 0:
-        raise MapError("the embedding tile must sit on the west edge, where the host is")
+        raise MapError("the first tile (it embeds the tokens) must sit on the west edge, "
+                       "where the host is")
     for stage in stage_list:
         table[(*stage.tile, LOOP_COLOR)] = (Dir.RAMP, [Dir.RAMP])
     table[(*embed, HOST_COLOR)] = (Dir.RAMP, [Dir.W])

@@ -1,10 +1,10 @@
 """The generation loop on the simulated wafer, and what it measured.
 
 :func:`generate` maps the model (:mod:`host.mapper`), loads the plan into a
-:class:`host.wafer.Wafer` (each user's prompt goes into the embedding tile's
-SRAM with its program) and lets the wafer run.  The token loop closes on the wafer: the
-classifier's arg-maximum goes back to the embedding tile, which looks it up and
-starts the next token.  The host only steps the simulation and reads the
+:class:`host.wafer.Wafer` (each user's prompt goes into the first tile's SRAM
+with its program) and lets the wafer run.  The token loop closes on the wafer: the
+classifier's arg-maximum goes back to the first tile, which looks it up in the
+embedding table and starts the next token.  The host only steps the simulation and reads the
 generated tokens as they leave the wafer; when every stage has halted it reads
 the stages' cycle logs (:mod:`host.kernels.stages`) and counters.
 """
@@ -78,7 +78,7 @@ class Generation:
         """Per stage, the mean over the entries fed a generated token (or, if there are
         none, the last prompt entries) of its compute cycles (input in to output sent)
         and of the hop into it (from the previous step's last tile sending to this tile's
-        input being in; for the embedding tile, from the classifier's previous entry of
+        input being in; for the first tile, from the classifier's previous entry of
         the same user: the token loop).  The slices of a step work side by side; its last
         tile ends it."""
         stages, entries = self.plan.stages, self.plan.schedule.entries

@@ -171,7 +171,7 @@ def _weight_file(path, damage=None):
 @pytest.mark.parametrize("args, message", [
     (["--prompt", "x" * 60], "the prompt (60 tokens) and 16 new tokens exceed the context of 64"),
     (["--prompt", ""], "the prompt is empty"),
-    (["--wafer", "1x1", "--die", "2x2"], "layer 1 feed-forward has no tile"),
+    (["--wafer", "1x1", "--die", "2x2"], "classifier has no tile"),
     (["--tokens", "0"], "--tokens must be at least 1"),
     (["--weights", "{tmp}/missing.bin"], "cannot read weight file"),
     (["--weights", "{tmp}/short.bin"], "the file ends inside"),
@@ -202,7 +202,7 @@ def test_run_plan_prints_the_placement_without_running(tmp_path):
     status, stdout, stderr = tessera("run", "--plan", "--wafer", "1x1", "--die", "3x2")
     assert status == 0, stderr
     lines = stdout.splitlines()
-    assert lines[1].split() == ["E", "A0", "F0"] and lines[2].split() == ["C", "F1", "A1"]
+    assert lines[1].split() == ["A0", "F0", "A1"] and lines[2].split() == [".", "C", "F1"]
 
 
 def test_bench_pipeline_writes_the_points_and_the_chart(tmp_path):
@@ -211,7 +211,7 @@ def test_bench_pipeline_writes_the_points_and_the_chart(tmp_path):
                                      str(tmp_path / "p.json"), "--plot", str(tmp_path / "p.png"))
     assert status == 0, stderr
     report = json.loads((tmp_path / "p.json").read_text())
-    assert report["pipeline_stages"] == 6 and report["match_reference"] is True
+    assert report["pipeline_stages"] == 5 and report["match_reference"] is True
     one, two = report["points"]
     assert (one["users"], two["users"]) == (1, 2)
     assert two["aggregate_tokens_per_cycle"] > 1.5 * one["aggregate_tokens_per_cycle"]

@@ -1,8 +1,12 @@
 """Stage programs: one tile's whole loop over the tokens of a generation.
 
 A stage takes the residual stream ``h`` (``dim`` wavelets, int32, Q7) on one
-color, runs its part of the model and sends the new ``h`` on another; the
-embedding stage starts from a token and the classifier stage ends with one.
+color, runs its part of the model and sends the new ``h`` on another; the first
+stage starts from a token instead, and the classifier stage ends with one.  The
+first stage is layer 0's first tile, which also looks the token up in the
+embedding table (a stage of its own would hold an entry in the pipeline for a
+lookup of a few dozen cycles), or when the table does not fit there an
+embedding tile.
 Every stage takes the tokens in the order of the :class:`Schedule`, (user,
 position) entries (a table in its SRAM, the same in every stage): ``r15``
 holds the position and ``r14`` the slot, ``user * seq_len + position``, which
@@ -27,8 +31,10 @@ from host.model import exp_table, silu_table
 from rtl.isa import Counter
 from rtl.wavelet import pack_addressed
 
-__all__ = ["Links", "Schedule", "LOG_WORDS", "MAX_USERS", "TOKEN_BITS", "untag", "embedding_stage", "attention_stage", "qkv_stage",
-           "split_attention_stage", "ffn_stage", "classifier_stage", "halt_program"]
+__all__ = ["Links", "Schedule", "LOG_WORDS", "MAX_USERS", "TOKEN_BITS", "untag", "embedding_stage",
+           "attention_stage",
+           "qkv_stage", "split_attention_stage", "ffn_stage", "classifier_stage",
+           "halt_program"]
 
 LOG_WORDS = 4
 #: Users a schedule may hold: a generated token travels as ``user << 8 | token`` in the
@@ -47,11 +53,11 @@ def untag(data):
 @dataclass(frozen=True)
 class Links:
     """The colors and places a stage talks to."""
-    color_in: int                # h (or, for the embedding stage, unused)
+    color_in: int                # h (or, for the tile that embeds, unused)
     color_out: int               # h (or, for the classifier, unused)
-    token_color: int             # XY-addressed: generated tokens back to the embedding stage
-    host_color: int              # the embedding stage's generated tokens, out to the host
-    embed_tile: tuple            # where the embedding stage is (token destination)
+    token_color: int             # XY-addressed: generated tokens back to the tile that embeds
+    host_color: int              # that tile's generated tokens, out to the host
+    embed_tile: tuple            # where that tile is (the tokens' destination)
     loop_color: int              # routed from the tile's ramp back to it (streamed GEMVs)
     reduce_colors: tuple = ()    # partial sums between the slices of a region, alternating
 
@@ -170,11 +176,19 @@ def _user(t, register):
     t.b.andi(register, register, 0xFF)
 
 
-def _stage(t, schedule, body):
-    """The stage's loop over the schedule, then HALT: the program and its log's address."""
+def _stage(t, schedule, body, after_loop=None):
+    """The stage's loop over the schedule, ``after_loop()`` if given, then HALT: the
+    program and its log's address."""
     log = _loop(t, schedule, body)
+    if after_loop:
+        after_loop()
     t.b.halt()
     return t, log
+
+
+def _name(stage, prompts):
+    """A stage's name, which says when it also embeds."""
+    return stage if prompts is None else f"embedding + {stage}"
 
 
 def _attention_tile(params, qmodel, name):
@@ -197,28 +211,34 @@ def _stamp(t, counter, offset):
     b.st(2, 1, offset)
 
 
-def embedding_stage(params, qmodel, links, schedule, prompts):
-    """Looks up each entry's token: a prompt token from the table the host loaded
-    (``prompts[u]``, row ``u`` of ``seq_len`` bytes, indexed by the slot), or the token
-    the classifier generated for that user (waited for from ``schedule.waits_from``).
-    Generated tokens arrive tagged with their user (``user << 8 | token``) and wait in a
-    mailbox a user until needed (users finish at different positions); each is echoed
-    to the host as it arrives."""
-    c = qmodel.config
-    t = TileProgram(params, "embedding")
+def _input(t, qmodel, links, schedule, h, prompts=None):
+    """How a stage takes each entry's input into acc[h]: ``(take(received), after_loop)``.
+
+    Without ``prompts``: the residual stream from the step before.  With them (layer
+    0's first tile): the entry's token, looked up in the embedding table: a prompt
+    token from the table the host loaded (``prompts[u]``, row ``u`` of ``seq_len``
+    bytes, indexed by the slot), or the token the classifier generated for that user
+    (waited for from ``schedule.waits_from``).  Generated tokens arrive tagged with
+    their user (``user << 8 | token``) and wait in a mailbox a user until needed
+    (users finish at different positions); each is echoed to the host as it arrives,
+    and ``after_loop`` takes the last ones, which no entry needs."""
+    c, b = qmodel.config, t.b
+    if prompts is None:
+        def receive(received):
+            k.receive(t, h, c.dim, links.color_in)
+            received()
+        return receive, None
     table = t.alloc("embedding", content=qmodel.embedding.reshape(-1))
     rows = bytearray(schedule.users * c.seq_len)
-    for user, prompt in enumerate(prompts):
+    for user, prompt in zip(range(schedule.users), prompts):   # the mapper may try fewer
         rows[user * c.seq_len:user * c.seq_len + len(prompt)] = bytes(prompt)
     prompt_table = t.alloc("prompts", content=bytes(rows))
     lens = t.alloc("prompt lengths", content=bytes(schedule.prompt_lens))
     waits_from = t.alloc("waits from", content=bytes(schedule.waits_from))
     mailbox = t.alloc("mailbox", 4 * schedule.users, align=4)
     echoed = t.word("echoed", 0)
-    h = t.acc("h", c.dim)
-    b = t.b
 
-    def body(received, sent):
+    def embed(received):
         taken, arrived, prompt, done = (t.fresh(name) for name in (
             "take_token", "token_arrived", "prompt_token", "token"))
         _user(t, 5)
@@ -249,21 +269,35 @@ def embedding_stage(params, qmodel, links, schedule, prompts):
         b.label(done)
         received()
         k.embedding(t, table, c.dim, STAGE, qmodel.embed_m, qmodel.embed_shift, h)
+
+    def drain():
+        more, finished = t.fresh("drain"), t.fresh("drained")
+        b.label(more)
+        b.li(1, echoed)
+        b.ld(1, 1, 0)
+        b.li(2, schedule.sent)
+        b.beq(1, 2, finished)
+        _take_generated(t, links, mailbox, echoed)
+        b.beq(0, 0, more)
+        b.label(finished)
+
+    return embed, drain
+
+
+def embedding_stage(params, qmodel, links, schedule, prompts):
+    """The embedding on a tile of its own, for when layer 0's first tile has no room
+    for the table (:func:`_input`)."""
+    c = qmodel.config
+    t = TileProgram(params, "embedding")
+    h = t.acc("h", c.dim)
+    take, after_loop = _input(t, qmodel, links, schedule, h, prompts)
+
+    def body(received, sent):
+        take(received)
         k.send(t, h, c.dim, links.color_out)
         sent()
 
-    log = _loop(t, schedule, body)
-    more, finished = t.fresh("drain"), t.fresh("drained")
-    b.label(more)                              # the tokens no entry needs: the last ones
-    b.li(1, echoed)
-    b.ld(1, 1, 0)
-    b.li(2, schedule.sent)
-    b.beq(1, 2, finished)
-    _take_generated(t, links, mailbox, echoed)
-    b.beq(0, 0, more)
-    b.label(finished)
-    b.halt()
-    return t, log
+    return _stage(t, schedule, body, after_loop)
 
 
 def _take_generated(t, links, mailbox, echoed):
@@ -286,34 +320,36 @@ def _take_generated(t, links, mailbox, echoed):
     b.st(1, 2, 0)
 
 
-def attention_stage(params, qmodel, layer, links, schedule):
-    """A layer's whole attention block on one tile."""
+def attention_stage(params, qmodel, layer, links, schedule, prompts=None):
+    """A layer's whole attention block on one tile; given ``prompts``, the embedding
+    before it (:func:`_input`)."""
     c = qmodel.config
-    t, h, acc = _attention_tile(params, qmodel, f"layer {layer} attention")
+    t, h, acc = _attention_tile(params, qmodel, _name(f"layer {layer} attention", prompts))
+    take, after_loop = _input(t, qmodel, links, schedule, h, prompts)
     qkv = _qkv_part(t, qmodel, layer, h, acc, links.loop_color)
     attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color, schedule.users)
 
     def body(received, sent):
-        k.receive(t, h, c.dim, links.color_in)
-        received()
+        take(received)
         qkv()
         attend(lambda d, name, offset, length: t.mem(d, qkv.out[name] + offset, length))
         k.send(t, h, c.dim, links.color_out)
         sent()
 
-    return _stage(t, schedule, body)
+    return _stage(t, schedule, body, after_loop)
 
 
-def qkv_stage(params, qmodel, layer, links, schedule):
+def qkv_stage(params, qmodel, layer, links, schedule, prompts=None):
     """The first tile of a layer whose attention block takes two: RMSNorm, q, k, v and
-    RoPE; it sends q, k, v (int8, as wavelets) and then the residual on."""
+    RoPE; it sends q, k, v (int8, as wavelets) and then the residual on.  Given
+    ``prompts``, the embedding before it (:func:`_input`)."""
     c = qmodel.config
-    t, h, acc = _attention_tile(params, qmodel, f"layer {layer} qkv")
+    t, h, acc = _attention_tile(params, qmodel, _name(f"layer {layer} qkv", prompts))
+    take, after_loop = _input(t, qmodel, links, schedule, h, prompts)
     qkv = _qkv_part(t, qmodel, layer, h, acc, links.loop_color)
 
     def body(received, sent):
-        k.receive(t, h, c.dim, links.color_in)
-        received()
+        take(received)
         qkv()
         for name, length in (("q", c.dim), ("k", c.kv_dim), ("v", c.kv_dim)):
             t.mem(0, qkv.out[name], length)
@@ -322,7 +358,7 @@ def qkv_stage(params, qmodel, layer, links, schedule):
         k.send(t, h, c.dim, links.color_out)
         sent()
 
-    return _stage(t, schedule, body)
+    return _stage(t, schedule, body, after_loop)
 
 
 def split_attention_stage(params, qmodel, layer, links, schedule):
