@@ -385,9 +385,10 @@ def cmd_run(args):
           f"latency-bound)")
     print("where a decode token's cycles go (mean per token):")
     stage_cycles = result.stage_cycles()
+    width = max(len(entry["stage"]) for entry in stage_cycles)
     for entry in stage_cycles:
         hop = entry["hop_cycles_in"]
-        print(f"  {entry['stage']:<26} tile {tuple(entry['tile'])!s:<8} compute "
+        print(f"  {entry['stage']:<{width}} tile {tuple(entry['tile'])!s:<8} compute "
               f"{entry['compute_cycles']:8,.0f}   hop in {'-' if hop is None else f'{hop:,.0f}':>5}"
               f"{'' if entry['ends_step'] else '  (beside the next)'}")
     print(f"  critical path (compute and hops, in order) {result.critical_path_cycles():,.0f}")
