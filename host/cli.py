@@ -392,7 +392,7 @@ def cmd_run(args):
               f"{entry['compute_cycles']:8,.0f}   hop in {'-' if hop is None else f'{hop:,.0f}':>5}"
               f"{'' if entry['ends_step'] else '  (beside the next)'}")
     print(f"  critical path (compute and hops, in order) {result.critical_path_cycles():,.0f}")
-    one_wafer = None
+    one_wafer = impact = None
     if link:
         large = generate(None)
         one_wafer = {"cycles_per_token": large.cycles_per_token(),
@@ -422,8 +422,7 @@ def cmd_run(args):
             "wafers": args.wafers,
             **({"wafer_link": {"latency_cycles": link[0], "interval_cycles": link[1],
                                "latency_us": link_us, "bandwidth_tbps": link_tbps},
-                "one_wafer": one_wafer,
-                "wafer_latency_impact": cpt / one_wafer["cycles_per_token"] - 1}
+                "one_wafer": one_wafer, "wafer_latency_impact": impact}
                if link else {}),
             "dead_tiles": sorted(dead),
             "model": dataclasses.asdict(config), "params": p.to_dict()})

@@ -32,9 +32,8 @@ from rtl.isa import Counter
 from rtl.wavelet import pack_addressed
 
 __all__ = ["Links", "Schedule", "LOG_WORDS", "MAX_USERS", "TOKEN_BITS", "untag", "embedding_stage",
-           "attention_stage",
-           "qkv_stage", "split_attention_stage", "ffn_stage", "classifier_stage",
-           "halt_program"]
+           "attention_stage", "qkv_stage", "split_attention_stage", "ffn_stage",
+           "classifier_stage", "halt_program"]
 
 LOG_WORDS = 4
 #: Users a schedule may hold: a generated token travels as ``user << 8 | token`` in the
@@ -366,11 +365,12 @@ def split_attention_stage(params, qmodel, layer, links, schedule):
     from :func:`qkv_stage`, keeps the KV cache, and ends the block."""
     c = qmodel.config
     t, h, acc = _attention_tile(params, qmodel, f"layer {layer} attention")
+    take, _ = _input(t, qmodel, links, schedule, h)
     attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color, schedule.users)
 
     def body(received, sent):
         attend(lambda d, name, offset, length: t.fin(d, length, links.color_in),
-               lambda: (k.receive(t, h, c.dim, links.color_in), received()))
+               lambda: take(received))
         k.send(t, h, c.dim, links.color_out)
         sent()
 
@@ -497,10 +497,10 @@ def ffn_stage(params, qmodel, layer, links, schedule, part=0, parts=1):
     gate = t.acc("gate", max(units, c.dim))   # also the norm's scratch and the partial sum
     up = t.acc("up", units)
     last = part == parts - 1
+    take, _ = _input(t, qmodel, links, schedule, h)
 
     def body(received, sent):
-        k.receive(t, h, c.dim, links.color_in)
-        received()
+        take(received)
         k.rmsnorm(t, h, c.dim, gain, w["ffn_norm"].shift, x, gate)
         for weight, n, acc in ((w1, "w1", gate), (w3, "w3", up)):
             k.gemv(t, weight, units, c.dim, x, acc, loop=links.loop_color)
@@ -541,10 +541,10 @@ def classifier_stage(params, qmodel, links, schedule):
     logits = t.acc("logits", max(chunk, c.dim))       # also the norm's scratch
     b = t.b
     best, best_index = ARG0, ARG1             # the kernels in between leave them alone
+    take, _ = _input(t, qmodel, links, schedule, h)
 
     def body(received, sent):
-        k.receive(t, h, c.dim, links.color_in)
-        received()
+        take(received)
         k.rmsnorm(t, h, c.dim, gain, qmodel.final_norm.shift, x, logits)
         b.li(best, -(1 << 31))
         b.addi(best_index, 0, 0)

@@ -93,7 +93,7 @@ class Mesh {
                 for (int y = first; y < last; ++y)
                     for (int x = 0; x < width; ++x) {
                         before(y * width + x);
-                        join_all(x, y, parallel ? first : 0, parallel ? last : height);
+                        join_all(x, y, first, last);
                     }
                 for (int y = first; y < last; ++y) {
                     if (parallel && y == border) continue;
