@@ -70,7 +70,7 @@ class Stage:
     tile: tuple
     code: list
     data: bytes
-    log: int                     # data address of the stage's cycle log
+    log: int                     # data address of the stage's entry records (stages.read_log)
     weight_bytes: int
     boundary: int = 0            # its step along the stream (the slices of a step share it)
 

@@ -2,7 +2,8 @@
 
 For each number of users U in flight, U users (prompts of one length, so that
 they start together) generate the same number of tokens on one plan, and the
-bench reports the aggregate tokens per cycle, the mean per-user tokens per
+bench reports the aggregate tokens per cycle (while every user generates, and over
+the whole run), the mean per-user tokens per
 cycle, the time to first token and each stage's load (what sets the pace:
 :meth:`host.runtime.Generation.stage_load`); every user's tokens are checked
 against the quantised reference.  With ``prefill_lengths`` it also runs one user with a
@@ -35,6 +36,7 @@ def _users_point(quant, shape, users, tokens, layout):
     return {
         "users": users,
         "aggregate_tokens_per_cycle": result.aggregate_tokens_per_cycle(),
+        "run_tokens_per_cycle": result.run_tokens_per_cycle(),
         "per_user_tokens_per_cycle": sum(per_user) / users,
         "slowest_user_tokens_per_cycle": min(per_user),
         "time_to_first_token_cycles": sum(ttft) / users,

@@ -15,7 +15,7 @@ import numpy as np
 
 from host import mapper
 from host.cosim import link_ends
-from host.kernels.stages import LOG_WORDS, halt_program, untag
+from host.kernels.stages import halt_program, read_log, untag
 from host.wafer import Wafer
 
 __all__ = ["NOMINAL_CLOCK_HZ", "Generation", "generate", "WaferError"]
@@ -57,8 +57,21 @@ class Generation:
         return float((arrivals[-1] - arrivals[0]) / (len(arrivals) - 1))
 
     def aggregate_tokens_per_cycle(self):
+        """Tokens per cycle, all users, while every user is generating: the tokens that
+        leave the wafer after the last user's first and up to the first user's last,
+        over those cycles (one user: one over its cycles per token).  The run's start
+        and end, when fewer users are in flight, are left out (:meth:`run_tokens_per_cycle`
+        keeps them); when the users' generations do not overlap, the whole run."""
+        start = max(a[0] for a in self.arrivals)
+        end = min(a[-1] for a in self.arrivals)
+        if end <= start:
+            return self.run_tokens_per_cycle()
+        inside = sum(start < cycle <= end for a in self.arrivals for cycle in a)
+        return inside / (end - start)
+
+    def run_tokens_per_cycle(self):
         """Every user's tokens after its first, over the cycles from the earliest first
-        token to the last token (for one user: one over its cycles per token)."""
+        token to the last token."""
         later = sum(len(arrivals) - 1 for arrivals in self.arrivals)
         span = max(a[-1] for a in self.arrivals) - min(a[0] for a in self.arrivals)
         return later / span if span > 0 else 0.0
@@ -207,9 +220,7 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
         cycles = wafer.cycle - start
         logs, stage_counters = {}, {}
         for stage in plan.stages:
-            memory = np.frombuffer(wafer.memory(*stage.tile), np.uint32, offset=stage.log,
-                                   count=LOG_WORDS * entries)
-            logs[stage.name] = memory.reshape(entries, LOG_WORDS).astype(np.int64)
+            logs[stage.name] = read_log(wafer.memory(*stage.tile), stage.log, entries)
             stage_counters[stage.name] = wafer.status(*stage.tile)["counters"]
     finally:
         wafer.close()

@@ -8,11 +8,11 @@ embedding table (a stage of its own would hold an entry in the pipeline for a
 lookup of a few dozen cycles), or when the table does not fit there an
 embedding tile.
 Every stage takes the tokens in the order of the :class:`Schedule`, (user,
-position) entries (a table in its SRAM, the same in every stage): ``r15``
-holds the position and ``r14`` the slot, ``user * seq_len + position``, which
-indexes the user's KV cache.  After the last entry a stage halts.  For each
-entry it stamps its cycle counter three times and its SRAM read counter once,
-into ``log`` (:data:`LOG_WORDS` words an entry):
+position) entries (a record an entry in its SRAM, the same in every stage:
+:func:`read_log`): ``r15`` holds the position and ``r14`` the slot, ``user *
+seq_len + position``, which indexes the user's KV cache.  After the last entry a
+stage halts.  For each entry it stamps its cycle counter three times and its
+SRAM read counter once, into the entry's log (:data:`LOG_WORDS` words):
 
 - ``ready``: it waits for its input;
 - ``received``: the input is in;
@@ -31,11 +31,13 @@ from host.model import exp_table, silu_table
 from rtl.isa import Counter
 from rtl.wavelet import pack_addressed
 
-__all__ = ["Links", "Schedule", "LOG_WORDS", "MAX_USERS", "TOKEN_BITS", "untag", "embedding_stage",
+__all__ = ["Links", "Schedule", "LOG_WORDS", "read_log", "MAX_USERS", "TOKEN_BITS", "untag", "embedding_stage",
            "attention_stage", "qkv_stage", "split_attention_stage", "ffn_stage",
            "classifier_stage", "halt_program"]
 
 LOG_WORDS = 4
+#: Words of an entry's record: the entry, then its log.
+RECORD_WORDS = 1 + LOG_WORDS
 #: Users a schedule may hold: a generated token travels as ``user << 8 | token`` in the
 #: 13 bits that ``ANDI`` keeps.
 MAX_USERS = 31
@@ -133,37 +135,52 @@ class Schedule:
         return order
 
 
+def _records(schedule):
+    """The schedule as the stages keep it: a record an entry, a word ``user | position
+    << 8 | slot << 16`` and then the entry's log (:data:`LOG_WORDS` words)."""
+    records = bytearray()
+    for user, position in schedule.entries:
+        slot = user * schedule.seq_len + position
+        assert slot < 1 << 16, "a slot takes 16 bits of the entry's word"
+        records += (user | position << 8 | slot << 16).to_bytes(4, "little")
+        records += bytes(4 * LOG_WORDS)
+    return bytes(records)
+
+
+def read_log(memory, address, entries):
+    """The logs of ``entries`` records at ``address`` of a data memory: an array
+    (entries, :data:`LOG_WORDS`)."""
+    records = np.frombuffer(memory, np.uint32, offset=address, count=RECORD_WORDS * entries)
+    return records.reshape(entries, RECORD_WORDS)[:, 1:].astype(np.int64)
+
+
 def _loop(t, schedule, body):
-    """``body()`` once per entry of ``schedule``, stamping the log (module docstring)."""
+    """``body()`` once per entry of ``schedule``, stamping the log (module docstring).
+    The records' address; the word ``cursor`` holds the current record's."""
     b = t.b
-    entries = schedule.entries
-    table = t.alloc("schedule", content=bytes(v for entry in entries for v in entry))
-    cursor = t.word("cursor", table)
-    log = t.alloc("log", 4 * LOG_WORDS * len(entries), align=4)
+    records = t.alloc("entries", content=_records(schedule), align=4)
+    cursor = t.word("cursor", records)
     top = t.fresh("entry")
     b.label(top)
     _cursor(t, 1)
-    b.ldb(2, 1, 0)                            # the user
-    b.andi(2, 2, 0xFF)
-    b.ldb(POS, 1, 1)
+    b.ld(2, 1, 0)
+    b.srli(POS, 2, 8)
     b.andi(POS, POS, 0xFF)
-    b.li(3, schedule.seq_len)
-    b.mul(2, 2, 3)
-    b.add(SLOT, 2, POS)
+    b.srli(SLOT, 2, 16)
     _stamp(t, Counter.CYCLES, 0)
     body(lambda: _stamp(t, Counter.CYCLES, 4), lambda: (_stamp(t, Counter.CYCLES, 8),
                                                         _stamp(t, Counter.SRAM_READS, 12)))
     _cursor(t, 1)
-    b.addi(1, 1, 2)
+    b.addi(1, 1, 4 * RECORD_WORDS)
     b.li(2, cursor)
     b.st(1, 2, 0)
-    b.li(2, table + 2 * len(entries))
+    b.li(2, records + 4 * RECORD_WORDS * len(schedule.entries))
     b.bne(1, 2, top)
-    return log
+    return records
 
 
 def _cursor(t, register):
-    """The address of the current entry of the schedule, into ``register``."""
+    """The address of the current entry's record, into ``register``."""
     t.b.li(register, t.symbols["cursor"][0])
     t.b.ld(register, register, 0)
 
@@ -171,7 +188,7 @@ def _cursor(t, register):
 def _user(t, register):
     """The current entry's user, into ``register``."""
     _cursor(t, register)
-    t.b.ldb(register, register, 0)
+    t.b.ld(register, register, 0)
     t.b.andi(register, register, 0xFF)
 
 
@@ -199,15 +216,9 @@ def _attention_tile(params, qmodel, name):
 
 def _stamp(t, counter, offset):
     """Store a counter at the current entry's log + ``offset``."""
-    b = t.b
-    b.csrr(2, counter)
+    t.b.csrr(2, counter)
     _cursor(t, 1)
-    b.li(3, t.symbols["schedule"][0])
-    b.sub(1, 1, 3)
-    b.slli(1, 1, 3)                           # 2 bytes an entry, 16 bytes of log
-    b.li(3, t.symbols["log"][0])
-    b.add(1, 1, 3)
-    b.st(2, 1, offset)
+    t.b.st(2, 1, 4 + offset)
 
 
 def _input(t, qmodel, links, schedule, h, prompts=None):
