@@ -221,6 +221,15 @@ def _stamp(t, counter, offset):
     t.b.st(2, 1, 4 + offset)
 
 
+def _output(t, links, sources):
+    """Code that sends a stage's output ``sources`` (as for
+    :func:`host.kernels.vector.send_behind`) on ``links.color_out`` while the stage
+    goes on: the time the next step takes to take it in is not this stage's.  Its
+    accumulators are reserved here."""
+    out = t.acc("out", sum(length for _, _, length in sources))
+    return lambda: k.send_behind(t, sources, out, links.color_out)
+
+
 def _input(t, qmodel, links, schedule, h, prompts=None):
     """How a stage takes each entry's input into acc[h]: ``(take(received), after_loop)``.
 
@@ -301,10 +310,11 @@ def embedding_stage(params, qmodel, links, schedule, prompts):
     t = TileProgram(params, "embedding")
     h = t.acc("h", c.dim)
     take, after_loop = _input(t, qmodel, links, schedule, h, prompts)
+    send = _output(t, links, [("acc", h, c.dim)])
 
     def body(received, sent):
         take(received)
-        k.send(t, h, c.dim, links.color_out)
+        send()
         sent()
 
     return _stage(t, schedule, body, after_loop)
@@ -338,12 +348,13 @@ def attention_stage(params, qmodel, layer, links, schedule, prompts=None):
     take, after_loop = _input(t, qmodel, links, schedule, h, prompts)
     qkv = _qkv_part(t, qmodel, layer, h, acc, links.loop_color)
     attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color, schedule.users)
+    send = _output(t, links, [("acc", h, c.dim)])
 
     def body(received, sent):
         take(received)
         qkv()
         attend(lambda d, name, offset, length: t.mem(d, qkv.out[name] + offset, length))
-        k.send(t, h, c.dim, links.color_out)
+        send()
         sent()
 
     return _stage(t, schedule, body, after_loop)
@@ -357,15 +368,14 @@ def qkv_stage(params, qmodel, layer, links, schedule, prompts=None):
     t, h, acc = _attention_tile(params, qmodel, _name(f"layer {layer} qkv", prompts))
     take, after_loop = _input(t, qmodel, links, schedule, h, prompts)
     qkv = _qkv_part(t, qmodel, layer, h, acc, links.loop_color)
+    send = _output(t, links, [("mem", qkv.out[name], length) for name, length in
+                              (("q", c.dim), ("k", c.kv_dim), ("v", c.kv_dim))]
+                   + [("acc", h, c.dim)])
 
     def body(received, sent):
         take(received)
         qkv()
-        for name, length in (("q", c.dim), ("k", c.kv_dim), ("v", c.kv_dim)):
-            t.mem(0, qkv.out[name], length)
-            t.fout(1, length, links.color_out)
-            t.b.vmov(1, 0)
-        k.send(t, h, c.dim, links.color_out)
+        send()
         sent()
 
     return _stage(t, schedule, body, after_loop)
@@ -378,11 +388,12 @@ def split_attention_stage(params, qmodel, layer, links, schedule):
     t, h, acc = _attention_tile(params, qmodel, f"layer {layer} attention")
     take, _ = _input(t, qmodel, links, schedule, h)
     attend = _attention_part(t, qmodel, layer, h, acc, links.loop_color, schedule.users)
+    send = _output(t, links, [("acc", h, c.dim)])
 
     def body(received, sent):
         attend(lambda d, name, offset, length: t.fin(d, length, links.color_in),
                lambda: take(received))
-        k.send(t, h, c.dim, links.color_out)
+        send()
         sent()
 
     return _stage(t, schedule, body)
@@ -509,6 +520,7 @@ def ffn_stage(params, qmodel, layer, links, schedule, part=0, parts=1):
     up = t.acc("up", units)
     last = part == parts - 1
     take, _ = _input(t, qmodel, links, schedule, h)
+    send = _output(t, links, [("acc", h, c.dim)]) if last else None
 
     def body(received, sent):
         take(received)
@@ -526,7 +538,7 @@ def ffn_stage(params, qmodel, layer, links, schedule, part=0, parts=1):
                 k.accumulate(t, gate, c.dim, before)
             k.requant(t, gate, c.dim, w["w2"].m, w["w2"].shift, True, ("acc", gate))
             k.residual_add(t, h, gate, c.dim)
-            k.send(t, h, c.dim, links.color_out)
+            send()
         sent()
 
     return _stage(t, schedule, body)

@@ -109,6 +109,25 @@ def send(t, acc, length, color):
     t.b.vmov(1, 0)
 
 
+def send_behind(t, sources, out, color):
+    """Send ``sources`` on ``color`` in order, without waiting for the fabric: each
+    ``(kind, address, length)`` (kind ``"mem"`` or ``"acc"``) is copied into the
+    accumulators from ``out`` on, and slot 1 sends them from there while the program
+    goes on.  It first waits for slot 1, so the previous send has left ``out`` (every
+    streamed GEMV also waits for slot 1 before using it)."""
+    b = t.b
+    b.wait(1)
+    at = out
+    for kind, address, length in sources:
+        t.accs(0, at, length)
+        (t.mem if kind == "mem" else t.accs)(1, address, length)
+        b.vmov(0, 1)
+        at += length
+    t.accs(0, out, at - out)
+    t.fout(1, at - out, color)
+    b.vmov(1, 0, async_=True, slot=1)
+
+
 def rmsnorm(t, h, dim, gain, gain_shift, out, scratch):
     """int8 Q5 at data ``out`` = RMSNorm of the residual acc[h:h+dim] (Q7) with int8
     gains at ``gain`` (Q``gain_shift``); ``scratch``: ``dim`` accumulators."""
