@@ -57,17 +57,15 @@ class Generation:
         return float((arrivals[-1] - arrivals[0]) / (len(arrivals) - 1))
 
     def aggregate_tokens_per_cycle(self):
-        """Tokens per cycle, all users, while every user is generating: the tokens that
-        leave the wafer after the last user's first and up to the first user's last,
-        over those cycles (one user: one over its cycles per token).  The run's start
-        and end, when fewer users are in flight, are left out (:meth:`run_tokens_per_cycle`
-        keeps them); when the users' generations do not overlap, the whole run."""
-        start = max(a[0] for a in self.arrivals)
-        end = min(a[-1] for a in self.arrivals)
-        if end <= start:
+        """Tokens per cycle, all users, while every user is generating: the sum of the
+        users' rates (one over :meth:`cycles_per_token`).  The run's start and end, when
+        fewer users are in flight, are left out (:meth:`run_tokens_per_cycle` keeps
+        them); when a user has one token or the generations do not overlap, the whole
+        run's figure."""
+        if (any(len(a) < 2 for a in self.arrivals)
+                or min(a[-1] for a in self.arrivals) <= max(a[0] for a in self.arrivals)):
             return self.run_tokens_per_cycle()
-        inside = sum(start < cycle <= end for a in self.arrivals for cycle in a)
-        return inside / (end - start)
+        return sum(1 / self.cycles_per_token(user) for user in range(self.users))
 
     def run_tokens_per_cycle(self):
         """Every user's tokens after its first, over the cycles from the earliest first
@@ -89,9 +87,9 @@ class Generation:
 
     def stage_cycles(self):
         """Per stage, the mean over the entries fed a generated token (or, if there are
-        none, the last prompt entries) of its compute cycles (input in to output sent)
-        and of the hop into it (from the previous step's last tile sending to this tile's
-        input being in; for the first tile, from the classifier's previous entry of
+        none, the last prompt entries) of its compute cycles (input in to output on its
+        way) and of the hop into it (from the previous step's last tile starting its
+        send to this tile's input being in: the transfer and the wait for this tile; for the first tile, from the classifier's previous entry of
         the same user: the token loop).  The slices of a step work side by side; its last
         tile ends it."""
         stages, entries = self.plan.stages, self.plan.schedule.entries
@@ -118,8 +116,8 @@ class Generation:
 
     def stage_load(self):
         """Per stage, means over the same entries as :meth:`stage_cycles`: ``busy_cycles``
-        (input in to output sent: compute, and waiting for the next stage to take the
-        output), ``input_wait_cycles`` (ready to input in: waiting for the input and
+        (input in to output on its way: compute, and waiting for the previous output to
+        have left), ``input_wait_cycles`` (ready to input in: waiting for the input and
         taking it in) and ``period_cycles`` (between consecutive outputs).  With many
         users the periods meet at the pipeline's pace, and the busiest stage sets it."""
         rows = self._measured_entries()

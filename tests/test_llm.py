@@ -98,6 +98,21 @@ def test_users_in_flight_each_get_their_own_tokens():
     assert together.cycles_per_token(0) < 1.25 * alone.cycles_per_token()
 
 
+def test_aggregate_throughput_counts_the_time_every_user_generates():
+    """The aggregate is the users' rates summed while all generate (the start and end,
+    with fewer users in flight, left out); the whole run's figure keeps them, and stands
+    in when the users' generations do not overlap."""
+    def generation(arrivals):
+        return runtime.Generation([[1]] * len(arrivals), [[0] * len(a) for a in arrivals],
+                                  arrivals, None, {}, {}, max(map(max, arrivals)), PARAMS)
+
+    staggered = generation([[100, 200, 300, 400], [150, 250, 350, 450], [130, 330]])
+    assert staggered.aggregate_tokens_per_cycle() == 1 / 100 + 1 / 100 + 1 / 200
+    assert staggered.run_tokens_per_cycle() == 7 / 350
+    apart = generation([[100, 200], [300, 400]])
+    assert apart.aggregate_tokens_per_cycle() == apart.run_tokens_per_cycle() == 2 / 300
+
+
 def test_parallel_prompt_processing_equals_one_prompt_token_at_a_time():
     """Prompt tokens back to back give the tokens of prompt tokens that each wait for the
     token loop, and the first token sooner."""

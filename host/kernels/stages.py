@@ -16,7 +16,8 @@ SRAM read counter once, into the entry's log (:data:`LOG_WORDS` words):
 
 - ``ready``: it waits for its input;
 - ``received``: the input is in;
-- ``sent``: its output has left (the compute and the send in between);
+- ``sent``: its output is on its way (the compute in between; the residual and q,
+  k, v are sent from microthread slot 1 while the stage goes on: :func:`_output`);
 - ``reads``: data SRAM bytes read so far.
 """
 
