@@ -105,11 +105,12 @@ def plot(document, path, clock_hz=runtime.NOMINAL_CLOCK_HZ):
                                    dpi=120, squeeze=False)
     chart = axes[0][0]
     points = document["points"]
-    speed = [p["per_user_tokens_per_cycle"] * clock_hz for p in points]
-    total = [p["aggregate_tokens_per_cycle"] * clock_hz for p in points]
+    per_second = clock_hz / 1e3                 # thousands of tokens a second
+    speed = [p["per_user_tokens_per_cycle"] * per_second for p in points]
+    total = [p["aggregate_tokens_per_cycle"] * per_second for p in points]
     single = next((p for p in points if p["users"] == 1), None)
     if single:                  # every user at one user's speed: what perfect pipelining gives
-        base = single["per_user_tokens_per_cycle"] * clock_hz
+        base = single["per_user_tokens_per_cycle"] * per_second
         users = [p["users"] for p in points]
         chart.plot([base] * len(users), [u * base for u in users], "x:", color="gray",
                    label="ideal: U users at one user's speed")
@@ -117,8 +118,8 @@ def plot(document, path, clock_hz=runtime.NOMINAL_CLOCK_HZ):
     for point, x, y in zip(points, speed, total):
         chart.annotate(f"{point['users']} user{'s' if point['users'] > 1 else ''}", (x, y),
                        textcoords="offset points", xytext=(6, 4), fontsize=8)
-    chart.set_xlabel(f"tokens/s per user (at {clock_hz / 1e9:g} GHz)")
-    chart.set_ylabel("tokens/s, all users")
+    chart.set_xlabel(f"thousand tokens/s per user (at {clock_hz / 1e9:g} GHz)")
+    chart.set_ylabel("thousand tokens/s, all users")
     chart.set_title(f"{document['pipeline_stages']}-stage pipeline: throughput vs user speed")
     chart.set_xlim(left=0)
     chart.set_ylim(bottom=0)
