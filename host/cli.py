@@ -296,16 +296,23 @@ def _prompts(args):
     return texts
 
 
-def cmd_run(args):
-    from host import mapper, model, runtime
-    from host.wafer import WAFER_LINK_BANDWIDTH_BPS, WAFER_LINK_LATENCY_S, wafer_link_timing
+def _wafer_link(args):
+    """``(latency_us, bandwidth_tbps)`` of the wafer-to-wafer connection: the options, or
+    the seed's figures."""
+    from host.wafer import WAFER_LINK_BANDWIDTH_BPS, WAFER_LINK_LATENCY_S
     if args.wafers < 1:
         raise UsageError(f"--wafers must be at least 1, not {args.wafers}")
+    return (WAFER_LINK_LATENCY_S * 1e6 if args.wafer_link_us is None else args.wafer_link_us,
+            WAFER_LINK_BANDWIDTH_BPS / 1e12 if args.wafer_link_tbps is None
+            else args.wafer_link_tbps)
+
+
+def cmd_run(args):
+    from host import mapper, model, runtime
+    from host.wafer import wafer_link_timing
+    link_us, link_tbps = _wafer_link(args)
     shape = _wafer_shape(args, args.wafers)
     _check_llm_options(args, least_tokens=1)
-    link_us = WAFER_LINK_LATENCY_S * 1e6 if args.wafer_link_us is None else args.wafer_link_us
-    link_tbps = WAFER_LINK_BANDWIDTH_BPS / 1e12 if args.wafer_link_tbps is None \
-        else args.wafer_link_tbps
     link = wafer_link_timing(shape.width, args.clock * 1e9, link_us * 1e-6, link_tbps * 1e12) \
         if args.wafers > 1 else None
     texts = _prompts(args)
@@ -489,13 +496,15 @@ def _check_llm_options(args, least_tokens):
         raise UsageError(f"--clock must be a positive number of GHz, not {args.clock}")
 
 
-def _add_llm_options(parser, tokens, wafer):
-    """The options of the tiny LLM's runs: the model, its layout and the wafer."""
+def _add_llm_options(parser, tokens, wafer=None):
+    """The options of the tiny LLM's runs: the model, its layout and the wafer (without
+    ``wafer``, the caller picks the wafer and the model, all but the seed)."""
     parser.add_argument("--tokens", type=int, default=tokens,
                         help=f"tokens to generate a user (default {tokens})")
-    parser.add_argument("--wafer", default=wafer, help=f"WxH dies (default {wafer})")
+    if wafer:
+        parser.add_argument("--wafer", default=wafer, help=f"WxH dies (default {wafer})")
+        parser.add_argument("--weights", help="a tessera weight file or a llama2.c checkpoint")
     parser.add_argument("--die", default="4x4", help="WxH logical tiles a die (default 4x4)")
-    parser.add_argument("--weights", help="a tessera weight file or a llama2.c checkpoint")
     parser.add_argument("--seed", type=int, default=0, help="seed of the default weights")
     parser.add_argument("--clock", type=float, default=1.1,
                         help="nominal clock, GHz, for tokens/s and the wafer links (default 1.1)")
@@ -503,6 +512,56 @@ def _add_llm_options(parser, tokens, wafer):
                         help="give every attention block two tiles (q, k, v | the KV cache)")
     parser.add_argument("--ffn-tiles", type=int, metavar="K",
                         help="split every feed-forward block over K tiles (default: as few as fit)")
+
+
+def cmd_bench_wafers(args):
+    from host import mapper, model, runtime, wafers_bench
+    from host.wafer import wafer_link_timing
+    link_us, link_tbps = _wafer_link(args)
+    layers = _counts(args.layers, "--layers")
+    _check_llm_options(args, least_tokens=2)
+    if args.wafers < 2:
+        raise UsageError(f"--wafers must be at least 2 to split the model, not {args.wafers}")
+    if min(layers) < args.wafers:
+        raise UsageError(f"--layers: {min(layers)} layer{'s' if min(layers) > 1 else ''} "
+                         f"cannot be split over {args.wafers} wafers")
+    if args.plot and not args.plot.endswith(".png"):
+        raise UsageError(f"--plot writes a PNG; name it *.png, not {args.plot!r}")
+    params = _params(args)
+    link = (args.clock * 1e9, link_us * 1e-6, link_tbps * 1e12)
+    latency, _ = wafer_link_timing(1, *link)
+    print(f"wafers bench: {args.wafers} wafers of {params.width}x{params.height}-tile dies, "
+          f"links of {latency:,} cycles ({link_us:g} us at {args.clock:g} GHz), "
+          f"{args.tokens} tokens a run", flush=True)
+    started = time.monotonic()
+    layout = {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles}
+    try:
+        result = wafers_bench.run(params, _mesh_shape(args.die, "--die"), layers, args.wafers,
+                                  link, args.tokens, args.seed, layout,
+                                  progress=lambda line: print(line, flush=True))
+    except (model.ModelError, mapper.MapError, runtime.WaferError) as error:
+        raise UsageError(str(error)) from None
+    result["command"] = "tessera " + " ".join(sys.argv[1:])
+    line = (f"every run's tokens equal the reference and each other: "
+            f"{'yes' if result['match_reference'] else 'NO'}")
+    if projection := result.get("projection"):
+        line += (f"; the links add {projection['extra_cycles_per_token']:,.0f} cycles a token, "
+                 f"so the impact falls under {result['target']:.0%} from about "
+                 f"{projection['layers_for_target']:.0f} layers (projected)")
+    print(f"{line} ({time.monotonic() - started:.0f} s)")
+    if args.json:
+        _write_json(args.json, result)
+    if args.plot:
+        _write_atomically(args.plot, lambda path: wafers_bench.plot(result, path))
+
+
+def _add_wafers_options(parser, wafers, meaning):
+    parser.add_argument("--wafers", type=int, default=wafers,
+                        help=f"{meaning} (default {wafers})")
+    parser.add_argument("--wafer-link-us", type=float,
+                        help="wafer-to-wafer latency, us (default: the seed's 5)")
+    parser.add_argument("--wafer-link-tbps", type=float,
+                        help="wafer-to-wafer bandwidth, Tb/s (default: the seed's 1.2)")
 
 
 def _parser():
@@ -547,12 +606,7 @@ def _parser():
     run.add_argument("--users", type=int, help="users in flight (default: one a prompt)")
     _add_llm_options(run, tokens=16, wafer="2x1")
     run.add_argument("--defects", help="defect map: one dead physical tile 'column,row' a line")
-    run.add_argument("--wafers", type=int, default=1,
-                     help="split the layers over N wafers of --wafer dies each (default 1)")
-    run.add_argument("--wafer-link-us", type=float,
-                     help="wafer-to-wafer latency, us (default: the seed's 5)")
-    run.add_argument("--wafer-link-tbps", type=float,
-                     help="wafer-to-wafer bandwidth, Tb/s (default: the seed's 1.2)")
+    _add_wafers_options(run, 1, "split the layers over N wafers of --wafer dies each")
     run.add_argument("--plan", action="store_true", help="print the placement and stop")
     run.add_argument("--json", help="write the results here")
     run.set_defaults(run=cmd_run)
@@ -593,6 +647,16 @@ def _parser():
     pipeline.add_argument("--json", help="write the results here")
     pipeline.add_argument("--plot", help="write the throughput chart here (PNG)")
     pipeline.set_defaults(run=cmd_bench_pipeline)
+    wafers = benches.add_parser("wafers", help="the tiny LLM split over wafers: the latency "
+                                               "impact against the model's depth")
+    _add_params_options(wafers)
+    wafers.add_argument("--layers", default="2,4,8,16",
+                        help="depths of the seeded model to run, e.g. 2,4,8,16")
+    _add_wafers_options(wafers, 2, "wafers to split the layers over")
+    _add_llm_options(wafers, tokens=3)
+    wafers.add_argument("--json", help="write the results here")
+    wafers.add_argument("--plot", help="write the impact against the layers here (PNG)")
+    wafers.set_defaults(run=cmd_bench_wafers)
     return parser
 
 

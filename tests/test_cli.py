@@ -226,3 +226,41 @@ def test_bench_pipeline_writes_the_points_and_the_chart(tmp_path):
     # Prompt tokens go back to back: more of them a cycle than decode tokens.
     assert long["vs_single_user_decode"] > 1.5
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_wafers_measures_the_links_cost_against_depth(tmp_path):
+    # Links of 0.5 us (550 cycles) keep the runs short; the cost is the same arithmetic.
+    status, stdout, stderr = tessera("bench", "wafers", "--layers", "2,3", "--tokens", "2",
+                                     "--wafer-link-us", "0.5", "--json",
+                                     str(tmp_path / "w.json"), "--plot", str(tmp_path / "w.png"))
+    assert status == 0, stderr
+    report = json.loads((tmp_path / "w.json").read_text())
+    assert report["match_reference"] is True and report["link_latency_cycles"] == 550
+    two, three = report["points"]
+    assert (two["layers"], three["layers"]) == (2, 3)
+    # Only activations cross, twice a token (the stream down, the token back): the
+    # links add two latencies a token, whatever the depth, and deeper models feel less.
+    for point in report["points"]:
+        assert abs(point["extra_cycles_per_token"] - 2 * 550) < 20, point
+    assert three["one_wafer_cycles_per_token"] > two["one_wafer_cycles_per_token"] + 1000
+    assert three["wafer_latency_impact"] < two["wafer_latency_impact"]
+    projection = report["projection"]
+    line = projection["one_wafer_cycles_per_token"]
+    at_target = line["intercept"] + line["per_layer"] * projection["layers_for_target"]
+    assert abs(projection["extra_cycles_per_token"] / at_target - 0.05) < 1e-9
+    assert (tmp_path / "w.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layers", "1"], "--layers: 1 layer cannot be split over 2 wafers"),
+    (["--layers", "2,x"], "--layers expects whole numbers"),
+    (["--wafers", "1"], "--wafers must be at least 2 to split the model"),
+    (["--wafer-link-tbps", "-1"], "needs a positive latency and bandwidth"),
+    (["--plot", "{tmp}/w.svg"], "--plot writes a PNG"),
+])
+def test_bench_wafers_refuses_bad_input_before_running(tmp_path, args, message):
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    status, stdout, stderr = tessera("bench", "wafers", *args, "--json", str(tmp_path / "w.json"))
+    assert status == 2, stderr
+    assert stderr.count("\n") == 1 and message in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "w.json").exists()

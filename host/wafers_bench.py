@@ -1,0 +1,131 @@
+"""``tessera bench wafers``: what splitting the model over several wafers costs a token,
+against the model's depth.
+
+A token crosses each wafer-to-wafer link on its way down the layers and once more
+on the way back (the generated token, to the first tile), and each crossing costs
+the link's latency (5,500 cycles for the seed's 5 us at 1.1 GHz), whatever the
+model; the token's own time grows with the layers.  So the latency impact falls as
+one over the depth.  For each number of layers the bench maps the seeded model on
+``wafers`` wafers (as few dies a wafer as it fits on) and runs one user twice on
+the same placement: with the wafer-to-wafer links, and with every link at die-link
+speed (one large wafer with the same tiles).  It fits the one-wafer cycles per
+token to a straight line in the layers and the links' extra cycles to a constant,
+and projects the depth at which the impact falls under ``target``: a projection
+from the measured points, reported as such.  Everything is in simulated cycles.
+"""
+
+from host import mapper, model, runtime
+from host.wafer import WaferShape, wafer_link_timing
+
+__all__ = ["run", "plot"]
+
+PROMPT = "Hi"
+
+
+def _shape(quant, params, die, wafers, layout):
+    """The smallest wafers (1 x n dies each) that the model maps on, and the plan's steps."""
+    for dies in range(1, 65):
+        shape = WaferShape((dies, wafers), die, params)
+        try:
+            steps = mapper.plan(quant, shape, [model.encode(PROMPT)], [2], wafers=wafers,
+                                **layout).steps
+        except mapper.MapError as error:
+            if "has no tile" not in str(error):
+                raise
+            continue
+        return shape, steps
+    raise mapper.MapError(f"{quant.config.n_layers} layers do not fit on {wafers} wafers "
+                          f"of up to 64 dies")
+
+
+def _point(layers, params, die, wafers, link, tokens, seed, layout):
+    config = model.ModelConfig(n_layers=layers)
+    quant = model.QuantModel(config, model.random_weights(config, seed))
+    shape, steps = _shape(quant, params, die, wafers, layout)
+    link = wafer_link_timing(shape.width, *link)
+    prompt = model.encode(PROMPT)
+    runs = {name: runtime.generate(quant, [prompt], [tokens], shape, wafer_link=timing,
+                                   wafers=wafers, **layout)
+            for name, timing in (("split", link), ("one_wafer", None))}
+    split, large = runs["split"].cycles_per_token(), runs["one_wafer"].cycles_per_token()
+    return {"layers": layers, "pipeline_stages": steps, "wafer_dies": [shape.dies_x, 1],
+            "link_cycles": {"latency": link[0], "interval": link[1]},
+            "cycles_per_token": split, "one_wafer_cycles_per_token": large,
+            "extra_cycles_per_token": split - large,
+            "wafer_latency_impact": split / large - 1,
+            "tokens_equal": runs["split"].tokens == runs["one_wafer"].tokens,
+            "match_reference": runs["split"].tokens == [quant.generate(prompt, tokens)[0]]}
+
+
+def _line(xs, ys):
+    """Least-squares ``(intercept, slope)``."""
+    n = len(xs)
+    mean_x, mean_y = sum(xs) / n, sum(ys) / n
+    slope = (sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
+             / sum((x - mean_x) ** 2 for x in xs))
+    return mean_y - slope * mean_x, slope
+
+
+def run(params, die, layers_list, wafers, link, tokens=3, seed=0, layout=None,
+        target=0.05, progress=print):
+    """The bench's JSON document (module docstring); ``link``: ``(clock_hz, latency_s,
+    bandwidth_bps)`` of the wafer-to-wafer connection (:func:`host.wafer.wafer_link_timing`
+    shares it among a boundary's die links)."""
+    points = []
+    for layers in layers_list:
+        point = _point(layers, params, die, wafers, link, tokens, seed, layout or {})
+        points.append(point)
+        progress(f"  {layers:3d} layers ({point['pipeline_stages']} steps, "
+                 f"{point['wafer_dies'][0]} dies a wafer): {point['cycles_per_token']:,.0f} "
+                 f"cycles per token on {wafers} wafers, {point['one_wafer_cycles_per_token']:,.0f} "
+                 f"on one: {point['wafer_latency_impact']:+.1%}")
+    document = {"wafers": wafers, "link_latency_cycles": points[0]["link_cycles"]["latency"],
+                "tokens_per_run": tokens, "target": target,
+                "points": points,
+                "match_reference": all(p["match_reference"] and p["tokens_equal"]
+                                       for p in points)}
+    if len(points) > 1:
+        base, per_layer = _line([p["layers"] for p in points],
+                                [p["one_wafer_cycles_per_token"] for p in points])
+        extra = sum(p["extra_cycles_per_token"] for p in points) / len(points)
+        document["projection"] = {
+            "one_wafer_cycles_per_token": {"intercept": base, "per_layer": per_layer},
+            "extra_cycles_per_token": extra,
+            "layers_for_target": (extra / target - base) / per_layer}
+    return document
+
+
+def plot(document, path):
+    """Latency impact against layers: the measured points, the projection and the target."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, chart = pyplot.subplots(figsize=(6, 4), dpi=120)
+    points = document["points"]
+    layers = [p["layers"] for p in points]
+    chart.plot(layers, [100 * p["wafer_latency_impact"] for p in points], "o",
+               label="measured")
+    projection = document.get("projection")
+    top = max(layers)
+    if projection:
+        line = projection["one_wafer_cycles_per_token"]
+        top = max(top, projection["layers_for_target"] * 1.2)
+        xs = [1 + (top - 1) * i / 200 for i in range(201)]
+        chart.plot(xs, [100 * projection["extra_cycles_per_token"]
+                        / (line["intercept"] + line["per_layer"] * x) for x in xs], ":",
+                   color="gray", label="projection: extra cycles / one-wafer cycles")
+        chart.axvline(projection["layers_for_target"], color="gray", lw=0.8)
+    chart.axhline(100 * document["target"], color="red", lw=0.8,
+                  label=f"target: {document['target']:.0%}")
+    chart.set_xscale("log")
+    chart.set_yscale("log")
+    chart.set_xlabel("layers")
+    chart.set_ylabel("per-token latency impact (%)")
+    chart.set_title(f"{document['wafers']} wafers, links of {document['link_latency_cycles']:,} "
+                    f"cycles")
+    chart.grid(alpha=0.3, which="both")
+    chart.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+    pyplot.close(figure)
