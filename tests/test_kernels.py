@@ -41,6 +41,7 @@ def _run(tiles, routes=(), inject=(), accs=None):
         for side, index, data, color in inject:
             wafer.inject(side, index, data, color)
         wafer.step(200_000, until_idle=True)
+        wafer.step(16)                  # the last wavelets on their way to the edge
         for (x, y) in tiles:
             status = wafer.status(x, y)
             assert status["halted"] and not status["fault"], ((x, y), status)
@@ -229,6 +230,25 @@ def test_residual_add_clamps_to_int12(seed):
     t.b.halt()
     _, sent = _run({(0, 0): t}, accs={(0, 0): [*h, *delta]})
     assert sent == list(model.clamp_residual(h + delta)), reproduce
+
+
+def test_send_behind_sends_what_the_sources_held_while_the_program_goes_on(seed):
+    """int8 data and int32 accumulators go out in order, as they were at the call: the
+    program changes a source while slot 1 is still sending the first copy, then sends
+    again (which waits for the first send to leave the accumulators)."""
+    reproduce, rng = _seeded(seed)
+    q, h = rng.integers(-128, 128, 20), rng.integers(-2048, 2048, 12)
+    t, at = _program_with_inputs(q=q)
+    h_at, out = t.acc("h", len(h)), t.acc("out", len(q) + len(h))
+    sources = [("mem", at["q"], len(q)), ("acc", h_at, len(h))]
+    k.send_behind(t, sources, out, OUT_COLOR)
+    t.accs(0, h_at, len(h))
+    t.b.li(1, -1)
+    t.b.vmul(0, 0, 1, scalar=True)
+    k.send_behind(t, sources, out, OUT_COLOR)
+    t.b.halt()
+    _, sent = _run({(0, 0): t}, accs={(0, 0): [*h]})
+    assert sent == [*q, *h, *q, *-h], reproduce
 
 
 def test_argmax_over_chunks_keeps_the_first_maximum(seed):

@@ -32,8 +32,8 @@ from host.model import exp_table, silu_table
 from rtl.isa import Counter
 from rtl.wavelet import pack_addressed
 
-__all__ = ["Links", "Schedule", "LOG_WORDS", "read_log", "MAX_USERS", "TOKEN_BITS", "untag", "embedding_stage",
-           "attention_stage", "qkv_stage", "split_attention_stage", "ffn_stage",
+__all__ = ["Links", "Schedule", "LOG_WORDS", "read_log", "MAX_USERS", "TOKEN_BITS", "untag",
+           "embedding_stage", "attention_stage", "qkv_stage", "split_attention_stage", "ffn_stage",
            "classifier_stage", "halt_program"]
 
 LOG_WORDS = 4
