@@ -39,7 +39,7 @@ from host.kernels import stages
 from host.kernels.program import FitError
 from rtl.wavelet import Dir, pack_route_write
 
-__all__ = ["Unit", "MapError", "Stage", "Plan", "plan", "STREAM_COLORS", "HOST_COLOR",
+__all__ = ["Unit", "MapError", "TooFewTiles", "Stage", "Plan", "plan", "STREAM_COLORS", "HOST_COLOR",
            "LOOP_COLOR", "REDUCE_COLORS"]
 
 STREAM_COLORS = (0, 1)
@@ -50,6 +50,10 @@ REDUCE_COLORS = (4, 5)
 
 class MapError(ValueError):
     """The model does not fit the wafer; the message says where and by how much."""
+
+
+class TooFewTiles(MapError):
+    """Every stage fits a tile, but the wafer has too few tiles for the pipeline."""
 
 
 class Unit(NamedTuple):
@@ -276,7 +280,7 @@ def _places(units, tiles, shape, wafers, layers):
             where = f"layer {layer} {kind}" if layer is not None else kind
             room = (f"wafer {wafer}'s {shape.width}x{shape.height // wafers} tiles"
                     if wafers > 1 else f"the {shape.width}x{shape.height}-tile wafer")
-            raise MapError(f"the model does not fit {room}: {where} has no tile (the pipeline "
+            raise TooFewTiles(f"the model does not fit {room}: {where} has no tile (the pipeline "
                            f"needs {len(units)} tiles, {len(units) - count} short)")
         places.append(index)
         index += 1

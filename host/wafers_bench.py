@@ -29,9 +29,7 @@ def _shape(quant, params, die, wafers, layout):
         try:
             steps = mapper.plan(quant, shape, [model.encode(PROMPT)], [2], wafers=wafers,
                                 **layout).steps
-        except mapper.MapError as error:
-            if "has no tile" not in str(error):
-                raise
+        except mapper.TooFewTiles:
             continue
         return shape, steps
     raise mapper.MapError(f"{quant.config.n_layers} layers do not fit on {wafers} wafers "
