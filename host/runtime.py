@@ -23,8 +23,9 @@ __all__ = ["NOMINAL_CLOCK_HZ", "Generation", "generate", "WaferError"]
 NOMINAL_CLOCK_HZ = 1.1e9
 #: Cycles per call into the simulator between checks.
 STEP = 20_000
-#: A position that takes longer than this has hung (a token takes a few thousand).
-CYCLES_PER_POSITION_LIMIT = 50_000
+#: A position that takes longer than this a pipeline step has hung (a step takes one or
+#: two thousand); the wafer-to-wafer links' latency comes on top.
+CYCLES_PER_STEP_LIMIT = 10_000
 
 
 class WaferError(RuntimeError):
@@ -199,7 +200,9 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
         tokens, arrivals = [[] for _ in prompts], [[] for _ in prompts]
         # With serial prefill the loop also carries the prompt positions' outputs.
         dropped = [len(p) - 1 - first for p, first in zip(prompts, plan.schedule.first_sent)]
-        limit = CYCLES_PER_POSITION_LIMIT * (entries + 1)
+        crossings = 2 * (layout.get("wafers", 1) - 1)
+        limit = (entries + 1) * (CYCLES_PER_STEP_LIMIT * plan.steps
+                                 + crossings * (wafer_link[0] if wafer_link else 0))
         while not wafer.idle:
             if wafer.cycle - start > limit:
                 raise WaferError(_stuck(wafer, plan, f"did not finish in {limit} cycles"))
