@@ -438,6 +438,17 @@ def cmd_run(args):
             "model": dataclasses.asdict(config), "params": p.to_dict()})
 
 
+def _bench_document(run, *errors):
+    """``run(progress)``'s JSON document, with the command line in it; ``errors`` become
+    one-line usage errors."""
+    try:
+        result = run(lambda line: print(line, flush=True))
+    except errors as error:
+        raise UsageError(str(error)) from None
+    result["command"] = "tessera " + " ".join(sys.argv[1:])
+    return result
+
+
 def cmd_bench_pipeline(args):
     from host import mapper, model, pipeline_bench, runtime
     shape = _wafer_shape(args)
@@ -461,12 +472,9 @@ def cmd_bench_pipeline(args):
     print(f"pipeline bench on a {shape.dies_x}x{shape.dies_y} wafer of "
           f"{shape.params.width}x{shape.params.height}-tile dies, {args.tokens} tokens a user",
           flush=True)
-    try:
-        result = pipeline_bench.run(quant, shape, users, args.tokens, layout, lengths,
-                                    progress=lambda line: print(line, flush=True))
-    except runtime.WaferError as error:
-        raise UsageError(str(error)) from None
-    result["command"] = "tessera " + " ".join(sys.argv[1:])
+    result = _bench_document(lambda progress: pipeline_bench.run(
+        quant, shape, users, args.tokens, layout, lengths, progress=progress),
+        runtime.WaferError)
     line = (f"{result['pipeline_stages']} pipeline stages; every user's tokens equal the "
             f"reference: {'yes' if result['match_reference'] else 'NO'}")
     if summary := result.get("at_users_equal_stages"):
@@ -535,13 +543,10 @@ def cmd_bench_wafers(args):
           f"{args.tokens} tokens a run", flush=True)
     started = time.monotonic()
     layout = {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles}
-    try:
-        result = wafers_bench.run(params, _mesh_shape(args.die, "--die"), layers, args.wafers,
-                                  link, args.tokens, args.seed, layout,
-                                  progress=lambda line: print(line, flush=True))
-    except (model.ModelError, mapper.MapError, runtime.WaferError) as error:
-        raise UsageError(str(error)) from None
-    result["command"] = "tessera " + " ".join(sys.argv[1:])
+    result = _bench_document(lambda progress: wafers_bench.run(
+        params, _mesh_shape(args.die, "--die"), layers, args.wafers, link, args.tokens,
+        args.seed, layout, progress=progress),
+        model.ModelError, mapper.MapError, runtime.WaferError)
     line = (f"every run's tokens equal the reference and each other: "
             f"{'yes' if result['match_reference'] else 'NO'}")
     if projection := result.get("projection"):
