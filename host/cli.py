@@ -322,8 +322,7 @@ def cmd_run(args):
         prompts = [model.encode(text) for text in texts]
         references = [quant.generate(prompt, args.tokens)[0] for prompt in prompts]
         dead = _defects(args, shape)
-        layout = {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles,
-                  "wafers": args.wafers}
+        layout = {**_layout(args), "wafers": args.wafers}
         plan = mapper.plan(quant, shape, prompts, [args.tokens] * len(prompts), **layout)
     except (model.ModelError, mapper.MapError) as error:
         raise UsageError(str(error)) from None
@@ -457,7 +456,7 @@ def cmd_bench_pipeline(args):
     _check_llm_options(args, least_tokens=2)           # two, for the cycles between tokens
     if args.plot and not args.plot.endswith(".png"):
         raise UsageError(f"--plot writes a PNG; name it *.png, not {args.plot!r}")
-    layout = {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles}
+    layout = _layout(args)
     try:        # the largest cases first, so that nothing runs if one does not fit
         config, weights = _weights(args)
         quant = model.QuantModel(config, weights)
@@ -504,6 +503,11 @@ def _check_llm_options(args, least_tokens):
         raise UsageError(f"--clock must be a positive number of GHz, not {args.clock}")
 
 
+def _layout(args):
+    """The mapper's layout options (:func:`host.mapper.plan`) from the command line."""
+    return {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles}
+
+
 def _add_llm_options(parser, tokens, wafer=None):
     """The options of the tiny LLM's runs: the model, its layout and the wafer (without
     ``wafer``, the caller picks the wafer and the model, all but the seed)."""
@@ -542,7 +546,7 @@ def cmd_bench_wafers(args):
           f"links of {latency:,} cycles ({link_us:g} us at {args.clock:g} GHz), "
           f"{args.tokens} tokens a run", flush=True)
     started = time.monotonic()
-    layout = {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles}
+    layout = _layout(args)
     result = _bench_document(lambda progress: wafers_bench.run(
         params, _mesh_shape(args.die, "--die"), layers, args.wafers, link, args.tokens,
         args.seed, layout, progress=progress),

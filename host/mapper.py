@@ -39,8 +39,8 @@ from host.kernels import stages
 from host.kernels.program import FitError
 from rtl.wavelet import Dir, pack_route_write
 
-__all__ = ["Unit", "MapError", "TooFewTiles", "Stage", "Plan", "plan", "STREAM_COLORS", "HOST_COLOR",
-           "LOOP_COLOR", "REDUCE_COLORS"]
+__all__ = ["Unit", "MapError", "TooFewTiles", "Stage", "Plan", "plan", "STREAM_COLORS",
+           "HOST_COLOR", "LOOP_COLOR", "REDUCE_COLORS"]
 
 STREAM_COLORS = (0, 1)
 HOST_COLOR = 2
@@ -280,8 +280,8 @@ def _places(units, tiles, shape, wafers, layers):
             where = f"layer {layer} {kind}" if layer is not None else kind
             room = (f"wafer {wafer}'s {shape.width}x{shape.height // wafers} tiles"
                     if wafers > 1 else f"the {shape.width}x{shape.height}-tile wafer")
-            raise TooFewTiles(f"the model does not fit {room}: {where} has no tile (the pipeline "
-                           f"needs {len(units)} tiles, {len(units) - count} short)")
+            raise TooFewTiles(f"the model does not fit {room}: {where} has no tile (the "
+                              f"pipeline needs {len(units)} tiles, {len(units) - count} short)")
         places.append(index)
         index += 1
     return places

@@ -90,8 +90,9 @@ class Generation:
         """Per stage, the mean over the entries fed a generated token (or, if there are
         none, the last prompt entries) of its compute cycles (input in to output on its
         way) and of the hop into it (from the previous step's last tile starting its
-        send to this tile's input being in: the transfer and the wait for this tile; for the first tile, from the classifier's previous entry of
-        the same user: the token loop).  The slices of a step work side by side; its last
+        send to this tile's input being in: the transfer and the wait for this tile; for
+        the first tile, from the classifier's previous entry of the same user: the token
+        loop).  The slices of a step work side by side; its last
         tile ends it."""
         stages, entries = self.plan.stages, self.plan.schedule.entries
         rows = self._measured_entries()

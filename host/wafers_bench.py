@@ -14,12 +14,14 @@ and projects the depth at which the impact falls under ``target``: a projection
 from the measured points, reported as such.  Everything is in simulated cycles.
 """
 
+import numpy as np
+
 from host import mapper, model, runtime
 from host.wafer import WaferShape, wafer_link_timing
 
 __all__ = ["run", "plot"]
 
-PROMPT = "Hi"
+PROMPT = model.encode("Hi")
 
 
 def _shape(quant, params, die, wafers, layout):
@@ -27,8 +29,7 @@ def _shape(quant, params, die, wafers, layout):
     for dies in range(1, 65):
         shape = WaferShape((dies, wafers), die, params)
         try:
-            steps = mapper.plan(quant, shape, [model.encode(PROMPT)], [2], wafers=wafers,
-                                **layout).steps
+            steps = mapper.plan(quant, shape, [PROMPT], [2], wafers=wafers, **layout).steps
         except mapper.TooFewTiles:
             continue
         return shape, steps
@@ -41,8 +42,7 @@ def _point(layers, params, die, wafers, link, tokens, seed, layout):
     quant = model.QuantModel(config, model.random_weights(config, seed))
     shape, steps = _shape(quant, params, die, wafers, layout)
     link = wafer_link_timing(shape.width, *link)
-    prompt = model.encode(PROMPT)
-    runs = {name: runtime.generate(quant, [prompt], [tokens], shape, wafer_link=timing,
+    runs = {name: runtime.generate(quant, [PROMPT], [tokens], shape, wafer_link=timing,
                                    wafers=wafers, **layout)
             for name, timing in (("split", link), ("one_wafer", None))}
     split, large = runs["split"].cycles_per_token(), runs["one_wafer"].cycles_per_token()
@@ -52,16 +52,7 @@ def _point(layers, params, die, wafers, link, tokens, seed, layout):
             "extra_cycles_per_token": split - large,
             "wafer_latency_impact": split / large - 1,
             "tokens_equal": runs["split"].tokens == runs["one_wafer"].tokens,
-            "match_reference": runs["split"].tokens == [quant.generate(prompt, tokens)[0]]}
-
-
-def _line(xs, ys):
-    """Least-squares ``(intercept, slope)``."""
-    n = len(xs)
-    mean_x, mean_y = sum(xs) / n, sum(ys) / n
-    slope = (sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys))
-             / sum((x - mean_x) ** 2 for x in xs))
-    return mean_y - slope * mean_x, slope
+            "match_reference": runs["split"].tokens == [quant.generate(PROMPT, tokens)[0]]}
 
 
 def run(params, die, layers_list, wafers, link, tokens=3, seed=0, layout=None,
@@ -83,8 +74,8 @@ def run(params, die, layers_list, wafers, link, tokens=3, seed=0, layout=None,
                 "match_reference": all(p["match_reference"] and p["tokens_equal"]
                                        for p in points)}
     if len(points) > 1:
-        base, per_layer = _line([p["layers"] for p in points],
-                                [p["one_wafer_cycles_per_token"] for p in points])
+        per_layer, base = (float(v) for v in np.polyfit(
+            [p["layers"] for p in points], [p["one_wafer_cycles_per_token"] for p in points], 1))
         extra = sum(p["extra_cycles_per_token"] for p in points) / len(points)
         document["projection"] = {
             "one_wafer_cycles_per_token": {"intercept": base, "per_layer": per_layer},
