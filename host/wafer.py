@@ -271,14 +271,23 @@ class Wafer(WaferShape):
 
     # --- loading (back door), under reset ---
 
+    def _check_reset(self):
+        # A back-door write clocks only its own die (sim/native/wafer.cpp), which keeps
+        # the dies in step only while every die is held in reset.
+        if not self._in_reset:
+            raise ParamError("the back door loads under reset: before start() and "
+                             "front_door()")
+
     def route(self, x, y, route_write):
         """Write one route-table word (see :func:`rtl.wavelet.pack_route_write`) at tile (x, y)."""
+        self._check_reset()
         die, local_x, local_y = self._locate(x, y)
         self._lib.wafer_config(self._handle, die,
                                pack_mesh_config(self.params, local_x, local_y, route_write))
 
     def load(self, x, y, code=(), data=b"", acc=()):
         """Write a program, a data image and accumulators into tile (x, y)'s memories."""
+        self._check_reset()
         p, lanes = self.params, self.params.lanes
         die = self._select(x, y)
         if len(code) > p.code_words or len(data) > p.data_bytes or len(acc) > p.acc_words:

@@ -14,6 +14,9 @@ and projects the depth at which the impact falls under ``target``: a projection
 from the measured points, reported as such.  Everything is in simulated cycles.
 """
 
+import os
+from concurrent.futures import ProcessPoolExecutor
+
 import numpy as np
 
 from host import mapper, model, runtime
@@ -37,37 +40,55 @@ def _shape(quant, params, die, wafers, layout):
                           f"of up to 64 dies")
 
 
-def _point(layers, params, die, wafers, link, tokens, seed, layout):
+def _generate(quant, shape, tokens, timing, wafers, layout):
+    """One run of the model (a pool worker's job): its tokens and cycles per token."""
+    result = runtime.generate(quant, [PROMPT], [tokens], shape, wafer_link=timing,
+                              wafers=wafers, **layout)
+    return result.tokens, result.cycles_per_token()
+
+
+def _submit(pool, layers, params, die, wafers, link, tokens, seed, layout):
+    """Place ``layers`` layers and start both runs; returns what :func:`_point` needs."""
     config = model.ModelConfig(n_layers=layers)
     quant = model.QuantModel(config, model.random_weights(config, seed))
     shape, steps = _shape(quant, params, die, wafers, layout)
     link = wafer_link_timing(shape.width, *link)
-    runs = {name: runtime.generate(quant, [PROMPT], [tokens], shape, wafer_link=timing,
-                                   wafers=wafers, **layout)
+    runs = {name: pool.submit(_generate, quant, shape, tokens, timing, wafers, layout)
             for name, timing in (("split", link), ("one_wafer", None))}
-    split, large = runs["split"].cycles_per_token(), runs["one_wafer"].cycles_per_token()
+    return layers, quant, shape, steps, link, runs
+
+
+def _point(layers, quant, shape, steps, link, runs, tokens):
+    (split_tokens, split), (large_tokens, large) = (runs[name].result()
+                                                    for name in ("split", "one_wafer"))
     return {"layers": layers, "pipeline_stages": steps, "wafer_dies": [shape.dies_x, 1],
             "link_cycles": {"latency": link[0], "interval": link[1]},
             "cycles_per_token": split, "one_wafer_cycles_per_token": large,
             "extra_cycles_per_token": split - large,
             "wafer_latency_impact": split / large - 1,
-            "tokens_equal": runs["split"].tokens == runs["one_wafer"].tokens,
-            "match_reference": runs["split"].tokens == [quant.generate(PROMPT, tokens)[0]]}
+            "tokens_equal": split_tokens == large_tokens,
+            "match_reference": split_tokens == [quant.generate(PROMPT, tokens)[0]]}
 
 
 def run(params, die, layers_list, wafers, link, tokens=3, seed=0, layout=None,
         target=0.05, progress=print):
     """The bench's JSON document (module docstring); ``link``: ``(clock_hz, latency_s,
     bandwidth_bps)`` of the wafer-to-wafer connection (:func:`host.wafer.wafer_link_timing`
-    shares it among a boundary's die links)."""
+    shares it among a boundary's die links).  The runs go to one worker process a core;
+    each is a whole simulation, so the results do not depend on how many."""
     points = []
-    for layers in layers_list:
-        point = _point(layers, params, die, wafers, link, tokens, seed, layout or {})
-        points.append(point)
-        progress(f"  {layers:3d} layers ({point['pipeline_stages']} steps, "
-                 f"{point['wafer_dies'][0]} dies a wafer): {point['cycles_per_token']:,.0f} "
-                 f"cycles per token on {wafers} wafers, {point['one_wafer_cycles_per_token']:,.0f} "
-                 f"on one: {point['wafer_latency_impact']:+.1%}")
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        pending = [_submit(pool, layers, params, die, wafers, link, tokens, seed, layout or {})
+                   for layers in layers_list]
+        for placed in pending:
+            point = _point(*placed, tokens)
+            points.append(point)
+            dies = point["wafer_dies"][0]
+            progress(f"  {point['layers']:3d} layers ({point['pipeline_stages']} steps, "
+                     f"{dies} die{'s' if dies > 1 else ''} a wafer): "
+                     f"{point['cycles_per_token']:,.0f} cycles per token on {wafers} wafers, "
+                     f"{point['one_wafer_cycles_per_token']:,.0f} on one: "
+                     f"{point['wafer_latency_impact']:+.1%}")
     document = {"wafers": wafers, "link_latency_cycles": points[0]["link_cycles"]["latency"],
                 "tokens_per_run": tokens, "target": target,
                 "points": points,

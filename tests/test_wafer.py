@@ -100,6 +100,19 @@ def test_bad_defect_maps_are_refused(defects, problem):
         Wafer((2, 1), DIE, PARAMS, defects=defects)
 
 
+def test_the_back_door_is_refused_once_the_wafer_runs():
+    # A back-door write clocks only its own die, so after start() it would put that die
+    # a cycle ahead of the others.
+    wafer = Wafer((2, 1), DIE, PARAMS)
+    wafer.load(3, 0, assemble(BROADCAST, wafer.params).words())
+    wafer.start()
+    with pytest.raises(ParamError, match="under reset"):
+        wafer.load(3, 0, assemble(BROADCAST, wafer.params).words())
+    with pytest.raises(ParamError, match="under reset"):
+        _route(wafer, 3, 0, 1, Dir.W, {Dir.RAMP})
+    wafer.close()
+
+
 def _drive(wafer, cycles):
     """Streams across both die boundaries and a broadcast to every tile, for ``cycles``."""
     for x in range(wafer.width):
