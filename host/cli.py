@@ -322,7 +322,7 @@ def cmd_run(args):
         prompts = [model.encode(text) for text in texts]
         references = [quant.generate(prompt, args.tokens)[0] for prompt in prompts]
         dead = _defects(args, shape)
-        layout = {**_layout(args), "wafers": args.wafers}
+        layout = {**_layout(args, len(prompts)), "wafers": args.wafers}
         plan = mapper.plan(quant, shape, prompts, [args.tokens] * len(prompts), **layout)
     except (model.ModelError, mapper.MapError) as error:
         raise UsageError(str(error)) from None
@@ -456,10 +456,13 @@ def cmd_bench_pipeline(args):
     _check_llm_options(args, least_tokens=2)           # two, for the cycles between tokens
     if args.plot and not args.plot.endswith(".png"):
         raise UsageError(f"--plot writes a PNG; name it *.png, not {args.plot!r}")
-    layout = _layout(args)
+    layout = _layout(args, max(users))
     try:        # the largest cases first, so that nothing runs if one does not fit
         config, weights = _weights(args)
         quant = model.QuantModel(config, weights)
+        steps = mapper.plan(quant, shape, pipeline_bench.user_prompts(1), [args.tokens],
+                            **layout).steps
+        users = sorted({*users, steps})              # the targets are set at U = P
         mapper.plan(quant, shape, pipeline_bench.user_prompts(max(users)),
                     [args.tokens] * max(users), **layout)
         if lengths and max(lengths) > config.seq_len:
@@ -469,7 +472,9 @@ def cmd_bench_pipeline(args):
         raise UsageError(str(error)) from None
     started = time.monotonic()
     print(f"pipeline bench on a {shape.dies_x}x{shape.dies_y} wafer of "
-          f"{shape.params.width}x{shape.params.height}-tile dies, {args.tokens} tokens a user",
+          f"{shape.params.width}x{shape.params.height}-tile dies, "
+          f"{'split' if layout['split_attention'] else 'whole'} attention tiles, {steps} "
+          f"pipeline stages, users {','.join(map(str, users))}, {args.tokens} tokens a user",
           flush=True)
     result = _bench_document(lambda progress: pipeline_bench.run(
         quant, shape, users, args.tokens, layout, lengths, progress=progress),
@@ -503,9 +508,13 @@ def _check_llm_options(args, least_tokens):
         raise UsageError(f"--clock must be a positive number of GHz, not {args.clock}")
 
 
-def _layout(args):
-    """The mapper's layout options (:func:`host.mapper.plan`) from the command line."""
-    return {"split_attention": args.split_attention, "ffn_tiles": args.ffn_tiles}
+def _layout(args, users=1):
+    """The mapper's layout options (:func:`host.mapper.plan`) from the command line, for
+    up to ``users`` users in flight.  ``--attention auto`` splits attention for more than
+    one: whole attention tiles give one user the lowest latency, but they are the
+    slowest stages, and with many users the slowest stage sets everyone's pace."""
+    split = args.attention == "split" or (args.attention == "auto" and users > 1)
+    return {"split_attention": split, "ffn_tiles": args.ffn_tiles}
 
 
 def _add_llm_options(parser, tokens, wafer=None):
@@ -520,8 +529,10 @@ def _add_llm_options(parser, tokens, wafer=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the default weights")
     parser.add_argument("--clock", type=float, default=1.1,
                         help="nominal clock, GHz, for tokens/s and the wafer links (default 1.1)")
-    parser.add_argument("--split-attention", action="store_true",
-                        help="give every attention block two tiles (q, k, v | the KV cache)")
+    parser.add_argument("--attention", choices=("auto", "whole", "split"), default="auto",
+                        help="whole: an attention block on one tile where it fits (one user's "
+                             "lowest latency); split: on two, q, k, v | the KV cache (balanced "
+                             "stages); auto (default): split for more than one user")
     parser.add_argument("--ffn-tiles", type=int, metavar="K",
                         help="split every feed-forward block over K tiles (default: as few as fit)")
 
@@ -649,7 +660,9 @@ def _parser():
     pipeline = benches.add_parser("pipeline", help="the tiny LLM: throughput against users, "
                                                    "time to first token against prompt length")
     _add_params_options(pipeline)
-    pipeline.add_argument("--users", default="1,2,4,8", help="users in flight, e.g. 1,2,4,8")
+    pipeline.add_argument("--users", default="1,2,4,8",
+                          help="users in flight, e.g. 1,2,4,8; U = P, the pipeline's stages, is "
+                               "always added")
     pipeline.add_argument("--prefill-lengths", metavar="L,...",
                           help="also one user with prompts of these lengths, e.g. 8,32,64")
     _add_llm_options(pipeline, tokens=8, wafer="1x1")

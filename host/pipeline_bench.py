@@ -12,6 +12,9 @@ tokens per cycle (prompt length over time to first token, the pipeline's fill
 included), against single-user decode.  Everything is in simulated cycles.
 """
 
+import os
+from concurrent.futures import ProcessPoolExecutor
+
 from host import mapper, model, runtime
 
 __all__ = ["run", "plot", "user_prompts"]
@@ -46,21 +49,45 @@ def _users_point(quant, shape, users, tokens, layout):
     }
 
 
+def _prefill_point(quant, shape, length, layout):
+    prompt = _prompt_of_length(length)
+    result = runtime.generate(quant, [prompt], [1], shape, **layout)
+    ttft = result.time_to_first_token_cycles()
+    return {"prompt_tokens": length, "time_to_first_token_cycles": ttft,
+            "prompt_tokens_per_cycle": length / ttft,
+            "match_reference": result.tokens == [quant.generate(prompt, 1)[0]]}
+
+
 def run(quant, shape, users_list, tokens, layout, prefill_lengths=(), progress=print):
     """The bench's JSON document (module docstring); ``layout``: the options of
-    :func:`host.mapper.plan`."""
+    :func:`host.mapper.plan`.  The runs go to one worker process a core; each is a
+    whole simulation, so the results do not depend on how many."""
     steps = mapper.plan(quant, shape, user_prompts(1), [tokens], **layout).steps
-    points = []
-    for users in users_list:
-        point = _users_point(quant, shape, users, tokens, layout)
-        points.append(point)
-        progress(f"  {users:3d} user{'s' if users > 1 else ' '}: "
-                 f"{point['aggregate_tokens_per_cycle']:.6f} tokens/cycle "
-                 f"in all, {point['per_user_tokens_per_cycle']:.6f} a user, first token after "
-                 f"{point['time_to_first_token_cycles']:,.0f} cycles")
-    single = next((p for p in points if p["users"] == 1), None)
-    if single is None and prefill_lengths:
-        single = _users_point(quant, shape, 1, tokens, layout)
+    with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+        wanted = [*users_list, *([1] if prefill_lengths and 1 not in users_list else [])]
+        runs = {users: pool.submit(_users_point, quant, shape, users, tokens, layout)
+                for users in wanted}
+        prefill_runs = [pool.submit(_prefill_point, quant, shape, length, layout)
+                        for length in prefill_lengths]
+        points = []
+        for users in users_list:
+            point = runs[users].result()
+            points.append(point)
+            progress(f"  {users:3d} user{'s' if users > 1 else ' '}: "
+                     f"{point['aggregate_tokens_per_cycle']:.6f} tokens/cycle "
+                     f"in all, {point['per_user_tokens_per_cycle']:.6f} a user, first token "
+                     f"after {point['time_to_first_token_cycles']:,.0f} cycles")
+        single = runs[1].result() if 1 in runs else None
+        prefill = []
+        for future in prefill_runs:
+            entry = future.result()
+            entry["vs_single_user_decode"] = (entry["prompt_tokens_per_cycle"]
+                                              / single["per_user_tokens_per_cycle"])
+            prefill.append(entry)
+            progress(f"  prompt of {entry['prompt_tokens']} tokens: first token after "
+                     f"{entry['time_to_first_token_cycles']:,} cycles, "
+                     f"{entry['prompt_tokens_per_cycle']:.6f} prompt tokens/cycle "
+                     f"({entry['vs_single_user_decode']:.1f}x single-user decode)")
     document = {"pipeline_stages": steps, "tokens_per_user": tokens, "points": points,
                 "match_reference": all(p["match_reference"] for p in points)}
     full = next((p for p in points if p["users"] == steps), None)
@@ -73,21 +100,7 @@ def run(quant, shape, users_list, tokens, layout, prefill_lengths=(), progress=p
             "sram_bandwidth_utilization": full["sram_bandwidth_utilization"],
             "single_user_sram_bandwidth_utilization": single["sram_bandwidth_utilization"]}
     if prefill_lengths:
-        decode = single["per_user_tokens_per_cycle"]
-        prefill = []
-        for length in prefill_lengths:
-            prompt = _prompt_of_length(length)
-            result = runtime.generate(quant, [prompt], [1], shape, **layout)
-            ttft = result.time_to_first_token_cycles()
-            prefill.append({
-                "prompt_tokens": length, "time_to_first_token_cycles": ttft,
-                "prompt_tokens_per_cycle": length / ttft,
-                "vs_single_user_decode": length / ttft / decode,
-                "match_reference": result.tokens == [quant.generate(prompt, 1)[0]]})
-            progress(f"  prompt of {length} tokens: first token after {ttft:,} cycles, "
-                     f"{length / ttft:.6f} prompt tokens/cycle "
-                     f"({prefill[-1]['vs_single_user_decode']:.1f}x single-user decode)")
-        document["single_user_decode_tokens_per_cycle"] = decode
+        document["single_user_decode_tokens_per_cycle"] = single["per_user_tokens_per_cycle"]
         document["prefill"] = prefill
         document["match_reference"] &= all(p["match_reference"] for p in prefill)
     return document

@@ -1,12 +1,13 @@
 """The `tessera` command's contract for bad input: one line, exit status 2, nothing written."""
 
+import argparse
 import json
 import subprocess
 import sys
 
 import pytest
 
-from host.cli import main
+from host.cli import _layout, main
 
 
 def tessera(*args):
@@ -207,13 +208,15 @@ def test_run_plan_prints_the_placement_without_running(tmp_path):
 
 def test_bench_pipeline_writes_the_points_and_the_chart(tmp_path):
     status, stdout, stderr = tessera("bench", "pipeline", "--users", "1,2", "--tokens", "2",
-                                     "--prefill-lengths", "2,6", "--json",
+                                     "--attention", "whole", "--prefill-lengths", "2,6", "--json",
                                      str(tmp_path / "p.json"), "--plot", str(tmp_path / "p.png"))
     assert status == 0, stderr
     report = json.loads((tmp_path / "p.json").read_text())
     assert report["pipeline_stages"] == 5 and report["match_reference"] is True
-    one, two = report["points"]
-    assert (one["users"], two["users"]) == (1, 2)
+    # U = P is added to the users asked for: the targets are set there.
+    one, two, five = report["points"]
+    assert (one["users"], two["users"], five["users"]) == (1, 2, 5)
+    assert report["at_users_equal_stages"]["users"] == 5
     assert two["aggregate_tokens_per_cycle"] > 1.5 * one["aggregate_tokens_per_cycle"]
     assert two["per_user_tokens_per_cycle"] > 0.9 * one["per_user_tokens_per_cycle"]
     # What sets the pace: here an attention tile is the busiest stage, and no stage is
@@ -226,6 +229,13 @@ def test_bench_pipeline_writes_the_points_and_the_chart(tmp_path):
     # Prompt tokens go back to back: more of them a cycle than decode tokens.
     assert long["vs_single_user_decode"] > 1.5
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("attention, users, split", [
+    ("auto", 1, False), ("auto", 2, True), ("whole", 4, False), ("split", 1, True)])
+def test_auto_attention_splits_for_more_than_one_user(attention, users, split):
+    layout = _layout(argparse.Namespace(attention=attention, ffn_tiles=None), users)
+    assert layout == {"split_attention": split, "ffn_tiles": None}
 
 
 def test_bench_wafers_measures_the_links_cost_against_depth(tmp_path):
