@@ -250,11 +250,14 @@ DEFAULT_PROMPT = "Wafer-scale"
 
 def _weights(args):
     """The model configuration and float weights: ``--weights`` (a tessera weight file
-    or a llama2.c checkpoint) or the seeded default."""
+    or a llama2.c checkpoint) or the seeded default, ``--layers`` deep."""
     from host import model
     if not args.weights:
-        config = model.ModelConfig()
+        config = model.ModelConfig(**({} if args.layers is None else {"n_layers": args.layers}))
         return config, model.random_weights(config, args.seed)
+    if args.layers is not None:
+        raise UsageError("--layers sets the depth of the seeded model; --weights brings "
+                         "its own")
     try:
         with open(args.weights, "rb") as f:
             magic = f.read(len(model.MAGIC))
@@ -525,6 +528,8 @@ def _add_llm_options(parser, tokens, wafer=None):
     if wafer:
         parser.add_argument("--wafer", default=wafer, help=f"WxH dies (default {wafer})")
         parser.add_argument("--weights", help="a tessera weight file or a llama2.c checkpoint")
+        parser.add_argument("--layers", type=int,
+                            help="layers of the seeded model (default 2; not with --weights)")
     parser.add_argument("--die", default="4x4", help="WxH logical tiles a die (default 4x4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the default weights")
     parser.add_argument("--clock", type=float, default=1.1,

@@ -187,6 +187,9 @@ def _weight_file(path, damage=None):
     (["--wafers", "0"], "--wafers must be at least 1"),
     (["--clock", "0"], "--clock must be a positive number of GHz"),
     (["--wafers", "2", "--wafer-link-us", "0"], "needs a positive latency and bandwidth"),
+    (["--layers", "0"], "model n_layers must be a positive integer, not 0"),
+    (["--layers", "3", "--weights", "{tmp}/short.bin"], "--layers sets the depth of the seeded"),
+    (["--layers", "3", "--wafers", "4"], "4 wafers for a 3-layer model"),
 ])
 def test_run_refuses_bad_input_before_running(tmp_path, args, message):
     _weight_file(tmp_path / "short.bin", lambda blob: blob[:-100])
@@ -204,6 +207,14 @@ def test_run_plan_prints_the_placement_without_running(tmp_path):
     assert status == 0, stderr
     lines = stdout.splitlines()
     assert lines[1].split() == ["A0", "F0", "A1"] and lines[2].split() == [".", "C", "F1"]
+
+
+def test_run_layers_sets_the_seeded_models_depth():
+    status, stdout, stderr = tessera("run", "--plan", "--layers", "3", "--wafer", "1x1")
+    assert status == 0, stderr
+    assert "(3 layers, dim 32)" in stdout
+    placed = stdout.split()
+    assert "F2" in placed and "A3" not in placed
 
 
 def test_bench_pipeline_writes_the_points_and_the_chart(tmp_path):
