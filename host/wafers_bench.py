@@ -48,26 +48,27 @@ def _generate(quant, shape, tokens, timing, wafers, layout):
 
 
 def _submit(pool, layers, params, die, wafers, link, tokens, seed, layout):
-    """Place ``layers`` layers and start both runs; returns what :func:`_point` needs."""
+    """Place ``layers`` layers and start both runs; returns the point's placement, the
+    runs and the reference tokens, for :func:`_point`."""
     config = model.ModelConfig(n_layers=layers)
     quant = model.QuantModel(config, model.random_weights(config, seed))
     shape, steps = _shape(quant, params, die, wafers, layout)
     link = wafer_link_timing(shape.width, *link)
-    runs = {name: pool.submit(_generate, quant, shape, tokens, timing, wafers, layout)
-            for name, timing in (("split", link), ("one_wafer", None))}
-    return layers, quant, shape, steps, link, runs
+    placement = {"layers": layers, "pipeline_stages": steps, "wafer_dies": [shape.dies_x, 1],
+                 "link_cycles": {"latency": link[0], "interval": link[1]}}
+    runs = [pool.submit(_generate, quant, shape, tokens, timing, wafers, layout)
+            for timing in (link, None)]                 # split, then one large wafer
+    return placement, runs, [quant.generate(PROMPT, tokens)[0]]
 
 
-def _point(layers, quant, shape, steps, link, runs, tokens):
-    (split_tokens, split), (large_tokens, large) = (runs[name].result()
-                                                    for name in ("split", "one_wafer"))
-    return {"layers": layers, "pipeline_stages": steps, "wafer_dies": [shape.dies_x, 1],
-            "link_cycles": {"latency": link[0], "interval": link[1]},
+def _point(placement, runs, reference):
+    (split_tokens, split), (large_tokens, large) = (run.result() for run in runs)
+    return {**placement,
             "cycles_per_token": split, "one_wafer_cycles_per_token": large,
             "extra_cycles_per_token": split - large,
             "wafer_latency_impact": split / large - 1,
             "tokens_equal": split_tokens == large_tokens,
-            "match_reference": split_tokens == [quant.generate(PROMPT, tokens)[0]]}
+            "match_reference": split_tokens == reference}
 
 
 def run(params, die, layers_list, wafers, link, tokens=3, seed=0, layout=None,
@@ -81,7 +82,7 @@ def run(params, die, layers_list, wafers, link, tokens=3, seed=0, layout=None,
         pending = [_submit(pool, layers, params, die, wafers, link, tokens, seed, layout or {})
                    for layers in layers_list]
         for placed in pending:
-            point = _point(*placed, tokens)
+            point = _point(*placed)
             points.append(point)
             dies = point["wafer_dies"][0]
             progress(f"  {point['layers']:3d} layers ({point['pipeline_stages']} steps, "

@@ -155,6 +155,16 @@ struct HostPort {        // a wafer edge link: the host's sender and receiver
     }
 };
 
+// One clock edge of one die.  A back-door write clocks only its own die: under reset
+// (host/wafer.py checks) a clock changes nothing but the memories written, so the
+// other dies need none and loading a wafer costs its tiles, not its tiles times its dies.
+void clock_die(Vtessera_die* top) {
+    top->clk = 1;
+    top->eval();
+    top->clk = 0;
+    top->eval();
+}
+
 struct Die {
     Vtessera_die* top;
     Link edges[4][EDGE_MAX][2];          // [side][index][0: input, 1: output]
@@ -178,23 +188,13 @@ struct Wafer {
         cycle++;
     }
 
+    // Dies share no signal (the links above carry everything between them), so
+    // each can take its edge on its own.
     void clock() {
         for (Die& d : dies)
-            if (d.top) { d.top->clk = 1; d.top->eval(); }
-        for (Die& d : dies)
-            if (d.top) { d.top->clk = 0; d.top->eval(); }
+            if (d.top) clock_die(d.top);
     }
 };
-
-// One clock edge of one die: a back-door write.  Only under reset (host/wafer.py
-// checks), when a clock changes nothing but the memories written, so the other dies
-// need none and loading a wafer costs its tiles, not its tiles times its dies.
-void clock_one(Vtessera_die* top) {
-    top->clk = 1;
-    top->eval();
-    top->clk = 0;
-    top->eval();
-}
 
 int side_length(int side) { return side == NORTH || side == SOUTH ? DIE_WIDTH : DIE_HEIGHT; }
 
@@ -301,7 +301,7 @@ void wafer_config(void* handle, int die, uint64_t word) {
     Vtessera_die* top = static_cast<Wafer*>(handle)->die(die).top;
     top->DIE_CONFIG_VALID = 1;
     top->DIE_CONFIG_PAYLOAD = word;
-    clock_one(top);
+    clock_die(top);
     top->DIE_CONFIG_VALID = 0;
     top->eval();
 }
@@ -312,7 +312,7 @@ void wafer_write_code(void* handle, int die, int address, uint32_t word) {
     top->DIE_CODE_ADDR = address;
     top->DIE_CODE_WDATA = word;
     top->DIE_CODE_WE = 1;
-    clock_one(top);
+    clock_die(top);
     top->DIE_CODE_WE = 0;
     top->eval();
 }
@@ -320,7 +320,7 @@ void wafer_write_code(void* handle, int die, int address, uint32_t word) {
 void wafer_write_row(void* handle, int die, int acc, int row, const uint32_t* words) {
     Vtessera_die* top = static_cast<Wafer*>(handle)->die(die).top;
     if (acc) { DIE_ACC_WRITE(top, row, words); } else { DIE_MEM_WRITE(top, row, words); }
-    clock_one(top);
+    clock_die(top);
     if (acc) { top->DIE_ACC_WE = 0; } else { top->DIE_MEM_WE = 0; }
     top->eval();
 }
