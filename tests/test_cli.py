@@ -25,6 +25,7 @@ def tessera(*args):
     (["verilog", "router", "--set", "colors"], "--set expects key=value"),
     (["verilog", "router", "--set", "colors=many"], "colors must be an integer"),
     (["verilog", "router", "--preset", "huge"], "unknown preset 'huge'"),
+    (["verilog", "mesh", "--synth"], "--synth covers router, core and tile, not mesh"),
     (["route", "9: W -> E"], "color 9 has no route table"),
     (["route", "2: Q -> E"], "no port named 'Q'"),
     (["route", "2: W -> E,UP"], "no port named 'UP'"),

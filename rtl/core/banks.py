@@ -8,8 +8,9 @@ lane mask and rotates them back.  A single element (a strided access) is a
 window of one.
 """
 
-from amaranth.hdl import Cat, Const, Mux, Signal, unsigned
-from amaranth.lib.memory import Memory
+from amaranth.hdl import Cat, Const, Mux, Signal
+
+from .sram import sram_memory
 
 __all__ = ["Banks"]
 
@@ -23,7 +24,7 @@ class Banks:
         self.address_bits = max(1, (depth - 1).bit_length())
         self.memories = []
         for bank in range(lanes):
-            memory = Memory(shape=unsigned(width), depth=self.rows, init=[])
+            memory = sram_memory(width, self.rows)
             m.submodules[f"{name}_bank{bank}"] = memory
             self.memories.append(memory)
         self._m, self._name = m, name

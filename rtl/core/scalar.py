@@ -1,0 +1,300 @@
+"""The scalar unit: registers, control flow, tasks, faults, and the issue of vector operations."""
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..isa import (COUNTERS, DESCRIPTORS, INSTRUCTION, OPS, REDUCTIONS, REGISTERS, SEND_CTRL,
+                   SLOTS, TASKS,
+                   Fault, Format, Kind, Op, VFlag, descriptor_layout)
+from ..wavelet import wavelet_layout
+from .slots import check_launch, launch_layout
+
+__all__ = ["ScalarUnit"]
+
+
+class ScalarUnit(wiring.Component):
+    """One instruction a cycle unless it waits, as :meth:`sim.iss.Core._execute` specifies.
+
+    - ``instruction`` (with ``in_range``, ``known``) is the word at ``pc``, this cycle.
+    - It waits (``completed`` low) for: the slot of a synchronous vector operation;
+      ``WAIT``'s slot; a free slot for a vector instruction; ``RECV``'s wavelet
+      (``recv_wants``, granted by ``pop_for_recv``); a credit, and no beat sending,
+      for ``SEND``; no beat writing SRAM, for ``ST``/``STB``.
+    - ``LD``/``LDB`` read the word at ``load_address`` (``load_data``) in the same
+      cycle; ``ST``/``STB`` write through ``store``.  ``SEND`` drives ``send``.
+    - ``launch`` starts a checked vector operation in ``launch_slot``.
+    - The vector unit's ``reduction_*`` writes a register, before the instruction's own.
+    - A fault sets ``fault``/``fault_pc`` and halts the core (``fault_now`` in that
+      cycle).  After ``TEXIT`` the scheduler starts the lowest-numbered startable task.
+    - Reset: ``pc`` 0, the main program running, every register and descriptor zero.
+    """
+
+    def __init__(self, params):
+        self._params = params
+        p = params
+        super().__init__({
+            "run": In(1),
+            "instruction": In(INSTRUCTION),
+            "in_range": In(1),
+            "known": In(1),
+            "pc": Out(16),
+            "halted": Out(1),
+            "fault": Out(3),
+            "fault_pc": Out(16),
+            "completed": Out(1),
+            "fault_now": Out(1),
+            "slots_active": In(SLOTS),
+            "nonempty": In(p.colors),
+            "recv_wants": Out(1),
+            "recv_color": Out(p.color_bits),
+            "pop_for_recv": In(1),
+            "popped": In(32),
+            "beat_writes_mem": In(1),
+            "beat_sends": In(1),
+            "credit_free": In(p.colors),
+            "send": Out(1),
+            "send_wavelet": Out(wavelet_layout(p)),
+            "load_address": Out(16),
+            "load_data": In(32),
+            "load_bytes": Out(range(5)),       # SRAM bytes this instruction reads
+            "store": Out(1),
+            "store_address": Out(16),
+            "store_data": Out(32),
+            "store_bytes": Out(range(5)),
+            "launch": Out(1),
+            "launch_slot": Out(range(SLOTS)),
+            "launch_state": Out(launch_layout(p)),
+            "launch_activates": Out(1),
+            "reduction_done": In(1),
+            "reduction_rd": In(4),
+            "reduction_value": In(32),
+            "counters": In(32).array(COUNTERS),
+            "reg": In(4),                      # the back door's register read
+            "reg_rdata": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        self._regs = regs = Array(Signal(32, name=f"r{n}") for n in range(REGISTERS))
+        self._dsr = [Signal(descriptor_layout(p), name=f"d{n}") for n in range(DESCRIPTORS)]
+        self._running = Signal(init=1)
+        shapes = {"entry": 16, "bound": 1, "color": p.color_bits, "active": 1, "blocked": 1}
+        self._tasks = {name: Array(Signal(shape, name=f"task{t}_{name}") for t in range(TASKS))
+                       for name, shape in shapes.items()}
+        waiting = Signal()
+        waiting_slot = Signal(range(SLOTS))
+        m.d.comb += self.reg_rdata.eq(regs[self.reg])
+
+        inst = self.instruction
+        issue = Signal()
+        m.d.comb += issue.eq(self.run & ~self.halted & self._running
+                             & ~(waiting & self.slots_active.bit_select(waiting_slot, 1)))
+        decoded = Signal()       # the fetched word is an instruction of the ISA
+        m.d.comb += [decoded.eq(issue & self.in_range & self.known),
+                     self.recv_wants.eq(decoded & (inst.opcode == Op.RECV) & (inst.imm < p.colors)
+                                        & self.nonempty.bit_select(inst.imm[:p.color_bits], 1)),
+                     self.recv_color.eq(inst.imm)]
+
+        stall, cause, next_pc, reg_we, reg_value = self._execute(m, issue, decoded)
+        m.d.comb += self.completed.eq(decoded & ~stall & ~self.fault_now)
+        completed = self.completed
+        is_load = Cat(inst.opcode == op for op in (Op.LD, Op.LDB)).any()
+        is_store = Cat(inst.opcode == op for op in (Op.ST, Op.STB)).any()
+        size = Mux((inst.opcode == Op.LD) | (inst.opcode == Op.ST), 4, 1)
+        m.d.comb += [self.load_bytes.eq(Mux(completed & is_load, size, 0)),
+                     self.store.eq(completed & is_store),
+                     self.store_bytes.eq(Mux(self.store, size, 0))]
+
+        with m.If(issue & ~stall):
+            m.d.sync += waiting.eq(0)
+        with m.If(self.fault_now):
+            m.d.sync += [self.fault.eq(cause), self.fault_pc.eq(self.pc), self.halted.eq(1)]
+        with m.If(completed):
+            m.d.sync += self.pc.eq(next_pc)
+            self._commit(m)
+            # Synchronous operations (and every reduction) make the core wait for their slot.
+            reduction = Cat(inst.opcode == op for op in REDUCTIONS).any()
+            with m.If(self.launch & (~inst.imm[VFlag.ASYNC.bit_length() - 1] | reduction)):
+                m.d.sync += [waiting.eq(1), waiting_slot.eq(self.launch_slot)]
+        self._schedule(m)
+
+        # Register writes: a finishing reduction, or the instruction that completes.
+        with m.If(self.reduction_done):
+            m.d.sync += regs[self.reduction_rd].eq(self.reduction_value)
+        with m.Elif(completed & reg_we):
+            m.d.sync += regs[inst.a].eq(reg_value)
+        m.d.sync += regs[0].eq(0)
+        return m
+
+    def _execute(self, m, issue, decoded):
+        """What the instruction does this cycle; returns ``(stall, cause, next_pc, reg_we,
+        reg_value)`` and drives the fault, send, load, store and launch outputs."""
+        p, regs = self._params, self._regs
+        inst, pc = self.instruction, self.pc
+        opcode, a, b, c, imm = inst.opcode, inst.a, inst.b, inst.c, inst.imm
+        imm_s = Signal(signed(32))       # the immediate, sign-extended
+        m.d.comb += imm_s.eq(imm.as_signed())
+        ra, rb, rc = regs[a], regs[b], regs[c]
+        stall, cause, reg_we = Signal(), Signal(3), Signal()
+        next_pc, reg_value = Signal(16), Signal(32)
+        m.d.comb += next_pc.eq(pc + 1)
+
+        def raise_fault(why):
+            m.d.comb += [self.fault_now.eq(1), cause.eq(why)]
+
+        def write_rd(value):
+            m.d.comb += [reg_we.eq(1), reg_value.eq(value)]
+
+        address = Signal(32)
+        m.d.comb += [address.eq(rb + imm_s), self.load_address.eq(address),
+                     self.store_address.eq(address), self.store_data.eq(rc)]
+        size = Mux((opcode == Op.LD) | (opcode == Op.ST), 4, 1)
+        in_data = (address + size) <= p.data_bytes
+        ctrl_bit = SEND_CTRL.bit_length() - 1
+        m.d.comb += [self.send_wavelet.data.eq(rc), self.send_wavelet.color.eq(imm[:p.color_bits]),
+                     self.send_wavelet.ctrl.eq(imm[ctrl_bit])]
+
+        with m.If(issue & ~self.in_range):
+            raise_fault(Fault.PC_RANGE)
+        with m.Elif(issue & ~self.known):
+            raise_fault(Fault.ILLEGAL)
+        with m.Elif(decoded):
+            with m.Switch(opcode):
+                alu = {Op.ADD: rb + rc, Op.SUB: rb - rc, Op.AND: rb & rc, Op.OR: rb | rc,
+                       Op.XOR: rb ^ rc, Op.SLL: rb << rc[:5], Op.SRL: rb >> rc[:5],
+                       Op.SRA: rb.as_signed() >> rc[:5], Op.MUL: rb * rc,
+                       Op.SLT: rb.as_signed() < rc.as_signed(), Op.SLTU: rb < rc,
+                       Op.ADDI: rb + imm_s, Op.ANDI: rb & imm_s.as_unsigned(),
+                       Op.SLLI: rb << imm[:5], Op.SRLI: rb >> imm[:5],
+                       Op.SRAI: rb.as_signed() >> imm[:5], Op.SLTI: rb.as_signed() < imm_s,
+                       Op.LUI: Cat(imm, c) << 14}
+                for alu_op, value in alu.items():
+                    with m.Case(alu_op):
+                        write_rd(value)
+                with m.Case(Op.LD, Op.LDB):
+                    with m.If(~in_data):
+                        raise_fault(Fault.MEM_RANGE)
+                    with m.Else():
+                        write_rd(Mux(opcode == Op.LD, self.load_data,
+                                     self.load_data[:8].as_signed()))
+                with m.Case(Op.ST, Op.STB):
+                    with m.If(self.beat_writes_mem):
+                        m.d.comb += stall.eq(1)
+                    with m.Elif(~in_data):
+                        raise_fault(Fault.MEM_RANGE)
+                with m.Case(Op.BEQ, Op.BNE, Op.BLT, Op.BGE):
+                    less = rb.as_signed() < rc.as_signed()
+                    taken = ((opcode == Op.BEQ) & (rb == rc) | (opcode == Op.BNE) & (rb != rc)
+                             | (opcode == Op.BLT) & less | (opcode == Op.BGE) & ~less)
+                    with m.If(taken):
+                        m.d.comb += next_pc.eq(pc + imm_s)
+                with m.Case(Op.BDEC):
+                    decremented = (ra - 1)[:32]
+                    m.d.comb += [reg_we.eq(1), reg_value.eq(decremented)]
+                    with m.If(decremented != 0):
+                        m.d.comb += next_pc.eq(pc + imm_s)
+                with m.Case(Op.JAL):
+                    write_rd(pc + 1)
+                    m.d.comb += next_pc.eq(imm)
+                with m.Case(Op.JR):
+                    m.d.comb += next_pc.eq(rb)
+                with m.Case(Op.CSRR):
+                    with m.If(imm >= COUNTERS):
+                        raise_fault(Fault.ILLEGAL)
+                    with m.Else():
+                        write_rd(Array(self.counters)[imm[:(COUNTERS - 1).bit_length()]])
+                with m.Case(Op.RECV):
+                    with m.If(imm >= p.colors):
+                        raise_fault(Fault.COLOR)
+                    with m.Elif(~self.pop_for_recv):
+                        m.d.comb += stall.eq(1)
+                    with m.Else():
+                        write_rd(self.popped)
+                with m.Case(Op.SEND):
+                    with m.If(imm[:ctrl_bit] >= p.colors):
+                        raise_fault(Fault.COLOR)
+                    with m.Elif(self.beat_sends
+                                | ~self.credit_free.bit_select(imm[:p.color_bits], 1)):
+                        m.d.comb += stall.eq(1)
+                    with m.Else():
+                        m.d.comb += self.send.eq(1)
+                with m.Case(Op.TASK, Op.TBIND, Op.TACT, Op.TBLOCK, Op.TUNBLOCK):
+                    with m.If(a >= TASKS):
+                        raise_fault(Fault.ILLEGAL)
+                    with m.Elif((opcode == Op.TBIND) & (imm >= p.colors)):
+                        raise_fault(Fault.COLOR)
+                with m.Case(Op.WAIT):
+                    with m.If(a >= SLOTS):
+                        raise_fault(Fault.ILLEGAL)
+                    with m.Elif(self.slots_active.bit_select(a[:1], 1)):
+                        m.d.comb += stall.eq(1)
+                with m.Case(Op.DMEM, Op.DACC, Op.DFIN, Op.DFOUT):
+                    with m.If(a >= DESCRIPTORS):
+                        raise_fault(Fault.ILLEGAL)
+                with m.Case(*[o for o in Op if OPS[o].format in (Format.V, Format.VRED)]):
+                    self._issue_vector(m, stall, raise_fault)
+        return stall, cause, next_pc, reg_we, reg_value
+
+    def _issue_vector(self, m, stall, raise_fault):
+        """A vector instruction: wait for its slot, then check it and launch it."""
+        slot_number = self.instruction.imm[VFlag.SLOT1.bit_length() - 1]
+        with m.If(self.slots_active.bit_select(slot_number, 1)):
+            m.d.comb += stall.eq(1)
+        with m.Else():
+            cause, state, activates = check_launch(m, self._params, self.instruction,
+                                                   self._regs, self._dsr)
+            m.d.comb += [self.launch_state.eq(state), self.launch_activates.eq(activates)]
+            with m.If(cause != Fault.NONE):
+                raise_fault(cause)
+            with m.Else():
+                m.d.comb += [self.launch.eq(1), self.launch_slot.eq(slot_number)]
+
+    def _commit(self, m):
+        """The state an instruction that completes writes, beside the PC and registers."""
+        p, regs = self._params, self._regs
+        inst = self.instruction
+        opcode, a, imm = inst.opcode, inst.a, inst.imm
+        with m.Switch(opcode):
+            with m.Case(Op.TASK):
+                m.d.sync += self._tasks["entry"][a[:3]].eq(imm)
+            with m.Case(Op.TBIND):
+                m.d.sync += [self._tasks["bound"][a[:3]].eq(1),
+                             self._tasks["color"][a[:3]].eq(imm)]
+            with m.Case(Op.TACT):
+                m.d.sync += self._tasks["active"][a[:3]].eq(1)
+            with m.Case(Op.TBLOCK, Op.TUNBLOCK):
+                m.d.sync += self._tasks["blocked"][a[:3]].eq(opcode == Op.TBLOCK)
+            with m.Case(Op.TEXIT):
+                m.d.sync += self._running.eq(0)
+            with m.Case(Op.HALT):
+                m.d.sync += self.halted.eq(1)
+            with m.Case(Op.DMEM, Op.DACC, Op.DFIN, Op.DFOUT):
+                kind = Mux(opcode == Op.DMEM, Kind.MEM, Mux(opcode == Op.DACC, Kind.ACC,
+                                                          Mux(opcode == Op.DFIN, Kind.FIN,
+                                                              Kind.FOUT)))
+                fabric = (opcode == Op.DFIN) | (opcode == Op.DFOUT)
+                rb, rc = regs[inst.b], regs[inst.c]
+                for n, d in enumerate(self._dsr):
+                    with m.If(a == n):
+                        m.d.sync += [
+                            d.kind.eq(kind),
+                            d.base.eq(Mux(fabric, 0, rb[:16])),
+                            d.length.eq(rc[:16]),
+                            d.stride.eq(Mux(opcode == Op.DACC, 0, imm.as_signed())),
+                        ]
+
+    def _schedule(self, m):
+        """The scheduler: the core is free after TEXIT."""
+        tasks = self._tasks
+        active, bound, blocked = tasks["active"], tasks["bound"], tasks["blocked"]
+        colors, entries = tasks["color"], tasks["entry"]
+        with m.If(self.run & ~self.halted & ~self._running):
+            for t in reversed(range(TASKS)):
+                startable = ~blocked[t] & (active[t] | bound[t]
+                                           & self.nonempty.bit_select(colors[t], 1))
+                with m.If(startable):
+                    for other in range(TASKS):
+                        m.d.sync += active[other].eq(Mux(other == t, 0, active[other]))
+                    m.d.sync += [self.pc.eq(entries[t]), self._running.eq(1)]

