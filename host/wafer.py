@@ -90,8 +90,9 @@ def die_header(params):
         rdata, we = _verilated(f"backdoor__{kind}_rdata"), _verilated(f"backdoor__{kind}_we")
         lines.append(f"#define DIE_{kind.upper()}_WRITE(top, row, words) "
                      f"top->{row} = row; {_copy_in(wdata, width, 'words')} top->{we} = 1;")
+        # The SRAMs' read ports are registered: the row is on the port after a clock edge.
         lines.append(f"#define DIE_{kind.upper()}_READ(top, row, words) "
-                     f"top->{row} = row; top->eval(); {_copy_out(rdata, width, 'words')}")
+                     f"top->{row} = row; clock_die(top); {_copy_out(rdata, width, 'words')}")
     status = ["halted", "fault", "fault_pc", "pc", "backdoor__reg_rdata"] + [
         f"counters__{n}" for n in range(COUNTERS)]
     lines.append(f"#define DIE_STATUS_WORDS {len(status)}")

@@ -12,32 +12,53 @@ the bit and the cycle.
 most one wavelet is taken per cycle.  The core sends at most one wavelet per
 cycle and keeps one credit counter per color for the router's ramp queues.
 
+**Memories.**  Code, data SRAM and accumulators are synchronous, as SRAM macros
+are: an address presented in one cycle gives its data in the next.  A read is
+transparent to the write of the same clock edge: it returns the value written at
+the end of the cycle in which it was addressed.  Data SRAM and accumulators are
+banked by address modulo ``lanes``, so any ``lanes`` consecutive elements are one
+access per bank; each data bank has two read ports (a vector's first operand, or
+the back door; its second operand, a table, or ``LD``) and one write port, each
+accumulator bank three read ports and one write port.
+
 **A cycle** (:meth:`Core.step`) runs, all from the state at its start:
 
+0. *Fetch.*  The code memory is read at the PC the core will have in the next
+   cycle, so the instruction at a PC is there in the cycle the PC is reached,
+   after a branch too.  The first cycle after reset only fetches.
 1. *Fabric input.*  Each microthread slot whose operation reads a ``FIN``
    operand has a two-entry staging buffer; it wants a wavelet while the
    buffer has room, the operation needs more, and the queue holds one.  The
    two slots take turns (round robin); a ``RECV`` takes a wavelet only when no
    slot does.  For ``VMACS`` the fabric operand is the scalar: a zero is
    counted as a zero-skip and dropped, so it costs no datapath cycle.
-2. *Vector beat.*  Of the active slots that can make progress (an element in
-   the buffer when they read the fabric, a credit when they send to it), one
-   runs a beat, the slots taking turns.  A beat processes ``lanes`` elements
-   when every vector operand is ``ACC`` or a ``MEM`` with stride 1, else one
-   element; ``VTBL`` always one.  SRAM and the accumulators are banked by
-   address modulo ``lanes``, so any ``lanes`` consecutive elements are one
-   access per bank.
+2. *Vector beats*, in two stages.  **Issue:** of the active slots that can make
+   progress (an element in the buffer when they read the fabric, a credit when
+   they send to it), one issues a beat, the slots taking turns.  A beat covers
+   ``lanes`` elements when every vector operand is ``ACC`` or a ``MEM`` with
+   stride 1, else one element.  It advances its slot's cursors, takes its staged
+   element and, if it sends, a credit; its operands are read at the end of the
+   cycle (so a beat sees the results of the beat before it).  **Execute**, in the
+   next cycle: the lanes compute and the results are written at the end of that
+   cycle, or sent in it.  ``VTBL`` issues in two cycles per element: the first
+   reads the element, the second the two table entries at the index it gives;
+   no other beat issues in that second cycle.  A slot is active from its launch
+   until its last beat has executed.
 3. *Scalar instruction.*  One instruction completes per cycle unless it waits:
-   ``ST``/``STB`` wait while a beat writes SRAM, ``SEND`` while a beat sends,
-   ``RECV`` for its wavelet, a vector instruction for its slot, ``WAIT`` for
-   the slot to be idle.  A vector instruction without ``ASYNC`` (and every
+   ``ST``/``STB`` wait while an executing beat writes SRAM, ``SEND`` while an
+   issuing or executing beat sends, ``RECV`` for its wavelet, a vector
+   instruction for its slot, ``WAIT`` for the slot to be idle.  ``LD``/``LDB``
+   take two cycles: the first addresses the SRAM (waiting while an issuing beat
+   reads a second SRAM operand or a table, which share the read port), the second
+   writes the register.  A vector instruction without ``ASYNC`` (and every
    reduction) makes the core wait for its slot: the next instruction executes
    in the first cycle that starts with the slot idle, so an operation of B
-   beats costs B + 1 cycles.  After ``TEXIT`` the core is free: each free
+   beats costs B + 2 cycles.  After ``TEXIT`` the core is free: each free
    cycle the scheduler starts the lowest-numbered unblocked task that is
    activated or whose bound color has a wavelet waiting; its first
    instruction runs in the next cycle.
-4. Everything is written at the end of the cycle.
+4. Everything is written at the end of the cycle; then the reads addressed in
+   the cycle take their values.
 
 A fault (see :class:`rtl.isa.Fault`) sets the fault flag, cause and PC, counts
 in ``FAULTS`` and halts the core; microthreads already running finish.
@@ -112,6 +133,32 @@ class Slot:
     result_index: int = 0    # VARGMAX: index of the first maximum so far
 
 
+@dataclass
+class Beat:
+    """One beat between its issue and its execution (:meth:`Core.step`)."""
+    slot: Slot
+    op: Op
+    indices: range           # the elements it covers (within the vector or chunk)
+    chunk: int               # VMACS: the scalar's chunk
+    fabric: int              # the staged wavelet it takes: a FIN element or VMACS's scalar
+    reads_src2_mem: bool = False
+    last: bool = False       # the slot's last beat (not for fabric-scalar VMACS)
+    xs: list | None = None   # operands, read at the end of the issue cycle
+    ys: list | None = None
+    accs: list | None = None  # VMAC, VMACS: the destination's values
+    table: list | None = None  # VTBL: the two entries, read in the second issue cycle
+
+
+def interpolate(entries, x, shift, length):
+    """VTBL's value for ``x`` from the entries ``T[i0], T[i0+1]`` read (module docstring)."""
+    index, fraction = x >> shift, x & ((1 << shift) - 1)
+    if index < 0:
+        return entries[0]
+    if index >= length - 1:
+        return entries[1]
+    return entries[0] + (((entries[1] - entries[0]) * fraction) >> shift)
+
+
 class CoreFault(Exception):
     def __init__(self, cause):
         self.cause = cause
@@ -151,6 +198,9 @@ class Core:
         self.beat_turn = 0           # the slot that wins the next contested beat
         self.counters = [0] * COUNTERS
         self.cycle = 0
+        self.fetched = False         # the first cycle after reset only fetches
+        self.in_flight = None        # the Beat issued last cycle
+        self.loading = None          # LD/LDB: (address, size, value once read)
 
     def load(self, code=(), data=None, acc=None):
         """Write code words (from address 0) and a data image, as the back door does."""
@@ -177,7 +227,9 @@ class Core:
         self._counters_at_start = list(count)
         self._waiting_colors = [bool(queue) for queue in self.queues]
         self._pending_writes = []
-        instruction = None if (self.halted or not self.running or self.waiting_slot is not None
+        self._reductions = []
+        instruction = None if (not self.fetched or self.halted or not self.running
+                               or self.waiting_slot is not None
                                and self.slots[self.waiting_slot].active) else self._fetch()
 
         # 1. Fabric input: at most one wavelet leaves the queues.
@@ -188,13 +240,22 @@ class Core:
             popped = self.queues[color].popleft()
             count[Counter.WAVELETS_IN] += 1
 
-        # 2. One vector beat.
-        beat_slot = self._arbitrate_beat()
-        sent = None
-        beat_writes_mem = beat_slot is not None and beat_slot.dst.kind == Kind.MEM
-        beat_sends = beat_slot is not None and beat_slot.dst.kind == Kind.FOUT
-        if beat_slot is not None:
-            sent = self._beat(beat_slot)
+        # 2. The beat issued last cycle executes (or reads its table); one beat issues.
+        executing, sent = self.in_flight, None
+        table_phase = executing is not None and executing.op == Op.VTBL and executing.table is None
+        if executing is not None and not table_phase:
+            sent = self._execute_beat(executing)
+        issuing = None if table_phase else self._arbitrate_beat()
+        if issuing is not None:
+            issuing = self._issue_beat(issuing)
+        executes = None if table_phase else executing
+
+        def writes(beat, kind):
+            return beat is not None and beat.slot.dst.kind == kind and beat.op not in REDUCTIONS
+
+        ports = {"writes_mem": writes(executes, Kind.MEM),
+                 "sends": writes(executes, Kind.FOUT) or writes(issuing, Kind.FOUT),
+                 "read_b": table_phase or issuing is not None and issuing.reads_src2_mem}
 
         # 3. The scalar core.
         completed = False
@@ -202,24 +263,37 @@ class Core:
             count[Counter.CYCLES] += 1
             if self.waiting_slot is not None and not self.slots[self.waiting_slot].active:
                 self.waiting_slot = None
-            if self.waiting_slot is not None:
+            if not self.fetched:
+                self.fetched = True
+            elif self.waiting_slot is not None:
                 pass
             elif not self.running:
                 self._schedule()
             else:
                 try:
-                    completed, scalar_sent = self._execute(instruction, popped_by, popped,
-                                                           beat_writes_mem, beat_sends)
+                    completed, scalar_sent = self._execute(instruction, popped_by, popped, ports)
                 except CoreFault as fault:
                     self._take_fault(fault.cause)
                 else:
                     sent = sent or scalar_sent
-        if completed or beat_slot is not None:
+        if completed or issuing is not None:
             count[Counter.BUSY] += 1
 
-        # 4. End of cycle: the beat's writes, staged wavelets, arrivals, credits, finished slots.
+        # 4. End of cycle: writes, then the reads addressed this cycle; staged wavelets,
+        # arrivals, credits, finished slots.
         for memory, address, value in self._pending_writes:
             memory[address] = value
+        for number, value in self._reductions:
+            self._write_reg(number, value)
+        if table_phase:
+            executing.table = self._table_entries(executing.slot.src2, executing.xs[0],
+                                                  executing.slot.flags & VFlag.SHIFT)
+        elif issuing is not None:
+            self._read_operands(issuing)
+        if self.loading is not None and self.loading[2] is None:
+            address, size, _ = self.loading
+            self.loading = (address, size, int.from_bytes(self.mem[address:address + size], "little"))
+        self.in_flight = executing if table_phase else issuing
         if popped_by is not None and popped_by[0] != "recv":
             slot = self.slots[popped_by[0]]
             value = sign_extend(popped[0], 32)
@@ -229,11 +303,9 @@ class Core:
             else:
                 slot.staged.append((value, slot.fin_popped - 1))
         for slot in self.slots:
-            if slot.active and self._finished(slot):
+            in_flight = self.in_flight is not None and self.in_flight.slot is slot
+            if slot.active and self._finished(slot) and not in_flight:
                 slot.active = False
-                if slot.op in REDUCTIONS:
-                    self._write_reg(slot.rd, slot.result_index if slot.op == Op.VARGMAX
-                                    else slot.result)
         if arriving is not None:
             data_word, color, ctrl = arriving
             if len(self.queues[color]) >= self.params.queue_depth:
@@ -270,11 +342,9 @@ class Core:
         return None
 
     def _ready(self, slot):
-        if not slot.active:
+        if not slot.active or slot.done:
             return False
-        if slot.fin is not None and not slot.fin_is_scalar and not slot.staged:
-            return False
-        if slot.fin_is_scalar and not slot.staged:
+        if slot.fin is not None and not slot.staged:
             return False
         if slot.dst.kind == Kind.FOUT and self.credits[slot.dst.color] == 0:
             return False
@@ -290,14 +360,96 @@ class Core:
 
     # --- vector beats ---
 
-    def _read(self, descriptor, index, slot):
-        """Element ``index`` of a vector operand, as a 32-bit signed value."""
+    def _issue_beat(self, slot):
+        """Issue one beat of ``slot``: take its elements, staged operand and credit, and
+        advance the slot; its operands are read at the end of the cycle."""
+        op = slot.op
+        count = min(slot.width, slot.elements - slot.position)
+        fabric, chunk = 0, 0
+        if slot.fin_is_scalar:
+            fabric, chunk = slot.staged[0]
+        elif slot.fin is not None:
+            fabric = slot.staged.popleft()[0]    # the FIN element of this beat
+        reads_src2 = (op in (Op.VADD, Op.VSUB, Op.VMUL, Op.VMAX, Op.VMIN, Op.VMAC)
+                      and not slot.flags & VFlag.SCALAR)
+        beat = Beat(slot, op, range(slot.position, slot.position + count), chunk, fabric,
+                    reads_src2_mem=reads_src2 and slot.src2.kind == Kind.MEM)
+        self.counters[Counter.SRAM_READS] += count * ((slot.src.kind == Kind.MEM)
+                                                      + beat.reads_src2_mem)
+        if slot.dst.kind == Kind.FOUT and op not in REDUCTIONS:
+            self.credits[slot.dst.color] -= 1
+        slot.position += count
+        if slot.position == slot.elements:
+            slot.position = 0
+            if slot.fin_is_scalar:
+                slot.staged.popleft()        # this scalar's chunk is done
+            else:
+                slot.done = True
+            beat.last = not slot.fin_is_scalar
+        return beat
+
+    def _element(self, descriptor, index, fabric):
+        """Element ``index`` of a vector operand as memory holds it now (32-bit signed)."""
         if descriptor.kind == Kind.MEM:
-            self.counters[Counter.SRAM_READS] += 1
             return sign_extend(self.mem[descriptor.address(index)], 8)
         if descriptor.kind == Kind.ACC:
             return self.acc[descriptor.base + index]
-        return slot.staged[0][0]   # FIN: the staged wavelet
+        return fabric
+
+    def _read_operands(self, beat):
+        """The reads a beat addressed in its issue cycle, taken at the end of the cycle."""
+        slot = beat.slot
+        offset = beat.chunk * slot.elements if slot.fin_is_scalar else 0
+        beat.xs = [self._element(slot.src, offset + k, beat.fabric) for k in beat.indices]
+        if beat.op in (Op.VMAC, Op.VMACS):
+            beat.accs = [self.acc[slot.dst.base + k] for k in beat.indices]
+        if slot.fin_is_scalar:
+            beat.ys = [beat.fabric] * len(beat.indices)
+        elif slot.flags & VFlag.SCALAR:
+            beat.ys = [slot.scalar] * len(beat.indices)
+        elif beat.op != Op.VTBL:
+            beat.ys = [self._element(slot.src2, k, beat.fabric) for k in beat.indices]
+
+    def _table_entries(self, table, x, shift):
+        """The two entries of ``table`` that VTBL reads for ``x``, as memory holds them now."""
+        low = min(max(x >> shift, 0), table.length - 2)
+        self.counters[Counter.SRAM_READS] += 4
+        entries = []
+        for k in (low, low + 1):
+            address = table.base + 2 * k
+            entries.append(sign_extend(self.mem[address] | self.mem[address + 1] << 8, 16))
+        return entries
+
+    def _execute_beat(self, beat):
+        """The beat's second cycle: compute, write (at the end of the cycle) or send; returns
+        the wavelet it sends, or None."""
+        slot, op, sent = beat.slot, beat.op, None
+        shift = slot.flags & VFlag.SHIFT
+        for lane, k in enumerate(beat.indices):
+            x = beat.xs[lane]
+            if op in REDUCTIONS:
+                if op == Op.VSUM:
+                    slot.result = wrap32(slot.result + x)
+                elif x > slot.result:
+                    slot.result, slot.result_index = x, k
+                continue
+            y = beat.ys[lane] if beat.ys is not None else 0
+            if op == Op.VTBL:
+                value = interpolate(beat.table, x, shift, slot.src2.length)
+            elif op == Op.VQNT:
+                rounding = (1 << (shift - 1)) if shift else 0
+                value = saturate((x + rounding) >> shift, 16 if slot.flags & VFlag.WIDE else 8)
+            elif op in (Op.VMAC, Op.VMACS):
+                value = beat.accs[lane] + x * y
+            else:
+                value = {Op.VMOV: lambda: x, Op.VADD: lambda: x + y, Op.VSUB: lambda: x - y,
+                         Op.VMUL: lambda: x * y, Op.VMAX: lambda: max(x, y),
+                         Op.VMIN: lambda: min(x, y)}[op]()
+            sent = self._write(slot.dst, k, value) or sent
+        if beat.last and op in REDUCTIONS:
+            self._reductions.append((slot.rd, slot.result_index if op == Op.VARGMAX
+                                     else slot.result))
+        return sent
 
     def _write(self, descriptor, index, value):
         value = wrap32(value)
@@ -308,67 +460,7 @@ class Core:
         if descriptor.kind == Kind.ACC:
             self._pending_writes.append((self.acc, descriptor.base + index, value))
             return None
-        self.credits[descriptor.color] -= 1
         return (value & 0xFFFFFFFF, descriptor.color, 0)
-
-    def _table(self, table, x, shift):
-        """VTBL's lookup with interpolation (module docstring)."""
-        index, fraction = x >> shift, x & ((1 << shift) - 1)
-        low = min(max(index, 0), table.length - 2)
-        entry = []
-        for k in (low, low + 1):
-            address = table.base + 2 * k
-            entry.append(sign_extend(self.mem[address] | self.mem[address + 1] << 8, 16))
-        self.counters[Counter.SRAM_READS] += 4
-        if index < 0:
-            return entry[0]
-        if index >= table.length - 1:
-            return entry[1]
-        return entry[0] + (((entry[1] - entry[0]) * fraction) >> shift)
-
-    def _beat(self, slot):
-        """Run one beat of ``slot``; returns the wavelet it sends, or None."""
-        op, sent = slot.op, None
-        count = min(slot.width, slot.elements - slot.position)
-        if op == Op.VMACS:
-            scalar, chunk = slot.staged[0] if slot.fin is not None else (slot.scalar, 0)
-            for k in range(slot.position, slot.position + count):
-                product = self._read(slot.src, chunk * slot.elements + k, slot) * scalar
-                self._write(slot.dst, k, self.acc[slot.dst.base + k] + product)
-        else:
-            for k in range(slot.position, slot.position + count):
-                x = self._read(slot.src, k, slot)
-                if op in REDUCTIONS:
-                    if op == Op.VSUM:
-                        slot.result = wrap32(slot.result + x)
-                    elif x > slot.result:
-                        slot.result, slot.result_index = x, k
-                    continue
-                if op == Op.VTBL:
-                    value = self._table(slot.src2, x, slot.flags & VFlag.SHIFT)
-                elif op == Op.VQNT:
-                    shift = slot.flags & VFlag.SHIFT
-                    rounding = (1 << (shift - 1)) if shift else 0
-                    value = saturate((x + rounding) >> shift, 16 if slot.flags & VFlag.WIDE else 8)
-                elif op == Op.VMOV:
-                    value = x
-                else:
-                    y = slot.scalar if slot.flags & VFlag.SCALAR else self._read(slot.src2, k, slot)
-                    value = {Op.VADD: lambda: x + y, Op.VSUB: lambda: x - y,
-                             Op.VMUL: lambda: x * y, Op.VMAX: lambda: max(x, y),
-                             Op.VMIN: lambda: min(x, y),
-                             Op.VMAC: lambda: self.acc[slot.dst.base + k] + x * y}[op]()
-                sent = self._write(slot.dst, k, value) or sent
-        slot.position += count
-        if slot.fin is not None and not slot.fin_is_scalar:
-            slot.staged.popleft()            # one staged element per beat
-        if slot.position == slot.elements:
-            slot.position = 0
-            if slot.fin_is_scalar:
-                slot.staged.popleft()        # this scalar's chunk is done
-            else:
-                slot.done = True
-        return sent
 
     @staticmethod
     def _finished(slot):
@@ -403,8 +495,10 @@ class Core:
         if color >= self.params.colors:
             raise CoreFault(Fault.COLOR)
 
-    def _execute(self, instruction, popped_by, popped, beat_writes_mem, beat_sends):
-        """Execute the instruction at pc; returns ``(completed, sent)``."""
+    def _execute(self, instruction, popped_by, popped, ports):
+        """Execute the instruction at pc; returns ``(completed, sent)``.  ``ports`` says
+        what the beats use this cycle: ``writes_mem`` (the SRAM write port), ``sends``
+        (the ramp) and ``read_b`` (the SRAM's second read port)."""
         if instruction is None:
             raise CoreFault(Fault.PC_RANGE)
         opcode, a, b, c, imm = decode(instruction)
@@ -434,13 +528,17 @@ class Core:
         elif fmt in (Format.LOAD, Format.STORE):
             size = 4 if op in (Op.LD, Op.ST) else 1
             address = (rb + imm) & 0xFFFFFFFF
-            if fmt == Format.STORE and beat_writes_mem:
+            if fmt == Format.STORE and ports["writes_mem"]:
                 return False, None
             if address + size > p.data_bytes:
                 raise CoreFault(Fault.MEM_RANGE)
             if fmt == Format.LOAD:
-                value = int.from_bytes(self.mem[address:address + size], "little")
-                self._write_reg(a, sign_extend(value, 8 * size))
+                if self.loading is None:            # the first cycle addresses the SRAM
+                    if not ports["read_b"]:
+                        self.loading = (address, size, None)
+                    return False, None
+                self._write_reg(a, sign_extend(self.loading[2], 8 * size))
+                self.loading = None
                 self.counters[Counter.SRAM_READS] += size
             else:
                 self.mem[address:address + size] = (rc & ((1 << (8 * size)) - 1)).to_bytes(
@@ -472,7 +570,7 @@ class Core:
         elif op == Op.SEND:
             color = imm & (SEND_CTRL - 1)
             self._check_color(color)
-            if beat_sends or self.credits[color] == 0:
+            if ports["sends"] or self.credits[color] == 0:
                 return False, None
             self.credits[color] -= 1
             sent = (rc & 0xFFFFFFFF, color, int(bool(imm & SEND_CTRL)))

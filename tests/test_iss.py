@@ -32,16 +32,29 @@ def _cycles(source, wavelets=()):
 
 
 @pytest.mark.parametrize("length, beats", [(1, 1), (16, 1), (17, 2), (64, 4)])
-def test_synchronous_vector_op_costs_its_beats_plus_one(length, beats):
+def test_synchronous_vector_op_costs_its_beats_plus_two(length, beats):
+    # Each beat issues in one cycle and executes in the next; the core waits for the last.
     base, _ = _cycles(f"li r1, {length}\ndacc d0, r0, r1\nhalt")
     with_op, _ = _cycles(f"li r1, {length}\ndacc d0, r0, r1\nvmov d0, d0\nhalt")
-    assert with_op - base == beats + 1
+    assert with_op - base == beats + 2
+
+
+def test_a_load_takes_two_cycles_and_a_store_one():
+    base, _ = _cycles("li r1, 7\nhalt")
+    loaded, core = _cycles("li r1, 7\nst r1, 64(r0)\nld r2, 64(r0)\nhalt")
+    assert loaded - base == 1 + 2
+    assert core.regs[2] == 7
+
+
+def test_the_first_cycle_after_reset_only_fetches():
+    cycles, core = _cycles("halt")
+    assert cycles == 2 and core.counters[Counter.CYCLES] == 2
 
 
 def test_strided_vector_takes_one_element_per_beat():
     base, _ = _cycles("li r1, 10\ndmem d0, r0, r1, 2\nhalt")
     strided, core = _cycles("li r1, 10\ndmem d0, r0, r1, 2\nvmov d0, d0\nhalt")
-    assert strided - base == 10 + 1
+    assert strided - base == 10 + 2
     assert core.counters[Counter.SRAM_READS] == 10
 
 

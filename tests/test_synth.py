@@ -38,6 +38,19 @@ def test_the_tile_keeps_its_srams_as_macros_and_its_queues_as_flip_flops(tile_re
     assert core["flip_flops"] >= p.colors * p.queue_depth * 32
 
 
+def test_every_sram_read_port_is_registered(tile_report):
+    # No combinational path from an SRAM's address to its data: every read port of every
+    # macro is clocked.  Data banks have two read ports, accumulator banks three, code one.
+    macros = tile_report["modules"]["core"]["sram_macros"]
+    assert all(macro["registered_reads"] == macro["read_ports"] for macro in macros), macros
+    ports = sorted((macro["width"], macro["words"], macro["read_ports"], macro["write_ports"])
+                   for macro in macros)
+    p = PARAMS
+    assert ports == sorted([(32, p.code_words, 1, 1)]
+                           + [(8, p.data_bytes // p.lanes, 2, 1)] * p.lanes
+                           + [(32, p.acc_words // p.lanes, 3, 1)] * p.lanes)
+
+
 def test_the_tile_is_its_router_and_its_core(tile_report):
     modules = tile_report["modules"]
     tile, parts = modules["tile"], [modules["router"], modules["core"]]

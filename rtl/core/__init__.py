@@ -22,8 +22,12 @@ The units, a file each:
   while the core is disabled, and the front door, which loads them from wavelets.
 
 This module joins them: the memories' ports, the counters and the status.
-SRAM reads are combinational, a modelling simplification: a beat reads its
-operands, computes and writes in one cycle.
+Every memory is read through a registered port, as SRAM macros are: the fetch
+addresses the code memory with the next PC, a vector beat issues (addresses its
+operands) in one cycle and executes in the next, and ``LD`` takes two cycles.
+Each data bank has two read ports: the beat's first operand (or the back door,
+in cycles no beat issues) and its second operand, table or ``LD``; each
+accumulator bank has three (the beat's two operands and its destination).
 """
 
 from amaranth.hdl import Cat, Module, Mux
@@ -83,7 +87,8 @@ class Core(wiring.Component):
         bd = self.backdoor
 
         m.d.comb += [
-            fetch.pc.eq(scalar.pc),
+            fetch.pc.eq(scalar.pc), fetch.next_pc.eq(scalar.next_pc),
+            scalar.fetch_ready.eq(fetch.ready),
             scalar.run.eq(self.enable), vector.run.eq(self.enable),
             scalar.instruction.eq(fetch.instruction), scalar.in_range.eq(fetch.in_range),
             scalar.known.eq(fetch.known),
@@ -94,7 +99,9 @@ class Core(wiring.Component):
             scalar.slots_active.eq(vector.active),
             vector.recv_wants.eq(scalar.recv_wants), vector.recv_color.eq(scalar.recv_color),
             scalar.pop_for_recv.eq(vector.pop_for_recv),
-            scalar.beat_writes_mem.eq(vector.writes_mem), scalar.beat_sends.eq(vector.sends),
+            scalar.beat_writes_mem.eq(vector.writes_mem),
+            scalar.beat_sends.eq(vector.sends | vector.issue_sends),
+            scalar.load_port_free.eq(~vector.reads_b),
             scalar.reduction_done.eq(vector.reduction_done),
             scalar.reduction_rd.eq(vector.reduction_rd),
             scalar.reduction_value.eq(vector.reduction_value),
@@ -104,6 +111,9 @@ class Core(wiring.Component):
             scalar.credit_free.eq(ramp_out.credit_free),
             vector.credit_free.eq(ramp_out.credit_free),
             ramp_out.send.eq(vector.sends | scalar.send),
+            ramp_out.reserve.eq(vector.reserve | scalar.send),
+            ramp_out.reserve_color.eq(Mux(vector.reserve, vector.reserve_color,
+                                          scalar.send_wavelet.color)),
             ramp_out.wavelet.eq(Mux(vector.sends, vector.send_wavelet, scalar.send_wavelet)),
             # status
             self.halted.eq(scalar.halted), self.fault.eq(scalar.fault),
@@ -118,18 +128,20 @@ class Core(wiring.Component):
         return m
 
     def _windows(self, m, vector, scalar, sram, accs):
-        """The memories' read ports: the beat's operands, LD, and the back door."""
-        bd = self.backdoor
-        for lanes, port in ((sram.read_window(vector.src_first, "a"), vector.mem_a),
-                            (sram.read_window(vector.src2_first, "b"), vector.mem_b),
-                            (accs.read_window(vector.src_first, "a"), vector.acc_a),
-                            (accs.read_window(vector.src2_first, "b"), vector.acc_b),
-                            (accs.read_window(vector.dst_first, "d"), vector.acc_d)):
-            m.d.comb += [mine.eq(theirs) for mine, theirs in zip(port, lanes)]
-        load = sram.read_window(scalar.load_address, "load")
-        m.d.comb += [scalar.load_data.eq(Cat(*load[:4])),
-                     bd.mem_rdata.eq(sram.read_row(bd.mem_row, "backdoor")),
-                     bd.acc_rdata.eq(accs.read_row(bd.acc_row, "backdoor"))]
+        """The memories' read ports: the beat's operands, LD, and the back door, which
+        reads a row through the first port in any cycle no beat issues."""
+        bd, lanes = self.backdoor, self._params.lanes
+        sram_a = Mux(vector.beat, vector.src_first, bd.mem_row * lanes)
+        sram_b = Mux(vector.reads_b, vector.src2_first, scalar.load_address)
+        acc_a = Mux(vector.beat, vector.src_first, bd.acc_row * lanes)
+        for window, port in ((sram.read_window(sram_a, "a"), vector.mem_a),
+                             (sram.read_window(sram_b, "b"), vector.mem_b),
+                             (accs.read_window(acc_a, "a"), vector.acc_a),
+                             (accs.read_window(vector.src2_first, "b"), vector.acc_b),
+                             (accs.read_window(vector.dst_first, "d"), vector.acc_d)):
+            m.d.comb += [mine.eq(theirs) for mine, theirs in zip(port, window)]
+        m.d.comb += [scalar.load_data.eq(Cat(*vector.mem_b[:4])),
+                     bd.mem_rdata.eq(Cat(vector.mem_a)), bd.acc_rdata.eq(Cat(vector.acc_a))]
 
     def _front_door(self, m, ramp_in, vector, fetch):
         """The loader takes the load color's wavelets while the core is disabled; the
@@ -160,7 +172,7 @@ class Core(wiring.Component):
             m.d.comb += [sram_rows.eq(1), sram_first.eq(bd.mem_row),
                          sram_lanes.eq(bd.mem_wdata), sram_mask.eq(-1)]
         with m.Elif(vector.writes_mem):
-            m.d.comb += [sram_first.eq(vector.dst_first),
+            m.d.comb += [sram_first.eq(vector.write_first),
                          sram_lanes.eq(Cat(v[:8] for v in vector.values)),
                          sram_mask.eq(vector.lane_valid)]
         with m.Elif(scalar.store):
@@ -175,7 +187,7 @@ class Core(wiring.Component):
             m.d.comb += [acc_rows.eq(1), acc_first.eq(bd.acc_row),
                          acc_lanes.eq(bd.acc_wdata), acc_mask.eq(-1)]
         with m.Elif(vector.writes_acc):
-            m.d.comb += [acc_first.eq(vector.dst_first), acc_lanes.eq(Cat(vector.values)),
+            m.d.comb += [acc_first.eq(vector.write_first), acc_lanes.eq(Cat(vector.values)),
                          acc_mask.eq(vector.lane_valid)]
 
     def _count(self, m, scalar, vector, ramp_in, ramp_out, front_door):

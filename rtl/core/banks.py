@@ -6,6 +6,10 @@ port of :class:`Banks` returns the window starting at any address, rotated so
 that lane ``k`` holds address ``first + k``; the write port takes lanes and a
 lane mask and rotates them back.  A single element (a strided access) is a
 window of one.
+
+Reads are synchronous, as an SRAM macro's: the window addressed in one cycle is
+on the port in the next, and a read is transparent to the write of the same
+clock edge (it returns the value written).
 """
 
 from amaranth.hdl import Cat, Const, Mux, Signal
@@ -22,11 +26,12 @@ class Banks:
         self.lanes, self.width, self.rows = lanes, width, depth // lanes
         self.low_bits = (lanes - 1).bit_length()
         self.address_bits = max(1, (depth - 1).bit_length())
-        self.memories = []
+        self.memories, self._writes = [], []
         for bank in range(lanes):
             memory = sram_memory(width, self.rows)
             m.submodules[f"{name}_bank{bank}"] = memory
             self.memories.append(memory)
+            self._writes.append(memory.write_port())
         self._m, self._name = m, name
 
     def _rows(self, first):
@@ -48,28 +53,20 @@ class Banks:
         return (joined >> (amount * width))[:total]
 
     def read_window(self, first, name):
-        """Lanes ``k = 0..lanes-1`` hold the word at ``first + k`` (comb)."""
+        """A read port: lanes ``k = 0..lanes-1`` hold the word at ``first + k``, where
+        ``first`` is the address of the cycle before."""
         first = _fit(first, self.address_bits + 1)
         rows = self._rows(first)
         words = []
         for bank, memory in enumerate(self.memories):
-            port = memory.read_port(domain="comb")
+            port = memory.read_port(transparent_for=(self._writes[bank],))
             self._m.d.comb += port.addr.eq(rows[bank])
             words.append(port.data)
+        rotation = Signal(max(1, self.low_bits), name=f"{self._name}_{name}_rotation")
+        self._m.d.sync += rotation.eq(first[:self.low_bits])
         lanes = Signal(self.width * self.lanes, name=f"{self._name}_{name}")
-        self._m.d.comb += lanes.eq(self._rotate(words, first[:self.low_bits], left=False))
+        self._m.d.comb += lanes.eq(self._rotate(words, rotation, left=False))
         return [lanes[k * self.width:(k + 1) * self.width] for k in range(self.lanes)]
-
-    def read_row(self, row, name):
-        """The words of one row, bank 0 first (the back door)."""
-        words = []
-        for memory in self.memories:
-            port = memory.read_port(domain="comb")
-            self._m.d.comb += port.addr.eq(row)
-            words.append(port.data)
-        lanes = Signal(self.width * self.lanes, name=f"{self._name}_{name}")
-        self._m.d.comb += lanes.eq(Cat(*words))
-        return lanes
 
     def write_port(self):
         """The one write port: returns ``(first, lanes, mask, row_mode)``, signals to drive.
@@ -88,8 +85,7 @@ class Banks:
         words = [lanes[k * self.width:(k + 1) * self.width] for k in range(self.lanes)]
         rotated = self._rotate(words, low, left=True)
         rotated_mask = (Cat(mask, mask) << low)[self.lanes:2 * self.lanes]
-        for bank, memory in enumerate(self.memories):
-            port = memory.write_port()
+        for bank, port in enumerate(self._writes):
             m.d.comb += [
                 port.addr.eq(Mux(row_mode, first, rows[bank])),
                 port.data.eq(Mux(row_mode, words[bank],

@@ -2,7 +2,9 @@
 
 The back door (:func:`backdoor_signature`) is for the host harnesses: it writes a
 row of data SRAM, a row of accumulators or a code word per cycle, and reads rows
-and scalar registers, while the core is disabled.  The front door
+and scalar registers, while the core is disabled or idle.  A row is read through
+the SRAM's registered port: the row addressed in one cycle is on ``mem_rdata``
+(``acc_rdata``) in the next.  Registers read in the same cycle.  The front door
 (:class:`FrontDoor`) is the real loader: it takes the wavelets of
 :func:`rtl.wavelet.load_color` from the ramp while the core is disabled and
 writes the memories as they say (:class:`rtl.wavelet.LoaderTag`).

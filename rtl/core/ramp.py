@@ -75,12 +75,14 @@ class RampInput(wiring.Component):
 
 
 class RampOutput(wiring.Component):
-    """The credits for the router's ramp queues, one counter per color.
+    """The credits for the router's ramp queues, one counter per color, and the link.
 
-    - ``send``: drive ``link`` with ``wavelet`` this cycle; the sender checks
-      ``credit_free`` for the wavelet's color first (the link has no back-pressure).
-    - ``credit_free``: a bit per color, set while a credit is left.  A credit the
-      router returns in cycle t is free from cycle t + 1.
+    - ``reserve``: take a credit of ``reserve_color`` this cycle; the taker checks
+      ``credit_free`` first (the link has no back-pressure).  A vector beat takes its
+      credit when it issues and sends a cycle later; ``SEND`` does both at once.
+    - ``send``: drive ``link`` with ``wavelet`` this cycle.
+    - ``credit_free``: a bit per color, set while a credit is left.  A credit taken or
+      returned in cycle t counts from cycle t + 1.
     - Reset: ``queue_depth`` credits for every color.
     """
 
@@ -88,6 +90,8 @@ class RampOutput(wiring.Component):
         self._params = params
         super().__init__({
             "link": Out(LinkSignature(params)),
+            "reserve": In(1),
+            "reserve_color": In(params.color_bits),
             "send": In(1),
             "wavelet": In(wavelet_layout(params)),
             "credit_free": Out(params.colors),
@@ -102,7 +106,7 @@ class RampOutput(wiring.Component):
         m.d.comb += [link.valid.eq(self.send), link.wavelet.eq(self.wavelet),
                      self.credit_free.eq(Cat(credit != 0 for credit in credits))]
         for color, credit in enumerate(credits):
-            spent = self.send & (self.wavelet.color == color)
+            spent = self.reserve & (self.reserve_color == color)
             returned = link.credit & (link.credit_color == color)
             m.d.sync += credit.eq(credit + returned - spent)
         return m

@@ -16,13 +16,15 @@ __all__ = ["ScalarUnit"]
 class ScalarUnit(wiring.Component):
     """One instruction a cycle unless it waits, as :meth:`sim.iss.Core._execute` specifies.
 
-    - ``instruction`` (with ``in_range``, ``known``) is the word at ``pc``, this cycle.
+    - ``instruction`` (with ``in_range``, ``known``) is the word at ``pc``, this cycle,
+      once ``fetch_ready``; ``next_pc`` is the PC of the next cycle (the fetch reads it).
     - It waits (``completed`` low) for: the slot of a synchronous vector operation;
       ``WAIT``'s slot; a free slot for a vector instruction; ``RECV``'s wavelet
       (``recv_wants``, granted by ``pop_for_recv``); a credit, and no beat sending,
       for ``SEND``; no beat writing SRAM, for ``ST``/``STB``.
-    - ``LD``/``LDB`` read the word at ``load_address`` (``load_data``) in the same
-      cycle; ``ST``/``STB`` write through ``store``.  ``SEND`` drives ``send``.
+    - ``LD``/``LDB`` take two cycles: the first presents ``load_address`` to the SRAM
+      (when ``load_port_free``), the second takes ``load_data`` into the register.
+      ``ST``/``STB`` write through ``store``.  ``SEND`` drives ``send``.
     - ``launch`` starts a checked vector operation in ``launch_slot``.
     - The vector unit's ``reduction_*`` writes a register, before the instruction's own.
     - A fault sets ``fault``/``fault_pc`` and halts the core (``fault_now`` in that
@@ -38,7 +40,9 @@ class ScalarUnit(wiring.Component):
             "instruction": In(INSTRUCTION),
             "in_range": In(1),
             "known": In(1),
+            "fetch_ready": In(1),
             "pc": Out(16),
+            "next_pc": Out(16),
             "halted": Out(1),
             "fault": Out(3),
             "fault_pc": Out(16),
@@ -56,6 +60,7 @@ class ScalarUnit(wiring.Component):
             "send": Out(1),
             "send_wavelet": Out(wavelet_layout(p)),
             "load_address": Out(16),
+            "load_port_free": In(1),
             "load_data": In(32),
             "load_bytes": Out(range(5)),       # SRAM bytes this instruction reads
             "store": Out(1),
@@ -89,7 +94,7 @@ class ScalarUnit(wiring.Component):
 
         inst = self.instruction
         issue = Signal()
-        m.d.comb += issue.eq(self.run & ~self.halted & self._running
+        m.d.comb += issue.eq(self.run & self.fetch_ready & ~self.halted & self._running
                              & ~(waiting & self.slots_active.bit_select(waiting_slot, 1)))
         decoded = Signal()       # the fetched word is an instruction of the ISA
         m.d.comb += [decoded.eq(issue & self.in_range & self.known),
@@ -97,7 +102,7 @@ class ScalarUnit(wiring.Component):
                                         & self.nonempty.bit_select(inst.imm[:p.color_bits], 1)),
                      self.recv_color.eq(inst.imm)]
 
-        stall, cause, next_pc, reg_we, reg_value = self._execute(m, issue, decoded)
+        stall, cause, successor, reg_we, reg_value = self._execute(m, issue, decoded)
         m.d.comb += self.completed.eq(decoded & ~stall & ~self.fault_now)
         completed = self.completed
         is_load = Cat(inst.opcode == op for op in (Op.LD, Op.LDB)).any()
@@ -111,8 +116,10 @@ class ScalarUnit(wiring.Component):
             m.d.sync += waiting.eq(0)
         with m.If(self.fault_now):
             m.d.sync += [self.fault.eq(cause), self.fault_pc.eq(self.pc), self.halted.eq(1)]
+        m.d.comb += self.next_pc.eq(self.pc)
+        m.d.sync += self.pc.eq(self.next_pc)
         with m.If(completed):
-            m.d.sync += self.pc.eq(next_pc)
+            m.d.comb += self.next_pc.eq(successor)
             self._commit(m)
             # Synchronous operations (and every reduction) make the core wait for their slot.
             reduction = Cat(inst.opcode == op for op in REDUCTIONS).any()
@@ -129,8 +136,9 @@ class ScalarUnit(wiring.Component):
         return m
 
     def _execute(self, m, issue, decoded):
-        """What the instruction does this cycle; returns ``(stall, cause, next_pc, reg_we,
-        reg_value)`` and drives the fault, send, load, store and launch outputs."""
+        """What the instruction does this cycle; returns ``(stall, cause, successor, reg_we,
+        reg_value)`` (successor: the PC after it) and drives the fault, send, load, store
+        and launch outputs."""
         p, regs = self._params, self._regs
         inst, pc = self.instruction, self.pc
         opcode, a, b, c, imm = inst.opcode, inst.a, inst.b, inst.c, inst.imm
@@ -138,8 +146,8 @@ class ScalarUnit(wiring.Component):
         m.d.comb += imm_s.eq(imm.as_signed())
         ra, rb, rc = regs[a], regs[b], regs[c]
         stall, cause, reg_we = Signal(), Signal(3), Signal()
-        next_pc, reg_value = Signal(16), Signal(32)
-        m.d.comb += next_pc.eq(pc + 1)
+        successor, reg_value = Signal(16), Signal(32)
+        m.d.comb += successor.eq(pc + 1)
 
         def raise_fault(why):
             m.d.comb += [self.fault_now.eq(1), cause.eq(why)]
@@ -147,6 +155,7 @@ class ScalarUnit(wiring.Component):
         def write_rd(value):
             m.d.comb += [reg_we.eq(1), reg_value.eq(value)]
 
+        loading = Signal()               # LD's second cycle: the data is on the port
         address = Signal(32)
         m.d.comb += [address.eq(rb + imm_s), self.load_address.eq(address),
                      self.store_address.eq(address), self.store_data.eq(rc)]
@@ -176,7 +185,11 @@ class ScalarUnit(wiring.Component):
                 with m.Case(Op.LD, Op.LDB):
                     with m.If(~in_data):
                         raise_fault(Fault.MEM_RANGE)
+                    with m.Elif(~loading):        # the first cycle addresses the SRAM
+                        m.d.comb += stall.eq(1)
+                        m.d.sync += loading.eq(self.load_port_free)
                     with m.Else():
+                        m.d.sync += loading.eq(0)
                         write_rd(Mux(opcode == Op.LD, self.load_data,
                                      self.load_data[:8].as_signed()))
                 with m.Case(Op.ST, Op.STB):
@@ -189,17 +202,17 @@ class ScalarUnit(wiring.Component):
                     taken = ((opcode == Op.BEQ) & (rb == rc) | (opcode == Op.BNE) & (rb != rc)
                              | (opcode == Op.BLT) & less | (opcode == Op.BGE) & ~less)
                     with m.If(taken):
-                        m.d.comb += next_pc.eq(pc + imm_s)
+                        m.d.comb += successor.eq(pc + imm_s)
                 with m.Case(Op.BDEC):
                     decremented = (ra - 1)[:32]
                     m.d.comb += [reg_we.eq(1), reg_value.eq(decremented)]
                     with m.If(decremented != 0):
-                        m.d.comb += next_pc.eq(pc + imm_s)
+                        m.d.comb += successor.eq(pc + imm_s)
                 with m.Case(Op.JAL):
                     write_rd(pc + 1)
-                    m.d.comb += next_pc.eq(imm)
+                    m.d.comb += successor.eq(imm)
                 with m.Case(Op.JR):
-                    m.d.comb += next_pc.eq(rb)
+                    m.d.comb += successor.eq(rb)
                 with m.Case(Op.CSRR):
                     with m.If(imm >= COUNTERS):
                         raise_fault(Fault.ILLEGAL)
@@ -235,7 +248,7 @@ class ScalarUnit(wiring.Component):
                         raise_fault(Fault.ILLEGAL)
                 with m.Case(*[o for o in Op if OPS[o].format in (Format.V, Format.VRED)]):
                     self._issue_vector(m, stall, raise_fault)
-        return stall, cause, next_pc, reg_we, reg_value
+        return stall, cause, successor, reg_we, reg_value
 
     def _issue_vector(self, m, stall, raise_fault):
         """A vector instruction: wait for its slot, then check it and launch it."""
@@ -297,4 +310,5 @@ class ScalarUnit(wiring.Component):
                 with m.If(startable):
                     for other in range(TASKS):
                         m.d.sync += active[other].eq(Mux(other == t, 0, active[other]))
-                    m.d.sync += [self.pc.eq(entries[t]), self._running.eq(1)]
+                    m.d.comb += self.next_pc.eq(entries[t])
+                    m.d.sync += self._running.eq(1)

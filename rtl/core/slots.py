@@ -19,7 +19,7 @@ from amaranth.lib import data
 
 from ..isa import DESCRIPTORS, Fault, Kind, Op, VFlag, descriptor_layout
 
-__all__ = ["launch_layout", "Slot", "check_launch", "is_kind", "element_step", "INT32_MIN"]
+__all__ = ["launch_layout", "beat_layout", "Slot", "check_launch", "is_kind", "element_step", "INT32_MIN"]
 
 INT32_MIN = -(1 << 31)
 
@@ -46,6 +46,36 @@ def launch_layout(params):
     })
 
 
+def beat_layout(params):
+    """A beat between its issue and its execution: what the execute stage needs."""
+    lanes = params.lanes
+    return data.StructLayout({
+        "valid": 1,
+        "slot": range(2),
+        "op": 6,
+        "flags": 14,
+        "count": range(lanes + 1),       # elements
+        "lane_valid": lanes,
+        "position": 16,                  # of its first element (VARGMAX's index)
+        "last": 1,                       # the last beat of a vector or chunk
+        "reducing": 1,
+        "rd": 4,
+        "dst_kind": 3,
+        "dst_first": 16,
+        "dst_color": params.color_bits,
+        "src_kind": 3,
+        "src2_kind": 3,
+        "src2_base": 16,                 # VTBL's table
+        "src2_length": 16,
+        "fin_is_scalar": 1,
+        "scalar_flag": 1,
+        "fabric": 32,                    # the staged wavelet it took
+        "scalar": 32,
+        "table_read": 1,                 # VTBL: its table is being read
+        "x0": 32,                        # VTBL: the element, kept while the table is read
+    })
+
+
 def is_kind(descriptor, *kinds):
     return Cat(descriptor.kind == kind for kind in kinds).any()
 
@@ -60,6 +90,7 @@ class Slot:
 
     def __init__(self, params, name):
         self.active = Signal(name=f"{name}_active")
+        self.done = Signal(name=f"{name}_done")                      # every beat issued
         self.state = Signal(launch_layout(params), name=f"{name}_state")
         self.position = Signal(16, name=f"{name}_position")
         self.cursors = [Signal(16, name=f"{name}_cursor_{role}") for role in ("dst", "src", "src2")]

@@ -325,6 +325,8 @@ void wafer_write_row(void* handle, int die, int acc, int row, const uint32_t* wo
     top->eval();
 }
 
+// A row read clocks its die once (the SRAMs' read ports are registered); the host reads
+// back only under reset or once the wafer is idle, when a clock changes nothing else.
 void wafer_read_row(void* handle, int die, int acc, int row, uint32_t* words) {
     Vtessera_die* top = static_cast<Wafer*>(handle)->die(die).top;
     if (acc) { DIE_ACC_READ(top, row, words); } else { DIE_MEM_READ(top, row, words); }
