@@ -9,6 +9,13 @@ from ..isa import Op, VFlag
 __all__ = ["IntegerLanes"]
 
 
+def _tree(values, combine):
+    """``values`` combined pairwise, log2(len) deep (in element order)."""
+    while len(values) > 1:
+        values = [combine(values[n], values[n + 1]) for n in range(0, len(values), 2)]
+    return values[0]
+
+
 class IntegerLanes(wiring.Component):
     """One beat's arithmetic, combinational, as :meth:`sim.iss.Core._beat` defines it.
 
@@ -76,14 +83,25 @@ class IntegerLanes(wiring.Component):
                     m.d.comb += value.eq(self.accs[k] + x * y)
 
         valid = self.lane_valid
-        m.d.comb += self.lane_sum.eq(sum(Mux(valid[k], xs[k], 0) for k in range(lanes)))
-        best, best_lane = xs[0], Const(0, range(lanes))
-        for k in range(1, lanes):   # a chain of signals, not of shared expressions
-            better = valid[k] & (xs[k] > best)
-            best_k = Signal(signed(32), name=f"best{k}")
-            lane_k = Signal(range(lanes), name=f"best_lane{k}")
-            m.d.comb += [best_k.eq(Mux(better, xs[k], best)), lane_k.eq(Mux(better, k, best_lane))]
-            best, best_lane = best_k, lane_k
+        m.d.comb += self.lane_sum.eq(_tree([Mux(valid[k], xs[k], 0) for k in range(lanes)],
+                                           lambda a, b: a + b))
+        # The first maximum, as a tree of (valid, value, lane): log2(lanes) comparisons
+        # deep, not a chain of lanes - 1.  Lane 0 is always valid (a beat has an element).
+        candidates = [(Const(1) if k == 0 else valid[k], xs[k], Const(k, range(lanes)))
+                      for k in range(lanes)]
+        level = 0
+        while len(candidates) > 1:
+            pairs = []
+            for n in range(0, len(candidates), 2):
+                (valid_a, a, lane_a), (valid_b, b, lane_b) = candidates[n:n + 2]
+                right = Signal(name=f"max{level}_{n // 2}_right")   # b wins only if larger
+                m.d.comb += right.eq(valid_b & (~valid_a | (b > a)))
+                value = Signal(signed(32), name=f"max{level}_{n // 2}")
+                lane = Signal(range(lanes), name=f"max{level}_{n // 2}_lane")
+                m.d.comb += [value.eq(Mux(right, b, a)), lane.eq(Mux(right, lane_b, lane_a))]
+                pairs.append((valid_a | valid_b, value, lane))
+            candidates, level = pairs, level + 1
+        _, best, best_lane = candidates[0]
         m.d.comb += [self.best.eq(best), self.best_lane.eq(best_lane)]
         return m
 
