@@ -292,7 +292,8 @@ class Core:
             self._read_operands(issuing)
         if self.loading is not None and self.loading[2] is None:
             address, size, _ = self.loading
-            self.loading = (address, size, int.from_bytes(self.mem[address:address + size], "little"))
+            value = int.from_bytes(self.mem[address:address + size], "little")
+            self.loading = (address, size, value)
         self.in_flight = executing if table_phase else issuing
         if popped_by is not None and popped_by[0] != "recv":
             slot = self.slots[popped_by[0]]

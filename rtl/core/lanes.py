@@ -1,6 +1,6 @@
 """The integer datapath: ``lanes`` 32-bit lanes and the reductions across them."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

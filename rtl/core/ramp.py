@@ -1,4 +1,4 @@
-"""The ramp: the core's two credit links with its own router (:class:`rtl.wavelet.LinkSignature`)."""
+"""The ramp: the core's two credit links with its router (:class:`rtl.wavelet.LinkSignature`)."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring

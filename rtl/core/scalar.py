@@ -266,7 +266,7 @@ class ScalarUnit(wiring.Component):
 
     def _commit(self, m):
         """The state an instruction that completes writes, beside the PC and registers."""
-        p, regs = self._params, self._regs
+        regs = self._regs
         inst = self.instruction
         opcode, a, imm = inst.opcode, inst.a, inst.imm
         with m.Switch(opcode):

@@ -19,7 +19,7 @@ from amaranth.lib import data
 
 from ..isa import DESCRIPTORS, Fault, Kind, Op, VFlag, descriptor_layout
 
-__all__ = ["launch_layout", "beat_layout", "Slot", "check_launch", "is_kind", "element_step", "INT32_MIN"]
+__all__ = ["launch_layout", "beat_layout", "Slot", "check_launch", "is_kind", "element_step"]
 
 INT32_MIN = -(1 << 31)
 

@@ -89,7 +89,7 @@ class VectorUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        p, lanes = self._params, self._params.lanes
+        p = self._params
         slots = [Slot(p, f"slot{n}") for n in range(SLOTS)]
         m.d.comb += self.active.eq(Cat(slot.active for slot in slots))
         pop_by_slot, pop_slot = self._arbitrate_pop(m, slots)
