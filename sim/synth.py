@@ -35,7 +35,7 @@ __all__ = ["synthesize", "ABC_SCRIPT", "FLIP_FLOP_PREFIXES"]
 #: ABC's script: structural hashing, choices, then mapping for depth.
 ABC_SCRIPT = "+strash;dch;map"
 #: Generic gate types that are flip-flops.
-FLIP_FLOP_PREFIXES = ("$_DFF", "$_SDFF", "$_DFFE", "$_SDFFE", "$_SDFFCE", "$_DLATCH")
+FLIP_FLOP_PREFIXES = ("$_DFF", "$_SDFF", "$_ALDFF", "$_DLATCH")   # $_DFFE_, $_SDFFCE_ ... too
 
 _KINDS = ("router", "core", "tile")
 _LTP = re.compile(r"Longest topological path in (\S+) \(length=(\d+)\):\n(.*?)(?:\n\n|\Z)",
@@ -64,14 +64,19 @@ def _script(top, modules):
     return "\n".join(lines) + "\n"
 
 
+def _signal(step):
+    """``wire[bit]`` of one step of an ``ltp`` path (Yosys's public names start with \\)."""
+    name = step.group(2).lstrip("\\")
+    return f"{name}[{step.group(3) or 0}]"
+
+
 def _paths(text):
     """``{module: {"levels", "from", "to"}}`` from ``ltp`` outputs."""
     paths = {}
     for module, length, body in _LTP.findall(text):
         steps = [_STEP.match(line) for line in body.splitlines()]
         steps = [step for step in steps if step]
-        ends = [f"{step.group(2).lstrip(chr(92))}[{step.group(3) or 0}]"
-                for step in (steps[0], steps[-1])] if steps else [None, None]
+        ends = [_signal(step) for step in (steps[0], steps[-1])] if steps else [None, None]
         paths[module.lstrip("\\")] = {"levels": int(length), "from": ends[0], "to": ends[1]}
     return paths
 

@@ -17,7 +17,7 @@ names the fault.
 from amaranth.hdl import Array, Cat, Const, Mux, Signal, Value, signed
 from amaranth.lib import data
 
-from ..isa import DESCRIPTORS, Fault, Kind, Op, VFlag, descriptor_layout
+from ..isa import DESCRIPTORS, SLOTS, Fault, Kind, Op, VFlag, descriptor_layout
 
 __all__ = ["launch_layout", "beat_layout", "Slot", "check_launch", "is_kind", "element_step"]
 
@@ -51,7 +51,7 @@ def beat_layout(params):
     lanes = params.lanes
     return data.StructLayout({
         "valid": 1,
-        "slot": range(2),
+        "slot": range(SLOTS),
         "op": 6,
         "flags": 14,
         "count": range(lanes + 1),       # elements
