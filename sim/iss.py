@@ -32,28 +32,34 @@ accumulator bank three read ports and one write port.
    two slots take turns (round robin); a ``RECV`` takes a wavelet only when no
    slot does.  For ``VMACS`` the fabric operand is the scalar: a zero is
    counted as a zero-skip and dropped, so it costs no datapath cycle.
-2. *Vector beats*, in two stages.  **Issue:** of the active slots that can make
-   progress (an element in the buffer when they read the fabric, a credit when
-   they send to it), one issues a beat, the slots taking turns.  A beat covers
-   ``lanes`` elements when every vector operand is ``ACC`` or a ``MEM`` with
-   stride 1, else one element.  It advances its slot's cursors, takes its staged
-   element and, if it sends, a credit; its operands are read at the end of the
-   cycle (so a beat sees the results of the beat before it).  **Execute**, in the
-   next cycle: the lanes compute and the results are written at the end of that
-   cycle, or sent in it.  ``VTBL`` issues in two cycles per element: the first
-   reads the element, the second the two table entries at the index it gives;
-   no other beat issues in that second cycle.  A slot is active from its launch
-   until its last beat has executed.
+2. *Vector beats*, in a pipeline of five stages: issue, E1, E2, E3, E4.
+   **Issue:** of the active slots that can make progress (an element in the
+   buffer when they read the fabric, a credit when they send to it), one
+   issues a beat, the slots taking turns.  A beat covers ``lanes`` elements
+   when every vector operand is ``ACC`` or a ``MEM`` with stride 1, else one
+   element.  It advances its slot's cursors, takes its staged element and, if
+   it sends, a credit; its source operands are read at the end of the cycle.
+   **E1** brings them to the lanes, **E2** and **E3** compute, and **E4**
+   accumulates: its results are written at the end of the cycle or sent in it,
+   and a reduction's running result is updated (its last beat writes the
+   register).  ``VTBL`` reads its two table entries at the end of E2, through
+   the second SRAM port, so no beat issues in a cycle in which a ``VTBL`` beat
+   is in E2.  ``VMAC``/``VMACS`` read their destination at the end of E3.  So
+   a beat's sources see the results of beats issued at least four cycles
+   before it, and an accumulation sees the beat just before it.  A slot is
+   active from its launch until its last beat has left E4.
 3. *Scalar instruction.*  One instruction completes per cycle unless it waits:
-   ``ST``/``STB`` wait while an executing beat writes SRAM, ``SEND`` while an
-   issuing or executing beat sends, ``RECV`` for its wavelet, a vector
-   instruction for its slot, ``WAIT`` for the slot to be idle.  ``LD``/``LDB``
+   ``ST``/``STB`` wait while a beat in E4 writes SRAM, ``SEND`` while an
+   issuing beat takes a credit or a beat in E4 sends, ``RECV`` for its
+   wavelet, a vector instruction for its slot, ``WAIT`` for the slot to be
+   idle.  ``LD``/``LDB``
    take two cycles: the first addresses the SRAM (waiting while an issuing beat
-   reads a second SRAM operand or a table, which share the read port), the second
-   writes the register.  A vector instruction without ``ASYNC`` (and every
-   reduction) makes the core wait for its slot: the next instruction executes
-   in the first cycle that starts with the slot idle, so an operation of B
-   beats costs B + 2 cycles.  After ``TEXIT`` the core is free: each free
+   reads a second SRAM operand or a table is read, which share the read port),
+   the second writes the register.  ``VMACS`` spends one cycle before anything
+   else multiplying out its chunks.  A vector instruction without ``ASYNC`` (and
+   every reduction) makes the core wait for its slot: the next instruction
+   executes in the first cycle that starts with the slot idle, so an operation
+   of B beats costs B + 5 cycles.  After ``TEXIT`` the core is free: each free
    cycle the scheduler starts the lowest-numbered unblocked task that is
    activated or whose bound color has a wavelet waiting; its first
    instruction runs in the next cycle.
@@ -145,8 +151,8 @@ class Beat:
     last: bool = False       # the slot's last beat (not for fabric-scalar VMACS)
     xs: list | None = None   # operands, read at the end of the issue cycle
     ys: list | None = None
-    accs: list | None = None  # VMAC, VMACS: the destination's values
-    table: list | None = None  # VTBL: the two entries, read in the second issue cycle
+    accs: list | None = None  # VMAC, VMACS: the destination's values, read in E3
+    table: list | None = None  # VTBL: the two entries, read in E2
 
 
 def interpolate(entries, x, shift, length):
@@ -199,7 +205,8 @@ class Core:
         self.counters = [0] * COUNTERS
         self.cycle = 0
         self.fetched = False         # the first cycle after reset only fetches
-        self.in_flight = None        # the Beat issued last cycle
+        self.pipeline = [None] * 4   # the Beats in E1 .. E4 (issued 1 .. 4 cycles ago)
+        self.preparing = False       # VMACS: its first cycle is done
         self.loading = None          # LD/LDB: (address, size, value once read)
 
     def load(self, code=(), data=None, acc=None):
@@ -240,15 +247,14 @@ class Core:
             popped = self.queues[color].popleft()
             count[Counter.WAVELETS_IN] += 1
 
-        # 2. The beat issued last cycle executes (or reads its table); one beat issues.
-        executing, sent = self.in_flight, None
-        table_phase = executing is not None and executing.op == Op.VTBL and executing.table is None
-        if executing is not None and not table_phase:
-            sent = self._execute_beat(executing)
+        # 2. The vector pipeline: the beat in E4 executes, VTBL's in E2 reads its table, the
+        # one in E3 its accumulators; one beat issues unless a table is read.
+        _, tabling, accumulating, executes = self.pipeline
+        table_phase = tabling is not None and tabling.op == Op.VTBL
+        sent = self._execute_beat(executes) if executes is not None else None
         issuing = None if table_phase else self._arbitrate_beat()
         if issuing is not None:
             issuing = self._issue_beat(issuing)
-        executes = None if table_phase else executing
 
         def writes(beat, kind):
             return beat is not None and beat.slot.dst.kind == kind and beat.op not in REDUCTIONS
@@ -285,16 +291,19 @@ class Core:
             memory[address] = value
         for number, value in self._reductions:
             self._write_reg(number, value)
-        if table_phase:
-            executing.table = self._table_entries(executing.slot.src2, executing.xs[0],
-                                                  executing.slot.flags & VFlag.SHIFT)
-        elif issuing is not None:
+        if issuing is not None:
             self._read_operands(issuing)
+        if table_phase:
+            tabling.table = self._table_entries(tabling.slot.src2, tabling.xs[0],
+                                                tabling.slot.flags & VFlag.SHIFT)
+        if accumulating is not None and accumulating.op in (Op.VMAC, Op.VMACS):
+            accumulating.accs = [self.acc[accumulating.slot.dst.base + k]
+                                 for k in accumulating.indices]
         if self.loading is not None and self.loading[2] is None:
             address, size, _ = self.loading
             value = int.from_bytes(self.mem[address:address + size], "little")
             self.loading = (address, size, value)
-        self.in_flight = executing if table_phase else issuing
+        self.pipeline = [issuing, *self.pipeline[:3]]
         if popped_by is not None and popped_by[0] != "recv":
             slot = self.slots[popped_by[0]]
             value = sign_extend(popped[0], 32)
@@ -304,7 +313,7 @@ class Core:
             else:
                 slot.staged.append((value, slot.fin_popped - 1))
         for slot in self.slots:
-            in_flight = self.in_flight is not None and self.in_flight.slot is slot
+            in_flight = any(beat is not None and beat.slot is slot for beat in self.pipeline)
             if slot.active and self._finished(slot) and not in_flight:
                 slot.active = False
         if arriving is not None:
@@ -402,8 +411,6 @@ class Core:
         slot = beat.slot
         offset = beat.chunk * slot.elements if slot.fin_is_scalar else 0
         beat.xs = [self._element(slot.src, offset + k, beat.fabric) for k in beat.indices]
-        if beat.op in (Op.VMAC, Op.VMACS):
-            beat.accs = [self.acc[slot.dst.base + k] for k in beat.indices]
         if slot.fin_is_scalar:
             beat.ys = [beat.fabric] * len(beat.indices)
         elif slot.flags & VFlag.SCALAR:
@@ -422,7 +429,7 @@ class Core:
         return entries
 
     def _execute_beat(self, beat):
-        """The beat's second cycle: compute, write (at the end of the cycle) or send; returns
+        """The beat's E4: its results are written (at the end of the cycle) or sent; returns
         the wavelet it sends, or None."""
         slot, op, sent = beat.slot, beat.op, None
         shift = slot.flags & VFlag.SHIFT
@@ -608,8 +615,12 @@ class Core:
             self.dsr[a] = Descriptor(kind, base, rc & 0xFFFF, stride)
         else:  # vector
             slot_number = 1 if imm & VFlag.SLOT1 else 0
+            if op == Op.VMACS and not self.preparing:   # the first cycle: chunk geometry
+                self.preparing = True
+                return False, None
             if self.slots[slot_number].active:
                 return False, None
+            self.preparing = False
             self._launch(op, a, b, c, imm, slot_number)
             if op in REDUCTIONS or not imm & VFlag.ASYNC:
                 self.waiting_slot = slot_number

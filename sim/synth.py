@@ -49,7 +49,7 @@ def _script(top, modules):
     lines = [
         "read_rtlil design.il",
         f"hierarchy -check -top {top}",
-        f"synth -top {top} -run begin:fine",
+        f"synth -top {top} -noshare -run begin:fine",
         f"memory_map t:$mem_v2 {macros} %d",       # queues become flip-flops
         "opt -fast -full", "opt -full", "techmap", "opt -fast",
         f"abc -script {ABC_SCRIPT}", "opt -fast", "opt_clean -purge",

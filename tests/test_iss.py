@@ -32,11 +32,11 @@ def _cycles(source, wavelets=()):
 
 
 @pytest.mark.parametrize("length, beats", [(1, 1), (16, 1), (17, 2), (64, 4)])
-def test_synchronous_vector_op_costs_its_beats_plus_two(length, beats):
-    # Each beat issues in one cycle and executes in the next; the core waits for the last.
+def test_synchronous_vector_op_costs_its_beats_plus_five(length, beats):
+    # A beat a cycle issues, then passes E1 to E4; the core waits for the last.
     base, _ = _cycles(f"li r1, {length}\ndacc d0, r0, r1\nhalt")
     with_op, _ = _cycles(f"li r1, {length}\ndacc d0, r0, r1\nvmov d0, d0\nhalt")
-    assert with_op - base == beats + 2
+    assert with_op - base == beats + 5
 
 
 def test_a_load_takes_two_cycles_and_a_store_one():
@@ -54,7 +54,7 @@ def test_the_first_cycle_after_reset_only_fetches():
 def test_strided_vector_takes_one_element_per_beat():
     base, _ = _cycles("li r1, 10\ndmem d0, r0, r1, 2\nhalt")
     strided, core = _cycles("li r1, 10\ndmem d0, r0, r1, 2\nvmov d0, d0\nhalt")
-    assert strided - base == 10 + 2
+    assert strided - base == 10 + 5
     assert core.counters[Counter.SRAM_READS] == 10
 
 

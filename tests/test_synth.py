@@ -23,7 +23,8 @@ def tile_report():
 def test_the_tile_keeps_its_srams_as_macros_and_its_queues_as_flip_flops(tile_report):
     modules = tile_report["modules"]
     assert set(modules) == {"tile", "router", "core", *(f"core.{unit}" for unit in (
-        "fetch", "scalar", "vector", "vector.lanes", "ramp_in", "ramp_out", "front_door"))}
+        "fetch", "scalar", "vector", "vector.lanes", "vector.table", "ramp_in", "ramp_out",
+        "front_door"))}
     core, router = modules["core"], modules["router"]
     p = PARAMS
     # Code, then data and accumulators in `lanes` banks each: bits as the parameters say.

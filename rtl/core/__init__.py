@@ -138,7 +138,7 @@ class Core(wiring.Component):
                              (sram.read_window(sram_b, "b"), vector.mem_b),
                              (accs.read_window(acc_a, "a"), vector.acc_a),
                              (accs.read_window(vector.src2_first, "b"), vector.acc_b),
-                             (accs.read_window(vector.dst_first, "d"), vector.acc_d)):
+                             (accs.read_window(vector.accumulate_first, "d"), vector.acc_d)):
             m.d.comb += [mine.eq(theirs) for mine, theirs in zip(port, window)]
         m.d.comb += [scalar.load_data.eq(Cat(*vector.mem_b[:4])),
                      bd.mem_rdata.eq(Cat(vector.mem_a)), bd.acc_rdata.eq(Cat(vector.acc_a))]

@@ -1,32 +1,61 @@
-"""The integer datapath: ``lanes`` 32-bit lanes and the reductions across them."""
+"""The integer datapath: ``lanes`` 32-bit lanes and the reductions across them, pipelined."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed
+import functools
+import operator
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..isa import Op, VFlag
+from .stages import delay
 
-__all__ = ["IntegerLanes"]
+__all__ = ["IntegerLanes", "first_maximum"]
+
+#: Lanes compared all against all in E2; the groups' winners are compared in E3.
+GROUP = 4
 
 
-def _tree(values, combine):
-    """``values`` combined pairwise, log2(len) deep (in element order)."""
-    while len(values) > 1:
-        values = [combine(values[n], values[n + 1]) for n in range(0, len(values), 2)]
-    return values[0]
+def first_maximum(m, candidates, name):
+    """The first maximum of ``candidates``, a list of ``(valid, value, lane)``, by comparing
+    every pair at once: one comparator deep, not a tree of log2(len) of them.  Returns
+    ``(valid, value, lane)``."""
+    count = len(candidates)
+    beats = {}                               # (i, j), i < j: candidate j beats candidate i
+    for i in range(count):
+        for j in range(i + 1, count):
+            (valid_i, a, _), (valid_j, b, _) = candidates[i], candidates[j]
+            beats[i, j] = Signal(name=f"{name}_{j}_beats_{i}")
+            m.d.comb += beats[i, j].eq(valid_j & (~valid_i | (b > a)))
+    chosen_values, chosen_lanes = [], []
+    for k, (valid_k, value_k, lane_k) in enumerate(candidates):
+        # k wins when valid, larger than every earlier one and not smaller than a later one.
+        wins = Cat(valid_k, *(beats[i, k] for i in range(k)),
+                   *(~beats[k, j] for j in range(k + 1, count))).all()
+        chosen_values.append(Mux(wins, value_k, 0))
+        chosen_lanes.append(Mux(wins, lane_k, 0))
+    value = Signal(signed(32), name=name)
+    lane = Signal(candidates[0][2].shape(), name=f"{name}_lane")
+    m.d.comb += [value.eq(functools.reduce(operator.or_, chosen_values)),
+                 lane.eq(functools.reduce(operator.or_, chosen_lanes))]
+    valid = Cat(candidate[0] for candidate in candidates).any()
+    return valid, value, lane
 
 
 class IntegerLanes(wiring.Component):
-    """One beat's arithmetic, combinational, as :meth:`sim.iss.Core._beat` defines it.
+    """One beat's arithmetic, as :meth:`sim.iss.Core._execute_beat` defines it, in three
+    stages: operands enter in E1 and results leave in E4, three cycles later.
 
-    - ``op``/``flags``: the operation and its immediate (shift, ``WIDE``).
-    - ``xs``, ``ys``: the operands of each lane, signed 32-bit; ``accs``: the
-      destination's old values (``VMAC``, ``VMACS``).
-    - ``values``: each lane's result, in the same cycle.  ``VTBL`` runs on lane 0:
-      ``table_index`` is ``x >> shift``, ``table`` the two int16 entries read,
-      ``table_length`` the table's entries.
-    - ``lane_sum``, ``best``, ``best_lane``: the sum and the first maximum of the
-      lanes set in ``lane_valid``, in element order (the reductions).
+    - E1 inputs: ``op``, ``flags`` (shift, ``WIDE``), ``lane_valid``, ``position`` (of the
+      beat's first element) and each lane's operands ``xs``, ``ys`` (signed 32-bit).
+    - E2 computes each lane's value (``VMAC``/``VMACS``: the product) and, for the
+      reductions, the sum of the valid lanes and the first maximum of each group of
+      :data:`GROUP` lanes; E3 finds the first maximum of the groups.
+    - E4 inputs: ``accs``, the destination's old values (``VMAC``, ``VMACS``), and the
+      slot's running ``result`` and ``result_index``.  Outputs: ``values``, each lane's
+      result, and ``new_result``/``new_index``, the reduction after this beat.
+
+    The stages always advance (a bubble is a beat with no lane valid); reset: none.
     """
 
     def __init__(self, params):
@@ -35,87 +64,96 @@ class IntegerLanes(wiring.Component):
         super().__init__({
             "op": In(6),
             "flags": In(14),
+            "lane_valid": In(lanes),
+            "position": In(16),
             "xs": In(signed(32)).array(lanes),
             "ys": In(signed(32)).array(lanes),
             "accs": In(signed(32)).array(lanes),
-            "lane_valid": In(lanes),
-            "table_index": In(signed(32)),
-            "table": In(32),
-            "table_length": In(16),
+            "result": In(32),
+            "result_index": In(16),
             "values": Out(signed(32)).array(lanes),
-            "lane_sum": Out(32),
-            "best": Out(signed(32)),
-            "best_lane": Out(range(lanes)),
+            "new_result": Out(32),
+            "new_index": Out(16),
         })
 
     def elaborate(self, platform):
         m = Module()
         lanes = self._params.lanes
-        op, flags, xs, ys = self.op, self.flags, self.xs, self.ys
-        shift = flags[:5]
-        table_value = self._table(m, shift)
-        rounding = (Const(1, 33) << shift) >> 1     # 2**(shift-1), or 0 for no shift
-        wide = flags.bit_select(VFlag.WIDE.bit_length() - 1, 1)
-        for k in range(lanes):
-            x, y, value = xs[k], ys[k], self.values[k]
-            scaled = Signal(signed(33), name=f"quantised{k}")
-            m.d.comb += scaled.eq((x + rounding) >> shift)
-            limit = Mux(wide, (1 << 15) - 1, (1 << 7) - 1)
-            with m.Switch(op):
-                with m.Case(Op.VMOV):
-                    m.d.comb += value.eq(x)
-                with m.Case(Op.VADD):
-                    m.d.comb += value.eq(x + y)
-                with m.Case(Op.VSUB):
-                    m.d.comb += value.eq(x - y)
-                with m.Case(Op.VMUL):
-                    m.d.comb += value.eq(x * y)
-                with m.Case(Op.VMAX):
-                    m.d.comb += value.eq(Mux(x > y, x, y))
-                with m.Case(Op.VMIN):
-                    m.d.comb += value.eq(Mux(x < y, x, y))
-                with m.Case(Op.VQNT):
-                    m.d.comb += value.eq(Mux(scaled > limit, limit,
-                                             Mux(scaled < -limit - 1, -limit - 1, scaled)))
-                with m.Case(Op.VTBL):
-                    m.d.comb += value.eq(table_value)
-                with m.Case(Op.VMAC, Op.VMACS):
-                    m.d.comb += value.eq(self.accs[k] + x * y)
+        # E1 -> E2: the operands.
+        op2, flags2, valid2, position2 = (
+            delay(m, signal, f"{name}_e2") for signal, name in (
+                (self.op, "op"), (self.flags, "flags"), (self.lane_valid, "lane_valid"),
+                (self.position, "position")))
+        xs = [Signal(signed(32), name=f"x{k}") for k in range(lanes)]
+        ys = [Signal(signed(32), name=f"y{k}") for k in range(lanes)]
+        m.d.sync += [reg.eq(value) for reg, value in zip(xs + ys, [*self.xs, *self.ys])]
 
-        valid = self.lane_valid
-        m.d.comb += self.lane_sum.eq(_tree([Mux(valid[k], xs[k], 0) for k in range(lanes)],
-                                           lambda a, b: a + b))
-        # The first maximum, as a tree of (valid, value, lane): log2(lanes) comparisons
-        # deep, not a chain of lanes - 1.  Lane 0 is always valid (a beat has an element).
-        candidates = [(Const(1) if k == 0 else valid[k], xs[k], Const(k, range(lanes)))
-                      for k in range(lanes)]
-        level = 0
-        while len(candidates) > 1:
-            pairs = []
-            for n in range(0, len(candidates), 2):
-                (valid_a, a, lane_a), (valid_b, b, lane_b) = candidates[n:n + 2]
-                right = Signal(name=f"max{level}_{n // 2}_right")   # b wins only if larger
-                m.d.comb += right.eq(valid_b & (~valid_a | (b > a)))
-                value = Signal(signed(32), name=f"max{level}_{n // 2}")
-                lane = Signal(range(lanes), name=f"max{level}_{n // 2}_lane")
-                m.d.comb += [value.eq(Mux(right, b, a)), lane.eq(Mux(right, lane_b, lane_a))]
-                pairs.append((valid_a | valid_b, value, lane))
-            candidates, level = pairs, level + 1
-        _, best, best_lane = candidates[0]
-        m.d.comb += [self.best.eq(best), self.best_lane.eq(best_lane)]
+        # E2 -> E3: each lane's value, the lanes' sum and the groups' first maxima.
+        op3, position3 = delay(m, op2, "op_e3"), delay(m, position2, "position_e3")
+        values3 = [Signal(signed(32), name=f"value{k}_e3") for k in range(lanes)]
+        m.d.sync += [reg.eq(self._lane(m, op2, flags2, x, y, k))
+                     for k, (reg, x, y) in enumerate(zip(values3, xs, ys))]
+        lane_sum = Signal(32)
+        m.d.sync += lane_sum.eq(sum(Mux(valid2[k], xs[k], 0) for k in range(lanes)))
+        groups = []
+        for g in range(0, lanes, GROUP):
+            # Lane 0 is always valid: a beat has an element.
+            members = [(Const(1) if k == 0 else valid2[k], xs[k], Const(k, range(lanes)))
+                       for k in range(g, min(g + GROUP, lanes))]
+            winner = first_maximum(m, members, f"group{g // GROUP}")
+            registers = (Signal(name=f"group{g // GROUP}_valid"),
+                         Signal(signed(32), name=f"group{g // GROUP}_best"),
+                         Signal(range(lanes), name=f"group{g // GROUP}_lane"))
+            m.d.sync += [reg.eq(value) for reg, value in zip(registers, winner)]
+            groups.append(registers)
+
+        # E3 -> E4: the values, the sum, the first maximum of the beat.
+        op4, position4 = delay(m, op3, "op_e4"), delay(m, position3, "position_e4")
+        values4 = [Signal(signed(32), name=f"value{k}_e4") for k in range(lanes)]
+        m.d.sync += [reg.eq(value) for reg, value in zip(values4, values3)]
+        beat_sum, best, best_lane = Signal(32), Signal(signed(32)), Signal(range(lanes))
+        _, group_best, group_lane = first_maximum(m, groups, "beat")
+        m.d.sync += [beat_sum.eq(lane_sum), best.eq(group_best), best_lane.eq(group_lane)]
+
+        # E4: accumulate, and the reduction's running result.
+        accumulates = (op4 == Op.VMAC) | (op4 == Op.VMACS)
+        for k in range(lanes):
+            m.d.comb += self.values[k].eq(Mux(accumulates, self.accs[k] + values4[k],
+                                              values4[k]))
+        improves = best > self.result.as_signed()
+        # A beat of more than one element starts at a multiple of lanes: the index is
+        # its position with the lane's bits set.
+        m.d.comb += [
+            self.new_result.eq(Mux(op4 == Op.VSUM, self.result + beat_sum,
+                                   Mux(improves, best, self.result))),
+            self.new_index.eq(Mux(improves, position4 | best_lane, self.result_index)),
+        ]
         return m
 
-    def _table(self, m, shift):
-        """VTBL's interpolation between the two entries read (sim.iss's docstring)."""
-        x0, index = self.xs[0], self.table_index
-        entry = [self.table[16 * e:16 * (e + 1)].as_signed() for e in range(2)]
-        fraction = Signal(32)
-        m.d.comb += fraction.eq(x0.as_unsigned() & ((Const(1, 33) << shift) - 1)[:32])
-        value = Signal(signed(32))
-        with m.If(index < 0):
-            m.d.comb += value.eq(entry[0])
-        with m.Elif(index >= self.table_length - 1):
-            m.d.comb += value.eq(entry[1])
-        with m.Else():
-            m.d.comb += value.eq(entry[0] + (((entry[1] - entry[0]) * fraction) >> shift))
+    @staticmethod
+    def _lane(m, op, flags, x, y, k):
+        """Lane ``k``'s value in E2 (``VMAC``/``VMACS``: the product, accumulated in E4)."""
+        shift = flags[:5]
+        rounding = (Const(1, 33) << shift) >> 1     # 2**(shift-1), or 0 for no shift
+        wide = flags.bit_select(VFlag.WIDE.bit_length() - 1, 1)
+        scaled = Signal(signed(33), name=f"quantised{k}")
+        m.d.comb += scaled.eq((x + rounding) >> shift)
+        limit = Mux(wide, (1 << 15) - 1, (1 << 7) - 1)
+        value = Signal(signed(32), name=f"value{k}_e2")
+        with m.Switch(op):
+            with m.Case(Op.VMOV):
+                m.d.comb += value.eq(x)
+            with m.Case(Op.VADD):
+                m.d.comb += value.eq(x + y)
+            with m.Case(Op.VSUB):
+                m.d.comb += value.eq(x - y)
+            with m.Case(Op.VMUL, Op.VMAC, Op.VMACS):
+                m.d.comb += value.eq(x * y)
+            with m.Case(Op.VMAX):
+                m.d.comb += value.eq(Mux(x > y, x, y))
+            with m.Case(Op.VMIN):
+                m.d.comb += value.eq(Mux(x < y, x, y))
+            with m.Case(Op.VQNT):
+                m.d.comb += value.eq(Mux(scaled > limit, limit,
+                                         Mux(scaled < -limit - 1, -limit - 1, scaled)))
         return value

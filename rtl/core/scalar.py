@@ -8,7 +8,7 @@ from ..isa import (COUNTERS, DESCRIPTORS, INSTRUCTION, OPS, REDUCTIONS, REGISTER
                    SLOTS, TASKS,
                    Fault, Format, Kind, Op, VFlag, descriptor_layout)
 from ..wavelet import wavelet_layout
-from .slots import check_launch, launch_layout
+from .slots import check_launch, extent_layout, extent_of, launch_layout, vmacs_geometry
 
 __all__ = ["ScalarUnit"]
 
@@ -24,6 +24,7 @@ class ScalarUnit(wiring.Component):
       for ``SEND``; no beat writing SRAM, for ``ST``/``STB``.
     - ``LD``/``LDB`` take two cycles: the first presents ``load_address`` to the SRAM
       (when ``load_port_free``), the second takes ``load_data`` into the register.
+      ``VMACS`` takes one more: its first multiplies out its chunks.
       ``ST``/``STB`` write through ``store``.  ``SEND`` drives ``send``.
     - ``launch`` starts a checked vector operation in ``launch_slot``.
     - The vector unit's ``reduction_*`` writes a register, before the instruction's own.
@@ -84,6 +85,7 @@ class ScalarUnit(wiring.Component):
         p = self._params
         self._regs = regs = Array(Signal(32, name=f"r{n}") for n in range(REGISTERS))
         self._dsr = [Signal(descriptor_layout(p), name=f"d{n}") for n in range(DESCRIPTORS)]
+        self._extents = [Signal(extent_layout(), name=f"d{n}_extent") for n in range(DESCRIPTORS)]
         self._running = Signal(init=1)
         shapes = {"entry": 16, "bound": 1, "color": p.color_bits, "active": 1, "blocked": 1}
         self._tasks = {name: Array(Signal(shape, name=f"task{t}_{name}") for t in range(TASKS))
@@ -160,7 +162,7 @@ class ScalarUnit(wiring.Component):
         m.d.comb += [address.eq(rb + imm_s), self.load_address.eq(address),
                      self.store_address.eq(address), self.store_data.eq(rc)]
         size = Mux((opcode == Op.LD) | (opcode == Op.ST), 4, 1)
-        in_data = (address + size) <= p.data_bytes
+        in_data = Mux(size == 4, address <= p.data_bytes - 4, address <= p.data_bytes - 1)
         ctrl_bit = SEND_CTRL.bit_length() - 1
         m.d.comb += [self.send_wavelet.data.eq(rc), self.send_wavelet.color.eq(imm[:p.color_bits]),
                      self.send_wavelet.ctrl.eq(imm[ctrl_bit])]
@@ -206,7 +208,7 @@ class ScalarUnit(wiring.Component):
                 with m.Case(Op.BDEC):
                     decremented = (ra - 1)[:32]
                     m.d.comb += [reg_we.eq(1), reg_value.eq(decremented)]
-                    with m.If(decremented != 0):
+                    with m.If(ra != 1):             # the count after it is not zero
                         m.d.comb += successor.eq(pc + imm_s)
                 with m.Case(Op.JAL):
                     write_rd(pc + 1)
@@ -253,11 +255,20 @@ class ScalarUnit(wiring.Component):
     def _issue_vector(self, m, stall, raise_fault):
         """A vector instruction: wait for its slot, then check it and launch it."""
         slot_number = self.instruction.imm[VFlag.SLOT1.bit_length() - 1]
-        with m.If(self.slots_active.bit_select(slot_number, 1)):
+        prepared = Signal()              # VMACS: its chunk geometry is in the registers
+        volume, chunk_step = Signal(32), Signal(16)
+        chunks_volume, chunks_step = vmacs_geometry(m, self._params, self.instruction,
+                                                    self._dsr)
+        with m.If((self.instruction.opcode == Op.VMACS) & ~prepared):
+            m.d.comb += stall.eq(1)
+            m.d.sync += [prepared.eq(1), volume.eq(chunks_volume), chunk_step.eq(chunks_step)]
+        with m.Elif(self.slots_active.bit_select(slot_number, 1)):
             m.d.comb += stall.eq(1)
         with m.Else():
+            m.d.sync += prepared.eq(0)
             cause, state, activates = check_launch(m, self._params, self.instruction,
-                                                   self._regs, self._dsr)
+                                                   self._regs, self._dsr, self._extents, volume,
+                                                   chunk_step)
             m.d.comb += [self.launch_state.eq(state), self.launch_activates.eq(activates)]
             with m.If(cause != Fault.NONE):
                 raise_fault(cause)
@@ -289,14 +300,15 @@ class ScalarUnit(wiring.Component):
                                                               Kind.FOUT)))
                 fabric = (opcode == Op.DFIN) | (opcode == Op.DFOUT)
                 rb, rc = regs[inst.b], regs[inst.c]
-                for n, d in enumerate(self._dsr):
+                base, length = Mux(fabric, 0, rb[:16]), rc[:16]
+                stride = Mux(opcode == Op.DACC, 0, imm.as_signed())
+                extent = extent_of(base, length, stride)
+                for n, (d, d_extent) in enumerate(zip(self._dsr, self._extents)):
                     with m.If(a == n):
-                        m.d.sync += [
-                            d.kind.eq(kind),
-                            d.base.eq(Mux(fabric, 0, rb[:16])),
-                            d.length.eq(rc[:16]),
-                            d.stride.eq(Mux(opcode == Op.DACC, 0, imm.as_signed())),
-                        ]
+                        m.d.sync += [d.kind.eq(kind), d.base.eq(base), d.length.eq(length),
+                                     d.stride.eq(stride),
+                                     *(getattr(d_extent, name).eq(value)
+                                       for name, value in extent.items())]
 
     def _schedule(self, m):
         """The scheduler: the core is free after TEXIT."""

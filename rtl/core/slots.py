@@ -5,7 +5,8 @@ is written once, when the scalar unit issues the operation: the opcode and
 flags, the three operand descriptors as they were at issue, the scalar
 operand, and what follows from them (elements per vector, whether the beats
 are ``lanes`` wide, the fabric operand).  Its *progress* registers
-(:class:`Slot`) move with every beat: the element position, one cursor per
+(:class:`Slot`) move with every beat: the element position (and the elements
+remaining, so that a beat's width needs no subtraction), one cursor per
 operand, the fabric elements taken, and the two-entry staging buffer of
 fabric input.
 
@@ -19,7 +20,8 @@ from amaranth.lib import data
 
 from ..isa import DESCRIPTORS, SLOTS, Fault, Kind, Op, VFlag, descriptor_layout
 
-__all__ = ["launch_layout", "beat_layout", "Slot", "check_launch", "is_kind", "element_step"]
+__all__ = ["launch_layout", "beat_layout", "Slot", "extent_layout", "extent_of",
+           "vmacs_geometry", "check_launch", "is_kind", "element_step"]
 
 INT32_MIN = -(1 << 31)
 
@@ -47,7 +49,7 @@ def launch_layout(params):
 
 
 def beat_layout(params):
-    """A beat between its issue and its execution: what the execute stage needs."""
+    """A beat in the pipeline, from its issue to E4: what the stages need of it."""
     lanes = params.lanes
     return data.StructLayout({
         "valid": 1,
@@ -71,9 +73,20 @@ def beat_layout(params):
         "scalar_flag": 1,
         "fabric": 32,                    # the staged wavelet it took
         "scalar": 32,
-        "table_read": 1,                 # VTBL: its table is being read
-        "x0": 32,                        # VTBL: the element, kept while the table is read
     })
+
+
+def extent_layout():
+    """What the range checks need of a descriptor, worked out when it is written (so that
+    no multiplier sits in the launch's path): its last byte as a vector and as ``VTBL``'s
+    table of int16, and the accumulator after its end."""
+    return data.StructLayout({"last": signed(34), "table_last": 18, "end": 18})
+
+
+def extent_of(base, length, stride):
+    """The :func:`extent_layout` fields of a descriptor; ``stride`` is signed."""
+    return {"last": base + (length - 1) * stride, "table_last": base + 2 * length - 1,
+            "end": base + length}
 
 
 def is_kind(descriptor, *kinds):
@@ -93,6 +106,7 @@ class Slot:
         self.done = Signal(name=f"{name}_done")                      # every beat issued
         self.state = Signal(launch_layout(params), name=f"{name}_state")
         self.position = Signal(16, name=f"{name}_position")
+        self.remaining = Signal(16, name=f"{name}_remaining")     # elements - position
         self.cursors = [Signal(16, name=f"{name}_cursor_{role}") for role in ("dst", "src", "src2")]
         self.fin_popped = Signal(16, name=f"{name}_fin_popped")
         self.fin_offset = Signal(16, name=f"{name}_fin_offset")     # src offset of the next scalar
@@ -104,21 +118,34 @@ class Slot:
 
     def registers(self):
         """Every register but ``active``, in a fixed order (for the beat's multiplexers)."""
-        return [self.state, self.position, *self.cursors, self.fin_popped, self.fin_offset,
+        return [self.state, self.position, self.remaining, *self.cursors, self.fin_popped, self.fin_offset,
                 self.staged, *self.staged_value, *self.staged_offset, self.result,
                 self.result_index]
 
 
-def _pick(m, params, options, index, name):
-    """The descriptor register ``options[index]``, as a view."""
-    chosen = Signal(descriptor_layout(params), name=name)
+def _pick(m, params, options, index, name, layout=None):
+    """The descriptor register ``options[index]``, as a view (of ``layout``, by default a
+    descriptor's)."""
+    chosen = Signal(layout or descriptor_layout(params), name=name)
     m.d.comb += chosen.eq(Array(Value.cast(option) for option in options)[index])
     return chosen
 
 
-def check_launch(m, params, instruction, regs, dsr):
+def vmacs_geometry(m, params, instruction, dsr):
+    """``VMACS``'s products, which its first cycle registers for :func:`check_launch`: the
+    elements of all its chunks (fabric scalars: ``src2.length * dst.length``) and the
+    source address step from one chunk to the next (``dst.length`` elements of ``src``)."""
+    dst, src, src2 = (_pick(m, params, dsr, index[:3], f"geometry_{role}")
+                      for index, role in ((instruction.a, "dst"), (instruction.b, "src"),
+                                          (instruction.c, "src2")))
+    return src2.length * dst.length, (dst.length * element_step(src))[:16]
+
+
+def check_launch(m, params, instruction, regs, dsr, extents, volume, chunk_step):
     """Check the vector instruction ``instruction`` (a view of :data:`rtl.isa.INSTRUCTION`)
-    against the scalar registers ``regs`` and descriptor registers ``dsr``.
+    against the scalar registers ``regs`` and descriptor registers ``dsr`` (with their
+    ``extents``, :func:`extent_layout`); ``volume`` and ``chunk_step`` are a ``VMACS``'s
+    :func:`vmacs_geometry`.
 
     Returns ``(cause, state, activates)``: the :class:`rtl.isa.Fault` it raises (``NONE``
     if it may start), the slot's launch state, and whether the slot runs at all (a
@@ -152,21 +179,22 @@ def check_launch(m, params, instruction, regs, dsr):
     bad_color = Cat(use & is_kind(d, Kind.FIN, Kind.FOUT) & (d.stride >= p.colors)
                     for d, use in used).any()
     elements = Mux(reduction, src.length, dst.length)
-    chunks = Mux(scalar, 1, src2.length)
     elementwise = ~reduction & ~is_op(Op.VMACS, Op.VTBL)
     bad_shape = ((elements == 0)
-                 | is_op(Op.VMACS) & ((chunks == 0) | (src.length != chunks * elements))
+                 | is_op(Op.VMACS) & ~scalar & ((src2.length == 0) | (src.length != volume))
+                 | is_op(Op.VMACS) & scalar & (src.length != elements)
                  | is_op(Op.VTBL) & ((src.length != elements) | (src2.length < 2))
                  | elementwise & ((src.length != elements)
                                   | c_vector & (src2.length != elements)))
     range_cause = Const(Fault.NONE, 3)
-    for (d, use), role in reversed(list(zip(used, ("dst", "src", "src2")))):
-        table = is_op(Op.VTBL) & (d is src2)          # the first failing operand wins
-        last = Signal(signed(34), name=f"launch_last_{role}")
-        m.d.comb += last.eq(Mux(table, d.base + 2 * d.length - 1,
-                                d.base + (d.length - 1) * d.stride.as_signed()))
-        mem_bad = (d.base >= p.data_bytes) | (last < 0) | (last >= p.data_bytes)
-        acc_bad = d.base + d.length > p.acc_words
+    picked = [_pick(m, p, extents, index[:3], f"launch_extent_{role}", extent_layout())
+              for index, role in ((a, "dst"), (b, "src"), (c, "src2"))]
+    for (d, use), extent in reversed(list(zip(used, picked))):   # the first failing wins
+        table = is_op(Op.VTBL) & (d is src2)
+        mem_bad = (d.base >= p.data_bytes) | Mux(
+            table, extent.table_last >= p.data_bytes,
+            (extent.last < 0) | (extent.last >= p.data_bytes))
+        acc_bad = extent.end > p.acc_words
         range_cause = Mux(use & is_kind(d, Kind.MEM) & mem_bad, Fault.MEM_RANGE,
                           Mux(use & is_kind(d, Kind.ACC) & acc_bad, Fault.ACC_RANGE, range_cause))
     cause = Signal(3, name="launch_cause")
@@ -191,7 +219,7 @@ def check_launch(m, params, instruction, regs, dsr):
         state.fin_is_scalar.eq(is_op(Op.VMACS) & ~scalar),
         state.fin_color.eq(Mux(fin_src, src.stride, src2.stride)),
         state.fin_length.eq(Mux(fin_src, src.length, src2.length)),
-        state.chunk_step.eq(elements * element_step(src)),
+        state.chunk_step.eq(chunk_step),
         state.result.eq(Mux(is_op(Op.VRMAX, Op.VARGMAX), INT32_MIN, 0)),
         activates.eq(~(is_op(Op.VMACS) & scalar & (rc == 0))),
     ]

@@ -8,18 +8,20 @@ Each cycle, as :mod:`sim.iss` specifies:
    only when no slot wants one.
 2. *Issue.*  Of the slots that can make progress (an element staged when they
    read the fabric, a credit when they send to it) one issues a beat, the slots
-   taking turns: it addresses the memory windows at its cursors (``*_first``),
-   takes its staged element and its credit (``reserve``), and advances.
-3. *Execute*, in the next cycle, from the beat's register (:func:`beat_layout`):
-   the windows' lanes arrive, the lanes compute
-   (:class:`rtl.core.lanes.IntegerLanes`) and the results go to SRAM, the
-   accumulators or the ramp (``writes_mem``, ``writes_acc``, ``sends``).  ``VTBL``
-   spends a cycle between the two reading its table (``reads_b``), in which no
-   beat issues.
+   taking turns: it addresses the memory windows at its cursors (``src_first``,
+   ``src2_first``), takes its staged element and its credit (``reserve``), and
+   advances.  Nothing issues while ``VTBL`` reads its table (``reads_b``).
+3. *E1 to E4*, from the beat registers (:func:`beat_layout`), one stage a cycle and
+   never stalling.  E1 selects each lane's operands from the windows, the staged
+   element or the scalar; :class:`rtl.core.lanes.IntegerLanes` and, for ``VTBL``,
+   :class:`rtl.core.table.TableLookup` compute in E2 and E3; E3 addresses the
+   destination's accumulators (``accumulate_first``), and in E4 the results go to
+   SRAM, the accumulators or the ramp (``writes_mem``, ``writes_acc``, ``sends``), or
+   a reduction's register (``reduction_*``).
 
 Ports: ``launch_*`` starts an operation in a slot (from the scalar unit, which has
 checked it); ``active`` shows which slots are busy, from launch until their last
-beat has executed.  Reset: both slots idle, no beat in flight.
+beat has left E4.  Reset: both slots idle, no beat in flight.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value
@@ -30,6 +32,7 @@ from ..isa import SLOTS, Kind, Op, VFlag
 from ..wavelet import wavelet_layout
 from .lanes import IntegerLanes
 from .slots import Slot, beat_layout, element_step, is_kind, launch_layout
+from .table import TableLookup
 
 __all__ = ["VectorUnit"]
 
@@ -60,7 +63,7 @@ class VectorUnit(wiring.Component):
             "src_first": Out(16),              # addressed at issue
             "reads_b": Out(1),                 # the SRAM's second read port is the beat's
             "src2_first": Out(16),
-            "dst_first": Out(16),
+            "accumulate_first": Out(16),       # addressed in E3
             "mem_a": In(8).array(lanes),
             "mem_b": In(8).array(lanes),
             "acc_a": In(32).array(lanes),
@@ -71,7 +74,6 @@ class VectorUnit(wiring.Component):
             "reserve": Out(1),                 # ... and takes a credit of reserve_color
             "reserve_color": Out(p.color_bits),
             "issue_sends": Out(1),
-            "execute": Out(1),                 # a beat executes
             "writes_mem": Out(1),
             "writes_acc": Out(1),
             "write_first": Out(16),
@@ -93,35 +95,28 @@ class VectorUnit(wiring.Component):
         slots = [Slot(p, f"slot{n}") for n in range(SLOTS)]
         m.d.comb += self.active.eq(Cat(slot.active for slot in slots))
         pop_by_slot, pop_slot = self._arbitrate_pop(m, slots)
-        executing = Signal(beat_layout(p))          # the beat issued last cycle
-        table_phase = Signal()                      # VTBL reads its table: nothing issues
-        m.d.comb += table_phase.eq(executing.valid & (executing.op == Op.VTBL)
-                                   & ~executing.table_read)
-        beat_slot = self._arbitrate_beat(m, slots, table_phase)
+        stages = [Signal(beat_layout(p), name=f"beat_e{n}") for n in range(1, 5)]
+        m.submodules.lanes = datapath = IntegerLanes(p)
+        m.submodules.table = table = TableLookup()
+        beat_slot = self._arbitrate_beat(m, slots, table.reads)
 
         # The issuing slot, through one multiplexer per register.
         sel = Slot(p, "beat")
         for mine, *theirs in zip(sel.registers(), *(s.registers() for s in slots)):
             m.d.comb += mine.eq(Array(Value.cast(v) for v in theirs)[beat_slot])
-        issued = self._issue(m, sel, beat_slot)
-        m.submodules.lanes = datapath = IntegerLanes(p)
-        self._execute(m, executing, table_phase, datapath)
-        new_result, new_index = self._reduce(m, slots, executing, datapath)
+        issued = self._issue(m, sel, beat_slot, table)
+        m.d.sync += [stage.eq(previous) for stage, previous in zip(stages, [issued, *stages])]
+        self._operands(m, stages[0], datapath, table)
+        self._execute(m, stages, datapath, table, slots)
 
-        # The beat register: the issued beat, or VTBL's element while it reads its table.
-        with m.If(table_phase):
-            m.d.sync += [executing.table_read.eq(1), executing.x0.eq(datapath.xs[0])]
-        with m.Else():
-            m.d.sync += executing.eq(issued)
-        in_flight_next = Mux(table_phase, executing.slot, beat_slot)
-        flying_next = table_phase | self.beat
         skips = []
         for n, slot in enumerate(slots):
             popped_here = pop_by_slot & (pop_slot == n)
-            executes_here = self.execute & (executing.slot == n)
+            in_flight_next = Cat(self.beat & (beat_slot == n),
+                                 *(stage.valid & (stage.slot == n) for stage in stages[:3])).any()
+            executes_here = stages[3].valid & (stages[3].slot == n)
             skips.append(self._sequence(m, n, slot, sel, issued, popped_here, beat_slot,
-                                        flying_next & (in_flight_next == n), executes_here,
-                                        new_result, new_index))
+                                        in_flight_next, executes_here, datapath))
         m.d.comb += self.zero_skips.eq(sum(skips))
         return m
 
@@ -149,7 +144,7 @@ class VectorUnit(wiring.Component):
             m.d.sync += pop_turn.eq(~pop_slot)
         return by_slot, pop_slot
 
-    def _arbitrate_beat(self, m, slots, table_phase):
+    def _arbitrate_beat(self, m, slots, table_read):
         """One slot issues a beat: the ready ones take turns."""
         ready = [Signal(name=f"slot{n}_ready") for n in range(SLOTS)]
         for n, slot in enumerate(slots):
@@ -160,17 +155,17 @@ class VectorUnit(wiring.Component):
                                         & ~self.credit_free.bit_select(dst.stride, 1)))
         beat_turn = Signal(range(SLOTS))
         beat_slot = Signal(range(SLOTS))
-        m.d.comb += [self.beat.eq(self.run & ~table_phase & (ready[0] | ready[1])),
+        m.d.comb += [self.beat.eq(self.run & ~table_read & (ready[0] | ready[1])),
                      beat_slot.eq(Mux(ready[0] & ready[1], beat_turn, ready[1]))]
         with m.If(self.beat):
             m.d.sync += beat_turn.eq(~beat_slot)
         return beat_slot
 
-    def _issue(self, m, sel, beat_slot):
+    def _issue(self, m, sel, beat_slot, table):
         """The issuing beat: its windows' addresses, its credit, and its register
         (returned, for the next cycle)."""
         p, lanes, state = self._params, self._params.lanes, sel.state
-        remaining = state.elements - sel.position
+        remaining = sel.remaining
         count = Signal(range(lanes + 1))
         m.d.comb += count.eq(Mux(state.parallel & (remaining >= lanes), lanes,
                                  Mux(state.parallel, remaining, 1)))
@@ -185,16 +180,15 @@ class VectorUnit(wiring.Component):
         m.d.comb += [
             self.src_first.eq(state.src.base + src_offset + sel.cursors[1]),
             self.src2_first.eq(state.src2.base + sel.cursors[2]),
-            self.dst_first.eq(state.dst.base + sel.cursors[0]),
             self.reserve.eq(sends), self.reserve_color.eq(state.dst.stride),
             self.issue_sends.eq(sends),
             issued.valid.eq(self.beat), issued.slot.eq(beat_slot),
             issued.op.eq(state.op), issued.flags.eq(state.flags),
             issued.count.eq(count), issued.lane_valid.eq(Cat(count > k for k in range(lanes))),
             issued.position.eq(sel.position),
-            issued.last.eq(sel.position + count == state.elements),
+            issued.last.eq(Mux(state.parallel, remaining <= lanes, remaining == 1)),
             issued.reducing.eq(reducing), issued.rd.eq(state.rd),
-            issued.dst_kind.eq(state.dst.kind), issued.dst_first.eq(self.dst_first),
+            issued.dst_kind.eq(state.dst.kind), issued.dst_first.eq(state.dst.base + sel.cursors[0]),
             issued.dst_color.eq(state.dst.stride),
             issued.src_kind.eq(state.src.kind), issued.src2_kind.eq(state.src2.kind),
             issued.src2_base.eq(state.src2.base), issued.src2_length.eq(state.src2.length),
@@ -205,81 +199,67 @@ class VectorUnit(wiring.Component):
             m.d.comb += self.sram_reads.eq(
                 Mux(is_kind(state.src, Kind.MEM), count, 0) + Mux(reads_src2_mem, count, 0))
             m.d.comb += self.reads_b.eq(reads_src2_mem)
+        with m.If(table.reads):                        # VTBL's table, in E2
+            m.d.comb += [self.reads_b.eq(1), self.sram_reads.eq(4),
+                         self.src2_first.eq(table.address)]
         return issued
 
-    def _execute(self, m, executing, table_phase, datapath):
-        """The executing beat: its operands from the windows, the lanes, its results; and
-        VTBL's table read (the index from the element just arrived)."""
+    def _operands(self, m, beat, datapath, table):
+        """E1: each lane's operands, from the windows, the staged element or the scalar."""
         lanes = self._params.lanes
-        m.d.comb += self.execute.eq(executing.valid & ~table_phase)
 
         def operand(kind, mem, acc, k):
             return Mux(kind == Kind.MEM, mem[k].as_signed(),
-                       Mux(kind == Kind.ACC, acc[k].as_signed(), executing.fabric.as_signed()))
+                       Mux(kind == Kind.ACC, acc[k].as_signed(), beat.fabric.as_signed()))
 
         for k in range(lanes):
-            x = operand(executing.src_kind, self.mem_a, self.acc_a, k)
-            if k == 0:           # VTBL keeps its element while it reads its table
-                x = Mux(executing.table_read, executing.x0.as_signed(), x)
             m.d.comb += [
-                datapath.xs[k].eq(x),
-                datapath.ys[k].eq(Mux(executing.fin_is_scalar, executing.fabric.as_signed(),
-                                      Mux(executing.scalar_flag, executing.scalar.as_signed(),
-                                          operand(executing.src2_kind, self.mem_b, self.acc_b,
+                datapath.xs[k].eq(operand(beat.src_kind, self.mem_a, self.acc_a, k)),
+                datapath.ys[k].eq(Mux(beat.fin_is_scalar, beat.fabric.as_signed(),
+                                      Mux(beat.scalar_flag, beat.scalar.as_signed(),
+                                          operand(beat.src2_kind, self.mem_b, self.acc_b,
                                                   k)))),
-                datapath.accs[k].eq(self.acc_d[k]),
-                self.values[k].eq(datapath.values[k]),
             ]
-        m.d.comb += [datapath.op.eq(executing.op), datapath.flags.eq(executing.flags),
-                     datapath.lane_valid.eq(executing.lane_valid),
-                     datapath.table.eq(Cat(self.mem_b[k] for k in range(4))),
-                     datapath.table_length.eq(executing.src2_length)]
+        m.d.comb += [datapath.op.eq(beat.op), datapath.flags.eq(beat.flags),
+                     datapath.lane_valid.eq(beat.lane_valid),
+                     datapath.position.eq(beat.position),
+                     table.valid.eq(beat.valid & (beat.op == Op.VTBL)),
+                     table.x.eq(datapath.xs[0]), table.flags.eq(beat.flags),
+                     table.base.eq(beat.src2_base), table.length.eq(beat.src2_length)]
 
-        # VTBL: the index into the table, from lane 0 of the source.
-        table_low = Signal(16)
-        index = datapath.table_index
-        m.d.comb += index.eq(datapath.xs[0] >> executing.flags[:5])
-        with m.If(index < 0):
-            m.d.comb += table_low.eq(0)
-        with m.Elif(index > executing.src2_length - 2):
-            m.d.comb += table_low.eq(executing.src2_length - 2)
-        with m.Else():
-            m.d.comb += table_low.eq(index)
-        with m.If(table_phase):
-            m.d.comb += [self.reads_b.eq(1), self.sram_reads.eq(4),
-                         self.src2_first.eq(executing.src2_base + (table_low << 1))]
-
-        writes = self.execute & ~executing.reducing
+    def _execute(self, m, stages, datapath, table, slots):
+        """E3 addresses the accumulators; E4 writes, sends, or ends a reduction."""
+        lanes = self._params.lanes
+        accumulating, beat = stages[2], stages[3]
+        m.d.comb += [self.accumulate_first.eq(accumulating.dst_first),
+                     table.entries.eq(Cat(self.mem_b[k] for k in range(4)))]
+        for k in range(lanes):
+            value = datapath.values[k]
+            if k == 0:
+                value = Mux(beat.op == Op.VTBL, table.value, value)
+            m.d.comb += [datapath.accs[k].eq(self.acc_d[k]), self.values[k].eq(value)]
+        writes = beat.valid & ~beat.reducing
         m.d.comb += [
-            self.writes_mem.eq(writes & (executing.dst_kind == Kind.MEM)),
-            self.writes_acc.eq(writes & (executing.dst_kind == Kind.ACC)),
-            self.sends.eq(writes & (executing.dst_kind == Kind.FOUT)),
-            self.write_first.eq(executing.dst_first), self.lane_valid.eq(executing.lane_valid),
-            self.send_wavelet.data.eq(datapath.values[0]),
-            self.send_wavelet.color.eq(executing.dst_color),
-            self.sram_writes.eq(Mux(self.writes_mem, executing.count, 0)),
+            self.writes_mem.eq(writes & (beat.dst_kind == Kind.MEM)),
+            self.writes_acc.eq(writes & (beat.dst_kind == Kind.ACC)),
+            self.sends.eq(writes & (beat.dst_kind == Kind.FOUT)),
+            self.write_first.eq(beat.dst_first), self.lane_valid.eq(beat.lane_valid),
+            self.send_wavelet.data.eq(self.values[0]),
+            self.send_wavelet.color.eq(beat.dst_color),
+            self.sram_writes.eq(Mux(self.writes_mem, beat.count, 0)),
         ]
-
-    def _reduce(self, m, slots, executing, datapath):
-        """A reduction's running result and index after the executing beat; its register
-        write on the last beat."""
-        result = Array(slot.result for slot in slots)[executing.slot]
-        result_index = Array(slot.result_index for slot in slots)[executing.slot]
-        new_result = Signal(32)
-        new_index = Signal(16)
-        improves = datapath.best > result.as_signed()
+        # A reduction's running result, from the slot of the beat in E4.
         m.d.comb += [
-            new_result.eq(Mux(executing.op == Op.VSUM, result + datapath.lane_sum,
-                              Mux(improves, datapath.best, result))),
-            new_index.eq(Mux(improves, executing.position + datapath.best_lane, result_index)),
-            self.reduction_done.eq(self.execute & executing.reducing & executing.last),
-            self.reduction_rd.eq(executing.rd),
-            self.reduction_value.eq(Mux(executing.op == Op.VARGMAX, new_index, new_result)),
+            datapath.result.eq(Array(slot.result for slot in slots)[beat.slot]),
+            datapath.result_index.eq(Array(slot.result_index for slot in slots)[beat.slot]),
+            self.reduction_done.eq(beat.valid & beat.reducing & beat.last),
+            self.reduction_rd.eq(beat.rd),
+            self.reduction_value.eq(Mux(beat.op == Op.VARGMAX, datapath.new_index,
+                                        datapath.new_result)),
         ]
-        return new_result, new_index
 
     def _sequence(self, m, n, slot, sel, issued, popped_here, beat_slot, in_flight_next,
-                  executes_here, new_result, new_index):
+                  executes_here, datapath):
         """Slot ``n``'s registers: launch, staging, the issued beat's progress, the executed
         beat's result, finishing.  Returns the zero scalars it drops this cycle (0 or 1)."""
         state = slot.state
@@ -314,7 +294,8 @@ class VectorUnit(wiring.Component):
                 m.d.sync += [slot.staged_value[1].eq(self.popped),
                              slot.staged_offset[1].eq(slot.fin_offset)]
         with m.If(here):
-            m.d.sync += slot.position.eq(Mux(chunk_done, 0, sel.position + count))
+            m.d.sync += [slot.position.eq(Mux(chunk_done, 0, sel.position + count)),
+                         slot.remaining.eq(Mux(chunk_done, state.elements, sel.remaining - count))]
             for cursor, descriptor in zip(slot.cursors, (state.dst, state.src, state.src2)):
                 step = Mux(state.parallel, count, element_step(descriptor))
                 restart = chunk_done & state.fin_is_scalar & (cursor is not slot.cursors[2])
@@ -322,12 +303,14 @@ class VectorUnit(wiring.Component):
             with m.If(last_beat & ~state.fin_is_scalar):
                 m.d.sync += slot.done.eq(1)
         with m.If(executes_here):
-            m.d.sync += [slot.result.eq(new_result), slot.result_index.eq(new_index)]
+            m.d.sync += [slot.result.eq(datapath.new_result),
+                         slot.result_index.eq(datapath.new_index)]
         # Active until every beat has been issued and the last has executed.
         with m.If(slot.active & issued_all & ~in_flight_next):
             m.d.sync += slot.active.eq(0)
         with m.If(self.launch & (self.launch_slot == n)):
             m.d.sync += [state.eq(self.launch_state), slot.position.eq(0),
+                         slot.remaining.eq(self.launch_state.elements),
                          *(cursor.eq(0) for cursor in slot.cursors), slot.fin_popped.eq(0),
                          slot.fin_offset.eq(0), slot.staged.eq(0), slot.done.eq(0),
                          *(value.eq(0) for value in slot.staged_value),
