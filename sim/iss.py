@@ -53,9 +53,10 @@ accumulator bank three read ports and one write port.
    issuing beat takes a credit or a beat in E4 sends, ``RECV`` for its
    wavelet, a vector instruction for its slot, ``WAIT`` for the slot to be
    idle.  ``LD``/``LDB``
-   take two cycles: the first addresses the SRAM (waiting while an issuing beat
+   take two cycles: the first checks and addresses the SRAM (waiting while an issuing beat
    reads a second SRAM operand or a table is read, which share the read port),
-   the second writes the register.  ``VMACS`` spends one cycle before anything
+   the second writes the register.  ``MUL`` takes two cycles too: the first
+   multiplies, the second writes.  ``VMACS`` spends one cycle before anything
    else multiplying out its chunks.  A vector instruction without ``ASYNC`` (and
    every reduction) makes the core wait for its slot: the next instruction
    executes in the first cycle that starts with the slot idle, so an operation
@@ -208,6 +209,7 @@ class Core:
         self.pipeline = [None] * 4   # the Beats in E1 .. E4 (issued 1 .. 4 cycles ago)
         self.preparing = False       # VMACS: its first cycle is done
         self.loading = None          # LD/LDB: (address, size, value once read)
+        self.product = None          # MUL: the product, after its first cycle
 
     def load(self, code=(), data=None, acc=None):
         """Write code words (from address 0) and a data image, as the back door does."""
@@ -518,13 +520,19 @@ class Core:
         next_pc = self.pc + 1
         sent = None
         fmt = OPS[op].format
-        if fmt == Format.R:
+        if op == Op.MUL:
+            if self.product is None:              # the first cycle multiplies
+                self.product = rb * rc
+                return False, None
+            self._write_reg(a, self.product)
+            self.product = None
+        elif fmt == Format.R:
             u = lambda v: v & 0xFFFFFFFF
             self._write_reg(a, {
                 Op.ADD: lambda: rb + rc, Op.SUB: lambda: rb - rc, Op.AND: lambda: rb & rc,
                 Op.OR: lambda: rb | rc, Op.XOR: lambda: rb ^ rc,
                 Op.SLL: lambda: rb << (rc & 31), Op.SRL: lambda: u(rb) >> (rc & 31),
-                Op.SRA: lambda: rb >> (rc & 31), Op.MUL: lambda: rb * rc,
+                Op.SRA: lambda: rb >> (rc & 31),
                 Op.SLT: lambda: int(rb < rc), Op.SLTU: lambda: int(u(rb) < u(rc))}[op]())
         elif fmt == Format.I:
             self._write_reg(a, {
@@ -538,7 +546,8 @@ class Core:
             address = (rb + imm) & 0xFFFFFFFF
             if fmt == Format.STORE and ports["writes_mem"]:
                 return False, None
-            if address + size > p.data_bytes:
+            checked = fmt == Format.LOAD and self.loading is not None   # in its first cycle
+            if address + size > p.data_bytes and not checked:
                 raise CoreFault(Fault.MEM_RANGE)
             if fmt == Format.LOAD:
                 if self.loading is None:            # the first cycle addresses the SRAM

@@ -30,7 +30,7 @@ in cycles no beat issues) and its second operand, table or ``LD``; each
 accumulator bank has three (the beat's two operands and its destination).
 """
 
-from amaranth.hdl import Cat, Module, Mux
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -167,7 +167,7 @@ class Core(wiring.Component):
     def _writes(self, m, vector, scalar, front_door, sram, accs):
         """The memories' write ports: the back door, a beat, a store or the loader."""
         bd = self.backdoor
-        sram_first, sram_lanes, sram_mask, sram_rows = sram.write_port()
+        sram_first, sram_lanes, sram_mask, sram_rows, sram_enable = sram.write_port()
         with m.If(bd.mem_we):
             m.d.comb += [sram_rows.eq(1), sram_first.eq(bd.mem_row),
                          sram_lanes.eq(bd.mem_wdata), sram_mask.eq(-1)]
@@ -175,14 +175,16 @@ class Core(wiring.Component):
             m.d.comb += [sram_first.eq(vector.write_first),
                          sram_lanes.eq(Cat(v[:8] for v in vector.values)),
                          sram_mask.eq(vector.lane_valid)]
-        with m.Elif(scalar.store):
-            m.d.comb += [sram_first.eq(scalar.store_address), sram_lanes.eq(scalar.store_data),
-                         sram_mask.eq(Mux(scalar.store_bytes == 4, 0b1111, 0b1))]
-        if front_door is not None:
+        if front_door is not None:                    # only while the core is disabled
             with m.Elif(front_door.sram_we):
                 m.d.comb += [sram_first.eq(front_door.sram_address),
                              sram_lanes.eq(front_door.sram_byte), sram_mask.eq(1)]
-        acc_first, acc_lanes, acc_mask, acc_rows = accs.write_port()
+        with m.Else():
+            # A store's address and data, in every other cycle; it writes if it completes.
+            m.d.comb += [sram_first.eq(scalar.store_address), sram_lanes.eq(scalar.store_data),
+                         sram_mask.eq(Mux(scalar.store_word, 0b1111, 0b1)),
+                         sram_enable.eq(scalar.store)]
+        acc_first, acc_lanes, acc_mask, acc_rows, _ = accs.write_port()
         with m.If(bd.acc_we):
             m.d.comb += [acc_rows.eq(1), acc_first.eq(bd.acc_row),
                          acc_lanes.eq(bd.acc_wdata), acc_mask.eq(-1)]
@@ -192,18 +194,26 @@ class Core(wiring.Component):
 
     def _count(self, m, scalar, vector, ramp_in, ramp_out, front_door):
         """The performance counters (:class:`rtl.isa.Counter`)."""
-        increments = {
-            Counter.CYCLES: self.enable & ~scalar.halted,
-            Counter.BUSY: scalar.completed | vector.beat,
-            Counter.SRAM_READS: scalar.load_bytes + vector.sram_reads,
-            Counter.SRAM_WRITES: scalar.store_bytes + vector.sram_writes,
-            Counter.WAVELETS_IN: ramp_in.pop_valid,
-            Counter.WAVELETS_OUT: ramp_out.send,
-            Counter.ZERO_SKIPS: (scalar.launch & ~scalar.launch_activates) + vector.zero_skips,
-            Counter.FAULTS: scalar.fault_now,
-            Counter.LOADED: front_door.loaded if front_door is not None else 0,
+        increments = {           # each counter's terms, from the units
+            Counter.CYCLES: [self.enable & ~scalar.halted],
+            Counter.BUSY: [scalar.completed | vector.beat],
+            Counter.SRAM_READS: [scalar.load_bytes, vector.sram_reads],
+            Counter.SRAM_WRITES: [scalar.store_bytes, vector.sram_writes],
+            Counter.WAVELETS_IN: [ramp_in.pop_valid],
+            Counter.WAVELETS_OUT: [ramp_out.send],
+            Counter.ZERO_SKIPS: [scalar.launch & ~scalar.launch_activates, vector.zero_skips],
+            Counter.FAULTS: [scalar.fault_now],
+            Counter.LOADED: [front_door.loaded if front_door is not None else 0],
         }
-        for counter, value in increments.items():
-            register = self.counters[counter]
-            m.d.sync += register.eq(register + value)
-            m.d.comb += scalar.counters[counter].eq(register)
+        # Each counter adds a cycle's terms a cycle later, so that a term (which may wait on
+        # a fault check), their sum and the 32-bit addition are not one path; its value is
+        # the register plus the terms pending, the count of every cycle before.
+        for counter, terms in increments.items():
+            name = counter.name.lower()
+            register = Signal(32, name=f"counter_{name}")
+            pending = [Signal(Value.cast(term).shape(), name=f"pending_{name}_{n}")
+                       for n, term in enumerate(terms)]
+            m.d.sync += [*(late.eq(term) for late, term in zip(pending, terms)),
+                         register.eq(register + sum(pending))]
+            m.d.comb += [self.counters[counter].eq(register + sum(pending)),
+                         scalar.counters[counter].eq(self.counters[counter])]

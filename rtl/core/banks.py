@@ -69,17 +69,20 @@ class Banks:
         return [lanes[k * self.width:(k + 1) * self.width] for k in range(self.lanes)]
 
     def write_port(self):
-        """The one write port: returns ``(first, lanes, mask, row_mode)``, signals to drive.
+        """The one write port: returns ``(first, lanes, mask, row_mode, enable)``, signals
+        to drive.
 
         With ``row_mode`` set, ``first`` is a row and ``lanes`` go to banks 0.. in order
         (the back door); otherwise lane ``k`` goes to address ``first + k`` when mask bit
-        ``k`` is set.
+        ``k`` is set.  Nothing is written while ``enable`` (1 unless driven) is low: a
+        late write enable, applied after the rotation.
         """
         m, name = self._m, self._name
         first = Signal(self.address_bits + 1, name=f"{name}_write_first")
         lanes = Signal(self.width * self.lanes, name=f"{name}_write_lanes")
         mask = Signal(self.lanes, name=f"{name}_write_mask")
         row_mode = Signal(name=f"{name}_write_rows")
+        enable = Signal(init=1, name=f"{name}_write_enable")
         low = first[:self.low_bits]
         rows = self._rows(first)
         words = [lanes[k * self.width:(k + 1) * self.width] for k in range(self.lanes)]
@@ -90,9 +93,9 @@ class Banks:
                 port.addr.eq(Mux(row_mode, first, rows[bank])),
                 port.data.eq(Mux(row_mode, words[bank],
                                  rotated[bank * self.width:(bank + 1) * self.width])),
-                port.en.eq(Mux(row_mode, mask[bank], rotated_mask[bank])),
+                port.en.eq(Mux(row_mode, mask[bank], rotated_mask[bank]) & enable),
             ]
-        return first, lanes, mask, row_mode
+        return first, lanes, mask, row_mode, enable
 
 
 def _fit(value, width):

@@ -24,12 +24,18 @@ class ScalarUnit(wiring.Component):
       for ``SEND``; no beat writing SRAM, for ``ST``/``STB``.
     - ``LD``/``LDB`` take two cycles: the first presents ``load_address`` to the SRAM
       (when ``load_port_free``), the second takes ``load_data`` into the register.
-      ``VMACS`` takes one more: its first multiplies out its chunks.
-      ``ST``/``STB`` write through ``store``.  ``SEND`` drives ``send``.
+      ``MUL`` takes two: the first registers the product.  ``VMACS`` takes one more
+      than other vector instructions: its first multiplies out its chunks.
+      ``ST``/``STB`` present ``store_address``/``store_data``/``store_word`` in every
+      cycle and write when ``store`` (late: it waits on the range check).  ``SEND``
+      drives ``send``.
     - ``launch`` starts a checked vector operation in ``launch_slot``.
     - The vector unit's ``reduction_*`` writes a register, before the instruction's own.
     - A fault sets ``fault``/``fault_pc`` and halts the core (``fault_now`` in that
-      cycle).  After ``TEXIT`` the scheduler starts the lowest-numbered startable task.
+      cycle).  Only the PC register and the fault's own state wait for the late fault
+      checks (an address's, a launch's); ``next_pc`` follows the instruction unless it
+      waits, and register, task and descriptor writes belong to instructions whose
+      faults are known early.  After ``TEXIT`` the scheduler starts the lowest-numbered startable task.
     - Reset: ``pc`` 0, the main program running, every register and descriptor zero.
     """
 
@@ -68,6 +74,7 @@ class ScalarUnit(wiring.Component):
             "store_address": Out(16),
             "store_data": Out(32),
             "store_bytes": Out(range(5)),
+            "store_word": Out(1),              # the instruction is ST, not STB
             "launch": Out(1),
             "launch_slot": Out(range(SLOTS)),
             "launch_state": Out(launch_layout(p)),
@@ -87,6 +94,7 @@ class ScalarUnit(wiring.Component):
         self._dsr = [Signal(descriptor_layout(p), name=f"d{n}") for n in range(DESCRIPTORS)]
         self._extents = [Signal(extent_layout(), name=f"d{n}_extent") for n in range(DESCRIPTORS)]
         self._running = Signal(init=1)
+        self._loading = Signal()         # LD's second cycle: the data is on the port
         shapes = {"entry": 16, "bound": 1, "color": p.color_bits, "active": 1, "blocked": 1}
         self._tasks = {name: Array(Signal(shape, name=f"task{t}_{name}") for t in range(TASKS))
                        for name, shape in shapes.items()}
@@ -104,24 +112,31 @@ class ScalarUnit(wiring.Component):
                                         & self.nonempty.bit_select(inst.imm[:p.color_bits], 1)),
                      self.recv_color.eq(inst.imm)]
 
-        stall, cause, successor, reg_we, reg_value = self._execute(m, issue, decoded)
+        stall, cause, early_fault, successor, reg_we, reg_value = self._execute(m, issue,
+                                                                                decoded)
         m.d.comb += self.completed.eq(decoded & ~stall & ~self.fault_now)
         completed = self.completed
         is_load = Cat(inst.opcode == op for op in (Op.LD, Op.LDB)).any()
         is_store = Cat(inst.opcode == op for op in (Op.ST, Op.STB)).any()
         size = Mux((inst.opcode == Op.LD) | (inst.opcode == Op.ST), 4, 1)
-        m.d.comb += [self.load_bytes.eq(Mux(completed & is_load, size, 0)),
+        # An LD completes in its second cycle, which neither waits nor faults.
+        m.d.comb += [self.load_bytes.eq(Mux(decoded & is_load & self._loading, size, 0)),
                      self.store.eq(completed & is_store),
-                     self.store_bytes.eq(Mux(self.store, size, 0))]
+                     self.store_bytes.eq(Mux(self.store, size, 0)),
+                     self.store_word.eq(inst.opcode == Op.ST)]
 
         with m.If(issue & ~stall):
             m.d.sync += waiting.eq(0)
         with m.If(self.fault_now):
             m.d.sync += [self.fault.eq(cause), self.fault_pc.eq(self.pc), self.halted.eq(1)]
+        # The fetch follows the instruction unless it waits, faulting or not: a fault halts
+        # the core, and the PC register keeps the faulting instruction's.
         m.d.comb += self.next_pc.eq(self.pc)
-        m.d.sync += self.pc.eq(self.next_pc)
-        with m.If(completed):
+        with m.If(decoded & ~stall):
             m.d.comb += self.next_pc.eq(successor)
+        m.d.sync += self.pc.eq(Mux(self.fault_now, self.pc, self.next_pc))
+        # What _commit writes belongs to instructions whose faults are all early.
+        with m.If(decoded & ~stall & ~early_fault):
             self._commit(m)
             # Synchronous operations (and every reduction) make the core wait for their slot.
             reduction = Cat(inst.opcode == op for op in REDUCTIONS).any()
@@ -132,7 +147,9 @@ class ScalarUnit(wiring.Component):
         # Register writes: a finishing reduction, or the instruction that completes.
         with m.If(self.reduction_done):
             m.d.sync += regs[self.reduction_rd].eq(self.reduction_value)
-        with m.Elif(completed & reg_we):
+        # No instruction that writes a register faults once it does not wait (a CSRR of an
+        # unknown counter does not write): the write need not wait for the fault checks.
+        with m.Elif(decoded & ~stall & reg_we):
             m.d.sync += regs[inst.a].eq(reg_value)
         m.d.sync += regs[0].eq(0)
         return m
@@ -147,22 +164,35 @@ class ScalarUnit(wiring.Component):
         imm_s = Signal(signed(32))       # the immediate, sign-extended
         m.d.comb += imm_s.eq(imm.as_signed())
         ra, rb, rc = regs[a], regs[b], regs[c]
-        stall, cause, reg_we = Signal(), Signal(3), Signal()
+        stall, cause, reg_we, early_fault = Signal(), Signal(3), Signal(), Signal()
         successor, reg_value = Signal(16), Signal(32)
         m.d.comb += successor.eq(pc + 1)
 
-        def raise_fault(why):
+        def raise_fault(why, late=False):
+            """``late``: after an address's or a launch's checks, which only ``LD``/``ST``
+            and vector instructions make; the others are known early."""
             m.d.comb += [self.fault_now.eq(1), cause.eq(why)]
+            if not late:
+                m.d.comb += early_fault.eq(1)
 
         def write_rd(value):
             m.d.comb += [reg_we.eq(1), reg_value.eq(value)]
 
-        loading = Signal()               # LD's second cycle: the data is on the port
-        address = Signal(32)
-        m.d.comb += [address.eq(rb + imm_s), self.load_address.eq(address),
-                     self.store_address.eq(address), self.store_data.eq(rc)]
+        loading = self._loading
+        multiplying = Signal()           # MUL's second cycle: the product is registered
+        product = Signal(32)
+        # The address rb + imm, 32-bit, is in the data SRAM when its low half is and its high
+        # half is zero: the high half is rb's plus the immediate's sign and the low half's
+        # carry, so it needs comparisons of rb, not a second 16-bit addition.
+        low = Signal(17)
+        m.d.comb += [low.eq(rb[:16] + imm_s[:16]), self.load_address.eq(low[:16]),
+                     self.store_address.eq(low[:16]), self.store_data.eq(rc)]
+        high, carry = rb[16:], low[16]
+        high_zero = Mux(imm_s < 0, Mux(carry, high == 0, high == 1),
+                        Mux(carry, high == 0xFFFF, high == 0))
         size = Mux((opcode == Op.LD) | (opcode == Op.ST), 4, 1)
-        in_data = Mux(size == 4, address <= p.data_bytes - 4, address <= p.data_bytes - 1)
+        in_data = high_zero & Mux(size == 4, low[:16] <= p.data_bytes - 4,
+                                  low[:16] <= p.data_bytes - 1)
         ctrl_bit = SEND_CTRL.bit_length() - 1
         m.d.comb += [self.send_wavelet.data.eq(rc), self.send_wavelet.color.eq(imm[:p.color_bits]),
                      self.send_wavelet.ctrl.eq(imm[ctrl_bit])]
@@ -175,7 +205,7 @@ class ScalarUnit(wiring.Component):
             with m.Switch(opcode):
                 alu = {Op.ADD: rb + rc, Op.SUB: rb - rc, Op.AND: rb & rc, Op.OR: rb | rc,
                        Op.XOR: rb ^ rc, Op.SLL: rb << rc[:5], Op.SRL: rb >> rc[:5],
-                       Op.SRA: rb.as_signed() >> rc[:5], Op.MUL: rb * rc,
+                       Op.SRA: rb.as_signed() >> rc[:5],
                        Op.SLT: rb.as_signed() < rc.as_signed(), Op.SLTU: rb < rc,
                        Op.ADDI: rb + imm_s, Op.ANDI: rb & imm_s.as_unsigned(),
                        Op.SLLI: rb << imm[:5], Op.SRLI: rb >> imm[:5],
@@ -184,21 +214,30 @@ class ScalarUnit(wiring.Component):
                 for alu_op, value in alu.items():
                     with m.Case(alu_op):
                         write_rd(value)
+                with m.Case(Op.MUL):
+                    m.d.comb += stall.eq(~multiplying)
+                    with m.If(~multiplying):          # the first cycle multiplies
+                        m.d.sync += [multiplying.eq(1), product.eq(rb * rc)]
+                    with m.Else():
+                        m.d.sync += multiplying.eq(0)
+                        write_rd(product)
                 with m.Case(Op.LD, Op.LDB):
-                    with m.If(~in_data):
-                        raise_fault(Fault.MEM_RANGE)
+                    m.d.comb += stall.eq(~loading)
+                    with m.If(~in_data & ~loading):   # checked in the first cycle
+                        raise_fault(Fault.MEM_RANGE, late=True)
                     with m.Elif(~loading):        # the first cycle addresses the SRAM
-                        m.d.comb += stall.eq(1)
                         m.d.sync += loading.eq(self.load_port_free)
                     with m.Else():
                         m.d.sync += loading.eq(0)
+                    # The register's value is ready beside the checks, not after them: a
+                    # fault keeps the instruction from completing, and so from writing.
+                    with m.If(loading):
                         write_rd(Mux(opcode == Op.LD, self.load_data,
                                      self.load_data[:8].as_signed()))
                 with m.Case(Op.ST, Op.STB):
-                    with m.If(self.beat_writes_mem):
-                        m.d.comb += stall.eq(1)
-                    with m.Elif(~in_data):
-                        raise_fault(Fault.MEM_RANGE)
+                    m.d.comb += stall.eq(self.beat_writes_mem)
+                    with m.If(~self.beat_writes_mem & ~in_data):
+                        raise_fault(Fault.MEM_RANGE, late=True)
                 with m.Case(Op.BEQ, Op.BNE, Op.BLT, Op.BGE):
                     less = rb.as_signed() < rc.as_signed()
                     taken = ((opcode == Op.BEQ) & (rb == rc) | (opcode == Op.BNE) & (rb != rc)
@@ -221,19 +260,16 @@ class ScalarUnit(wiring.Component):
                     with m.Else():
                         write_rd(Array(self.counters)[imm[:(COUNTERS - 1).bit_length()]])
                 with m.Case(Op.RECV):
+                    m.d.comb += stall.eq(~self.pop_for_recv)
                     with m.If(imm >= p.colors):
                         raise_fault(Fault.COLOR)
-                    with m.Elif(~self.pop_for_recv):
-                        m.d.comb += stall.eq(1)
-                    with m.Else():
-                        write_rd(self.popped)
+                    write_rd(self.popped)
                 with m.Case(Op.SEND):
+                    m.d.comb += stall.eq(self.beat_sends
+                                         | ~self.credit_free.bit_select(imm[:p.color_bits], 1))
                     with m.If(imm[:ctrl_bit] >= p.colors):
                         raise_fault(Fault.COLOR)
-                    with m.Elif(self.beat_sends
-                                | ~self.credit_free.bit_select(imm[:p.color_bits], 1)):
-                        m.d.comb += stall.eq(1)
-                    with m.Else():
+                    with m.Elif(~stall):
                         m.d.comb += self.send.eq(1)
                 with m.Case(Op.TASK, Op.TBIND, Op.TACT, Op.TBLOCK, Op.TUNBLOCK):
                     with m.If(a >= TASKS):
@@ -241,16 +277,15 @@ class ScalarUnit(wiring.Component):
                     with m.Elif((opcode == Op.TBIND) & (imm >= p.colors)):
                         raise_fault(Fault.COLOR)
                 with m.Case(Op.WAIT):
+                    m.d.comb += stall.eq(self.slots_active.bit_select(a[:1], 1))
                     with m.If(a >= SLOTS):
                         raise_fault(Fault.ILLEGAL)
-                    with m.Elif(self.slots_active.bit_select(a[:1], 1)):
-                        m.d.comb += stall.eq(1)
                 with m.Case(Op.DMEM, Op.DACC, Op.DFIN, Op.DFOUT):
                     with m.If(a >= DESCRIPTORS):
                         raise_fault(Fault.ILLEGAL)
                 with m.Case(*[o for o in Op if OPS[o].format in (Format.V, Format.VRED)]):
                     self._issue_vector(m, stall, raise_fault)
-        return stall, cause, successor, reg_we, reg_value
+        return stall, cause, early_fault, successor, reg_we, reg_value
 
     def _issue_vector(self, m, stall, raise_fault):
         """A vector instruction: wait for its slot, then check it and launch it."""
@@ -271,7 +306,7 @@ class ScalarUnit(wiring.Component):
                                                    chunk_step)
             m.d.comb += [self.launch_state.eq(state), self.launch_activates.eq(activates)]
             with m.If(cause != Fault.NONE):
-                raise_fault(cause)
+                raise_fault(cause, late=True)
             with m.Else():
                 m.d.comb += [self.launch.eq(1), self.launch_slot.eq(slot_number)]
 
@@ -315,12 +350,14 @@ class ScalarUnit(wiring.Component):
         tasks = self._tasks
         active, bound, blocked = tasks["active"], tasks["bound"], tasks["blocked"]
         colors, entries = tasks["color"], tasks["entry"]
-        with m.If(self.run & ~self.halted & ~self._running):
-            for t in reversed(range(TASKS)):
-                startable = ~blocked[t] & (active[t] | bound[t]
-                                           & self.nonempty.bit_select(colors[t], 1))
-                with m.If(startable):
-                    for other in range(TASKS):
-                        m.d.sync += active[other].eq(Mux(other == t, 0, active[other]))
-                    m.d.comb += self.next_pc.eq(entries[t])
-                    m.d.sync += self._running.eq(1)
+        startable = [~blocked[t] & (active[t] | bound[t] & self.nonempty.bit_select(colors[t], 1))
+                     for t in range(TASKS)]
+        # The lowest-numbered startable task, chosen beside the instruction's successor, not
+        # after it: one multiplexer on the fetch's path.
+        chosen = Signal(range(TASKS))
+        for t in reversed(range(TASKS)):
+            with m.If(startable[t]):
+                m.d.comb += chosen.eq(t)
+        with m.If(self.run & ~self.halted & ~self._running & Cat(startable).any()):
+            m.d.comb += self.next_pc.eq(entries[chosen])
+            m.d.sync += [active[chosen].eq(0), self._running.eq(1)]
