@@ -18,7 +18,10 @@ and reports each module:
 ABC runs ``strash; dch; map``, a depth-oriented mapping.  Its default script also
 runs ``dc2``, which here turned a Brent-Kung 32-bit adder (18 levels after
 ``techmap``) into a 62-level ripple chain: that measures ABC's area recovery, not
-the RTL.
+the RTL.  ``synth -noshare``: resource sharing would merge multipliers of different
+instructions behind multiplexers driven by the control (here it put the scalar unit's
+completion into a descriptor's extent multiplier), a trade for area that no
+timing-driven flow makes.
 
 Reports are cached like every other product of :mod:`sim.build`.
 """

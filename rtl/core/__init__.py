@@ -12,7 +12,8 @@ The units, a file each:
 - :mod:`.slots` and :mod:`.vector`: two microthread slots, each holding one
   vector operation with its operand descriptors, cursors and a two-entry
   staging buffer for fabric input; one slot runs a beat each cycle, on
-- :mod:`.lanes`: the integer datapath of ``lanes`` lanes;
+- :mod:`.lanes`: the integer datapath of ``lanes`` lanes, and :mod:`.table` ``VTBL``'s
+  lookup, both pipelined from E1 to E4 (:mod:`.stages`);
 - :mod:`.banks`: data SRAM of ``sram_bytes - code_bytes`` bytes in ``lanes``
   byte-wide banks and ``acc_words`` int32 accumulators in ``lanes`` banks, so a
   stride-1 vector is ``lanes`` elements a cycle (:mod:`.sram` marks them as SRAMs);
@@ -24,7 +25,9 @@ The units, a file each:
 This module joins them: the memories' ports, the counters and the status.
 Every memory is read through a registered port, as SRAM macros are: the fetch
 addresses the code memory with the next PC, a vector beat issues (addresses its
-operands) in one cycle and executes in the next, and ``LD`` takes two cycles.
+operands) in one cycle and passes E1 to E4 in the next four, reading its
+accumulators in E3, and ``LD`` takes two cycles.  The counters add each cycle's
+terms a cycle later, so a late term is not in series with a 32-bit addition.
 Each data bank has two read ports: the beat's first operand (or the back door,
 in cycles no beat issues) and its second operand, table or ``LD``; each
 accumulator bank has three (the beat's two operands and its destination).
