@@ -217,6 +217,6 @@ class Core(wiring.Component):
             pending = [Signal(Value.cast(term).shape(), name=f"pending_{name}_{n}")
                        for n, term in enumerate(terms)]
             m.d.sync += [*(late.eq(term) for late, term in zip(pending, terms)),
-                         register.eq(register + sum(pending))]
+                         register.eq(self.counters[counter])]
             m.d.comb += [self.counters[counter].eq(register + sum(pending)),
                          scalar.counters[counter].eq(self.counters[counter])]

@@ -8,7 +8,8 @@ from ..isa import (COUNTERS, DESCRIPTORS, INSTRUCTION, OPS, REDUCTIONS, REGISTER
                    SLOTS, TASKS,
                    Fault, Format, Kind, Op, VFlag, descriptor_layout)
 from ..wavelet import wavelet_layout
-from .slots import check_launch, extent_layout, extent_of, launch_layout, vmacs_geometry
+from .slots import (check_launch, extent_layout, extent_of, launch_layout, operands,
+                    vmacs_geometry)
 
 __all__ = ["ScalarUnit"]
 
@@ -35,7 +36,8 @@ class ScalarUnit(wiring.Component):
       cycle).  Only the PC register and the fault's own state wait for the late fault
       checks (an address's, a launch's); ``next_pc`` follows the instruction unless it
       waits, and register, task and descriptor writes belong to instructions whose
-      faults are known early.  After ``TEXIT`` the scheduler starts the lowest-numbered startable task.
+      faults are known early.  After ``TEXIT`` the scheduler starts the lowest-numbered
+      startable task.
     - Reset: ``pc`` 0, the main program running, every register and descriptor zero.
     """
 
@@ -292,8 +294,12 @@ class ScalarUnit(wiring.Component):
         slot_number = self.instruction.imm[VFlag.SLOT1.bit_length() - 1]
         prepared = Signal()              # VMACS: its chunk geometry is in the registers
         volume, chunk_step = Signal(32), Signal(16)
-        chunks_volume, chunks_step = vmacs_geometry(m, self._params, self.instruction,
-                                                    self._dsr)
+        # The checks are built outside the conditions below, so that they are a function
+        # of the instruction and the registers alone.
+        descriptors = operands(m, self._params, self.instruction, self._dsr)
+        chunks_volume, chunks_step = vmacs_geometry(descriptors)
+        cause, state, activates = check_launch(m, self._params, self.instruction, self._regs,
+                                               descriptors, self._extents, volume, chunk_step)
         with m.If((self.instruction.opcode == Op.VMACS) & ~prepared):
             m.d.comb += stall.eq(1)
             m.d.sync += [prepared.eq(1), volume.eq(chunks_volume), chunk_step.eq(chunks_step)]
@@ -301,9 +307,6 @@ class ScalarUnit(wiring.Component):
             m.d.comb += stall.eq(1)
         with m.Else():
             m.d.sync += prepared.eq(0)
-            cause, state, activates = check_launch(m, self._params, self.instruction,
-                                                   self._regs, self._dsr, self._extents, volume,
-                                                   chunk_step)
             m.d.comb += [self.launch_state.eq(state), self.launch_activates.eq(activates)]
             with m.If(cause != Fault.NONE):
                 raise_fault(cause, late=True)

@@ -21,7 +21,7 @@ from amaranth.lib import data
 from ..isa import DESCRIPTORS, SLOTS, Fault, Kind, Op, VFlag, descriptor_layout
 
 __all__ = ["launch_layout", "beat_layout", "Slot", "extent_layout", "extent_of",
-           "vmacs_geometry", "check_launch", "is_kind", "element_step"]
+           "operands", "vmacs_geometry", "check_launch", "is_kind", "element_step"]
 
 INT32_MIN = -(1 << 31)
 
@@ -118,9 +118,9 @@ class Slot:
 
     def registers(self):
         """Every register but ``active``, in a fixed order (for the beat's multiplexers)."""
-        return [self.state, self.position, self.remaining, *self.cursors, self.fin_popped, self.fin_offset,
-                self.staged, *self.staged_value, *self.staged_offset, self.result,
-                self.result_index]
+        return [self.state, self.position, self.remaining, *self.cursors, self.fin_popped,
+                self.fin_offset, self.staged, *self.staged_value, *self.staged_offset,
+                self.result, self.result_index]
 
 
 def _pick(m, params, options, index, name, layout=None):
@@ -131,21 +131,28 @@ def _pick(m, params, options, index, name, layout=None):
     return chosen
 
 
-def vmacs_geometry(m, params, instruction, dsr):
-    """``VMACS``'s products, which its first cycle registers for :func:`check_launch`: the
-    elements of all its chunks (fabric scalars: ``src2.length * dst.length``) and the
-    source address step from one chunk to the next (``dst.length`` elements of ``src``)."""
-    dst, src, src2 = (_pick(m, params, dsr, index[:3], f"geometry_{role}")
-                      for index, role in ((instruction.a, "dst"), (instruction.b, "src"),
-                                          (instruction.c, "src2")))
+def operands(m, params, instruction, dsr):
+    """The descriptor registers that ``instruction``'s fields a, b, c name:
+    ``(dst, src, src2)``."""
+    return tuple(_pick(m, params, dsr, index[:3], f"launch_{role}")
+                 for index, role in ((instruction.a, "dst"), (instruction.b, "src"),
+                                     (instruction.c, "src2")))
+
+
+def vmacs_geometry(descriptors):
+    """``VMACS``'s products, which its first cycle registers for :func:`check_launch`, from
+    its :func:`operands`: the elements of all its chunks (fabric scalars:
+    ``src2.length * dst.length``) and the source address step from one chunk to the
+    next (``dst.length`` elements of ``src``)."""
+    dst, src, src2 = descriptors
     return src2.length * dst.length, (dst.length * element_step(src))[:16]
 
 
-def check_launch(m, params, instruction, regs, dsr, extents, volume, chunk_step):
+def check_launch(m, params, instruction, regs, descriptors, extents, volume, chunk_step):
     """Check the vector instruction ``instruction`` (a view of :data:`rtl.isa.INSTRUCTION`)
-    against the scalar registers ``regs`` and descriptor registers ``dsr`` (with their
-    ``extents``, :func:`extent_layout`); ``volume`` and ``chunk_step`` are a ``VMACS``'s
-    :func:`vmacs_geometry`.
+    against the scalar registers ``regs`` and its :func:`operands` ``descriptors`` (with the
+    descriptor registers' ``extents``, :func:`extent_layout`); ``volume`` and
+    ``chunk_step`` are a ``VMACS``'s :func:`vmacs_geometry`.
 
     Returns ``(cause, state, activates)``: the :class:`rtl.isa.Fault` it raises (``NONE``
     if it may start), the slot's launch state, and whether the slot runs at all (a
@@ -161,8 +168,7 @@ def check_launch(m, params, instruction, regs, dsr, extents, volume, chunk_step)
     scalar = imm[VFlag.SCALAR.bit_length() - 1]
     uses_c = ~is_op(Op.VMOV, Op.VQNT) & ~reduction
     c_vector = uses_c & ~scalar                  # operand c is a descriptor
-    dst, src, src2 = (_pick(m, p, dsr, index[:3], f"launch_{role}")
-                      for index, role in ((a, "dst"), (b, "src"), (c, "src2")))
+    dst, src, src2 = descriptors
 
     fin_src = is_kind(src, Kind.FIN)
     fin_src2 = c_vector & is_kind(src2, Kind.FIN)

@@ -54,7 +54,8 @@ class TableLookup(wiring.Component):
         fraction2 = delay(m, fraction, "table_fraction_e2", 32)
         weight2 = delay(m, (Const(1, 33) << shift) - fraction, "table_weight_e2", 32)
         shift2 = delay(m, shift, "table_shift_e2", 5)
-        below2, above2 = delay(m, below, "table_below_e2", 1), delay(m, above, "table_above_e2", 1)
+        below2 = delay(m, below, "table_below_e2", 1)
+        above2 = delay(m, above, "table_above_e2", 1)
         m.d.sync += self.reads.eq(self.valid)
 
         # E2: the read.
@@ -62,7 +63,8 @@ class TableLookup(wiring.Component):
         fraction3 = delay(m, fraction2, "table_fraction_e3", 32)
         weight3 = delay(m, weight2, "table_weight_e3", 32)
         shift3 = delay(m, shift2, "table_shift_e3", 5)
-        below3, above3 = delay(m, below2, "table_below_e3", 1), delay(m, above2, "table_above_e3", 1)
+        below3 = delay(m, below2, "table_below_e3", 1)
+        above3 = delay(m, above2, "table_above_e3", 1)
 
         # E3: the entries, weighed.
         first, second = self.entries[:16].as_signed(), self.entries[16:].as_signed()
