@@ -456,3 +456,20 @@ def directed_cases(params):
             _expect(outcome.regs[1], 0, "the instruction after the fault did not run")
         case(name, source, check_fault)
     return cases
+
+
+def address_edge_cases(params):
+    """``LD``/``LDB``/``ST``/``STB`` at the edges of the data SRAM, where its range check
+    decides: the last word and byte, one past them, and addresses that wrap around 2^32
+    (the ISS judges each, fault or not)."""
+    top = params.data_bytes
+    pairs = [(top - 4, 0), (top - 3, 0), (top - 8, 5), (top, -4), (top - 1, 0), (top, 0),
+             (0xFFFFFFFF, 1), (0xFFFFFFFF, 4), (0x10000, -1), (0, -1)]
+    cases = []
+    for op in ("ld", "ldb", "st", "stb"):
+        access = f"{op} r3, {{imm}}(r2)" if op.startswith("ld") else f"{op} r2, {{imm}}(r2)"
+        for base, imm in pairs:
+            source = f"li r2, {_wrap(base)}\n{access.format(imm=imm)}\nli r1, 1\nhalt"
+            program = assemble(source, params)
+            cases.append((f"{op} {imm}(0x{base:x})", Case(program.words()), None))
+    return cases

@@ -7,7 +7,7 @@ The full regressions run under cocotb on Icarus and Verilator
 from rtl.core import Core
 from rtl.params import PRESETS
 from tb.core_session import judge, run_rtl, simulate_amaranth
-from tb.directed_programs import directed_cases
+from tb.directed_programs import address_edge_cases, directed_cases
 from tb.random_programs import random_case
 
 # A smaller core than the test preset's, so that the Python simulator is quick.
@@ -19,6 +19,7 @@ def test_core_rtl_matches_iss_in_the_amaranth_simulator():
     cases = [(name, case, check) for name, case, check in directed_cases(PARAMS)
              if name in ("scalar_alu", "tasks", "vtbl", "vmacs_fabric", "two_streams",
                          "fault_vector_range")]
+    cases += address_edge_cases(PARAMS)
     cases += [(f"random program {seed}", random_case(PARAMS, seed), None)
               for seed in range(1000 * SEED, 1000 * SEED + 6)]
     async def session(port):

@@ -76,3 +76,11 @@ def test_verilog_synth_prints_the_table_and_writes_the_report(tmp_path, capsys):
     router = report["synthesis"]["router"]
     assert router["cells"] > 0 and router["flip_flops"] > 0
     assert f"{router['cells']:,}" in out
+
+
+def test_no_path_of_the_tile_is_deeper_than_50_gate_levels(tile_report):
+    # The target of a core that closes at about 1 GHz (30-50 levels a cycle).  The tile's
+    # depth is the flat mapping's, so it covers the core, the router and the paths between.
+    modules = tile_report["modules"]
+    depths = {name: modules[name]["logic_depth"]["levels"] for name in ("tile", "core", "router")}
+    assert max(depths.values()) <= 50, depths

@@ -192,7 +192,7 @@ class Core(wiring.Component):
             m.d.comb += [acc_rows.eq(1), acc_first.eq(bd.acc_row),
                          acc_lanes.eq(bd.acc_wdata), acc_mask.eq(-1)]
         with m.Elif(vector.writes_acc):
-            m.d.comb += [acc_first.eq(vector.write_first), acc_lanes.eq(Cat(vector.values)),
+            m.d.comb += [acc_first.eq(vector.write_first), acc_lanes.eq(Cat(vector.acc_values)),
                          acc_mask.eq(vector.lane_valid)]
 
     def _count(self, m, scalar, vector, ramp_in, ramp_out, front_door):
@@ -210,7 +210,9 @@ class Core(wiring.Component):
         }
         # Each counter adds a cycle's terms a cycle later, so that a term (which may wait on
         # a fault check), their sum and the 32-bit addition are not one path; its value is
-        # the register plus the terms pending, the count of every cycle before.
+        # the register plus the terms pending, the count of every cycle before.  The terms
+        # are small: they add to the register's low bits, and the high bits are chosen
+        # between the register's and their increment, computed beside them (carry select).
         for counter, terms in increments.items():
             name = counter.name.lower()
             register = Signal(32, name=f"counter_{name}")
@@ -218,5 +220,10 @@ class Core(wiring.Component):
                        for n, term in enumerate(terms)]
             m.d.sync += [*(late.eq(term) for late, term in zip(pending, terms)),
                          register.eq(self.counters[counter])]
-            m.d.comb += [self.counters[counter].eq(register + sum(pending)),
+            low = len(Value.cast(sum(pending))) + 1
+            low_sum = Signal(low + 1, name=f"counter_{name}_low")
+            high = register[low:]
+            m.d.comb += [low_sum.eq(register[:low] + sum(pending)),
+                         self.counters[counter].eq(Cat(low_sum[:low],
+                                                       Mux(low_sum[low], high + 1, high))),
                          scalar.counters[counter].eq(self.counters[counter])]

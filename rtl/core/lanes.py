@@ -53,7 +53,10 @@ class IntegerLanes(wiring.Component):
       :data:`GROUP` lanes; E3 finds the first maximum of the groups.
     - E4 inputs: ``accs``, the destination's old values (``VMAC``, ``VMACS``), and the
       slot's running ``result`` and ``result_index``.  Outputs: ``values``, each lane's
-      result, and ``new_result``/``new_index``, the reduction after this beat.
+      value (``VMAC``/``VMACS``: the product), ``accumulated``, what an accumulator
+      destination takes (``VMAC``/``VMACS``: ``accs`` plus the product; otherwise
+      ``values``), and ``new_result``/``new_index``, the reduction after this beat.  Only
+      ``accumulated`` waits for ``accs``: ``VMAC``/``VMACS`` write nothing else.
 
     The stages always advance (a bubble is a beat with no lane valid); reset: none.
     """
@@ -72,6 +75,7 @@ class IntegerLanes(wiring.Component):
             "result": In(32),
             "result_index": In(16),
             "values": Out(signed(32)).array(lanes),
+            "accumulated": Out(signed(32)).array(lanes),
             "new_result": Out(32),
             "new_index": Out(16),
         })
@@ -118,8 +122,9 @@ class IntegerLanes(wiring.Component):
         # E4: accumulate, and the reduction's running result.
         accumulates = (op4 == Op.VMAC) | (op4 == Op.VMACS)
         for k in range(lanes):
-            m.d.comb += self.values[k].eq(Mux(accumulates, self.accs[k] + values4[k],
-                                              values4[k]))
+            m.d.comb += [self.values[k].eq(values4[k]),
+                         self.accumulated[k].eq(Mux(accumulates, self.accs[k] + values4[k],
+                                                    values4[k]))]
         improves = best > self.result.as_signed()
         # A beat of more than one element starts at a multiple of lanes: the index is
         # its position with the lane's bits set.

@@ -1,11 +1,11 @@
 """The ramp: the core's two credit links with its router (:class:`rtl.wavelet.LinkSignature`)."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..router import Packed
+from ..router import Packed, move_queues
 from ..wavelet import DATA_BITS, LinkSignature, wavelet_layout
 
 __all__ = ["RampInput", "RampOutput"]
@@ -47,9 +47,6 @@ class RampInput(wiring.Component):
         def address(slot, color):
             return Cat(slot[:slot_bits], color) if slot_bits else color
 
-        def advance(slot):
-            return Mux(slot == depth - 1, 0, slot + 1)
-
         pop, pop_color = self.pop_valid, self.pop_color
         m.d.comb += self.nonempty.eq(Cat(count[c] != 0 for c in range(colors)))
         read = queue.read_port(domain="comb")
@@ -57,20 +54,11 @@ class RampInput(wiring.Component):
 
         link = self.link
         arriving = link.wavelet.color
-        same = pop & (pop_color == arriving)
-        accepted = link.valid & ((count[arriving] != depth) | same)
         write = queue.write_port()
         m.d.comb += [write.addr.eq(address(tail[arriving], arriving)),
-                     write.data.eq(link.wavelet.data), write.en.eq(accepted),
+                     write.data.eq(link.wavelet.data),
+                     write.en.eq(move_queues(m, depth, count, head, tail, link, pop, pop_color)),
                      link.credit.eq(pop), link.credit_color.eq(pop_color)]
-        with m.If(accepted):
-            m.d.sync += tail[arriving].eq(advance(tail[arriving]))
-        with m.If(pop):
-            m.d.sync += head[pop_color].eq(advance(head[pop_color]))
-        with m.If(accepted & ~same):
-            m.d.sync += count[arriving].eq(count[arriving] + 1)
-        with m.If(pop & ~(accepted & same)):
-            m.d.sync += count[pop_color].eq(count[pop_color] - 1)
         return m
 
 

@@ -1,6 +1,6 @@
 """The scalar unit: registers, control flow, tasks, faults, and the issue of vector operations."""
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -183,18 +183,23 @@ class ScalarUnit(wiring.Component):
         loading = self._loading
         multiplying = Signal()           # MUL's second cycle: the product is registered
         product = Signal(32)
-        # The address rb + imm, 32-bit, is in the data SRAM when its low half is and its high
-        # half is zero: the high half is rb's plus the immediate's sign and the low half's
-        # carry, so it needs comparisons of rb, not a second 16-bit addition.
-        low = Signal(17)
-        m.d.comb += [low.eq(rb[:16] + imm_s[:16]), self.load_address.eq(low[:16]),
-                     self.store_address.eq(low[:16]), self.store_data.eq(rc)]
-        high, carry = rb[16:], low[16]
+        # The address rb + imm, 32-bit (ADDI's sum too), is in the data SRAM when its low
+        # half is and its high half is zero.  The high half is rb's plus the immediate's sign
+        # and the carry into bit 16, so it needs comparisons of rb, not a second addition.
+        address = Signal(32)
+        m.d.comb += address.eq(rb + imm_s)
+        low = address[:16]
+        m.d.comb += [self.load_address.eq(low), self.store_address.eq(low),
+                     self.store_data.eq(rc)]
+        high, carry = rb[16:], address[16] ^ rb[16] ^ imm_s[16]
         high_zero = Mux(imm_s < 0, Mux(carry, high == 0, high == 1),
                         Mux(carry, high == 0xFFFF, high == 0))
         size = Mux((opcode == Op.LD) | (opcode == Op.ST), 4, 1)
-        in_data = high_zero & Mux(size == 4, low[:16] <= p.data_bytes - 4,
-                                  low[:16] <= p.data_bytes - 1)
+        # low <= data_bytes - size, without waiting for low: over the low halves, t = rb + imm
+        # - (data_bytes - size + 1), summed carry-save, is low - limit - 1 + carry * 2^16.
+        limit = Mux(size == 4, -(p.data_bytes - 3) % (1 << 19), -p.data_bytes % (1 << 19))
+        t = _three_sum(rb[:16], imm_s[:16], limit, 19)
+        in_data = high_zero & (t[18] | carry & ~t[17] & ~t[16])
         ctrl_bit = SEND_CTRL.bit_length() - 1
         m.d.comb += [self.send_wavelet.data.eq(rc), self.send_wavelet.color.eq(imm[:p.color_bits]),
                      self.send_wavelet.ctrl.eq(imm[ctrl_bit])]
@@ -209,7 +214,7 @@ class ScalarUnit(wiring.Component):
                        Op.XOR: rb ^ rc, Op.SLL: rb << rc[:5], Op.SRL: rb >> rc[:5],
                        Op.SRA: rb.as_signed() >> rc[:5],
                        Op.SLT: rb.as_signed() < rc.as_signed(), Op.SLTU: rb < rc,
-                       Op.ADDI: rb + imm_s, Op.ANDI: rb & imm_s.as_unsigned(),
+                       Op.ADDI: address, Op.ANDI: rb & imm_s.as_unsigned(),
                        Op.SLLI: rb << imm[:5], Op.SRLI: rb >> imm[:5],
                        Op.SRAI: rb.as_signed() >> imm[:5], Op.SLTI: rb.as_signed() < imm_s,
                        Op.LUI: Cat(imm, c) << 14}
@@ -364,3 +369,10 @@ class ScalarUnit(wiring.Component):
         with m.If(self.run & ~self.halted & ~self._running & Cat(startable).any()):
             m.d.comb += self.next_pc.eq(entries[chosen])
             m.d.sync += [active[chosen].eq(0), self._running.eq(1)]
+
+
+def _three_sum(x, y, z, width):
+    """``(x + y + z) mod 2**width``, carry-save: one full adder a bit, then one adder."""
+    x, y, z = (Cat(v, Const(0, width)).as_unsigned()[:width] for v in (x, y, z))
+    carries = (x & y | x & z | y & z)[:width - 1]
+    return (x ^ y ^ z) + Cat(Const(0, 1), carries)

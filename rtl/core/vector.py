@@ -79,7 +79,8 @@ class VectorUnit(wiring.Component):
             "write_first": Out(16),
             "sends": Out(1),
             "send_wavelet": Out(wavelet_layout(p)),
-            "values": Out(32).array(lanes),
+            "values": Out(32).array(lanes),      # for the SRAM and the fabric
+            "acc_values": Out(32).array(lanes),  # for the accumulators
             "lane_valid": Out(lanes),
             "reduction_done": Out(1),
             "reduction_rd": Out(4),
@@ -235,10 +236,12 @@ class VectorUnit(wiring.Component):
         m.d.comb += [self.accumulate_first.eq(accumulating.dst_first),
                      table.entries.eq(Cat(self.mem_b[k] for k in range(4)))]
         for k in range(lanes):
-            value = datapath.values[k]
+            value, accumulated = datapath.values[k], datapath.accumulated[k]
             if k == 0:
                 value = Mux(beat.op == Op.VTBL, table.value, value)
-            m.d.comb += [datapath.accs[k].eq(self.acc_d[k]), self.values[k].eq(value)]
+                accumulated = Mux(beat.op == Op.VTBL, table.value, accumulated)
+            m.d.comb += [datapath.accs[k].eq(self.acc_d[k]), self.values[k].eq(value),
+                         self.acc_values[k].eq(accumulated)]
         writes = beat.valid & ~beat.reducing
         m.d.comb += [
             self.writes_mem.eq(writes & (beat.dst_kind == Kind.MEM)),
