@@ -40,7 +40,8 @@ def round_robin(m, requests, pointer, name):
     one_hot = Signal(count, name=f"{name}_one_hot")
     m.d.comb += [
         pending.eq(requests),
-        ahead.eq(pending & ~((Const(1, count + 1) << pointer) - 1)[:count]),
+        ahead.eq(pending & Cat(Const(1) if i >= (1 << len(pointer)) - 1 else pointer <= i
+                               for i in range(count))),
         lowest.eq(_lowest_set_bit(Cat(ahead, pending))),
         one_hot.eq(lowest[:count] | lowest[count:]),
     ]
@@ -63,25 +64,27 @@ def _lowest_set_bit(value):
     return Cat(value[i] & ~below[i] for i in range(len(value)))
 
 
-def move_queues(m, depth, count, head, tail, link, leaves, leaving_color):
+def move_queues(m, depth, count, head, tail, link, leaving, same):
     """A cycle of the per-color queues of an input: the wavelet on ``link`` joins its color's
-    queue when there is room (or its head leaves in the same cycle), and ``leaves`` takes
-    the head of ``leaving_color``.  ``count``, ``head`` and ``tail`` are :class:`Packed`
-    registers; returns whether the arriving wavelet was accepted.
+    queue when there is room (or its head leaves in the same cycle), and the head of each
+    color set in ``leaving`` (one bit per color, at most one set) leaves; ``same`` says
+    that the arriving color is the one leaving.  ``count``, ``head`` and ``tail`` are
+    :class:`Packed` registers; returns whether the arriving wavelet was accepted.
 
-    It works color by color, so that the arriving color selects no counter on the way in.
+    The counters move color by color, so that the arriving color selects none of them on
+    the way in; the acceptance, for the queue's write, is the arriving color's.
     """
     accepted = []
-    for c in range(len(count.signal) // count.width):
+    for c in range(len(leaving)):
         arrives = link.valid & (link.wavelet.color == c)
-        leaves_c = leaves & (leaving_color == c)
+        leaves_c = leaving[c]
         accepted.append(arrives & ((count[c] != depth) | leaves_c))
         with m.If(accepted[c]):
             m.d.sync += tail[c].eq(Mux(tail[c] == depth - 1, 0, tail[c] + 1))
         with m.If(leaves_c):
             m.d.sync += head[c].eq(Mux(head[c] == depth - 1, 0, head[c] + 1))
         m.d.sync += count[c].eq(count[c] + accepted[c] - leaves_c)
-    return Cat(accepted).any()
+    return link.valid & ((count[link.wavelet.color] != depth) | same)
 
 
 class Packed:
@@ -105,6 +108,7 @@ class Offer:
         self.mask = Signal(PORTS, name=f"offer_mask_{name}")        # outputs it wants
         self.wavelet = Signal(wavelet_layout(params), name=f"offer_{name}")
         self.taken = Signal(PORTS, name=f"taken_{name}")            # outputs that took it
+        self.one_hot = Signal(params.colors, name=f"offer_one_hot_{name}")  # its color
 
 
 class Router(wiring.Component):
@@ -197,7 +201,7 @@ class Router(wiring.Component):
                 m.d.sync += pointer.eq(Mux(winner == PORTS - 1, 0, winner + 1))
             for c in range(colors):
                 returned = link.credit & (link.credit_color == c)
-                spent = granted & (sent.color == c)
+                spent = Cat(grant[p] & offer.one_hot[c] for p, offer in enumerate(offers)).any()
                 m.d.sync += credits[out_port][c].eq(credits[out_port][c] + returned - spent)
         return m
 
@@ -280,6 +284,7 @@ class Router(wiring.Component):
         # A multicast wavelet that went out on only some of its outputs holds the port.
         locked = Signal(name=f"locked_{name}")
         locked_color = Signal(params.color_bits, name=f"locked_color_{name}")
+        locked_one_hot = Signal(colors, name=f"locked_one_hot_{name}")
         remaining = Signal(PORTS, name=f"remaining_{name}")
         color_pointer = Signal(range(colors), name=f"color_pointer_{name}")
 
@@ -294,7 +299,10 @@ class Router(wiring.Component):
         color = Signal(params.color_bits, name=f"offer_color_{name}")
         word = head_word(color, queue.read_port(domain="comb"))
         ctrl = word[DATA_BITS]
+        # The color also one-hot, so that what follows from it needs no comparisons.
+        color_one_hot = offer.one_hot
         m.d.comb += [color.eq(Mux(locked, locked_color, picked)),
+                     color_one_hot.eq(Mux(locked, locked_one_hot, picked_one_hot)),
                      offer.valid.eq(locked | any_eligible),
                      offer.mask.eq(Mux(locked, remaining, picked_wants)),
                      offer.wavelet.data.eq(word[:DATA_BITS]), offer.wavelet.ctrl.eq(ctrl),
@@ -306,20 +314,22 @@ class Router(wiring.Component):
         with m.If(done):
             m.d.sync += [locked.eq(0), color_pointer.eq(Mux(color == colors - 1, 0, color + 1))]
         with m.Elif(offer.taken.any()):
-            m.d.sync += [locked.eq(1), locked_color.eq(color), remaining.eq(left)]
+            m.d.sync += [locked.eq(1), locked_color.eq(color), locked_one_hot.eq(color_one_hot),
+                         remaining.eq(left)]
         m.d.comb += [link.credit.eq(done), link.credit_color.eq(color)]
 
         # A control wavelet steps its color's switch once all of its copies are out.
         for c in static_colors:
             entry, position = switches[c]
-            with m.If(done & ctrl & (color == c)):
+            with m.If(done & ctrl & color_one_hot[c]):
                 wrap = entry.last | (position == params.switch_positions - 1)
                 m.d.sync += position.eq(Mux(wrap, 0, position + 1))
 
         # Every arriving wavelet is written into its color's queue.
         write = queue.write_port()
         route = ([self._xy_output(m, link.wavelet.data, name)] if xy_colors else [])
-        accepted = move_queues(m, depth, count, head, tail, link, done, color)
+        accepted = move_queues(m, depth, count, head, tail, link, Mux(done, color_one_hot, 0),
+                               done & (color == link.wavelet.color))
         m.d.comb += [write.addr.eq(address(tail[link.wavelet.color], link.wavelet.color)),
                      write.data.eq(Cat(link.wavelet.data, link.wavelet.ctrl, *route)),
                      write.en.eq(accepted)]

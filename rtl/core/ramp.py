@@ -1,6 +1,6 @@
 """The ramp: the core's two credit links with its router (:class:`rtl.wavelet.LinkSignature`)."""
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -57,7 +57,9 @@ class RampInput(wiring.Component):
         write = queue.write_port()
         m.d.comb += [write.addr.eq(address(tail[arriving], arriving)),
                      write.data.eq(link.wavelet.data),
-                     write.en.eq(move_queues(m, depth, count, head, tail, link, pop, pop_color)),
+                     write.en.eq(move_queues(m, depth, count, head, tail, link,
+                                             Mux(pop, 1 << pop_color, 0)[:colors],
+                                             pop & (pop_color == arriving))),
                      link.credit.eq(pop), link.credit_color.eq(pop_color)]
         return m
 
