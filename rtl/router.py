@@ -128,8 +128,8 @@ class Router(wiring.Component):
     each input first picks one of its colors (round-robin over colors that are
     waiting and hold credits on all of their outputs), then each output picks
     one of the five inputs (round-robin).  One round a cycle: a second one, for
-    the inputs that won nothing, lifted 8x8 uniform saturation from 0.402 to 0.417
-    wavelets/node/cycle but doubled the logic depth (89 gate levels against 46).
+    the inputs that won nothing, lifted 8x8 uniform saturation from 0.401 to 0.417
+    wavelets/node/cycle but doubled the logic depth (89 gate levels against 42).
     An XY wavelet's output here is computed as it arrives and kept in the queue
     beside it, so allocation starts from registers.  A multicast wavelet may leave
     on its outputs in different cycles; its input stays on it until every copy is
