@@ -8,8 +8,11 @@ One statement per line; mnemonics, registers and counter names in any case::
           ld   r2, 8(r3)    ; LOAD rd, offset(base); ST rs, offset(base)
           bne  r1, r0, loop ; a target is a label or @N (instruction index N)
           dmem d0, r2, r3, 1          ; descriptor registers d0..d7
+          dmem d1, r2, r3, 2, fp16    ; an element type: fp16, bf16 (dfin, dfout: fp32 too)
           vqnt d0, d1, shift=7, wide, async, slot=1
           vadd d0, d1, r5   ; a register as the last source sets VFlag.SCALAR
+          vmac d2, d1, d3, float      ; floating point (VFlag.FLOAT)
+          vsum r1, d2, float
           send r2, 3, ctrl
           csrr r1, cycles   ; a counter by its rtl.isa.Counter name, or a number
           li   r1, table+4  ; pseudo: addi, or lui + addi; numbers may add and subtract
@@ -24,6 +27,12 @@ Each format takes the operands its comment in :class:`rtl.isa.Format` shows;
 opcodes, fields and flags all come from :mod:`rtl.isa`.  The text assembler
 is a parser in front of :class:`Builder`, which does all of the encoding, and
 :func:`disassemble` checks every word it writes by encoding it again.
+
+The builder also checks each vector instruction's operand types
+(:func:`rtl.isa.accepts`) against its descriptor registers as the last
+``dmem``, ``dacc``, ``dfin`` or ``dfout`` before it in the program set them: a
+mismatch is an error that names the line.  (The core checks again when it
+runs, since a branch may set a descriptor otherwise.)
 """
 
 import inspect
@@ -33,8 +42,10 @@ from dataclasses import dataclass, field
 
 from amaranth.hdl import Shape
 
-from rtl.isa import (COUNTERS, DESCRIPTORS, IMM_BITS, INSTRUCTION, OPS, REGISTERS, SEND_CTRL,
-                     SLOTS, TASKS, Counter, Format, Op, VFlag, decode, encode, sign_extend)
+from rtl.isa import (COUNTERS, DESCRIPTORS, IMM_BITS, INSTRUCTION, OPS, REGISTERS,
+                     SEND_CTRL, SLOTS, STRIDE_BITS, TASKS, UNARY, Counter, Dtype, Format, Kind, Op,
+                     Role, VFlag, accepts, decode, descriptor_imm, encode, is_float_op,
+                     sign_extend, split_descriptor_imm)
 from rtl.params import Params
 
 __all__ = ["AsmError", "Program", "Builder", "assemble", "disassemble"]
@@ -43,7 +54,8 @@ _IMM = (-(1 << IMM_BITS - 1), (1 << IMM_BITS - 1) - 1)      # signed immediates
 _UIMM_MASK = (1 << IMM_BITS) - 1
 _LUI_BITS = IMM_BITS + Shape.cast(INSTRUCTION["c"].shape).width  # LUI: {c, imm}
 _SHIFT_OPS = (Op.SLLI, Op.SRLI, Op.SRAI)                     # use 5 bits of the immediate
-_UNARY = (Op.VMOV, Op.VQNT)                                   # vector ops with one source
+_STRIDE = (-(1 << STRIDE_BITS - 1), (1 << STRIDE_BITS - 1) - 1)
+_INTEGER_ONLY = (Op.VQNT, Op.VTBL)                              # no floating-point form
 _SHIFT_LSB = int(VFlag.SHIFT) & -int(VFlag.SHIFT)         # where the shift field starts
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -112,6 +124,7 @@ class Builder:
         self._code = []
         self._labels = {}            # name -> (value, is_code, line)
         self._data = []              # (address, bytes, line)
+        self._descriptors = {}       # register -> (kind, dtype, line) as last set
 
     # -- what is not an instruction
 
@@ -286,31 +299,70 @@ class Builder:
     def _slot(self, op, slot):
         self._emit(op, a=self._range(slot, 0, SLOTS - 1, "slot"))
 
-    def _dmem(self, op, d, base, length, stride):
-        self._emit(op, a=self._desc(d), b=self._reg(base), c=self._reg(length),
-                   imm=self._range(stride, *_IMM, "stride"))
+    def _dtype(self, dtype, kind):
+        if not isinstance(dtype, Dtype):
+            raise self._error(f"an element type is an rtl.isa.Dtype, not {dtype!r}")
+        if kind == Kind.MEM and dtype == Dtype.FP32:
+            raise self._error("a MEM descriptor holds int8, fp16 or bf16 elements, not fp32")
+        return dtype
+
+    def _set_descriptor(self, op, d, kind, dtype, **fields):
+        self._emit(op, a=self._desc(d), **fields)
+        self._descriptors[d] = (kind, self._dtype(dtype, kind), self.line)
+
+    def _dmem(self, op, d, base, length, stride, dtype=Dtype.INT):
+        stride = self._range(stride, *_STRIDE, "stride")
+        self._set_descriptor(op, d, Kind.MEM, dtype, b=self._reg(base), c=self._reg(length),
+                             imm=descriptor_imm(stride, dtype))
 
     def _dacc(self, op, d, base, length):
-        self._emit(op, a=self._desc(d), b=self._reg(base), c=self._reg(length))
+        self._set_descriptor(op, d, Kind.ACC, Dtype.INT, b=self._reg(base), c=self._reg(length))
 
-    def _dfab(self, op, d, length, color):
-        self._emit(op, a=self._desc(d), c=self._reg(length), imm=self._color(color))
+    def _dfab(self, op, d, length, color, dtype=Dtype.INT):
+        kind = Kind.FIN if op == Op.DFIN else Kind.FOUT
+        self._set_descriptor(op, d, kind, dtype, c=self._reg(length),
+                             imm=descriptor_imm(self._color(color), dtype))
 
-    def _v(self, op, dd, ds0, ds1=None, *, scalar=False, shift=0, wide=False, async_=False, slot=0):
+    def _check_types(self, op, flags, operands):
+        """Refuse an operand whose descriptor, as last set above, has a type ``op`` does not
+        take."""
+        floating = is_float_op(op, flags)
+        for role, d in operands:
+            if d not in self._descriptors:
+                continue
+            kind, dtype, line = self._descriptors[d]
+            if not accepts(op, flags, role, kind, dtype):
+                what = "an ACC" if kind == Kind.ACC else f"{dtype.name.lower()} {kind.name}"
+                raise self._error(
+                    f"{op.name.lower()}{' float' if flags & VFlag.FLOAT else ''}: the "
+                    f"{role.value} d{d} is {what} (set" + (f" on line {line}" if line else "")
+                    + f"), which a{' floating-point' if floating else 'n integer'} "
+                    f"{op.name.lower()} does not take")
+
+    def _v(self, op, dd, ds0, ds1=None, *, scalar=False, shift=0, wide=False, float_=False,
+           async_=False, slot=0):
         name = op.name.lower()
-        if (op in _UNARY) != (ds1 is None):
-            raise self._error(f"{name} takes {2 if op in _UNARY else 3} operands")
+        if (op in UNARY) != (ds1 is None):
+            raise self._error(f"{name} takes {2 if op in UNARY else 3} operands")
         c = 0 if ds1 is None else self._reg(ds1) if scalar else self._desc(ds1)
         if scalar and ds1 is None:
             raise self._error(f"{name} has no scalar operand")
+        if float_ and op in _INTEGER_ONLY:
+            raise self._error(f"{name} has no floating-point form")
         flags = (self._range(shift, 0, VFlag.SHIFT // _SHIFT_LSB, "shift") * _SHIFT_LSB
                  | (VFlag.WIDE if wide else 0) | (VFlag.SCALAR if scalar else 0)
-                 | (VFlag.ASYNC if async_ else 0)
+                 | (VFlag.FLOAT if float_ else 0) | (VFlag.ASYNC if async_ else 0)
                  | (VFlag.SLOT1 if self._range(slot, 0, SLOTS - 1, "slot") else 0))
+        operands = [(Role.DST, self._desc(dd)), (Role.SRC, self._desc(ds0))]
+        if ds1 is not None and not scalar:
+            operands.append((Role.SRC2, c))
+        self._check_types(op, flags, operands)
         self._emit(op, a=self._desc(dd), b=self._desc(ds0), c=c, imm=int(flags))
 
-    def _vred(self, op, rd, ds):
-        self._emit(op, a=self._reg(rd), b=self._desc(ds))
+    def _vred(self, op, rd, ds, *, float_=False):
+        flags = VFlag.FLOAT if float_ else VFlag(0)
+        self._check_types(op, flags, [(Role.SRC, self._desc(ds))])
+        self._emit(op, a=self._reg(rd), b=self._desc(ds), imm=int(flags))
 
 
 def _method_name(op):
@@ -350,7 +402,12 @@ _OPERANDS = {
 }
 # Optional flags after the operands, in their canonical order: name -> takes a number.
 _FLAGS = {Format.SEND: {"ctrl": False},
-          Format.V: {"shift": True, "wide": False, "async": False, "slot": True}}
+          Format.V: {"shift": True, "wide": False, "float": False, "async": False, "slot": True},
+          Format.VRED: {"float": False},
+          Format.DMEM: {"fp16": False, "bf16": False},
+          Format.DFAB: {"fp16": False, "bf16": False, "fp32": False}}
+#: The flags that name an element type (the builder's ``dtype``).
+_DTYPE_FLAGS = {dtype.name.lower(): dtype for dtype in Dtype if dtype != Dtype.INT}
 _KINDS = {"reg": "register", "desc": "descriptor", "num": "number", "hex": "number",
           "target": "label or @N", "counter": "counter", "mem": "offset(register)",
           "source": "descriptor or register"}
@@ -361,7 +418,7 @@ _MNEMONICS = {op.name.lower(): op for op in Op}
 
 def _operand_kinds(op):
     kinds = _OPERANDS[OPS[op].format]
-    return kinds[:2] if op in _UNARY else kinds
+    return kinds[:2] if op in UNARY else kinds
 
 
 class _Assembler:
@@ -514,11 +571,11 @@ class _Assembler:
             name = name.lower()
             if name not in flags or flags[name] != bool(equals):
                 raise self._error(f"bad flag '{operand}' ({mnemonic} takes {usage})")
-            if name in given:
-                raise self._error(f"flag '{name}' given twice")
+            if name in given or name in _DTYPE_FLAGS and given.keys() & _DTYPE_FLAGS.keys():
+                raise self._error(f"flag '{name}' given twice" if name in given
+                                  else "more than one element type")
             given[name] = self._number(value) if equals else True
-        return {name + "_" if keyword.iskeyword(name) else name: value
-                for name, value in given.items()}
+        return _builder_keywords(given)
 
     # -- operands
 
@@ -588,6 +645,17 @@ class _Assembler:
         return self._reg(match[2]), self._number(match[1]) if match[1] else 0
 
 
+def _builder_keywords(flags):
+    """The builder's keyword arguments for text flags ``{name: value}`` (the set ones)."""
+    keywords = {}
+    for name, value in flags.items():
+        if name in _DTYPE_FLAGS:
+            keywords["dtype"] = _DTYPE_FLAGS[name]
+        else:
+            keywords[name + "_" if keyword.iskeyword(name) or name == "float" else name] = value
+    return keywords
+
+
 def assemble(text, params):
     """Assemble source text for a core of ``params``; raises :class:`AsmError`."""
     return _Assembler(text, params).run()
@@ -615,9 +683,9 @@ _ARGUMENTS = {
     Format.TBIND: lambda a, b, c, imm, pc: (a, imm),
     Format.T: lambda a, b, c, imm, pc: (a,),
     Format.SLOT: lambda a, b, c, imm, pc: (a,),
-    Format.DMEM: lambda a, b, c, imm, pc: (a, b, c, imm),
+    Format.DMEM: lambda a, b, c, imm, pc: (a, b, c, sign_extend(imm, STRIDE_BITS)),
     Format.DACC: lambda a, b, c, imm, pc: (a, b, c),
-    Format.DFAB: lambda a, b, c, imm, pc: (a, c, imm),
+    Format.DFAB: lambda a, b, c, imm, pc: (a, c, split_descriptor_imm(imm)[0]),
     Format.V: lambda a, b, c, imm, pc: (a, b, c),
     Format.VRED: lambda a, b, c, imm, pc: (a, b),
 }
@@ -627,33 +695,43 @@ _ANY_CORE = Params(colors=32, sram_bytes=1 << 17, code_bytes=1 << 16)
 
 
 def _flags_of(op, imm):
-    if OPS[op].format == Format.SEND:
+    """The text flags of an instruction's immediate (V: and whether c is a register)."""
+    fmt = OPS[op].format
+    if fmt == Format.SEND:
         return {"ctrl": bool(imm & SEND_CTRL)}
-    if OPS[op].format == Format.V:
+    if fmt == Format.V:
         return {"shift": (imm & VFlag.SHIFT) // _SHIFT_LSB, "wide": bool(imm & VFlag.WIDE),
-                "async": bool(imm & VFlag.ASYNC), "slot": int(bool(imm & VFlag.SLOT1)),
-                "scalar": bool(imm & VFlag.SCALAR)}
+                "float": bool(imm & VFlag.FLOAT), "async": bool(imm & VFlag.ASYNC),
+                "slot": int(bool(imm & VFlag.SLOT1)), "scalar": bool(imm & VFlag.SCALAR)}
+    if fmt == Format.VRED:
+        return {"float": bool(imm & VFlag.FLOAT)}
+    if fmt in (Format.DMEM, Format.DFAB):
+        dtype = split_descriptor_imm(imm)[1]
+        return {name: dtype == flag_dtype for name, flag_dtype in _DTYPE_FLAGS.items()
+                if name in _FLAGS[fmt]}
     return {}
 
 
-def _understood(word, pc):
-    """``(op, builder arguments, flags)`` if the builder encodes exactly this word, else None."""
+def _understood(word, pc, check):
+    """``(op, builder arguments, flags)`` if the builder ``check``, fed the words before this
+    one that it understood, encodes exactly this word; else None."""
     opcode, a, b, c, imm = decode(word)
     try:
         op = Op(opcode)
     except ValueError:
         return None
     arguments = _ARGUMENTS[OPS[op].format](a, b, c, imm, pc)
-    arguments = arguments[:2] if op in _UNARY else arguments
+    arguments = arguments[:2] if op in UNARY else arguments
     flags = _flags_of(op, imm)
-    check = Builder(_ANY_CORE)
+    descriptors = dict(check._descriptors)
     try:
         getattr(check, _method_name(op))(
-            *arguments, **{name + "_" if keyword.iskeyword(name) else name: value
-                           for name, value in flags.items()})
-        if check._word(check._code[0], pc) != word:
-            return None
+            *arguments, **_builder_keywords({name: value for name, value in flags.items()
+                                             if name not in _DTYPE_FLAGS or value}))
+        if check._word(check._code[-1], pc) != word:
+            raise AsmError("encodes otherwise")
     except AsmError:
+        check._descriptors = descriptors          # as if the word were not there
         return None
     return op, arguments, flags
 
@@ -662,7 +740,8 @@ def disassemble(words):
     """Source text that :func:`assemble` turns back into the same words (for the params
     they were assembled for): labels ``L<index>`` for targets, ``.inst`` for any word
     the assembler would not write."""
-    decoded = [_understood(word, pc) for pc, word in enumerate(words)]
+    check = Builder(_ANY_CORE)
+    decoded = [_understood(word, pc, check) for pc, word in enumerate(words)]
     targets = set()
     for entry in decoded:
         if entry:

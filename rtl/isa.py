@@ -19,20 +19,27 @@ Machine state: 16 scalar registers of 32 bits (``r0`` reads as 0), 8
 descriptor registers (``d0``..``d7``), 8 tasks, 2 vector microthread slots,
 the performance counters of :class:`Counter` and a fault state.
 
-Descriptors (as Cerebras's DSDs) name the operands of vector instructions:
+Descriptors (as Cerebras's DSDs) name the operands of vector instructions,
+each with an element type (:class:`Dtype`):
 
-- ``MEM``: int8 elements in data SRAM at ``base + i * stride`` (bytes; the
-  stride is signed), read sign-extended to 32 bits and written as their low
-  8 bits;
-- ``ACC``: int32 elements of the accumulator file at ``base + i``;
-- ``FIN``: ``length`` wavelets of a color from the fabric, 32-bit each;
-- ``FOUT``: ``length`` wavelets to a color on the fabric.
+- ``MEM``: elements in data SRAM at ``base + i * stride`` (bytes; the stride is
+  signed): int8 (read sign-extended to 32 bits, written as their low 8 bits),
+  or fp16 or bf16 (2 bytes, little-endian);
+- ``ACC``: 32-bit elements of the accumulator file at ``base + i``: int32 or
+  fp32, as the operation that uses them says;
+- ``FIN``: ``length`` wavelets of a color from the fabric: int32 or fp32 words,
+  or fp16 or bf16 in a word's low 16 bits;
+- ``FOUT``: ``length`` wavelets to a color on the fabric, the same.
 
 Vector instructions (``V*``) read the descriptors ``b`` and ``c`` (or the
 scalar register ``c`` with :attr:`VFlag.SCALAR`) and write the descriptor
-``a``.  Each runs in microthread slot 0 or 1 (:attr:`VFlag.SLOT1`); without
-:attr:`VFlag.ASYNC` the core waits for it to finish.  The precise semantics
-and timing are those of :mod:`sim.iss`, which the RTL matches cycle for cycle.
+``a``.  An operation is integer, or floating point with :attr:`VFlag.FLOAT`
+(and ``VITOF``, ``VFTOI``, ``VDEQ``, which convert between the two); each
+operand's type must be one the operation takes (:func:`accepts`).  Each runs
+in microthread slot 0 or 1 (:attr:`VFlag.SLOT1`); without :attr:`VFlag.ASYNC`
+the core waits for it to finish.  The precise semantics, the arithmetic
+(:mod:`sim.fp`) and the timing are those of :mod:`sim.iss`, which the RTL
+matches cycle for cycle.
 """
 
 import enum
@@ -40,9 +47,11 @@ from dataclasses import dataclass
 
 from amaranth.lib import data
 
-__all__ = ["INSTRUCTION", "Op", "Format", "OPS", "VFlag", "Kind", "Counter", "Fault",
+__all__ = ["INSTRUCTION", "Op", "Format", "OPS", "VFlag", "Kind", "Dtype", "Counter", "Fault",
            "REGISTERS", "DESCRIPTORS", "TASKS", "SLOTS", "encode", "decode", "sign_extend",
-           "IMM_BITS", "descriptor_layout", "SEND_CTRL", "REDUCTIONS", "COUNTERS"]
+           "IMM_BITS", "descriptor_layout", "SEND_CTRL", "REDUCTIONS", "COUNTERS",
+           "DTYPE_SHIFT", "STRIDE_BITS", "descriptor_imm", "split_descriptor_imm",
+           "element_bytes", "accepts", "Role", "is_float_op", "UNARY", "CONVERSIONS"]
 
 IMM_BITS = 14
 REGISTERS = 16
@@ -78,11 +87,11 @@ class Format(enum.Enum):
     TBIND = "tbind"          # TBIND t, color              a, imm
     T = "t"                  # TACT t (also TBLOCK, TUNBLOCK)  a
     SLOT = "slot"            # WAIT slot                   a
-    DMEM = "dmem"            # DMEM d, rbase, rlen, stride a, b, c, imm (signed)
+    DMEM = "dmem"            # DMEM d, rbase, rlen, stride a, b, c, imm = stride | dtype << 12
     DACC = "dacc"            # DACC d, rbase, rlen         a, b, c
-    DFAB = "dfab"            # DFIN d, rlen, color         a, c, imm
+    DFAB = "dfab"            # DFIN d, rlen, color         a, c, imm = color | dtype << 12
     V = "v"                  # VADD dd, ds0, ds1|rs [flags]  a, b, c, imm = flags
-    VRED = "vred"            # VSUM rd, ds                 a, b
+    VRED = "vred"            # VSUM rd, ds [float]         a, b, imm = flags
 
 
 class Op(enum.IntEnum):
@@ -153,6 +162,10 @@ class Op(enum.IntEnum):
     VSUM = 56                # rd = sum of b (wrapping)
     VRMAX = 57               # rd = max of b
     VARGMAX = 58             # rd = index of the first maximum of b
+    # conversions between the integer and the floating-point types
+    VITOF = 59               # a[i] = fp32 of the int32 (or int8) b[i], rounded to nearest even
+    VFTOI = 60               # a[i] = int32 of b[i], rounded to nearest even and saturated
+    VDEQ = 61                # a[i] = int8 b[i] * s (dequantise): s is the fp32 c[i] or rs
 
 
 @dataclass(frozen=True)
@@ -185,10 +198,10 @@ _FORMATS = {
     Format.DACC: [Op.DACC],
     Format.DFAB: [Op.DFIN, Op.DFOUT],
     Format.V: [Op.VMOV, Op.VADD, Op.VSUB, Op.VMUL, Op.VMAX, Op.VMIN, Op.VQNT, Op.VTBL, Op.VMAC,
-               Op.VMACS],
+               Op.VMACS, Op.VITOF, Op.VFTOI, Op.VDEQ],
     Format.VRED: [Op.VSUM, Op.VRMAX, Op.VARGMAX],
 }
-_SIGNED = {Format.I, Format.LOAD, Format.STORE, Format.BRANCH, Format.LOOP, Format.DMEM}
+_SIGNED = {Format.I, Format.LOAD, Format.STORE, Format.BRANCH, Format.LOOP}
 
 #: Every opcode's format, by opcode.
 OPS = {op: OpInfo(op, fmt, fmt in _SIGNED) for fmt, ops in _FORMATS.items() for op in ops}
@@ -199,6 +212,15 @@ assert set(OPS) == set(Op), "every opcode has exactly one format"
 SEND_CTRL = 1 << 5
 
 REDUCTIONS = (Op.VSUM, Op.VRMAX, Op.VARGMAX)
+#: Vector operations with one source operand.
+UNARY = (Op.VMOV, Op.VQNT, Op.VITOF, Op.VFTOI)
+#: The conversions: floating point whatever the flags say.
+CONVERSIONS = (Op.VITOF, Op.VFTOI, Op.VDEQ)
+
+#: DMEM, DFIN, DFOUT: the immediate's bits from here up are the element type, those below
+#: the stride (DMEM, signed) or the color.
+DTYPE_SHIFT = 12
+STRIDE_BITS = DTYPE_SHIFT
 
 
 class VFlag(enum.IntFlag):
@@ -208,6 +230,7 @@ class VFlag(enum.IntFlag):
     SCALAR = 1 << 6          # operand c is the scalar register c, not a descriptor
     ASYNC = 1 << 7           # do not wait for the operation to finish
     SLOT1 = 1 << 8           # run in microthread slot 1 instead of 0
+    FLOAT = 1 << 9           # floating point: the operands are fp16, bf16 or fp32 (sim.fp)
 
 
 class Kind(enum.IntEnum):
@@ -219,10 +242,66 @@ class Kind(enum.IntEnum):
     FOUT = 4
 
 
+class Dtype(enum.IntEnum):
+    """A descriptor's element type (an ``ACC`` descriptor has none: its operation decides)."""
+    INT = 0                  # MEM: int8; FIN, FOUT: int32 words
+    FP16 = 1                 # IEEE binary16: 2 bytes in MEM, a word's low 16 bits on the fabric
+    BF16 = 2                 # bfloat16, the same
+    FP32 = 3                 # FIN, FOUT only: binary32 words
+
+
+def element_bytes(dtype):
+    """The bytes of a MEM element of ``dtype``."""
+    return 1 if dtype == Dtype.INT else 2
+
+
+def descriptor_imm(field, dtype):
+    """DMEM's, DFIN's and DFOUT's immediate: the stride (signed) or color, and the type."""
+    return field & ((1 << DTYPE_SHIFT) - 1) | int(dtype) << DTYPE_SHIFT
+
+
+def split_descriptor_imm(imm):
+    """``(field, dtype)`` of a descriptor instruction's immediate (the stride unsigned)."""
+    return imm & ((1 << DTYPE_SHIFT) - 1), Dtype(imm >> DTYPE_SHIFT & 3)
+
+
+class Role(enum.Enum):
+    """An operand of a vector instruction: the destination ``a``, the sources ``b``, ``c``."""
+    DST = "destination"
+    SRC = "first source"
+    SRC2 = "second source"
+
+
+def is_float_op(op, flags):
+    return op in CONVERSIONS or bool(flags & VFlag.FLOAT)
+
+
+def accepts(op, flags, role, kind, dtype):
+    """Whether operation ``op`` (with ``flags``) takes an operand of ``kind`` and ``dtype`` as
+    ``role``.  Integer operations take int8 MEM, ACC and int32 fabric operands; floating-point
+    operations fp16 or bf16 MEM, ACC and fp16, bf16 or fp32 fabric operands.  ``VITOF``
+    converts an integer source to an fp32 destination (ACC or fp32 FOUT), ``VFTOI`` a
+    floating-point source to an int32 destination (ACC or int32 FOUT), ``VDEQ`` an int8 MEM
+    source to any floating-point destination by a floating-point scale ``c``.  (Whether the
+    kind itself may be that operand, a FIN destination say, is checked apart.)"""
+    if kind == Kind.ACC:
+        return True
+    integer = dtype == Dtype.INT
+    floating = not integer and (kind != Kind.MEM or dtype != Dtype.FP32)
+    if op == Op.VITOF:
+        return integer if role != Role.DST else dtype == Dtype.FP32
+    if op == Op.VFTOI:
+        return integer if role == Role.DST else floating
+    if op == Op.VDEQ and role == Role.SRC:
+        return kind == Kind.MEM and integer
+    return floating if is_float_op(op, flags) else integer
+
+
 def descriptor_layout(params):
     """A descriptor register: what the vector unit keeps of each operand."""
     return data.StructLayout({
         "kind": 3,
+        "dtype": 2,
         "base": 16,          # byte address (MEM) or accumulator index (ACC)
         "length": 16,
         "stride": 16,        # MEM: signed byte stride; FIN/FOUT: the color
@@ -249,12 +328,14 @@ COUNTERS = len(Counter)
 class Fault(enum.IntEnum):
     """Why the core stopped with its fault flag set (``fault_cause``)."""
     NONE = 0
-    ILLEGAL = 1              # an opcode that does not exist, or a vector operand shape it forbids
+    ILLEGAL = 1              # an opcode that does not exist (floating point without float
+                             # lanes too), or a vector operand kind it forbids
     PC_RANGE = 2             # a fetch outside the code memory
     MEM_RANGE = 3            # a load, store or MEM descriptor outside data SRAM
     ACC_RANGE = 4            # an ACC descriptor outside the accumulator file
     COLOR = 5                # a color the fabric does not have
     SHAPE = 6                # vector operand lengths that do not fit together
+    TYPE = 7                 # an operand of an element type its operation does not take
 
 
 def sign_extend(value, bits):

@@ -30,6 +30,7 @@ class Params:
     lanes: int = 16             # int8 SIMD lanes per core
     acc_words: int = 256        # int32 accumulators per core (1 KiB): an LLM block's vectors
     spare_cols: int = 1         # spare tiles per die row, for redundancy
+    float_lanes: int = 0        # 1: lanes // 2 fp16/bf16/fp32 lanes beside the int8 ones
 
     def __post_init__(self):
         def need(ok, message):
@@ -60,6 +61,7 @@ class Params:
              f"acc_words must be a multiple of lanes ({self.lanes}) up to 4096, "
              f"not {self.acc_words}")
         need(0 <= self.spare_cols <= 4, f"spare_cols must be 0..4, not {self.spare_cols}")
+        need(self.float_lanes in (0, 1), f"float_lanes must be 0 or 1, not {self.float_lanes}")
 
     @property
     def color_bits(self):
@@ -70,6 +72,11 @@ class Params:
     def data_bytes(self):
         """Data SRAM of a core: what the instruction bank leaves of ``sram_bytes``."""
         return self.sram_bytes - self.code_bytes
+
+    @property
+    def float_width(self):
+        """Floating-point elements per beat: 16-bit ones read the int8 lanes' bytes."""
+        return self.lanes // 2 if self.float_lanes else 0
 
     @property
     def code_words(self):

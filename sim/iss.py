@@ -32,35 +32,47 @@ accumulator bank three read ports and one write port.
    two slots take turns (round robin); a ``RECV`` takes a wavelet only when no
    slot does.  For ``VMACS`` the fabric operand is the scalar: a zero is
    counted as a zero-skip and dropped, so it costs no datapath cycle.
-2. *Vector beats*, in a pipeline of five stages: issue, E1, E2, E3, E4.
+2. *Vector beats*, in a pipeline of issue, E1 .. E4 and, for a *long* beat,
+   E5 and E6.  A beat is long when its operation is floating point, except
+   ``VRMAX`` and ``VARGMAX``, which rank fp32 by :func:`sim.fp.key` on the
+   integer lanes' comparators.
    **Issue:** of the active slots that can make progress (an element in the
    buffer when they read the fabric, a credit when they send to it), one
    issues a beat, the slots taking turns.  A beat covers ``lanes`` elements
-   when every vector operand is ``ACC`` or a ``MEM`` with stride 1, else one
-   element.  It advances its slot's cursors, takes its staged element and, if
-   it sends, a credit; its source operands are read at the end of the cycle.
-   **E1** brings them to the lanes, **E2** and **E3** compute, and **E4**
-   accumulates: its results are written at the end of the cycle or sent in it,
-   and a reduction's running result is updated (its last beat writes the
-   register).  ``VTBL`` reads its two table entries at the end of E2, through
-   the second SRAM port, so no beat issues in a cycle in which a ``VTBL`` beat
-   is in E2.  ``VMAC``/``VMACS`` read their destination at the end of E3.  So
-   a beat's sources see the results of beats issued at least four cycles
-   before it, and an accumulation sees the beat just before it.  A slot is
-   active from its launch until its last beat has left E4.
+   (floating point: ``lanes // 2``) when every vector operand is ``ACC`` or a
+   ``MEM`` whose stride is its element's size, else one element (and an fp32
+   ``VSUM`` always one).  It advances its slot's cursors, takes its staged
+   element and, if it sends, a credit; its source operands are read at the
+   end of the cycle.  **E1** brings them to the lanes (widening floats to
+   fp32); integer beats compute in **E2** and **E3** and accumulate in **E4**;
+   long ones multiply in E2 and E3, add in E4 and E5 and round to the
+   destination's type in **E6**.  A beat's last stage (E4 or E6) writes its
+   results at the end of the cycle or sends them in it, and updates a
+   reduction's running result (its last beat writes the register).
+   ``VTBL`` reads its two table entries at the end of E2, through the second
+   SRAM port, so no beat issues in a cycle in which a ``VTBL`` beat is in E2.
+   ``VMAC``/``VMACS`` read their destination at the end of E3.  So a beat's
+   sources see the results of beats issued at least four (after a long beat:
+   six) cycles before it, and an integer accumulation sees the beat just
+   before it.  Two rules keep one write a cycle and the sums exact: a short
+   beat does not issue while a long one is in E1 or E2 (it would write first);
+   and a float ``VMAC``/``VMACS`` beat does not issue while a beat of its own
+   slot at the same position (in the vector, or ``VMACS``'s chunk) is in E1 or
+   E2, nor a float ``VSUM`` beat while any beat of its slot is, since their
+   sums are written only three cycles after issue.  A slot is active from
+   its launch until its last beat has left its last stage.
 3. *Scalar instruction.*  One instruction completes per cycle unless it waits:
-   ``ST``/``STB`` wait while a beat in E4 writes SRAM, ``SEND`` while an
-   issuing beat takes a credit or a beat in E4 sends, ``RECV`` for its
-   wavelet, a vector instruction for its slot, ``WAIT`` for the slot to be
-   idle.  ``LD``/``LDB``
-   take two cycles: the first checks and addresses the SRAM (waiting while an issuing beat
+   ``ST``/``STB`` wait while a beat in its last stage writes SRAM, ``SEND``
+   while an issuing beat takes a credit or a beat in its last stage sends,
+   ``RECV`` for its wavelet, a vector instruction for its slot, ``WAIT`` for
+   the slot to be idle.  ``LD``/``LDB`` take two cycles: the first checks and addresses the SRAM (waiting while an issuing beat
    reads a second SRAM operand or a table is read, which share the read port),
    the second writes the register.  ``MUL`` takes two cycles too: the first
    multiplies, the second writes.  ``VMACS`` spends one cycle before anything
    else multiplying out its chunks.  A vector instruction without ``ASYNC`` (and
    every reduction) makes the core wait for its slot: the next instruction
    executes in the first cycle that starts with the slot idle, so an operation
-   of B beats costs B + 5 cycles.  After ``TEXIT`` the core is free: each free
+   of B beats costs B + 5 cycles (long beats: B + 7).  After ``TEXIT`` the core is free: each free
    cycle the scheduler starts the lowest-numbered unblocked task that is
    activated or whose bound color has a wavelet waiting; its first
    instruction runs in the next cycle.
@@ -70,8 +82,9 @@ accumulator bank three read ports and one write port.
 A fault (see :class:`rtl.isa.Fault`) sets the fault flag, cause and PC, counts
 in ``FAULTS`` and halts the core; microthreads already running finish.
 
-**Arithmetic.**  Registers, accumulators and fabric data are 32-bit and wrap.
-``MEM`` elements are int8: read sign-extended, written as their low 8 bits.
+**Integer arithmetic.**  Registers, accumulators and fabric data are 32-bit
+and wrap.  int8 ``MEM`` elements are read sign-extended and written as their
+low 8 bits.
 ``VQNT`` computes ``(x + 2**(s-1)) >> s`` (no rounding term when s = 0) in
 33 bits and saturates to int8 (int16 with ``WIDE``).  ``VTBL`` reads int16
 entries ``T[i]`` (little-endian, at ``base + 2 i``; ``length >= 2``
@@ -79,13 +92,40 @@ entries) and for ``x`` computes ``i = x >> s``, ``f = x & (2**s - 1)``:
 ``T[0]`` when i < 0, ``T[length-1]`` when i >= length - 1, else
 ``T[i] + (((T[i+1] - T[i]) * f) >> s)``; it reads the 4 bytes of
 ``T[i0], T[i0+1]`` with ``i0 = min(max(i, 0), length - 2)``.
+
+**Floating-point arithmetic** (with :attr:`rtl.isa.VFlag.FLOAT`, and the
+conversions; only on a core with ``float_lanes``, else ``ILLEGAL``).  The
+formats, rounding (to nearest, ties to even), subnormals (kept), infinities,
+overflow (to infinity) and the one canonical NaN are :mod:`sim.fp`'s.  Every
+source element is widened exactly to fp32: fp16 and bf16 ``MEM`` and fabric
+elements (a wavelet's low 16 bits), fp32 accumulators, fabric words and
+``SCALAR`` registers.  Each lane computes in fp32, rounding once:
+``VMOV`` x; ``VADD`` x + y; ``VSUB`` x - y; ``VMUL`` x * y; ``VMAX``,
+``VMIN`` IEEE 754-2019 maximum and minimum; ``VMAC``/``VMACS``
+``acc + (x * y)``, the product rounded to fp32 first (exact for fp16 and
+for bf16 products in fp32's range, so a fused multiply-add there);
+``VITOF`` the int32 (or int8) x; ``VDEQ`` (int8 x) * y; ``VFTOI`` x to
+int32, to nearest even, saturating, NaN to 0.  A 16-bit destination takes
+the fp32 result rounded to its format (:func:`sim.fp.narrow`); an fp16 or
+bf16 wavelet carries it in its low 16 bits, the high ones 0.  ``VMACS``
+skips a scalar of +0 or -0 (of its type) as it skips an integer 0: the
+accumulators are left as they are, whatever the other operand holds.
+Reductions run in fp32: ``VSUM`` adds the elements one by one in order to a
+sum that starts at -0 (so that an empty or all -0 prefix stays -0), each
+addition rounded; ``VRMAX`` and ``VARGMAX`` rank by :func:`sim.fp.key`
+(-0 below +0, a NaN above everything) and ``VARGMAX`` gives the first
+index of the largest.
 """
 
 import collections
 from dataclasses import dataclass, field
 
 from rtl.isa import (COUNTERS, DESCRIPTORS, OPS, REDUCTIONS, REGISTERS, SEND_CTRL, SLOTS,
-                     TASKS, Counter, Fault, Format, Kind, Op, VFlag, decode, sign_extend)
+                     STRIDE_BITS, TASKS, UNARY, Counter, Dtype, Fault, Format, Kind, Op, Role,
+                     VFlag, accepts, decode, element_bytes, is_float_op, sign_extend,
+                     split_descriptor_imm)
+
+from . import fp
 
 __all__ = ["Core", "Descriptor", "RampSender", "RampReceiver", "run", "wrap32"]
 
@@ -107,6 +147,7 @@ class Descriptor:
     base: int = 0
     length: int = 0
     stride: int = 0          # MEM: signed stride; FIN/FOUT: the color
+    dtype: Dtype = Dtype.INT
 
     @property
     def color(self):
@@ -138,6 +179,9 @@ class Slot:
     done: bool = False       # every element processed (all but fabric-scalar VMACS)
     result: int = 0          # reductions: running sum or maximum
     result_index: int = 0    # VARGMAX: index of the first maximum so far
+    floating: bool = False   # a floating-point operation (sim.fp)
+    long: bool = False       # its beats write in E6, not E4
+    chained: bool = False    # a float accumulation: see _ready
 
 
 @dataclass
@@ -150,6 +194,7 @@ class Beat:
     fabric: int              # the staged wavelet it takes: a FIN element or VMACS's scalar
     reads_src2_mem: bool = False
     last: bool = False       # the slot's last beat (not for fabric-scalar VMACS)
+    long: bool = False       # written in E6 (floating point), not E4
     xs: list | None = None   # operands, read at the end of the issue cycle
     ys: list | None = None
     accs: list | None = None  # VMAC, VMACS: the destination's values, read in E3
@@ -164,6 +209,26 @@ def interpolate(entries, x, shift, length):
     if index >= length - 1:
         return entries[1]
     return entries[0] + (((entries[1] - entries[0]) * fraction) >> shift)
+
+
+_FORMATS = {Dtype.FP16: fp.FP16, Dtype.BF16: fp.BF16, Dtype.FP32: fp.FP32}
+
+
+def _float_type(descriptor):
+    """The element type of a floating-point operand: an accumulator's is fp32."""
+    return Dtype.FP32 if descriptor.kind == Kind.ACC else descriptor.dtype
+
+
+def _widen(dtype, raw):
+    """A floating-point element of ``dtype`` (its raw bits) as fp32."""
+    return fp.widen(_FORMATS[dtype], raw & ((1 << _FORMATS[dtype].bits) - 1))
+
+
+def _is_zero(dtype, value):
+    """A scalar that VMACS skips: an integer 0, or a float +0 or -0."""
+    bits = 16 if dtype in (Dtype.FP16, Dtype.BF16) else 32
+    sign = 0 if dtype == Dtype.INT else 1 << (bits - 1)
+    return value & ((1 << bits) - 1) & ~sign == 0
 
 
 class CoreFault(Exception):
@@ -206,7 +271,7 @@ class Core:
         self.counters = [0] * COUNTERS
         self.cycle = 0
         self.fetched = False         # the first cycle after reset only fetches
-        self.pipeline = [None] * 4   # the Beats in E1 .. E4 (issued 1 .. 4 cycles ago)
+        self.pipeline = [None] * 6   # the Beats in E1 .. E6 (issued 1 .. 6 cycles ago)
         self.preparing = False       # VMACS: its first cycle is done
         self.loading = None          # LD/LDB: (address, size, value once read)
         self.product = None          # MUL: the product, after its first cycle
@@ -249,9 +314,12 @@ class Core:
             popped = self.queues[color].popleft()
             count[Counter.WAVELETS_IN] += 1
 
-        # 2. The vector pipeline: the beat in E4 executes, VTBL's in E2 reads its table, the
-        # one in E3 its accumulators; one beat issues unless a table is read.
-        _, tabling, accumulating, executes = self.pipeline
+        # 2. The vector pipeline: the beat in its last stage (E4, or E6 for a long one)
+        # executes, VTBL's in E2 reads its table, the one in E3 its accumulators; one beat
+        # issues unless a table is read.
+        _, tabling, accumulating, short, _, long = self.pipeline
+        executes = long if long is not None and long.long else (
+            short if short is not None and not short.long else None)
         table_phase = tabling is not None and tabling.op == Op.VTBL
         sent = self._execute_beat(executes) if executes is not None else None
         issuing = None if table_phase else self._arbitrate_beat()
@@ -305,12 +373,14 @@ class Core:
             address, size, _ = self.loading
             value = int.from_bytes(self.mem[address:address + size], "little")
             self.loading = (address, size, value)
-        self.pipeline = [issuing, *self.pipeline[:3]]
+        # A short beat leaves the pipeline after E4, a long one after E6.
+        self.pipeline = [issuing, *self.pipeline[:3],
+                         short if short is not None and short.long else None, self.pipeline[4]]
         if popped_by is not None and popped_by[0] != "recv":
             slot = self.slots[popped_by[0]]
             value = sign_extend(popped[0], 32)
             slot.fin_popped += 1
-            if slot.fin_is_scalar and value == 0:
+            if slot.fin_is_scalar and _is_zero(slot.fin.dtype, value):
                 count[Counter.ZERO_SKIPS] += 1
             else:
                 slot.staged.append((value, slot.fin_popped - 1))
@@ -360,7 +430,15 @@ class Core:
             return False
         if slot.dst.kind == Kind.FOUT and self.credits[slot.dst.color] == 0:
             return False
-        return True
+        early = [beat for beat in self.pipeline[:2] if beat is not None]     # in E1, E2
+        # A short beat would write before a long one issued in the two cycles before it.
+        if not slot.long and any(beat.long for beat in early):
+            return False
+        # A float accumulation's sum is written three cycles after its issue: a beat that
+        # accumulates into the same place (VSUM: its running sum) waits for it.
+        return not (slot.chained and any(
+            beat.slot is slot and (slot.op == Op.VSUM or beat.indices.start == slot.position)
+            for beat in early))
 
     def _arbitrate_beat(self):
         ready = [n for n, slot in enumerate(self.slots) if self._ready(slot)]
@@ -382,12 +460,13 @@ class Core:
             fabric, chunk = slot.staged[0]
         elif slot.fin is not None:
             fabric = slot.staged.popleft()[0]    # the FIN element of this beat
-        reads_src2 = (op in (Op.VADD, Op.VSUB, Op.VMUL, Op.VMAX, Op.VMIN, Op.VMAC)
+        reads_src2 = (op in (Op.VADD, Op.VSUB, Op.VMUL, Op.VMAX, Op.VMIN, Op.VMAC, Op.VDEQ)
                       and not slot.flags & VFlag.SCALAR)
         beat = Beat(slot, op, range(slot.position, slot.position + count), chunk, fabric,
-                    reads_src2_mem=reads_src2 and slot.src2.kind == Kind.MEM)
-        self.counters[Counter.SRAM_READS] += count * ((slot.src.kind == Kind.MEM)
-                                                      + beat.reads_src2_mem)
+                    reads_src2_mem=reads_src2 and slot.src2.kind == Kind.MEM, long=slot.long)
+        self.counters[Counter.SRAM_READS] += count * (
+            (element_bytes(slot.src.dtype) if slot.src.kind == Kind.MEM else 0)
+            + (element_bytes(slot.src2.dtype) if beat.reads_src2_mem else 0))
         if slot.dst.kind == Kind.FOUT and op not in REDUCTIONS:
             self.credits[slot.dst.color] -= 1
         slot.position += count
@@ -401,9 +480,13 @@ class Core:
         return beat
 
     def _element(self, descriptor, index, fabric):
-        """Element ``index`` of a vector operand as memory holds it now (32-bit signed)."""
+        """Element ``index`` of a vector operand as memory holds it now: 32-bit signed, or
+        the 16 bits of an fp16 or bf16 MEM element."""
         if descriptor.kind == Kind.MEM:
-            return sign_extend(self.mem[descriptor.address(index)], 8)
+            address = descriptor.address(index)
+            if descriptor.dtype == Dtype.INT:
+                return sign_extend(self.mem[address], 8)
+            return self.mem[address] | self.mem[address + 1] << 8
         if descriptor.kind == Kind.ACC:
             return self.acc[descriptor.base + index]
         return fabric
@@ -431,8 +514,10 @@ class Core:
         return entries
 
     def _execute_beat(self, beat):
-        """The beat's E4: its results are written (at the end of the cycle) or sent; returns
-        the wavelet it sends, or None."""
+        """The beat's last stage: its results are written (at the end of the cycle) or sent;
+        returns the wavelet it sends, or None."""
+        if beat.slot.floating:
+            return self._execute_float(beat)
         slot, op, sent = beat.slot, beat.op, None
         shift = slot.flags & VFlag.SHIFT
         for lane, k in enumerate(beat.indices):
@@ -461,11 +546,55 @@ class Core:
                                      else slot.result))
         return sent
 
+    def _execute_float(self, beat):
+        """:meth:`_execute_beat` of a floating-point operation (:mod:`sim.fp`)."""
+        slot, op, sent = beat.slot, beat.op, None
+        x_type = _float_type(slot.src)
+        y_type = Dtype.FP32 if slot.flags & VFlag.SCALAR else _float_type(
+            slot.fin if slot.fin_is_scalar else slot.src2)
+        for lane, k in enumerate(beat.indices):
+            x = beat.xs[lane]
+            if op in REDUCTIONS:
+                x = _widen(x_type, x)
+                if op == Op.VSUM:
+                    slot.result = fp.add(slot.result, x)
+                elif fp.key(x) > slot.result:
+                    slot.result, slot.result_index = fp.key(x), k
+                continue
+            if op in (Op.VITOF, Op.VDEQ):
+                value = fp.from_int32(x)         # exact for int8
+                if op == Op.VDEQ:
+                    value = fp.mul(value, _widen(y_type, beat.ys[lane]))
+            elif op == Op.VFTOI:
+                value = fp.to_int32(_widen(x_type, x))
+            elif op == Op.VMOV:
+                value = _widen(x_type, x)
+            elif op in (Op.VMAC, Op.VMACS):
+                value = fp.add(beat.accs[lane] & 0xFFFFFFFF,
+                               fp.mul(_widen(x_type, x), _widen(y_type, beat.ys[lane])))
+            else:
+                value = {Op.VADD: fp.add, Op.VSUB: fp.sub, Op.VMUL: fp.mul, Op.VMAX: fp.maximum,
+                         Op.VMIN: fp.minimum}[op](_widen(x_type, x),
+                                                  _widen(y_type, beat.ys[lane]))
+            sent = self._write(slot.dst, k, value) or sent
+        if beat.last and op in REDUCTIONS:
+            self._reductions.append((slot.rd, {Op.VSUM: slot.result,
+                                               Op.VRMAX: fp.from_key(slot.result),
+                                               Op.VARGMAX: slot.result_index}[op]))
+        return sent
+
     def _write(self, descriptor, index, value):
+        """Write element ``index`` of ``descriptor``: an integer, or the fp32 bits that a
+        16-bit float destination rounds to its format."""
+        if descriptor.dtype in _FORMATS and descriptor.dtype != Dtype.FP32:
+            value = fp.narrow(_FORMATS[descriptor.dtype], value & 0xFFFFFFFF)
         value = wrap32(value)
         if descriptor.kind == Kind.MEM:
-            self.counters[Counter.SRAM_WRITES] += 1
-            self._pending_writes.append((self.mem, descriptor.address(index), value & 0xFF))
+            address = descriptor.address(index)
+            size = element_bytes(descriptor.dtype)
+            self.counters[Counter.SRAM_WRITES] += size
+            self._pending_writes += [(self.mem, address + byte, value >> 8 * byte & 0xFF)
+                                     for byte in range(size)]
             return None
         if descriptor.kind == Kind.ACC:
             self._pending_writes.append((self.acc, descriptor.base + index, value))
@@ -620,8 +749,10 @@ class Core:
             kind = {Op.DMEM: Kind.MEM, Op.DACC: Kind.ACC, Op.DFIN: Kind.FIN,
                     Op.DFOUT: Kind.FOUT}[op]
             base = rb & 0xFFFF if fmt != Format.DFAB else 0
-            stride = imm & 0xFFFF if fmt != Format.DACC else 0
-            self.dsr[a] = Descriptor(kind, base, rc & 0xFFFF, stride)
+            field, dtype = split_descriptor_imm(imm) if fmt != Format.DACC else (0, Dtype.INT)
+            if fmt == Format.DMEM:
+                field = sign_extend(field, STRIDE_BITS) & 0xFFFF
+            self.dsr[a] = Descriptor(kind, base, rc & 0xFFFF, field, dtype)
         else:  # vector
             slot_number = 1 if imm & VFlag.SLOT1 else 0
             if op == Op.VMACS and not self.preparing:   # the first cycle: chunk geometry
@@ -640,7 +771,8 @@ class Core:
         """Check a vector instruction's operands (faulting on the first problem) and start it."""
         p = self.params
         scalar_operand = bool(flags & VFlag.SCALAR)
-        uses_c = op not in (Op.VMOV, Op.VQNT) + REDUCTIONS
+        floating = is_float_op(op, flags)
+        uses_c = op not in UNARY + REDUCTIONS
         if max(b, a if op not in REDUCTIONS else 0) >= DESCRIPTORS or (
                 uses_c and not scalar_operand and c >= DESCRIPTORS):
             raise CoreFault(Fault.ILLEGAL)
@@ -649,7 +781,8 @@ class Core:
         src2 = self.dsr[c] if uses_c and not scalar_operand else None
         readable = (Kind.MEM, Kind.ACC, Kind.FIN)
         fins = [d for d in (src, src2) if d is not None and d.kind == Kind.FIN]
-        if (src.kind not in readable or (src2 is not None and src2.kind not in readable)
+        if ((floating and (not p.float_lanes or op in (Op.VQNT, Op.VTBL)))
+                or src.kind not in readable or (src2 is not None and src2.kind not in readable)
                 or (dst is not None and dst.kind not in (Kind.MEM, Kind.ACC, Kind.FOUT))
                 or len(fins) > 1
                 or (op in (Op.VMAC, Op.VMACS) and dst.kind != Kind.ACC)
@@ -657,6 +790,9 @@ class Core:
                 or (op == Op.VMACS and (src.kind == Kind.FIN
                                         or not scalar_operand and src2.kind != Kind.FIN))):
             raise CoreFault(Fault.ILLEGAL)
+        for role, d in ((Role.DST, dst), (Role.SRC, src), (Role.SRC2, src2)):
+            if d is not None and not accepts(op, flags, role, d.kind, d.dtype):
+                raise CoreFault(Fault.TYPE)
         for d in (dst, src, src2):
             if d is not None and d.kind in (Kind.FIN, Kind.FOUT):
                 self._check_color(d.color)
@@ -681,23 +817,32 @@ class Core:
             length = d.length if length is None else length
             if d.kind == Kind.MEM:
                 table = op == Op.VTBL and d is src2
-                last = d.base + 2 * length - 1 if table else d.address(length - 1)
-                if not (d.base < p.data_bytes and 0 <= last < p.data_bytes):
+                size = element_bytes(d.dtype)
+                last = d.base + 2 * length - 1 if table else d.address(length - 1) + size - 1
+                if not (d.base + size <= p.data_bytes and size - 1 <= last < p.data_bytes):
                     raise CoreFault(Fault.MEM_RANGE)
             elif d.kind == Kind.ACC and d.base + length > p.acc_words:
                 raise CoreFault(Fault.ACC_RANGE)
         vectors = [d for d in (dst, src, src2 if op not in (Op.VTBL, Op.VMACS) else None)
                    if d is not None]
-        parallel = op != Op.VTBL and all(
-            d.kind == Kind.ACC or (d.kind == Kind.MEM and sign_extend(d.stride, 16) == 1)
+        parallel = op != Op.VTBL and not (floating and op == Op.VSUM) and all(
+            d.kind == Kind.ACC or (d.kind == Kind.MEM and sign_extend(d.stride, 16)
+                                   == element_bytes(d.dtype))
             for d in vectors)
+        width = (p.float_width if floating else self.lanes) if parallel else 1
+        # The float reductions' maxima use the integer lanes' comparators: they are short.
+        long = floating and op not in (Op.VRMAX, Op.VARGMAX)
         slot = Slot(active=True, op=op, flags=flags, dst=dst or Descriptor(), src=src,
                     src2=src2 or Descriptor(), scalar=self.regs[c] if scalar_operand else 0,
-                    width=self.lanes if parallel else 1, rd=a, elements=elements, chunks=chunks,
+                    width=width, rd=a, elements=elements, chunks=chunks,
                     fin=fins[0] if fins else None,
                     fin_is_scalar=op == Op.VMACS and not scalar_operand,
-                    result=INT32_MIN if op in (Op.VRMAX, Op.VARGMAX) else 0)
-        if op == Op.VMACS and scalar_operand and slot.scalar == 0:
+                    result=(INT32_MIN if op in (Op.VRMAX, Op.VARGMAX)
+                            else fp.FP32.sign_bit if floating and op == Op.VSUM else 0),
+                    floating=floating, long=long,
+                    chained=long and op in (Op.VMAC, Op.VMACS, Op.VSUM))
+        if op == Op.VMACS and scalar_operand and _is_zero(
+                Dtype.FP32 if floating else Dtype.INT, slot.scalar):
             self.counters[Counter.ZERO_SKIPS] += 1
             slot.active = False
         self.slots[slot_number] = slot

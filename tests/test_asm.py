@@ -6,8 +6,8 @@ import random
 import pytest
 
 from host.asm import AsmError, Builder, assemble, disassemble
-from rtl.isa import (COUNTERS, DESCRIPTORS, IMM_BITS, OPS, REGISTERS, SLOTS, TASKS, Counter,
-                     Format, Op, VFlag, decode, encode)
+from rtl.isa import (COUNTERS, IMM_BITS, OPS, REGISTERS, SLOTS, TASKS, UNARY, Counter, Dtype,
+                     Format, Kind, Op, Role, VFlag, accepts, decode, descriptor_imm, encode)
 from rtl.params import Params, preset
 
 TEST = preset("test")            # 256 instructions, 3072 data bytes, 4 colors
@@ -56,10 +56,14 @@ ENCODINGS = [
     (Format.T, "tblock 7", (Op.TBLOCK, 7, 0, 0, 0)),
     (Format.T, "tunblock 2", (Op.TUNBLOCK, 2, 0, 0, 0)),
     (Format.SLOT, "wait 1", (Op.WAIT, 1, 0, 0, 0)),
-    (Format.DMEM, "dmem d0, r1, r2, -1", (Op.DMEM, 0, 1, 2, -1)),
+    (Format.DMEM, "dmem d0, r1, r2, -1", (Op.DMEM, 0, 1, 2, 0xFFF)),
+    (Format.DMEM, "dmem d0, r1, r2, -2048, bf16", (Op.DMEM, 0, 1, 2, 0x800 | 2 << 12)),
+    (Format.DMEM, "dmem d3, r1, r2, 2, FP16", (Op.DMEM, 3, 1, 2, 2 | 1 << 12)),
     (Format.DACC, "dacc d1, r1, r2", (Op.DACC, 1, 1, 2, 0)),
     (Format.DFAB, "dfin d2, r3, 2", (Op.DFIN, 2, 0, 3, 2)),
+    (Format.DFAB, "dfin d2, r3, 3, fp32", (Op.DFIN, 2, 0, 3, 3 | 3 << 12)),
     (Format.DFAB, "dfout d7, r4, 1", (Op.DFOUT, 7, 0, 4, 1)),
+    (Format.DFAB, "dfout d7, r4, 1, bf16", (Op.DFOUT, 7, 0, 4, 1 | 2 << 12)),
     (Format.V, "vadd d0, d1, d2", (Op.VADD, 0, 1, 2, 0)),
     (Format.V, "vadd d0, d1, r5", (Op.VADD, 0, 1, 5, VFlag.SCALAR)),
     (Format.V, "vmov d3, d4", (Op.VMOV, 3, 4, 0, 0)),
@@ -68,7 +72,11 @@ ENCODINGS = [
     (Format.V, "vqnt d5, d6, slot=1, shift=0x1f", (Op.VQNT, 5, 6, 0, 31 | VFlag.SLOT1)),
     (Format.V, "vtbl d0, d1, d2, shift=3", (Op.VTBL, 0, 1, 2, 3)),
     (Format.V, "vmacs d0, d1, d2, slot=0, async", (Op.VMACS, 0, 1, 2, VFlag.ASYNC)),
+    (Format.V, "vmac d0, d1, d2, float, slot=1", (Op.VMAC, 0, 1, 2, VFlag.FLOAT | VFlag.SLOT1)),
+    (Format.V, "vitof d0, d1", (Op.VITOF, 0, 1, 0, 0)),
+    (Format.V, "vdeq d0, d1, r3", (Op.VDEQ, 0, 1, 3, VFlag.SCALAR)),
     (Format.VRED, "vsum r1, d0", (Op.VSUM, 1, 0, 0, 0)),
+    (Format.VRED, "vrmax r1, d0, float", (Op.VSUM + 1, 1, 0, 0, VFlag.FLOAT)),
     (Format.VRED, "vargmax r15, d7", (Op.VARGMAX, 15, 7, 0, 0)),
 ]
 
@@ -200,7 +208,7 @@ ERRORS = [
     ("jal r15, @256", 1, "target 256 is outside the code memory (0..255)"),
     ("bdec r1, @-1", 1, "target -1 is outside the code memory (0..255)"),
     (".data 0\nt: .byte 1\n.code\nbeq r0, r0, t", 4, "'t' is a data label, not an instruction"),
-    ("vqnt d0, d1, fast", 1, "bad flag 'fast' (vqnt takes shift=N, wide, async, slot=N)"),
+    ("vqnt d0, d1, fast", 1, "bad flag 'fast' (vqnt takes shift=N, wide, float, async, slot=N)"),
     ("vqnt d0, d1, shift", 1, "bad flag 'shift'"),
     ("vqnt d0, d1, wide=1", 1, "bad flag 'wide=1'"),
     ("vqnt d0, d1, wide, WIDE", 1, "flag 'wide' given twice"),
@@ -213,6 +221,19 @@ ERRORS = [
     ("add r1, r2, r3, wide", 1, "'add' takes 3 operands"),
     ("send r1, 4", 1, "color 4 out of range 0..3"),
     ("dfin d0, r1, -1", 1, "color -1 out of range 0..3"),
+    ("dmem d0, r1, r2, 2048", 1, "stride 2048 out of range -2048..2047"),
+    ("dmem d0, r1, r2, 2, fp32", 1, "bad flag 'fp32' (dmem takes fp16, bf16)"),
+    ("dmem d0, r1, r2, 2, fp16, bf16", 1, "more than one element type"),
+    ("dfin d0, r1, 1, fp16, fp16", 1, "flag 'fp16' given twice"),
+    ("vqnt d0, d1, float", 1, "vqnt has no floating-point form"),
+    ("dmem d1, r1, r2, 1\ndacc d0, r1, r2\nnop\nvadd d0, d1, d0, float", 4,
+     "vadd float: the first source d1 is int MEM (set on line 1), which a floating-point vadd "
+     "does not take"),
+    ("dmem d1, r1, r2, 2, bf16\ndacc d0, r1, r2\nvmax d1, d0, d0", 3,
+     "vmax: the destination d1 is bf16 MEM (set on line 1), which an integer vmax"),
+    ("dfout d2, r1, 1, fp16\ndacc d0, r1, r2\nvitof d2, d0", 3,
+     "vitof: the destination d2 is fp16 FOUT (set on line 1)"),
+    ("dmem d3, r1, r2, 2, fp16\nvsum r1, d3", 2, "the first source d3 is fp16 MEM"),
     ("tact 8", 1, "task 8 out of range 0..7"),
     ("wait 2", 1, "slot 2 out of range 0..1"),
     ("csrr r1, temperature", 1, "unknown counter 'temperature' (counters: cycles, busy"),
@@ -249,6 +270,30 @@ def test_errors_name_the_line_and_the_problem(text, line, message):
     assert str(error) == f"line {line}: {error.message}"
     assert message in error.message
     assert "\n" not in str(error)
+
+
+def test_types_are_checked_against_the_last_setting_above():
+    """A descriptor set again with another type changes what the operations below take;
+    one never set is not checked (the core checks when it runs)."""
+    text = """
+        dmem d1, r1, r2, 1
+        dmem d1, r1, r2, 2, fp16
+        dacc d0, r1, r2
+        vadd d0, d1, d0, float
+        vmac d0, d1, d6, float
+    """
+    program = assemble(text, TEST)
+    assert fields(program.code[3]) == (Op.VADD, 0, 1, 0, VFlag.FLOAT)
+    with pytest.raises(AsmError, match="a MEM descriptor holds int8, fp16 or bf16"):
+        Builder(TEST).dmem(0, 1, 2, 4, dtype=Dtype.FP32)
+    assert fields(program.code[4]) == (Op.VMAC, 0, 1, 6, VFlag.FLOAT)
+
+
+def test_disassembly_writes_a_mistyped_operation_as_inst():
+    words = [encode(Op.DMEM, a=1, imm=1), encode(Op.VMOV, a=1, b=1, imm=VFlag.FLOAT)]
+    text = disassemble(words)
+    assert text.splitlines() == ["    dmem     d1, r0, r0, 1", f"    .inst {words[1]:#010x}"]
+    assert assemble(text, TEST).code == words
 
 
 def test_a_branch_reaches_8191_instructions():
@@ -337,6 +382,13 @@ EVERY_OP = """
             vsum  r1, d0
             vrmax r1, d0
             vargmax r1, d0
+            dmem  d4, r1, r2, 2, fp16
+            dfout d5, r3, 2, fp32
+            vadd  d4, d4, r5, float
+            vitof d5, d0
+            vftoi d1, d4
+            vdeq  d4, d0, r6
+            vargmax r1, d4, float
             .inst 0xfc000000
     handler: texit
             nop
@@ -369,10 +421,10 @@ def test_disassembly_names_targets_outside_the_program_by_index():
 def random_word(rng, op, pc, params):
     """A random word for ``op`` with every field the format does not use zero."""
     fmt = OPS[op].format
-    reg, desc = (lambda: rng.randrange(REGISTERS)), (lambda: rng.randrange(DESCRIPTORS))
+    reg = lambda: rng.randrange(REGISTERS)  # noqa: E731
     color, task = (lambda: rng.randrange(params.colors)), (lambda: rng.randrange(TASKS))
     target, signed = (lambda: rng.randrange(params.code_words)), (lambda: rng.randint(-8192, 8191))
-    unary = op in (Op.VMOV, Op.VQNT)
+    unary = op in UNARY
     make = {
         Format.NONE: lambda: {},
         Format.R: lambda: dict(a=reg(), b=reg(), c=reg()),
@@ -392,18 +444,44 @@ def random_word(rng, op, pc, params):
         Format.TBIND: lambda: dict(a=task(), imm=color()),
         Format.T: lambda: dict(a=task()),
         Format.SLOT: lambda: dict(a=rng.randrange(SLOTS)),
-        Format.DMEM: lambda: dict(a=desc(), b=reg(), c=reg(), imm=signed()),
-        Format.DACC: lambda: dict(a=desc(), b=reg(), c=reg()),
-        Format.DFAB: lambda: dict(a=desc(), c=reg(), imm=color()),
-        Format.VRED: lambda: dict(a=reg(), b=desc()),
+        Format.DMEM: lambda: dict(a=typed(Kind.MEM), b=reg(), c=reg(),
+                                  imm=descriptor_imm(rng.randint(-2048, 2047),
+                                                     TYPED[typed.last][1])),
+        Format.DACC: lambda: dict(a=typed(Kind.ACC), b=reg(), c=reg()),
+        Format.DFAB: lambda: dict(a=typed(Kind.FIN if op == Op.DFIN else Kind.FOUT), c=reg(),
+                                  imm=descriptor_imm(color(), TYPED[typed.last][1])),
     }
-    if fmt == Format.V:
+
+    def typed(kind):
+        """A descriptor register that TYPED gives ``kind`` (remembered for its type)."""
+        typed.last = rng.choice([d for d, (k, _) in TYPED.items() if k == kind])
+        return typed.last
+
+    def operand(role, flags):
+        """A descriptor register whose TYPED type ``op`` takes as ``role``."""
+        return rng.choice([d for d, (kind, dtype) in TYPED.items()
+                           if accepts(op, flags, role, kind, dtype)])
+
+    if fmt in (Format.V, Format.VRED):
+        floating = op not in (Op.VQNT, Op.VTBL) and rng.random() < 0.5
+        flags = (VFlag.FLOAT if floating else 0) | (0 if fmt == Format.VRED else (
+            rng.randrange(32) | rng.choice([0, VFlag.WIDE]) | rng.choice([0, VFlag.ASYNC])
+            | rng.choice([0, VFlag.SLOT1])))
+        if fmt == Format.VRED:
+            return encode(op, a=reg(), b=operand(Role.SRC, flags), imm=int(flags))
         scalar = not unary and rng.random() < 0.5
-        flags = (rng.randrange(32) | rng.choice([0, VFlag.WIDE]) | rng.choice([0, VFlag.ASYNC])
-                 | rng.choice([0, VFlag.SLOT1]) | (VFlag.SCALAR if scalar else 0))
-        c = 0 if unary else reg() if scalar else desc()
-        return encode(op, a=desc(), b=desc(), c=c, imm=int(flags))
+        flags |= VFlag.SCALAR if scalar else 0
+        c = 0 if unary else reg() if scalar else operand(Role.SRC2, flags)
+        return encode(op, a=operand(Role.DST, flags), b=operand(Role.SRC, flags), c=c,
+                      imm=int(flags))
     return encode(op, **make[fmt]())
+
+
+#: The descriptor registers of the random words: each is set only with this kind and type,
+#: so that a vector word can pick operands its operation takes.
+TYPED = {0: (Kind.MEM, Dtype.INT), 1: (Kind.ACC, Dtype.INT), 2: (Kind.FIN, Dtype.INT),
+         3: (Kind.FOUT, Dtype.INT), 4: (Kind.MEM, Dtype.FP16), 5: (Kind.MEM, Dtype.BF16),
+         6: (Kind.FIN, Dtype.FP32), 7: (Kind.FOUT, Dtype.FP32)}
 
 
 SEEDS = [int(os.environ["TESSERA_SEED"])] if "TESSERA_SEED" in os.environ else [1, 2, 3]

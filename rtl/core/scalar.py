@@ -4,9 +4,9 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..isa import (COUNTERS, DESCRIPTORS, INSTRUCTION, OPS, REDUCTIONS, REGISTERS, SEND_CTRL,
-                   SLOTS, TASKS,
-                   Fault, Format, Kind, Op, VFlag, descriptor_layout)
+from ..isa import (COUNTERS, DESCRIPTORS, DTYPE_SHIFT, INSTRUCTION, OPS, REDUCTIONS, REGISTERS,
+                   SEND_CTRL, SLOTS, TASKS, Dtype, Fault, Format, Kind, Op, VFlag,
+                   descriptor_layout)
 from ..wavelet import wavelet_layout
 from .slots import (check_launch, extent_layout, extent_of, launch_layout, operands,
                     vmacs_geometry)
@@ -344,12 +344,14 @@ class ScalarUnit(wiring.Component):
                 fabric = (opcode == Op.DFIN) | (opcode == Op.DFOUT)
                 rb, rc = regs[inst.b], regs[inst.c]
                 base, length = Mux(fabric, 0, rb[:16]), rc[:16]
-                stride = Mux(opcode == Op.DACC, 0, imm.as_signed())
+                field = imm[:DTYPE_SHIFT]
+                stride = Mux(opcode == Op.DACC, 0, Mux(fabric, field, field.as_signed()))
+                dtype = Mux(opcode == Op.DACC, Dtype.INT, imm[DTYPE_SHIFT:])
                 extent = extent_of(base, length, stride)
                 for n, (d, d_extent) in enumerate(zip(self._dsr, self._extents)):
                     with m.If(a == n):
                         m.d.sync += [d.kind.eq(kind), d.base.eq(base), d.length.eq(length),
-                                     d.stride.eq(stride),
+                                     d.stride.eq(stride), d.dtype.eq(dtype),
                                      *(getattr(d_extent, name).eq(value)
                                        for name, value in extent.items())]
 

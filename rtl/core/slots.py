@@ -18,7 +18,8 @@ names the fault.
 from amaranth.hdl import Array, Cat, Const, Mux, Signal, Value, signed
 from amaranth.lib import data
 
-from ..isa import DESCRIPTORS, SLOTS, Fault, Kind, Op, VFlag, descriptor_layout
+from ..isa import (CONVERSIONS, DESCRIPTORS, SLOTS, UNARY, Dtype, Fault, Kind, Op, VFlag,
+                   descriptor_layout)
 
 __all__ = ["launch_layout", "beat_layout", "Slot", "extent_layout", "extent_of",
            "operands", "vmacs_geometry", "check_launch", "is_kind", "element_step"]
@@ -166,13 +167,15 @@ def check_launch(m, params, instruction, regs, descriptors, extents, volume, chu
 
     reduction = is_op(Op.VSUM, Op.VRMAX, Op.VARGMAX)
     scalar = imm[VFlag.SCALAR.bit_length() - 1]
-    uses_c = ~is_op(Op.VMOV, Op.VQNT) & ~reduction
+    floating = imm[VFlag.FLOAT.bit_length() - 1] | is_op(*CONVERSIONS)
+    uses_c = ~is_op(*UNARY) & ~reduction
     c_vector = uses_c & ~scalar                  # operand c is a descriptor
     dst, src, src2 = descriptors
 
     fin_src = is_kind(src, Kind.FIN)
     fin_src2 = c_vector & is_kind(src2, Kind.FIN)
-    illegal = ((~reduction & (a >= DESCRIPTORS)) | (b >= DESCRIPTORS)
+    assert not p.float_lanes, "the float lanes are not in the RTL yet"
+    illegal = (floating | (~reduction & (a >= DESCRIPTORS)) | (b >= DESCRIPTORS)
                | (c_vector & (c >= DESCRIPTORS))
                | ~is_kind(src, Kind.MEM, Kind.ACC, Kind.FIN)
                | (c_vector & ~is_kind(src2, Kind.MEM, Kind.ACC, Kind.FIN))
@@ -182,6 +185,8 @@ def check_launch(m, params, instruction, regs, descriptors, extents, volume, chu
                | (is_op(Op.VTBL) & (scalar | ~is_kind(src2, Kind.MEM)))
                | (is_op(Op.VMACS) & (fin_src | ~scalar & ~fin_src2)))
     used = [(dst, ~reduction), (src, Const(1)), (src2, c_vector)]
+    # An integer operation takes no float-typed MEM or fabric operand (rtl.isa.accepts).
+    mistyped = Cat(use & ~is_kind(d, Kind.ACC) & (d.dtype != Dtype.INT) for d, use in used).any()
     bad_color = Cat(use & is_kind(d, Kind.FIN, Kind.FOUT) & (d.stride >= p.colors)
                     for d, use in used).any()
     elements = Mux(reduction, src.length, dst.length)
@@ -204,9 +209,10 @@ def check_launch(m, params, instruction, regs, descriptors, extents, volume, chu
         range_cause = Mux(use & is_kind(d, Kind.MEM) & mem_bad, Fault.MEM_RANGE,
                           Mux(use & is_kind(d, Kind.ACC) & acc_bad, Fault.ACC_RANGE, range_cause))
     cause = Signal(3, name="launch_cause")
-    m.d.comb += cause.eq(Mux(illegal, Fault.ILLEGAL, Mux(bad_color, Fault.COLOR,
-                                                          Mux(bad_shape, Fault.SHAPE,
-                                                              range_cause))))
+    m.d.comb += cause.eq(Mux(illegal, Fault.ILLEGAL,
+                             Mux(mistyped, Fault.TYPE,
+                                 Mux(bad_color, Fault.COLOR,
+                                     Mux(bad_shape, Fault.SHAPE, range_cause)))))
 
     vector_src2 = c_vector & ~is_op(Op.VTBL, Op.VMACS)
     flat = [(dst, ~reduction), (src, Const(1)), (src2, vector_src2)]
