@@ -20,6 +20,7 @@ from rtl.isa import Counter
 from . import TBError, int_from_env, params_from_env, seed_from_env
 from .core_session import CocotbPort, differences, judge, run_iss, run_rtl
 from .directed_programs import directed_cases
+from .float_programs import float_cases
 from .random_programs import random_case
 
 
@@ -30,19 +31,32 @@ async def _start(dut):
     return port
 
 
-@cocotb.test()
-async def directed(dut):
-    """Every instruction, every fault, two concurrent streams: against their expected
-    values and against the ISS."""
+async def _judge_all(dut, cases):
+    """Run ``cases(params)`` (directed ``(name, Case, check)``) on the RTL; fail listing
+    every one whose outcome is wrong or differs from the ISS."""
     params = params_from_env()
     port = await _start(dut)
     failures = []
-    for name, case, check in directed_cases(params):
+    for name, case, check in cases(params):
         problems = judge(params, case, await run_rtl(port, params, case), check)
         if problems:
             failures.append(f"{name}: " + "; ".join(problems))
     if failures:
         raise TBError("\n".join(failures))
+
+
+@cocotb.test()
+async def directed(dut):
+    """Every instruction, every fault, two concurrent streams: against their expected
+    values and against the ISS."""
+    await _judge_all(dut, directed_cases)
+
+
+@cocotb.test()
+async def float_directed(dut):
+    """Every floating-point instruction on the corner classes (tb.float_programs): against
+    numpy and against the ISS."""
+    await _judge_all(dut, float_cases)
 
 
 @cocotb.test()

@@ -16,14 +16,22 @@ same, to the bit and the cycle.
 import random
 
 from host.asm import Builder
-from rtl.isa import COUNTERS, Op, encode
+from rtl.isa import COUNTERS, CONVERSIONS, Dtype, Op, VFlag, encode
 
+from sim import fp
+
+from . import float_values
 from .core_session import Case
 
 __all__ = ["random_case"]
 
 VECTOR_OPS = [Op.VMOV, Op.VADD, Op.VSUB, Op.VMUL, Op.VMAX, Op.VMIN, Op.VQNT, Op.VTBL, Op.VMAC,
               Op.VMACS, Op.VSUM, Op.VRMAX, Op.VARGMAX]
+#: With float lanes: the operations with a floating-point form, and the conversions.
+FLOAT_OPS = [op for op in VECTOR_OPS if op not in (Op.VQNT, Op.VTBL)] + list(CONVERSIONS)
+#: Operand types of the float operations: MEM elements, and the fabric's.
+MEM_FLOATS = (Dtype.FP16, Dtype.BF16)
+FABRIC_FLOATS = (Dtype.FP16, Dtype.BF16, Dtype.FP32)
 SCRATCH = range(1, 10)     # registers the blocks compute with; r10..r15 set up operands
 
 
@@ -54,11 +62,19 @@ class _Generator:
             return self.rng.randint(-200, 200)
         return self.rng.randint(-(1 << 31), (1 << 31) - 1)
 
-    def supply(self, color, count, zeros=0.0):
+    def supply(self, color, count, zeros=0.0, floats=None):
+        """``count`` wavelets of ``color`` (some ``zeros``): integers, or floats of the
+        type ``floats`` (an fp16 or bf16 in a word's low half, with junk above it)."""
         start = self.rng.randint(0, 60)
         for _ in range(count):
-            value = 0 if self.rng.random() < zeros else self.rng.choice(
-                [self.rng.randint(-128, 127), self.rng.getrandbits(32)])
+            if floats is None:
+                value = 0 if self.rng.random() < zeros else self.rng.choice(
+                    [self.rng.randint(-128, 127), self.rng.getrandbits(32)])
+            else:
+                fmt = {Dtype.FP16: fp.FP16, Dtype.BF16: fp.BF16, Dtype.FP32: fp.FP32}[floats]
+                value = (self.rng.choice([0, fmt.sign_bit]) if self.rng.random() < zeros
+                         else float_values.value(self.rng, fmt))
+                value |= self.rng.getrandbits(32) & ~((1 << fmt.bits) - 1)
             self.wavelets.append((start, value & 0xFFFFFFFF, color))
             start += self.rng.randint(0, 3)
 
@@ -108,24 +124,86 @@ class _Generator:
     def counter(self):
         self.b.csrr(self.reg(), self.rng.randrange(COUNTERS))
 
-    def descriptor(self, d, length, kind, span_ok=True):
-        """Point descriptor d at a random operand of ``length`` elements of ``kind``."""
+    def descriptor(self, d, length, kind, dtype=Dtype.INT):
+        """Point descriptor d at a random operand of ``length`` elements of ``kind`` (and of
+        ``dtype``, for MEM and the fabric)."""
         b, rng, p = self.b, self.rng, self.p
         b.li(14, length)
         if kind == "acc":
             b.li(13, rng.randint(0, p.acc_words - length))
             b.dacc(d, 13, 14)
         elif kind == "mem":
-            stride = rng.choice([1, 1, 1, 2, 3, -1, -2])
-            span = (length - 1) * abs(stride) + 1
+            size = 1 if dtype == Dtype.INT else 2
+            stride = rng.choice([1, 1, 1, 2, 3, -1, -2]) * size
+            span = (length - 1) * abs(stride) + size
             start = rng.randint(0, self.vector_top - span)
-            b.li(13, start + (span - 1 if stride < 0 else 0))
-            b.dmem(d, 13, 14, stride)
+            b.li(13, start + (span - size if stride < 0 else 0))
+            b.dmem(d, 13, 14, stride, dtype=dtype)
         else:  # fabric
             color = rng.choice(self.fabric_colors)
-            (b.dfin if kind == "fin" else b.dfout)(d, 14, color)
+            (b.dfin if kind == "fin" else b.dfout)(d, 14, color, dtype=dtype)
             return color
         return None
+
+    def float_vector(self):
+        """A floating-point operation or a conversion, on operands of random float types."""
+        b, rng, p = self.b, self.rng, self.p
+        op = rng.choice(FLOAT_OPS)
+        length = min(rng.choice([1, 2, 5, 7, 8, 9, 16, 19, 40]), p.acc_words // 2)
+        flags = {"async_": rng.random() < 0.3, "slot": rng.randint(0, 1)}
+        if op not in CONVERSIONS:
+            flags["float_"] = True
+
+        def operand(d, count, kinds, integer=False):
+            kind = rng.choice(kinds)
+            dtype = Dtype.INT if integer else rng.choice(
+                MEM_FLOATS if kind == "mem" else FABRIC_FLOATS)
+            color = self.descriptor(d, count, kind, dtype)
+            if kind == "fin":
+                self.supply(color, count, zeros=0.3, floats=None if integer else dtype)
+            return kind
+
+        name = op.name.lower()
+        if op in (Op.VSUM, Op.VRMAX, Op.VARGMAX):
+            operand(1, length, ["mem", "acc", "acc", "fin"])
+            getattr(b, name)(self.reg(), 1, float_=True)
+            return
+        if op == Op.VMACS:
+            chunks = rng.randint(1, 5)
+            self.descriptor(0, length, "acc")
+            operand(1, length * chunks, ["mem"] + (["acc"] if length * chunks <= p.acc_words
+                                                  else []))
+            if chunks > 1 or rng.random() < 0.5:
+                operand(2, chunks, ["fin"])
+                b.vmacs(0, 1, 2, **flags)
+            else:
+                b.li(12, rng.choice([0, 1 << 31, self.float_value()]))
+                b.vmacs(0, 1, 12, scalar=True, **flags)
+            return
+        integer_dst = op == Op.VFTOI
+        if op in (Op.VMAC, Op.VFTOI, Op.VITOF):
+            dst_kinds = ["acc"] if op == Op.VMAC or rng.random() < 0.7 else ["fout"]
+        else:
+            dst_kinds = ["mem", "acc", "fout"]
+        kind = rng.choice(dst_kinds)
+        dtype = (Dtype.INT if integer_dst else Dtype.FP32 if op == Op.VITOF and kind == "fout"
+                 else rng.choice(MEM_FLOATS if kind == "mem" else FABRIC_FLOATS))
+        self.descriptor(0, length, kind, dtype)
+        src = operand(1, length, ["mem"] if op == Op.VDEQ else ["mem", "acc", "fin"],
+                      integer=op in (Op.VITOF, Op.VDEQ))
+        if op in (Op.VMOV, Op.VITOF, Op.VFTOI):
+            getattr(b, name)(0, 1, **flags)
+        elif rng.random() < 0.3:
+            b.li(12, self.float_value())
+            getattr(b, name)(0, 1, 12, scalar=True, **flags)
+        else:
+            operand(2, length, ["mem", "acc"] + (["fin"] if src != "fin" else []))
+            getattr(b, name)(0, 1, 2, **flags)
+
+    def float_value(self):
+        """An fp32 scalar: ordinary numbers mostly, the corner classes too."""
+        return float_values.value(self.rng, fp.FP32) if self.rng.random() < 0.4 else \
+            int(float_values.bits32([self.rng.uniform(-4, 4)])[0])
 
     def vector(self):
         b, rng, p = self.b, self.rng, self.p
@@ -224,7 +302,7 @@ class _Generator:
 
     def fault(self):
         b, rng, p = self.b, self.rng, self.p
-        choice = rng.randrange(7)
+        choice = rng.randrange(8)
         if choice == 0:
             b.inst(0)                                       # illegal opcode
         elif choice == 1:
@@ -241,16 +319,23 @@ class _Generator:
             b.li(14, 8)
             b.dmem(0, 13, 14, 1)
             b.vmov(0, 0)
-        else:
+        elif choice == 6:
             b.li(14, 3)                                     # lengths that do not match
             b.dacc(0, 0, 14)
             b.li(14, 4)
             b.dacc(1, 0, 14)
             b.vadd(0, 1, 1)
+        else:
+            b.li(14, 4)                                     # a float op on int8 (TYPE),
+            b.dacc(0, 0, 14)                                # or ILLEGAL without float lanes
+            b.dmem(1, 0, 14, 1)
+            b.inst(encode(Op.VADD, 0, 1, 1, VFlag.FLOAT))
 
     def build(self, blocks):
         weights = [(self.scalar, 6), (self.memory, 3), (self.branch, 2), (self.loop, 1),
                    (self.counter, 1), (self.vector, 6), (self.fabric, 2), (self.task_switch, 1)]
+        if self.p.float_lanes:
+            weights.append((self.float_vector, 5))
         choices, w = zip(*weights)
         for _ in range(blocks):
             self.rng.choices(choices, w)[0]()

@@ -15,7 +15,7 @@ PROGRAMS = 250
 SIMULATORS = ["icarus", "verilator"]
 
 
-@pytest.mark.parametrize("case", ["directed", "random_programs"])
+@pytest.mark.parametrize("case", ["directed", "float_directed", "random_programs"])
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_core_cocotb(cocotb_run, sim, case):
     env = {"TESSERA_PROGRAMS": os.environ.get("TESSERA_PROGRAMS", str(PROGRAMS))}

@@ -175,9 +175,8 @@ class Core(wiring.Component):
             m.d.comb += [sram_rows.eq(1), sram_first.eq(bd.mem_row),
                          sram_lanes.eq(bd.mem_wdata), sram_mask.eq(-1)]
         with m.Elif(vector.writes_mem):
-            m.d.comb += [sram_first.eq(vector.write_first),
-                         sram_lanes.eq(Cat(v[:8] for v in vector.values)),
-                         sram_mask.eq(vector.lane_valid)]
+            m.d.comb += [sram_first.eq(vector.write_first), sram_lanes.eq(Cat(vector.mem_bytes)),
+                         sram_mask.eq(vector.mem_mask)]
         if front_door is not None:                    # only while the core is disabled
             with m.Elif(front_door.sram_we):
                 m.d.comb += [sram_first.eq(front_door.sram_address),

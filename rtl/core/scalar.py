@@ -347,7 +347,8 @@ class ScalarUnit(wiring.Component):
                 field = imm[:DTYPE_SHIFT]
                 stride = Mux(opcode == Op.DACC, 0, Mux(fabric, field, field.as_signed()))
                 dtype = Mux(opcode == Op.DACC, Dtype.INT, imm[DTYPE_SHIFT:])
-                extent = extent_of(base, length, stride)
+                extent = extent_of(base, length, stride,
+                                   (opcode == Op.DMEM) & (dtype != Dtype.INT))
                 for n, (d, d_extent) in enumerate(zip(self._dsr, self._extents)):
                     with m.If(a == n):
                         m.d.sync += [d.kind.eq(kind), d.base.eq(base), d.length.eq(length),

@@ -18,11 +18,13 @@ names the fault.
 from amaranth.hdl import Array, Cat, Const, Mux, Signal, Value, signed
 from amaranth.lib import data
 
-from ..isa import (CONVERSIONS, DESCRIPTORS, SLOTS, UNARY, Dtype, Fault, Kind, Op, VFlag,
+from ..isa import (CONVERSIONS, DESCRIPTORS, SLOTS, UNARY, Dtype, Fault, Kind, Op, Role, VFlag,
                    descriptor_layout)
+from .float_lanes import convert_op
+from .float_widen import WidenFrom
 
 __all__ = ["launch_layout", "beat_layout", "Slot", "extent_layout", "extent_of",
-           "operands", "vmacs_geometry", "check_launch", "is_kind", "element_step"]
+           "operands", "vmacs_geometry", "check_launch", "is_kind", "element_step", "is_wide"]
 
 INT32_MIN = -(1 << 31)
 
@@ -46,11 +48,19 @@ def launch_layout(params):
         "fin_length": 16,
         "chunk_step": 16,            # src address step per fabric scalar
         "result": 32,                # a reduction's starting value
+        "floating": 1,               # floating point: lanes // 2 elements a beat
+        "long": 1,                   # beats write in E6 (float lanes), not E4
+        "chained": 1,                # a float accumulation: waits for its sum (sim.iss)
+        "x_from": 2,                 # the float lanes' operand types (.float_widen.WidenFrom)
+        "y_from": 2,
+        "raw_x": 1,                  # VITOF: x is an integer, not widened
+        "convert": 3,                # the float lanes' last step (.float_convert.ConvertOp)
+        "fin_dtype": 2,              # of the FIN operand: what a zero scalar is
     })
 
 
 def beat_layout(params):
-    """A beat in the pipeline, from its issue to E4: what the stages need of it."""
+    """A beat in the pipeline, from its issue to its last stage: what the stages need."""
     lanes = params.lanes
     return data.StructLayout({
         "valid": 1,
@@ -74,20 +84,38 @@ def beat_layout(params):
         "scalar_flag": 1,
         "fabric": 32,                    # the staged wavelet it took
         "scalar": 32,
+        "floating": 1,
+        "long": 1,
+        "x_from": 2,
+        "y_from": 2,
+        "raw_x": 1,
+        "convert": 3,
+        "src_wide": 1,                   # MEM elements of 2 bytes (the float lanes)
+        "src2_wide": 1,
+        "dst_wide": 1,
     })
 
 
 def extent_layout():
     """What the range checks need of a descriptor, worked out when it is written (so that
-    no multiplier sits in the launch's path): its last byte as a vector and as ``VTBL``'s
-    table of int16, and the accumulator after its end."""
-    return data.StructLayout({"last": signed(34), "table_last": 18, "end": 18})
+    no multiplier sits in the launch's path): the first byte of its last element as a
+    vector, the last byte of its first and of its last element, the last byte as
+    ``VTBL``'s table of int16, and the accumulator after its end."""
+    return data.StructLayout({"last": signed(34), "first_end": 17, "last_end": signed(34),
+                              "table_last": 18, "end": 18})
 
 
-def extent_of(base, length, stride):
-    """The :func:`extent_layout` fields of a descriptor; ``stride`` is signed."""
-    return {"last": base + (length - 1) * stride, "table_last": base + 2 * length - 1,
-            "end": base + length}
+def extent_of(base, length, stride, wide):
+    """The :func:`extent_layout` fields of a descriptor; ``stride`` is signed; ``wide``:
+    its elements are 2 bytes."""
+    last = base + (length - 1) * stride
+    return {"last": last, "first_end": base + wide, "last_end": last + wide,
+            "table_last": base + 2 * length - 1, "end": base + length}
+
+
+def is_wide(descriptor):
+    """A MEM descriptor of 2-byte elements (fp16, bf16)."""
+    return is_kind(descriptor, Kind.MEM) & (descriptor.dtype != Dtype.INT)
 
 
 def is_kind(descriptor, *kinds):
@@ -97,6 +125,24 @@ def is_kind(descriptor, *kinds):
 def element_step(descriptor):
     """Address step of one element: the stride of MEM, 1 for ACC."""
     return Mux(is_kind(descriptor, Kind.MEM), descriptor.stride, 1)
+
+
+def accepted(op_is, floating, role, descriptor):
+    """:func:`rtl.isa.accepts` in logic: whether an operation (``op_is(*ops)`` says which;
+    ``floating``: a float one) takes ``descriptor`` as ``role``."""
+    kind, dtype = descriptor.kind, descriptor.dtype
+    integer = dtype == Dtype.INT
+    float_type = ~integer & ~(is_kind(descriptor, Kind.MEM) & (dtype == Dtype.FP32))
+    if role == Role.DST:
+        rule = Mux(op_is(Op.VITOF), dtype == Dtype.FP32,
+                   Mux(op_is(Op.VFTOI), integer, Mux(floating, float_type, integer)))
+    elif role == Role.SRC:
+        rule = Mux(op_is(Op.VITOF), integer,
+                   Mux(op_is(Op.VDEQ), is_kind(descriptor, Kind.MEM) & integer,
+                       Mux(floating, float_type, integer)))
+    else:
+        rule = Mux(floating, float_type, integer)
+    return (kind == Kind.ACC) | rule
 
 
 class Slot:
@@ -149,6 +195,14 @@ def vmacs_geometry(descriptors):
     return src2.length * dst.length, (dst.length * element_step(src))[:16]
 
 
+def widen_from(descriptor):
+    """How the float lanes widen an element of ``descriptor`` (:class:`.float_widen.WidenFrom`):
+    an accumulator or an fp32 wavelet as fp32, int8 MEM as int8."""
+    return Mux(is_kind(descriptor, Kind.ACC) | (descriptor.dtype == Dtype.FP32), WidenFrom.FP32,
+               Mux(descriptor.dtype == Dtype.FP16, WidenFrom.FP16,
+                   Mux(descriptor.dtype == Dtype.BF16, WidenFrom.BF16, WidenFrom.INT8)))
+
+
 def check_launch(m, params, instruction, regs, descriptors, extents, volume, chunk_step):
     """Check the vector instruction ``instruction`` (a view of :data:`rtl.isa.INSTRUCTION`)
     against the scalar registers ``regs`` and its :func:`operands` ``descriptors`` (with the
@@ -174,8 +228,9 @@ def check_launch(m, params, instruction, regs, descriptors, extents, volume, chu
 
     fin_src = is_kind(src, Kind.FIN)
     fin_src2 = c_vector & is_kind(src2, Kind.FIN)
-    assert not p.float_lanes, "the float lanes are not in the RTL yet"
-    illegal = (floating | (~reduction & (a >= DESCRIPTORS)) | (b >= DESCRIPTORS)
+    without_lanes = floating if not p.float_lanes else Const(0)
+    illegal = (without_lanes | floating & is_op(Op.VQNT, Op.VTBL)
+               | (~reduction & (a >= DESCRIPTORS)) | (b >= DESCRIPTORS)
                | (c_vector & (c >= DESCRIPTORS))
                | ~is_kind(src, Kind.MEM, Kind.ACC, Kind.FIN)
                | (c_vector & ~is_kind(src2, Kind.MEM, Kind.ACC, Kind.FIN))
@@ -185,8 +240,8 @@ def check_launch(m, params, instruction, regs, descriptors, extents, volume, chu
                | (is_op(Op.VTBL) & (scalar | ~is_kind(src2, Kind.MEM)))
                | (is_op(Op.VMACS) & (fin_src | ~scalar & ~fin_src2)))
     used = [(dst, ~reduction), (src, Const(1)), (src2, c_vector)]
-    # An integer operation takes no float-typed MEM or fabric operand (rtl.isa.accepts).
-    mistyped = Cat(use & ~is_kind(d, Kind.ACC) & (d.dtype != Dtype.INT) for d, use in used).any()
+    mistyped = Cat(use & ~accepted(is_op, floating, role, d)
+                   for (d, use), role in zip(used, Role)).any()
     bad_color = Cat(use & is_kind(d, Kind.FIN, Kind.FOUT) & (d.stride >= p.colors)
                     for d, use in used).any()
     elements = Mux(reduction, src.length, dst.length)
@@ -202,9 +257,9 @@ def check_launch(m, params, instruction, regs, descriptors, extents, volume, chu
               for index, role in ((a, "dst"), (b, "src"), (c, "src2"))]
     for (d, use), extent in reversed(list(zip(used, picked))):   # the first failing wins
         table = is_op(Op.VTBL) & (d is src2)
-        mem_bad = (d.base >= p.data_bytes) | Mux(
+        mem_bad = (extent.first_end >= p.data_bytes) | Mux(
             table, extent.table_last >= p.data_bytes,
-            (extent.last < 0) | (extent.last >= p.data_bytes))
+            (extent.last < 0) | (extent.last_end >= p.data_bytes))
         acc_bad = extent.end > p.acc_words
         range_cause = Mux(use & is_kind(d, Kind.MEM) & mem_bad, Fault.MEM_RANGE,
                           Mux(use & is_kind(d, Kind.ACC) & acc_bad, Fault.ACC_RANGE, range_cause))
@@ -216,10 +271,14 @@ def check_launch(m, params, instruction, regs, descriptors, extents, volume, chu
 
     vector_src2 = c_vector & ~is_op(Op.VTBL, Op.VMACS)
     flat = [(dst, ~reduction), (src, Const(1)), (src2, vector_src2)]
-    parallel = ~is_op(Op.VTBL) & Cat(
-        ~use | is_kind(d, Kind.ACC) | is_kind(d, Kind.MEM) & (d.stride == 1)
+    parallel = ~is_op(Op.VTBL) & ~(floating & is_op(Op.VSUM)) & Cat(
+        ~use | is_kind(d, Kind.ACC) | is_kind(d, Kind.MEM) & (d.stride == 1 + is_wide(d))
         for d, use in flat).all()
     rc = regs[c]
+    long = floating & ~is_op(Op.VRMAX, Op.VARGMAX)
+    zero = Mux(floating, rc[:31] == 0, rc == 0)          # VMACS skips the register scalar
+    sixteen = is_wide(dst) | is_kind(dst, Kind.FOUT) & ((dst.dtype == Dtype.FP16)
+                                                       | (dst.dtype == Dtype.BF16))
     state = Signal(launch_layout(p), name="launch_state")
     activates = Signal(name="launch_activates")
     m.d.comb += [
@@ -232,8 +291,15 @@ def check_launch(m, params, instruction, regs, descriptors, extents, volume, chu
         state.fin_color.eq(Mux(fin_src, src.stride, src2.stride)),
         state.fin_length.eq(Mux(fin_src, src.length, src2.length)),
         state.chunk_step.eq(chunk_step),
-        state.result.eq(Mux(is_op(Op.VRMAX, Op.VARGMAX), INT32_MIN, 0)),
-        activates.eq(~(is_op(Op.VMACS) & scalar & (rc == 0))),
+        state.result.eq(Mux(is_op(Op.VRMAX, Op.VARGMAX), INT32_MIN,
+                            Mux(floating & is_op(Op.VSUM), INT32_MIN, 0))),
+        activates.eq(~(is_op(Op.VMACS) & scalar & zero)),
+        state.floating.eq(floating), state.long.eq(long),
+        state.chained.eq(long & is_op(Op.VMAC, Op.VMACS, Op.VSUM)),
+        state.x_from.eq(widen_from(src)), state.raw_x.eq(is_op(Op.VITOF)),
+        state.y_from.eq(Mux(scalar, WidenFrom.FP32, widen_from(src2))),
+        state.convert.eq(convert_op(opcode, ~reduction & sixteen, dst.dtype == Dtype.BF16)),
+        state.fin_dtype.eq(Mux(fin_src, src.dtype, src2.dtype)),
     ]
     with m.If(reduction):
         m.d.comb += state.dst.kind.eq(Kind.NONE)
