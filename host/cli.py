@@ -89,6 +89,14 @@ def cmd_verilog(args):
     stats = {"design": args.design, "top": verilog.top, "verilog_lines": lines}
     if args.stats:
         stats.update(build.yosys_stats(args.design, params))
+        if args.design in ("core", "tile", "die"):
+            # The same design with the float lanes and without: what they cost.
+            other = build.yosys_stats(args.design, params.replace(
+                float_lanes=1 - params.float_lanes))["cells"]
+            with_lanes, without = ((stats["cells"], other) if params.float_lanes
+                                   else (other, stats["cells"]))
+            stats["float_lanes"] = {"cells_with": with_lanes, "cells_without": without,
+                                    "ratio": with_lanes / without}
     if args.synth:
         from sim import synth
         stats["synthesis"] = synth.synthesize(args.design, params)["modules"]
@@ -105,6 +113,10 @@ def cmd_verilog(args):
     if args.stats:
         top_cells = sorted(stats["cell_types"].items(), key=lambda item: -item[1])[:6]
         print("  largest cell types: " + ", ".join(f"{name} {count}" for name, count in top_cells))
+        if "float_lanes" in stats:
+            lanes = stats["float_lanes"]
+            print(f"  with the float lanes {lanes['cells_with']} generic cells, without "
+                  f"{lanes['cells_without']}: {lanes['ratio']:.2f}x")
     if args.synth:
         _print_synthesis(stats["synthesis"])
     if args.json:
@@ -181,10 +193,12 @@ def cmd_bench_gemv(args):
     if args.size < 1:
         raise UsageError(f"--size must be at least 1, not {args.size}")
     started = time.monotonic()
-    print(f"{args.size}x{args.size} int8 GEMV on one tile ({params.lanes} lanes), "
+    lanes = (f"{params.lanes} lanes" if args.dtype == "int8"
+             else f"{params.lanes // 2} float lanes")
+    print(f"{args.size}x{args.size} {args.dtype} GEMV on one tile ({lanes}), "
           f"x streamed in over the fabric", flush=True)
     try:
-        result = gemv_bench.run_bench(params, args.size, args.seed,
+        result = gemv_bench.run_bench(params, args.size, args.seed, args.dtype,
                                       progress=lambda line: print(line, flush=True))
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -673,9 +687,12 @@ def _parser():
     fabric.add_argument("--json", help="write the results here")
     fabric.add_argument("--plot", help="write latency against offered load here (PNG)")
     fabric.set_defaults(run=cmd_bench_fabric)
-    gemv = benches.add_parser("gemv", help="an int8 GEMV on one tile, x over the fabric")
+    gemv = benches.add_parser("gemv", help="a GEMV on one tile, x over the fabric")
     _add_params_options(gemv)
     gemv.add_argument("--size", type=int, default=64, help="W is SIZE x SIZE (default 64)")
+    gemv.add_argument("--dtype", choices=["int8", "fp16", "bf16"], default="int8",
+                      help="the weights' and x's type (default int8; a float type turns the "
+                           "tile's float lanes on)")
     gemv.add_argument("--seed", type=int, default=1)
     gemv.add_argument("--json", help="write the results here")
     gemv.set_defaults(run=cmd_bench_gemv)

@@ -1,46 +1,56 @@
 """``tessera bench gemv``: y = W x on one tile, with x streamed in over the fabric.
 
-W (``size`` x ``size`` int8) sits in the core's SRAM column by column; x enters
-the tile on its west link, one wavelet per element, and the router takes it to
-the core on the ramp.  One ``VMACS`` does the whole product: for each x_j as
-it arrives, ``acc[0:size] += W[:, j] * x_j``, ``lanes`` multiply-accumulates a
-cycle, and an x_j of zero is skipped without a datapath cycle.
+W (``size`` x ``size``, int8, fp16 or bf16) sits in the core's SRAM column by
+column; x enters the tile on its west link, one wavelet per element, and the
+router takes it to the core on the ramp.  One ``VMACS`` does the whole
+product: for each x_j as it arrives, ``acc[0:size] += W[:, j] * x_j``, ``lanes``
+int8 (or ``lanes // 2`` 16-bit float) multiply-accumulates a cycle into int32
+(fp32) accumulators, and an x_j of zero (+0 or -0) is skipped without a
+datapath cycle.  The float result is checked against numpy in the kernel's
+order: column by column, each product rounded to fp32 and then the sum.
 
 The tile RTL runs in the Amaranth simulator (nothing to build); the ISS runs the
 same program on the same wavelets, and the two must agree on every cycle
 count.  The MAC phase is measured by the program itself, with ``CSRR`` of the
 cycle and SRAM-read counters around the ``VMACS``.  Its SRAM read utilisation
 is the bytes read over the peak of the MAC datapath, ``lanes`` bytes (one int8
-weight per lane) a cycle.
+weight per lane, or one 16-bit weight per float lane) a cycle.  A float GEMV
+runs on the preset's tile with its float lanes on.
 """
 
+import ml_dtypes
 import numpy as np
 
 from host.asm import Builder
-from rtl.isa import Counter
+from rtl.isa import Counter, Dtype
 from rtl.wavelet import Dir, pack_route_write, pack_wavelet
 from sim.iss import Core as IssCore
 from sim.iss import RampSender, run
 
-__all__ = ["run_bench", "gemv_program", "X_COLOR"]
+__all__ = ["run_bench", "gemv_program", "X_COLOR", "DTYPES"]
+
+#: The weight and x types a GEMV takes, with their numpy types.
+DTYPES = {"int8": (Dtype.INT, np.int8), "fp16": (Dtype.FP16, np.float16),
+          "bf16": (Dtype.BF16, ml_dtypes.bfloat16)}
 
 X_COLOR = 0
 RESULTS = 0x40            # where the program stores its counter readings, after W
 WEST = 3                  # index of the west link in Tile.inputs (rtl.tile.MESH_PORTS)
 
 
-def gemv_program(params, size):
+def gemv_program(params, size, dtype=Dtype.INT):
     """The program: W at address 0 (column-major), y in acc[0:size], counters stored after W."""
     b = Builder(params)
-    results = size * size + RESULTS
+    element = 1 if dtype == Dtype.INT else 2
+    results = element * size * size + RESULTS
     b.li(1, size * size)
-    b.dmem(1, 0, 1, 1)                 # W, all of it: one chunk of `size` bytes per x_j
+    b.dmem(1, 0, 1, element, dtype=dtype)   # W, all of it: one chunk of `size` per x_j
     b.li(2, size)
     b.dacc(0, 0, 2)                    # y
-    b.dfin(2, 2, X_COLOR)              # x, `size` wavelets
+    b.dfin(2, 2, X_COLOR, dtype=dtype)      # x, `size` wavelets
     b.csrr(3, Counter.CYCLES)
     b.csrr(4, Counter.SRAM_READS)
-    b.vmacs(0, 1, 2)
+    b.vmacs(0, 1, 2, float_=dtype != Dtype.INT)
     b.csrr(5, Counter.CYCLES)
     b.csrr(6, Counter.SRAM_READS)
     b.li(7, results)
@@ -50,10 +60,11 @@ def gemv_program(params, size):
     return b.build(), results
 
 
-def _measure(params, size, weights, x, simulate_rtl):
-    program, results = gemv_program(params, size)
-    image = weights.T.astype(np.int8).tobytes()
-    wavelets = [(0, int(v) & 0xFFFFFFFF, X_COLOR) for v in x]
+def _measure(params, size, dtype, weights, x, simulate_rtl):
+    program, results = gemv_program(params, size, DTYPES[dtype][0])
+    image = np.ascontiguousarray(weights.T).tobytes()
+    raw = x.view(np.uint16) if dtype != "int8" else x
+    wavelets = [(0, int(v) & 0xFFFFFFFF, X_COLOR) for v in raw]
 
     iss = IssCore(params)
     iss.load(program.words(), image)
@@ -106,17 +117,42 @@ def _simulate_tile(params, code, image, wavelets, results):
     return simulate_amaranth(Tile(params), session)
 
 
-def run_bench(params, size=64, seed=1, progress=print):
+def _expected(dtype, weights, x):
+    """y as the tile computes it: int32 sums, or fp32 column by column (zeros skipped), as
+    32-bit patterns."""
+    if dtype == "int8":
+        return [int(v) for v in (weights.astype(np.int64) @ x.astype(np.int64)).astype(np.int32)]
+    total = np.zeros(len(weights), dtype=np.float32)
+    for j, x_j in enumerate(x):
+        if x_j != 0:
+            total = (total + weights[:, j].astype(np.float32) * np.float32(x_j)).astype(
+                np.float32)
+    return [int(v) for v in total.view(np.int32)]
+
+
+def run_bench(params, size=64, seed=1, dtype="int8", progress=print):
     """Dense x, then x with half of its elements zero; returns the JSON document."""
-    if size * size + RESULTS + 16 > params.data_bytes or size > params.acc_words:
-        raise ValueError(f"a {size}x{size} GEMV needs {size * size + RESULTS + 16} bytes of data "
-                         f"SRAM and {size} accumulators; this core has {params.data_bytes} and "
+    element = 1 if dtype == "int8" else 2
+    needed = element * size * size + RESULTS + 16
+    if needed > params.data_bytes or size > params.acc_words:
+        raise ValueError(f"a {size}x{size} {dtype} GEMV needs {needed} bytes of data SRAM and "
+                         f"{size} accumulators; this core has {params.data_bytes} and "
                          f"{params.acc_words}")
+    if dtype != "int8":
+        params = params.replace(float_lanes=1)
     rng = np.random.default_rng(seed)
-    weights = rng.integers(-128, 128, (size, size))
-    dense = rng.integers(1, 128, size) * rng.choice([-1, 1], size)     # no zeros
+    numpy_type = DTYPES[dtype][1]
+    if dtype == "int8":
+        weights = rng.integers(-128, 128, (size, size)).astype(np.int8)
+        dense = (rng.integers(1, 128, size) * rng.choice([-1, 1], size)).astype(np.int8)
+    else:
+        weights = rng.standard_normal((size, size)).astype(numpy_type)
+        dense = (rng.uniform(0.25, 2, size) * rng.choice([-1, 1], size)).astype(numpy_type)
     sparse = dense.copy()
-    sparse[rng.permutation(size)[:size // 2]] = 0
+    zeros = rng.permutation(size)[:size // 2]
+    sparse[zeros] = 0
+    if dtype != "int8":                       # -0 is skipped as +0 is
+        sparse[zeros[::2]] = -sparse[zeros[::2]]
 
     def simulate(code, image, wavelets, results):
         return _simulate_tile(params, code, image, wavelets, results)
@@ -124,15 +160,16 @@ def run_bench(params, size=64, seed=1, progress=print):
     runs = {}
     for name, x in (("dense", dense), ("half_zero", sparse)):
         progress(f"  {name} x: simulating the tile RTL ...")
-        result = _measure(params, size, weights, x, simulate)
-        expected = [int(v) for v in (weights.astype(np.int64) @ x).astype(np.int32)]
+        result = _measure(params, size, dtype, weights, x, simulate)
+        expected = _expected(dtype, weights, x)
         result["bit_exact"] = result["y"] == expected and result["iss_y"] == expected
         result["cycles_match_iss"] = result["cycles"] == result["iss_cycles"]
         runs[name] = result
     dense_run, sparse_run = runs["dense"], runs["half_zero"]
     return {
         "size": size,
-        "lanes": params.lanes,
+        "dtype": dtype,
+        "lanes": params.lanes if dtype == "int8" else params.float_width,
         "bit_exact": dense_run["bit_exact"] and sparse_run["bit_exact"],
         "cycles": dense_run["cycles"],
         "mac_cycles": dense_run["mac_cycles"],

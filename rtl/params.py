@@ -125,7 +125,7 @@ class Params:
 PRESETS = {
     # Small and quick to build: unit tests and cocotb regressions.
     "test": Params(width=4, height=4, colors=4, xy_colors=1, queue_depth=4, sram_bytes=4096,
-                   code_bytes=1024, lanes=16, acc_words=64, float_lanes=1),
+                   code_bytes=1024, lanes=16, acc_words=64),
     # The demo wafer's tiles.
     "default": Params(),
     # WSE-3-like: 24 colors per link, 48 KiB per core.

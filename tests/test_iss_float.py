@@ -105,7 +105,7 @@ def test_a_float_vsum_adds_an_element_every_third_cycle_and_the_other_slot_fills
 
 
 def test_float_operations_are_illegal_without_float_lanes():
-    params = PRESETS["test"]
+    params = PRESETS["test"].replace(float_lanes=0)
     for source in ("vadd d0, d0, d0, float", "vitof d0, d0", "vsum r1, d0, float"):
         core = Core(params)
         core.load(assemble("li r1, 8\ndacc d0, r0, r1\n" + source + "\nhalt", params).words())

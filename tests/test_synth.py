@@ -22,9 +22,12 @@ def tile_report():
 
 def test_the_tile_keeps_its_srams_as_macros_and_its_queues_as_flip_flops(tile_report):
     modules = tile_report["modules"]
+    float_units = [f"vector.float_lanes.{unit}{k}" for unit in ("mul", "add", "convert")
+                   for k in range(PARAMS.float_width)] + (["vector.float_lanes"]
+                                                           if PARAMS.float_lanes else [])
     assert set(modules) == {"tile", "router", "core", *(f"core.{unit}" for unit in (
-        "fetch", "scalar", "vector", "vector.lanes", "vector.table", "ramp_in", "ramp_out",
-        "front_door"))}
+        "fetch", "scalar", "vector", "vector.lanes", "vector.table",
+        "ramp_in", "ramp_out", "front_door", *float_units))}
     core, router = modules["core"], modules["router"]
     p = PARAMS
     # Code, then data and accumulators in `lanes` banks each: bits as the parameters say.

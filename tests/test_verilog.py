@@ -1,7 +1,11 @@
-"""Generated Verilog: lint-clean under `verilator -Wall`, cached, and gentle in cost per color."""
+"""Generated Verilog: lint-clean under `verilator -Wall`, cached, gentle in cost per color; the
+float lanes' cost."""
+
+import json
 
 import pytest
 
+from host.cli import main
 from rtl.params import PRESETS
 from sim import build
 
@@ -32,3 +36,15 @@ def test_router_cost_grows_linearly_with_colors():
     # A router that arbitrates over every (input, color) pair grows quadratically;
     # this one adds the same cost for each color.
     assert per_color_high < 1.25 * per_color_low, cells
+
+
+def test_verilog_stats_reports_the_tile_with_and_without_its_float_lanes(tmp_path, capsys):
+    out = tmp_path / "stats.json"
+    assert main(["verilog", "tile", "--preset", "test", "--set", "float_lanes=1", "--stats",
+                 "-o", str(tmp_path / "v"), "--json", str(out)]) == 0
+    stats = json.loads(out.read_text())
+    lanes = stats["float_lanes"]
+    assert lanes["cells_with"] == stats["cells"]          # the test tile has them
+    assert lanes["cells_with"] > lanes["cells_without"] > 0
+    assert lanes["ratio"] == lanes["cells_with"] / lanes["cells_without"]
+    assert "with the float lanes" in capsys.readouterr().out

@@ -14,6 +14,8 @@ The units, a file each:
   staging buffer for fabric input; one slot runs a beat each cycle, on
 - :mod:`.lanes`: the integer datapath of ``lanes`` lanes, and :mod:`.table` ``VTBL``'s
   lookup, both pipelined from E1 to E4 (:mod:`.stages`);
+- :mod:`.float_lanes` (with ``float_lanes``): ``lanes // 2`` fp32 lanes from E1 to E6,
+  of :mod:`.float_widen`, :mod:`.float_mul`, :mod:`.float_add` and :mod:`.float_convert`;
 - :mod:`.banks`: data SRAM of ``sram_bytes - code_bytes`` bytes in ``lanes``
   byte-wide banks and ``acc_words`` int32 accumulators in ``lanes`` banks, so a
   stride-1 vector is ``lanes`` elements a cycle (:mod:`.sram` marks them as SRAMs);
@@ -25,8 +27,8 @@ The units, a file each:
 This module joins them: the memories' ports, the counters and the status.
 Every memory is read through a registered port, as SRAM macros are: the fetch
 addresses the code memory with the next PC, a vector beat issues (addresses its
-operands) in one cycle and passes E1 to E4 in the next four, reading its
-accumulators in E3, and ``LD`` takes two cycles.  The counters add each cycle's
+operands) in one cycle and passes E1 to E4 (a float beat: E6) in the next four
+(six), reading its accumulators in E3, and ``LD`` takes two cycles.  The counters add each cycle's
 terms a cycle later, so a late term is not in series with a 32-bit addition.
 Each data bank has two read ports: the beat's first operand (or the back door,
 in cycles no beat issues) and its second operand, table or ``LD``; each

@@ -345,10 +345,11 @@ class ScalarUnit(wiring.Component):
                 rb, rc = regs[inst.b], regs[inst.c]
                 base, length = Mux(fabric, 0, rb[:16]), rc[:16]
                 field = imm[:DTYPE_SHIFT]
-                stride = Mux(opcode == Op.DACC, 0, Mux(fabric, field, field.as_signed()))
+                # The extent is a MEM's (or an ACC's, stride 0): a color's sign is not in it.
+                signed_stride = Mux(opcode == Op.DACC, 0, field.as_signed())
+                stride = Mux(fabric, field, signed_stride)
                 dtype = Mux(opcode == Op.DACC, Dtype.INT, imm[DTYPE_SHIFT:])
-                extent = extent_of(base, length, stride,
-                                   (opcode == Op.DMEM) & (dtype != Dtype.INT))
+                extent = extent_of(base, length, signed_stride)
                 for n, (d, d_extent) in enumerate(zip(self._dsr, self._extents)):
                     with m.If(a == n):
                         m.d.sync += [d.kind.eq(kind), d.base.eq(base), d.length.eq(length),

@@ -98,19 +98,15 @@ def beat_layout(params):
 
 def extent_layout():
     """What the range checks need of a descriptor, worked out when it is written (so that
-    no multiplier sits in the launch's path): the first byte of its last element as a
-    vector, the last byte of its first and of its last element, the last byte as
-    ``VTBL``'s table of int16, and the accumulator after its end."""
-    return data.StructLayout({"last": signed(34), "first_end": 17, "last_end": signed(34),
-                              "table_last": 18, "end": 18})
+    no multiplier sits in the launch's path): its last element's address as a vector and
+    its last byte as ``VTBL``'s table of int16, and the accumulator after its end."""
+    return data.StructLayout({"last": signed(34), "table_last": 18, "end": 18})
 
 
-def extent_of(base, length, stride, wide):
-    """The :func:`extent_layout` fields of a descriptor; ``stride`` is signed; ``wide``:
-    its elements are 2 bytes."""
-    last = base + (length - 1) * stride
-    return {"last": last, "first_end": base + wide, "last_end": last + wide,
-            "table_last": base + 2 * length - 1, "end": base + length}
+def extent_of(base, length, stride):
+    """The :func:`extent_layout` fields of a descriptor; ``stride`` is signed."""
+    return {"last": base + (length - 1) * stride, "table_last": base + 2 * length - 1,
+            "end": base + length}
 
 
 def is_wide(descriptor):
@@ -257,9 +253,13 @@ def check_launch(m, params, instruction, regs, descriptors, extents, volume, chu
               for index, role in ((a, "dst"), (b, "src"), (c, "src2"))]
     for (d, use), extent in reversed(list(zip(used, picked))):   # the first failing wins
         table = is_op(Op.VTBL) & (d is src2)
-        mem_bad = (extent.first_end >= p.data_bytes) | Mux(
-            table, extent.table_last >= p.data_bytes,
-            (extent.last < 0) | (extent.last_end >= p.data_bytes))
+        # A 2-byte element's last byte is one past its address: the limit is one lower.
+        wide = is_wide(d)
+
+        def beyond(address):
+            return (address >= p.data_bytes) | wide & (address >= p.data_bytes - 1)
+        mem_bad = beyond(d.base) | Mux(table, extent.table_last >= p.data_bytes,
+                                       (extent.last < 0) | beyond(extent.last))
         acc_bad = extent.end > p.acc_words
         range_cause = Mux(use & is_kind(d, Kind.MEM) & mem_bad, Fault.MEM_RANGE,
                           Mux(use & is_kind(d, Kind.ACC) & acc_bad, Fault.ACC_RANGE, range_cause))
