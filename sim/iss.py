@@ -115,6 +115,12 @@ sum that starts at -0 (so that an empty or all -0 prefix stays -0), each
 addition rounded; ``VRMAX`` and ``VARGMAX`` rank by :func:`sim.fp.key`
 (-0 below +0, a NaN above everything) and ``VARGMAX`` gives the first
 index of the largest.
+
+**Non-linear functions** (exp, reciprocal, reciprocal square root, SiLU, an
+RMSNorm's scale) are not instructions: each is a fixed sequence of the
+operations above on fp32 accumulators (integer seeds on the bits, Newton steps,
+a range reduction and a polynomial), defined to the bit by
+:mod:`sim.float_math` and emitted as tile code by :mod:`host.kernels.float_math`.
 """
 
 import collections

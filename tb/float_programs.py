@@ -13,11 +13,13 @@ import ml_dtypes
 import numpy as np
 
 from host.asm import assemble
+from host.kernels import float_math as kernels
+from host.kernels.program import TileProgram
 from rtl.isa import Counter, Fault, Op, VFlag, encode
-from sim import fp
+from sim import float_math, fp
 
 from .core_session import Case
-from .float_values import floats32, ieee_maximum, ieee_minimum, pair, specials
+from .float_values import bits32, floats32, ieee_maximum, ieee_minimum, pair, specials
 
 __all__ = ["float_cases"]
 
@@ -56,6 +58,25 @@ def _halfwords(outcome, address, count):
 
 def _acc(outcome, start, count):
     return np.array(outcome.acc[start:start + count], dtype=np.int64) & 0xFFFFFFFF
+
+
+def _math_inputs(rng):
+    """``ACC_N`` fp32 inputs for each non-linear function: its domain's edges, then random."""
+    def spread(low, high, signed=False):
+        magnitudes = np.exp(rng.uniform(low, high, ACC_N))
+        return magnitudes * rng.choice([-1, 1], ACC_N) if signed else magnitudes
+
+    def inputs(edges, random):
+        return np.concatenate([edges, random])[:ACC_N].astype(np.float32)
+    tiny, huge = 2.0 ** -126, float(np.finfo(np.float32).max)
+    return {
+        "reciprocal": inputs([1, -1, tiny, -tiny, 2.0 ** 125, 3, 0.1, -7.5], spread(-85, 85, True)),
+        "rsqrt": inputs([tiny, huge, 1, 4, 0.25, 1e-5, 3, 7], spread(-85, 85)),
+        "exp": inputs([0, -0.0, -86, 88, -90, 100, -np.inf, np.inf, np.nan, 1, -1, 0.5],
+                      rng.uniform(-100, 100, ACC_N)),
+        "silu": inputs([0, -0.0, 80, -80, -100, 100, 1, -1], rng.uniform(-20, 20, ACC_N)),
+        "rms_scale": inputs([], rng.standard_normal(ACC_N)),
+    }
 
 
 def _no_fault(outcome):
@@ -311,6 +332,26 @@ def float_cases(params):
         vmov d0, d1, float
         halt""", check_fabric, wavelets=[(k, int(w), 1) for k, w in enumerate(words)],
          ready_seed=3)
+
+    # --- the non-linear functions: host.kernels.float_math's code against sim.float_math
+    for name, values in _math_inputs(np.random.default_rng(15)).items():
+        if name == "rms_scale":
+            emit = lambda t: kernels.rms_scale(t, 0, ACC_N, 1e-5, ACC_N, 2 * ACC_N)
+            expected, start = [float_math.rms_scale(values, 1e-5)], ACC_N
+        else:
+            emit = lambda t, name=name: getattr(kernels, name)(t, 0, ACC_N, ACC_N)
+            expected, start = getattr(float_math, name)(values), 0
+        program = TileProgram(params, name)
+        emit(program)
+        program.b.halt()
+
+        def check_math(outcome, name=name, expected=expected, start=start):
+            _no_fault(outcome)
+            _compare(f"{name} kernel", fp.FP32, _acc(outcome, start, len(expected)),
+                     bits32(expected))
+        cases.append((f"{name} kernel", Case(program.finish()[0], acc=[int(v) for v in
+                                                                      bits32(values)]),
+                      check_math))
 
     # --- faults: a mistyped operand (the assembler would refuse it: a raw word)
     def faults(cause, pc):
