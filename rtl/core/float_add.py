@@ -31,7 +31,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .float_parts import FP32_INFINITY, FP32_NAN, leading_zeros, round_pack, unpack
+from ..float_format import CANONICAL_NAN, FP32
+
+from .float_parts import leading_zeros, round_pack, unpack
 
 __all__ = ["FloatAdder", "AdderOp"]
 
@@ -95,7 +97,7 @@ class FloatAdder(wiring.Component):
         # The special results.  Maximum and minimum are IEEE 754-2019's: -0 < +0.
         any_nan = a.is_nan | b.is_nan
         a_less = Mux(subtract, a.sign, Mux(a.sign, ~a_smaller & ~same_magnitude, a_smaller))
-        added = Mux(any_nan | (a.is_inf & b.is_inf & subtract), FP32_NAN,
+        added = Mux(any_nan | (a.is_inf & b.is_inf & subtract), CANONICAL_NAN[FP32],
                     Mux(a.is_inf, self.a,
                         Mux(b.is_inf, self.b,
                             # An exact zero: +0 unless both addends are -0.
@@ -111,11 +113,11 @@ class FloatAdder(wiring.Component):
                              special_value.eq(added)]
             with m.Case(AdderOp.MAX):
                 m.d.sync += [special.eq(1),
-                             special_value.eq(Mux(any_nan, FP32_NAN,
+                             special_value.eq(Mux(any_nan, CANONICAL_NAN[FP32],
                                                   Mux(a_less, self.b, self.a)))]
             with m.Case(AdderOp.MIN):
                 m.d.sync += [special.eq(1),
-                             special_value.eq(Mux(any_nan, FP32_NAN,
+                             special_value.eq(Mux(any_nan, CANONICAL_NAN[FP32],
                                                   Mux(a_less, self.a, self.b)))]
 
         # Stage 2.  total's bit 26 has the larger operand's exponent.  Normalise the leading
@@ -133,5 +135,5 @@ class FloatAdder(wiring.Component):
         overflow = packed[31] | packed[23:31].all()
         m.d.sync += self.result.eq(
             Mux(special, special_value,
-                Cat(Mux(overflow, FP32_INFINITY, packed[:31]), sign)))
+                Cat(Mux(overflow, FP32.infinity, packed[:31]), sign)))
         return m

@@ -22,8 +22,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .float_parts import (BF16_NAN, FP16_INFINITY, FP16_NAN, increment, leading_zeros,
-                          round_pack, round_up, unpack)
+from ..float_format import BF16, CANONICAL_NAN, FP16
+
+from .float_parts import increment, leading_zeros, round_pack, round_up, unpack
 
 __all__ = ["FloatConverter", "ConvertOp"]
 
@@ -69,15 +70,15 @@ class FloatConverter(wiring.Component):
         exponent = Mux(normal, x.biased - 112, 0)[:5]
         packed = round_pack(m, exponent, shifted[25:35], shifted[24], shifted[:24].any(),
                             "fp16_unrounded")
-        return Mux(x.is_nan, FP16_NAN,
-                   Cat(Mux(x.biased >= 143, FP16_INFINITY, packed[:15]), x.sign))
+        return Mux(x.is_nan, CANONICAL_NAN[FP16],
+                   Cat(Mux(x.biased >= 143, FP16.infinity, packed[:15]), x.sign))
 
     @staticmethod
     def _to_bf16(m, x):
         # The same exponent as fp32: the fraction's low 16 bits round away.
         packed = round_pack(m, x.biased, x.fraction[16:], x.fraction[15], x.fraction[:15].any(),
                             "bf16_unrounded")
-        return Mux(x.is_nan, BF16_NAN, Cat(packed[:15], x.sign))
+        return Mux(x.is_nan, CANONICAL_NAN[BF16], Cat(packed[:15], x.sign))
 
     @staticmethod
     def _to_int32(x):

@@ -25,7 +25,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .float_parts import FP32_INFINITY, FP32_NAN, leading_zeros, round_pack, unpack
+from ..float_format import CANONICAL_NAN, FP32
+
+from .float_parts import leading_zeros, round_pack, unpack
 
 __all__ = ["FloatMultiplier", "MultiplierOp"]
 
@@ -83,8 +85,8 @@ class FloatMultiplier(wiring.Component):
         m.d.sync += [
             special.eq(passes | nan | infinite | a.is_zero | b.is_zero),
             special_value.eq(Mux(passes, self.a,
-                                 Mux(nan, FP32_NAN,
-                                     Mux(infinite, signed_zero | FP32_INFINITY, signed_zero)))),
+                                 Mux(nan, CANONICAL_NAN[FP32],
+                                     Mux(infinite, signed_zero | FP32.infinity, signed_zero)))),
         ]
 
         # Stage 2.  The leading bit is at window bit 72, or at 73 when it was one above q
@@ -101,5 +103,5 @@ class FloatMultiplier(wiring.Component):
         overflow = packed[31] | packed[23:31].all()
         m.d.sync += self.result.eq(
             Mux(special, special_value,
-                Cat(Mux(overflow, FP32_INFINITY, packed[:31]), sign)))
+                Cat(Mux(overflow, FP32.infinity, packed[:31]), sign)))
         return m

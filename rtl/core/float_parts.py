@@ -15,16 +15,9 @@ from dataclasses import dataclass
 
 from amaranth.hdl import Cat, Const, Mux, Signal, Value
 
-__all__ = ["FP32_INFINITY", "FP32_NAN", "FP16_INFINITY", "FP16_NAN", "BF16_NAN", "Fp32",
-           "is_nan", "unpack", "leading_zeros", "round_up", "increment", "round_pack"]
+from ..float_format import FP32
 
-FP32_INFINITY = 0x7F800000
-#: The canonical NaNs (:data:`sim.fp.CANONICAL_NAN`): positive, quiet, no payload.
-FP32_NAN = 0x7FC00000
-FP16_INFINITY = 0x7C00
-FP16_NAN = 0x7E00
-BF16_NAN = 0x7FC0
-
+__all__ = ["Fp32", "is_nan", "unpack", "leading_zeros", "round_up", "increment", "round_pack"]
 
 @dataclass(frozen=True)
 class Fp32:
@@ -44,11 +37,12 @@ class Fp32:
     is_nan: Value
 
 
-def is_nan(bits, exponent_bits, fraction_bits):
-    """Whether ``bits`` (its sign, if any, above the exponent) is a NaN of the format:
-    the exponent field all ones, the fraction not zero."""
-    bits = Value.cast(bits)
-    return bits[fraction_bits:fraction_bits + exponent_bits].all() & bits[:fraction_bits].any()
+def is_nan(bits, fmt):
+    """Whether ``bits`` (its sign, if any, above the exponent) is a NaN of
+    :class:`rtl.float_format.FloatFormat` ``fmt``: the exponent field all ones, the
+    fraction not zero."""
+    bits, f = Value.cast(bits), fmt.fraction_bits
+    return bits[f:f + fmt.exponent_bits].all() & bits[:f].any()
 
 
 def unpack(m, bits, name):
@@ -67,7 +61,7 @@ def unpack(m, bits, name):
     ]
     return Fp32(sign=bits[31], biased=biased, fraction=fraction, magnitude=bits[:31],
                 significand=significand, exponent=exponent, is_zero=~bits[:31].any(),
-                is_inf=biased.all() & ~fraction.any(), is_nan=is_nan(bits, 8, 23))
+                is_inf=biased.all() & ~fraction.any(), is_nan=is_nan(bits, FP32))
 
 
 def leading_zeros(value):

@@ -14,7 +14,9 @@ import enum
 
 from amaranth.hdl import Cat, Const, Mux, Signal
 
-from .float_parts import FP32_INFINITY, FP32_NAN, is_nan, leading_zeros
+from ..float_format import BF16, CANONICAL_NAN, FP32
+
+from .float_parts import is_nan, leading_zeros
 
 __all__ = ["widen", "WidenFrom"]
 
@@ -50,19 +52,20 @@ def widen(m, bits, dtype):
         with m.Case(0):
             m.d.comb += fp16.eq(Cat(from_small, fp16_sign))
         with m.Case(0b11111):
-            m.d.comb += fp16.eq(Mux(fp16_fraction.any(), FP32_NAN,
-                                    Cat(Const(0, 31), fp16_sign) | FP32_INFINITY))
+            m.d.comb += fp16.eq(Mux(fp16_fraction.any(), CANONICAL_NAN[FP32],
+                                    Cat(Const(0, 31), fp16_sign) | FP32.infinity))
         with m.Default():
             m.d.comb += fp16.eq(Cat(Const(0, 13), fp16_fraction, fp16_exponent + 112, fp16_sign))
 
     value = Signal(32)
     with m.Switch(dtype):
         with m.Case(WidenFrom.FP32):
-            m.d.comb += value.eq(Mux(is_nan(bits, 8, 23), FP32_NAN, bits))
+            m.d.comb += value.eq(Mux(is_nan(bits, FP32), CANONICAL_NAN[FP32], bits))
         with m.Case(WidenFrom.FP16):
             m.d.comb += value.eq(fp16)
         with m.Case(WidenFrom.BF16):
-            m.d.comb += value.eq(Mux(is_nan(half, 8, 7), FP32_NAN, Cat(Const(0, 16), half)))
+            m.d.comb += value.eq(Mux(is_nan(half, BF16), CANONICAL_NAN[FP32],
+                                     Cat(Const(0, 16), half)))
         with m.Case(WidenFrom.INT8):
             m.d.comb += value.eq(Cat(from_small, integer[7]))
     return value
