@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 
 from amaranth.hdl import Value
 
-from rtl.isa import COUNTERS, REGISTERS
+from rtl.isa import COUNTERS, REGISTERS, Counter
 from rtl.wavelet import pack_wavelet, unpack_wavelet
 from sim.iss import Core as IssCore
 from sim.iss import RampReceiver, RampSender, run
 
 __all__ = ["Case", "Outcome", "run_iss", "run_rtl", "load_core", "write_images", "read_core",
+           "memories_of", "judge_all",
            "differences", "judge", "simulate_amaranth",
            "AmaranthPort", "CocotbPort"]
 
@@ -84,6 +85,20 @@ def judge(params, case, actual, check=None):
         except AssertionError as error:
             problems.append(str(error))
     return problems
+
+
+async def judge_all(port, params, cases):
+    """Run each ``(name, Case, check)`` of ``cases`` on the core behind ``port`` (just
+    reset, its memories zero) and :func:`judge` it; returns a line per failing case."""
+    failures = []
+    held = memories_of(params, None)
+    for name, case, check in cases:
+        outcome = await run_rtl(port, params, case, held)
+        held = memories_of(params, case, outcome)
+        problems = judge(params, case, outcome, check)
+        if problems:
+            failures.append(f"{name}: " + "; ".join(problems))
+    return failures
 
 
 def differences(expected, actual, limit=8):
@@ -203,13 +218,26 @@ class CocotbPort(Port):
         await self._edge
 
 
-async def load_core(port, params, case, fresh=False):
+def memories_of(params, case, outcome=None):
+    """What a core's memories hold ``(code, data, accumulators)``: all zero in a new
+    simulation (no ``case``), or after ``case`` ran to ``outcome`` (the code as loaded,
+    unless the front door wrote some of it: then ``None``, unknown)."""
+    if case is None:
+        return [0] * params.code_words, bytes(params.data_bytes), [0] * params.acc_words
+    if outcome.counters[Counter.LOADED]:
+        return None
+    return (list(case.code) + [0] * (params.code_words - len(case.code)), outcome.mem,
+            outcome.acc)
+
+
+async def load_core(port, params, case, held=None):
     """Hold the core in reset and write the code, data and accumulator images of ``case``
-    through the back door, then enable it and end the reset.  ``fresh``: the memories are
-    still all zero (a new simulation), so only the rows the images cover are written."""
+    through the back door, then enable it and end the reset.  ``held``: what the memories
+    hold (:func:`memories_of`), so that only the rows that differ are written; ``None``:
+    unknown, every row is written."""
     port.set("enable", 0)
     port.set("reset", 1)
-    await write_images(port, params, case, fresh)
+    await write_images(port, params, case, held)
     # Enable a cycle before reset ends: cocotb shows a write to an input only after the
     # next edge, and every output depends on ``enable``.  The core does nothing in reset.
     port.set("enable", 1)
@@ -217,34 +245,40 @@ async def load_core(port, params, case, fresh=False):
     port.set("reset", 0)
 
 
-async def write_images(port, params, case, fresh=False):
-    """Write the code, data and accumulator images of ``case`` through the back door."""
+async def write_images(port, params, case, held=None):
+    """Write the code, data and accumulator images of ``case`` through the back door: every
+    row, or with ``held`` (:func:`memories_of`) the rows whose content differs from it."""
     lanes = params.lanes
     for name in ("backdoor.mem_we", "backdoor.acc_we", "backdoor.code_we"):
         port.set(name, 0)
-    code = list(case.code) + [0] * (0 if fresh else params.code_words - len(case.code))
+    held_code, held_data, held_acc = held or (None, None, None)
+    code = list(case.code) + [0] * (params.code_words - len(case.code))
     for address, word in enumerate(code):
+        if held_code is not None and held_code[address] == word:
+            continue
         port.set("backdoor.code_addr", address)
         port.set("backdoor.code_wdata", word)
         port.set("backdoor.code_we", 1)
         await port.tick()
     port.set("backdoor.code_we", 0)
-    data = bytes(case.data) + bytes((-len(case.data)) % lanes if fresh
-                                    else params.data_bytes - len(case.data))
-    for row in range(len(data) // lanes):
+    data = bytes(case.data) + bytes(params.data_bytes - len(case.data))
+    for row in range(params.data_bytes // lanes):
+        content = data[row * lanes:(row + 1) * lanes]
+        if held_data is not None and held_data[row * lanes:(row + 1) * lanes] == content:
+            continue
         port.set("backdoor.mem_row", row)
-        port.set("backdoor.mem_wdata", int.from_bytes(data[row * lanes:(row + 1) * lanes],
-                                                      "little"))
+        port.set("backdoor.mem_wdata", int.from_bytes(content, "little"))
         port.set("backdoor.mem_we", 1)
         await port.tick()
     port.set("backdoor.mem_we", 0)
-    acc = list(case.acc) + [0] * ((-len(case.acc)) % lanes if fresh
-                                  else params.acc_words - len(case.acc))
-    for row in range(len(acc) // lanes):
-        word = sum((value & 0xFFFFFFFF) << (32 * k)
-                   for k, value in enumerate(acc[row * lanes:(row + 1) * lanes]))
+    acc = [value & 0xFFFFFFFF for value in case.acc] + [0] * (params.acc_words - len(case.acc))
+    for row in range(params.acc_words // lanes):
+        content = acc[row * lanes:(row + 1) * lanes]
+        if held_acc is not None and [value & 0xFFFFFFFF for value in
+                                     held_acc[row * lanes:(row + 1) * lanes]] == content:
+            continue
         port.set("backdoor.acc_row", row)
-        port.set("backdoor.acc_wdata", word)
+        port.set("backdoor.acc_wdata", sum(value << (32 * k) for k, value in enumerate(content)))
         port.set("backdoor.acc_we", 1)
         await port.tick()
     port.set("backdoor.acc_we", 0)
@@ -275,11 +309,12 @@ async def read_core(port, params):
     return bytes(mem), acc, regs, counters
 
 
-async def run_rtl(port, params, case):
-    """Load ``case`` into the core behind ``port``, run it, read it back."""
+async def run_rtl(port, params, case, held=None):
+    """Load ``case`` into the core behind ``port`` (whose memories hold ``held``, as for
+    :func:`load_core`), run it, read it back."""
     port.set("from_router.valid", 0)
     port.set("to_router.credit", 0)
-    await load_core(port, params, case)
+    await load_core(port, params, case, held)
     sender = RampSender(params, case.wavelets)
     receiver = case.receiver(params)
     cycles = 0

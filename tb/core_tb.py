@@ -18,7 +18,7 @@ from cocotb.clock import Clock
 from rtl.isa import Counter
 
 from . import TBError, int_from_env, params_from_env, seed_from_env
-from .core_session import CocotbPort, differences, judge, run_iss, run_rtl
+from .core_session import CocotbPort, differences, judge_all, memories_of, run_iss, run_rtl
 from .directed_programs import directed_cases
 from .float_programs import float_cases
 from .random_programs import random_case
@@ -36,11 +36,7 @@ async def _judge_all(dut, cases):
     every one whose outcome is wrong or differs from the ISS."""
     params = params_from_env()
     port = await _start(dut)
-    failures = []
-    for name, case, check in cases(params):
-        problems = judge(params, case, await run_rtl(port, params, case), check)
-        if problems:
-            failures.append(f"{name}: " + "; ".join(problems))
+    failures = await judge_all(port, params, cases(params))
     if failures:
         raise TBError("\n".join(failures))
 
@@ -68,10 +64,12 @@ async def random_programs(dut):
     first = 1000 * seed_from_env()
     faults = collections.Counter()
     totals = collections.Counter()
+    held = memories_of(params, None)
     for seed in range(first, first + count):
         case = random_case(params, seed)
         expected = run_iss(params, case)
-        actual = await run_rtl(port, params, case)
+        actual = await run_rtl(port, params, case, held)
+        held = memories_of(params, case, actual)
         problems = differences(expected, actual)
         if problems:
             raise TBError(f"random program {seed} ({expected.summary()}) differs:\n"

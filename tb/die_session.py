@@ -16,7 +16,7 @@ from rtl.mesh import EDGES
 from rtl.wavelet import Dir, pack_wavelet, unpack_wavelet
 from sim.iss import RampReceiver, RampSender
 
-from .core_session import Case, read_core, write_images
+from .core_session import Case, memories_of, read_core, write_images
 
 __all__ = ["DieScenario", "DieOutcome", "run_die", "edge_links"]
 
@@ -68,7 +68,8 @@ async def run_die(port, params, scenario, dead=frozenset(), fresh=False):
             port.set("select_x", x)
             port.set("select_y", y)
             # Unless fresh, every row of every memory: a tile may hold another's leftovers.
-            await write_images(port, params, scenario.programs.get((x, y), HALT), fresh)
+            await write_images(port, params, scenario.programs.get((x, y), HALT),
+                               memories_of(params, None) if fresh else None)
     port.set("enable", 1)
     await port.tick()
     port.set("reset", 0)

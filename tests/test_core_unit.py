@@ -6,7 +6,7 @@ The full regressions run under cocotb on Icarus and Verilator
 
 from rtl.core import Core
 from rtl.params import PRESETS
-from tb.core_session import judge, run_rtl, simulate_amaranth
+from tb.core_session import judge_all, simulate_amaranth
 from tb.directed_programs import address_edge_cases, directed_cases
 from tb.random_programs import random_case
 
@@ -24,13 +24,5 @@ def test_core_rtl_matches_iss_in_the_amaranth_simulator():
     cases += address_edge_cases(PARAMS)
     cases += [(f"random program {seed}", random_case(PARAMS, seed), None)
               for seed in range(1000 * SEED, 1000 * SEED + 6)]
-    async def session(port):
-        failures = []
-        for name, case, check in cases:
-            problems = judge(PARAMS, case, await run_rtl(port, PARAMS, case), check)
-            if problems:
-                failures.append(f"{name}: " + "; ".join(problems))
-        return failures
-
-    failures = simulate_amaranth(Core(PARAMS), session)
+    failures = simulate_amaranth(Core(PARAMS), lambda port: judge_all(port, PARAMS, cases))
     assert not failures, "\n".join(failures)
