@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from host.wafer import HARNESSES
 from rtl.params import ParamError, preset
 from sim import build
 
@@ -386,7 +387,7 @@ def cmd_run(args):
     def generate(wafer_link):
         try:
             result = runtime.generate(quant, prompts, [args.tokens] * len(prompts), shape,
-                                      dead, progress, wafer_link, **layout)
+                                      dead, progress, wafer_link, args.harness, **layout)
         except runtime.WaferError as error:
             print(file=sys.stderr)
             raise UsageError(str(error)) from None
@@ -574,6 +575,10 @@ def _add_llm_options(parser, tokens, wafer=None):
                              "stages); auto (default): split for more than one user")
     parser.add_argument("--ffn-tiles", type=int, metavar="K",
                         help="split every feed-forward block over K tiles (default: as few as fit)")
+    parser.add_argument("--harness", choices=HARNESSES, default="tiles",
+                        help="simulate each die as its tiles Verilated once and wired in C++ "
+                             "(tiles, default) or as the die RTL Verilated whole (dies, the "
+                             "reference): the same cycles")
 
 
 def cmd_bench_wafers(args):

@@ -57,11 +57,11 @@ class ParallelWafer:
     windows of the link latency and has no ``until_idle``.
     """
 
-    def __init__(self, dies, die, params, defects=(), latency=1, workers=2):
+    def __init__(self, dies, die, params, defects=(), latency=1, workers=2, harness="tiles"):
         dies_x, dies_y = dies
         if not 1 <= workers <= dies_x:
             raise ValueError(f"{workers} workers for {dies_x} columns of dies")
-        library(params.replace(width=die[0], height=die[1]))   # build once, before forking
+        library(params.replace(width=die[0], height=die[1]), harness)  # once, before forking
         self._geometry = WaferShape(dies, die, params)
         self.params = self._geometry.params
         self.width, self.height = self._geometry.width, self._geometry.height
@@ -76,7 +76,8 @@ class ParallelWafer:
             ours, theirs = context.Pipe()
             process = context.Process(target=_serve, args=(theirs, {
                 "args": (dies, die, params), "kwargs": {
-                    "defects": defects, "latency": latency, "local": local}}), daemon=True)
+                    "defects": defects, "latency": latency, "local": local,
+                    "harness": harness}}), daemon=True)
             process.start()
             self._connections.append(ours)
         self._ends = link_ends(dies_x, dies_y, self._geometry.params)

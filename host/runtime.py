@@ -171,20 +171,20 @@ class Generation:
 
 
 def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_link=None,
-             **layout):
+             harness="tiles", **layout):
     """Generate ``counts[u]`` tokens after ``prompts[u]`` for every user ``u``, all in
     flight at once, on a wafer of ``shape`` (:class:`host.wafer.WaferShape`) with
     ``defects`` (dead physical tiles); ``layout``: the options of
     :func:`host.mapper.plan` (``split_attention``, ``ffn_tiles``, ``serial_prefill``,
     ``wafers``).  ``wafer_link``: ``(latency, interval)`` of the die links between
     wafers (:func:`host.wafer.wafer_link_timing`); None: as fast as any die link, one
-    large wafer.  Raises
-    :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
+    large wafer.  ``harness``: how the wafer is simulated (:data:`host.wafer.HARNESSES`).
+    Raises :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
     wafer faults or hangs."""
     plan = mapper.plan(qmodel, shape, prompts, counts, **layout)
     params, entries = shape.params, len(plan.schedule.entries)
     wafer = Wafer((shape.dies_x, shape.dies_y), (params.width, params.height), params,
-                  defects=defects)
+                  defects=defects, harness=harness)
     try:
         if wafer_link:
             _join_wafers(wafer, plan, wafer_link)

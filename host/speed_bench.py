@@ -10,7 +10,9 @@ The back ends:
 - ``cocotb_icarus`` and ``cocotb_verilator``: the die's Verilog under cocotb,
   the testbench driving every edge link every cycle (``tb/speed_tb.py``);
 - ``native``: the die Verilated into the C++ wafer harness, one process;
-- ``native_parallel``: the harness with parallel co-simulation, a 2 x 1 wafer of
+- ``native_tiles``: the same harness with the die's tiles Verilated once and wired
+  in C++ (``sim/native/tile_model.h``), one process;
+- ``native_parallel``: the die harness with parallel co-simulation, a 2 x 1 wafer of
   the same die, one die per process (so it simulates twice the tiles), the dies
   joined by a link of :data:`PARALLEL_LATENCY` cycles, as between two wafers: the
   processes meet once per that many cycles.  (Split at a 1-cycle die link, they
@@ -33,10 +35,11 @@ from sim.fabric import RouteTable
 
 __all__ = ["BACKENDS", "DEFAULT_CYCLES", "streaming_scenario", "run"]
 
-BACKENDS = ("amaranth", "cocotb_icarus", "cocotb_verilator", "native", "native_parallel")
+BACKENDS = ("amaranth", "cocotb_icarus", "cocotb_verilator", "native", "native_tiles",
+            "native_parallel")
 #: Cycles each back end runs by default: enough for a steady rate, few enough for slow ones.
 DEFAULT_CYCLES = {"amaranth": 60, "cocotb_icarus": 300, "cocotb_verilator": 600,
-                  "native": 20_000, "native_parallel": 20_000}
+                  "native": 20_000, "native_tiles": 20_000, "native_parallel": 20_000}
 LENGTH = 60_000              # elements each core streams: more than any run consumes
 #: Link latency between the two dies of ``native_parallel``: about a microsecond at
 #: 1.1 GHz, a wafer-to-wafer link (the seed quotes under 5 us).
@@ -104,14 +107,14 @@ def _cocotb(params, scenario, sim):
     return measured["seconds"], received
 
 
-def _native(params, scenario, dies):
+def _native(params, scenario, dies, harness="dies"):
     from host.cosim import ParallelWafer
     from host.wafer import Wafer
 
     shape = (params.width, params.height)
-    wafer = (Wafer((1, 1), shape, params) if dies == 1
+    wafer = (Wafer((1, 1), shape, params, harness=harness) if dies == 1
              else ParallelWafer((dies, 1), shape, params, latency=PARALLEL_LATENCY,
-                                workers=dies))
+                                workers=dies, harness=harness))
     try:
         for word in scenario.config_words:
             for die in range(dies):
@@ -159,7 +162,7 @@ def run(params, backends=BACKENDS, cycles=None, progress=print):
             seconds, received = _cocotb(params, scenario, backend.split("_", 1)[1])
         else:
             seconds, received = _native(params, scenario, 2 if backend == "native_parallel"
-                                        else 1)
+                                        else 1, "tiles" if backend == "native_tiles" else "dies")
         simulated = tiles * (2 if backend == "native_parallel" else 1)
         rates[backend] = simulated * cycles[backend] / seconds
         runs[backend] = {"cycles": cycles[backend], "tiles": simulated, "seconds": seconds}
@@ -174,6 +177,8 @@ def run(params, backends=BACKENDS, cycles=None, progress=print):
     }
     if "native" in rates and "cocotb_verilator" in rates:
         result["native_vs_cocotb_verilator"] = rates["native"] / rates["cocotb_verilator"]
+    if "native" in rates and "native_tiles" in rates:
+        result["tiles_vs_native"] = rates["native_tiles"] / rates["native"]
     if "native" in rates and "native_parallel" in rates:
         # Tile-cycles per second of two processes against one: the speed-up on 2 cores.
         result["parallel_speedup"] = rates["native_parallel"] / rates["native"]

@@ -305,7 +305,8 @@ def verilator_binary(build, harness, name, headers=None, optimize=True):
 
 def verilator_library(build, harness, name, headers, blocks=()):
     """Build a shared library of ``build``'s Verilated model and the C++ file ``harness``
-    (which exports a C ABI), for ``ctypes``.  ``headers`` as for :func:`verilator_binary`.
+    (which exports a C ABI, and may include the headers beside it), for ``ctypes``.
+    ``headers`` as for :func:`verilator_binary`.
 
     ``blocks`` names modules to Verilate hierarchically: once, however many instances
     the design has.  Verilator 5 otherwise emits every instance's logic separately (a
@@ -316,8 +317,9 @@ def verilator_library(build, harness, name, headers, blocks=()):
     model runs about 10% slower.  Cached like everything else; returns the library's
     path."""
     harness = Path(harness)
-    key = cache_key(build.key, harness.read_bytes(), sorted(headers.items()), VERILATOR_MAKEFLAGS,
-               blocks)
+    included = sorted((path.name, path.read_bytes()) for path in harness.parent.glob("*.h"))
+    key = cache_key(build.key, harness.read_bytes(), included, sorted(headers.items()),
+                    VERILATOR_MAKEFLAGS, blocks)
     final = BUILD / "verilator" / f"{name}-{key}"
 
     def make(scratch):

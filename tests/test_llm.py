@@ -6,8 +6,10 @@ import random
 import subprocess
 import sys
 
+import pytest
+
 from host import model, runtime
-from host.wafer import WaferShape
+from host.wafer import HARNESSES, WaferShape
 from rtl.params import preset
 
 PARAMS = preset("default")
@@ -161,3 +163,19 @@ def test_a_long_prompt_fills_the_stages_a_decoding_user_leaves_idle():
           f"{both.cycles_per_token(0):.0f} cycles a token (alone {decoding.cycles_per_token():.0f})")
     assert both.time_to_first_token_cycles(1) < 1.3 * prefilling.time_to_first_token_cycles()
     assert both.cycles_per_token(0) < 1.5 * decoding.cycles_per_token()
+
+
+@pytest.mark.parametrize("users", [1, 4])
+def test_the_tile_harness_gives_the_die_harness_tokens_cycles_and_counters(users):
+    """The same LLM run simulated die by die (the reference) and tile by tile: the same
+    tokens in the same cycles, the same stage logs and counters."""
+    config = model.ModelConfig()
+    quant = model.QuantModel(config, model.random_weights(config, seed=0))
+    prompts = [model.encode(text) for text in ["Hi!", "Wafer", "abc", "Ok."][:users]]
+    shape = WaferShape((1, 1), (4, 4), PARAMS)
+    runs = [runtime.generate(quant, prompts, [4] * users, shape, harness=harness,
+                             split_attention=users > 1) for harness in HARNESSES]
+    for field in ("tokens", "arrivals", "counters", "cycles"):
+        assert getattr(runs[0], field) == getattr(runs[1], field), field
+    assert runs[0].logs.keys() == runs[1].logs.keys()
+    assert all((runs[0].logs[stage] == runs[1].logs[stage]).all() for stage in runs[0].logs)

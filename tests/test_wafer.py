@@ -1,7 +1,10 @@
-"""The wafer: dies of the die RTL stitched in C++ (sim/native/wafer.cpp), driven from Python.
+"""The wafer: dies stitched in C++ (sim/native/wafer.cpp), driven from Python.
 
-One build of a 2 x 2-tile die (with a spare column) serves every wafer here;
-shape, latency and defects are chosen at run time.
+Every test runs on both harnesses (host.wafer.HARNESSES): the die RTL Verilated
+whole, and its tiles Verilated once and wired in C++; the expected cycles are the
+same, and one test requires the two to agree on everything.  One build of a 2 x 2-tile
+die (with a spare column) serves every wafer here; shape, latency and defects are
+chosen at run time.
 """
 
 import random
@@ -9,7 +12,7 @@ import random
 import pytest
 
 from host.asm import assemble
-from host.wafer import Wafer
+from host.wafer import HARNESSES, Wafer
 from rtl.params import PRESETS, ParamError
 from rtl.wavelet import Dir, pack_route_write
 
@@ -17,13 +20,18 @@ PARAMS = PRESETS["test"].replace(spare_cols=1)
 DIE = (2, 2)
 
 
+@pytest.fixture(params=HARNESSES)
+def harness(request):
+    return request.param
+
+
 def _route(wafer, x, y, color, accept, outputs):
     wafer.route(x, y, pack_route_write(wafer.params, color, 0, accept, outputs, True))
 
 
 @pytest.mark.parametrize("latency", [1, 3])
-def test_a_stream_crosses_a_die_boundary_at_one_wavelet_per_cycle(latency):
-    wafer = Wafer((2, 1), DIE, PARAMS, latency=latency)
+def test_a_stream_crosses_a_die_boundary_at_one_wavelet_per_cycle(latency, harness):
+    wafer = Wafer((2, 1), DIE, PARAMS, latency=latency, harness=harness)
     for x in range(4):                                # row 0: west edge -> east edge
         _route(wafer, x, 0, 0, Dir.W, {Dir.E})
     for y in range(2):                                # column 0, inside die 0: north -> south
@@ -68,16 +76,16 @@ def _broadcast(wafer):
                     for x in range(wafer.width) for y in range(wafer.height)}
 
 
-def test_a_broadcast_covers_a_two_by_two_die_wafer():
-    cycles, tiles = _broadcast(Wafer((2, 2), DIE, PARAMS))
+def test_a_broadcast_covers_a_two_by_two_die_wafer(harness):
+    cycles, tiles = _broadcast(Wafer((2, 2), DIE, PARAMS, harness=harness))
     assert cycles < 500
     for (x, y), (stored, status) in tiles.items():
         assert stored == (0xC0FFEE).to_bytes(4, "little"), (x, y)
         assert status["halted"] and not status["fault"], (x, y)
 
 
-def test_random_defect_maps_change_nothing():
-    reference = _broadcast(Wafer((2, 2), DIE, PARAMS))
+def test_random_defect_maps_change_nothing(harness):
+    reference = _broadcast(Wafer((2, 2), DIE, PARAMS, harness=harness))
     rng = random.Random(11)
     columns = DIE[0] + PARAMS.spare_cols
     for _ in range(3):
@@ -88,22 +96,23 @@ def test_random_defect_maps_change_nothing():
                     dead.add((die_x * columns + rng.randrange(columns), row))
         assert dead
         # The same cycles and the same state: a bypass costs no cycle.
-        assert _broadcast(Wafer((2, 2), DIE, PARAMS, defects=dead)) == reference, dead
+        assert _broadcast(Wafer((2, 2), DIE, PARAMS, defects=dead, harness=harness)) \
+            == reference, dead
 
 
 @pytest.mark.parametrize("defects, problem", [
     ({(0, 0), (1, 0)}, "row 0 has 2 dead tiles"),
     ({(6, 0)}, "not on the wafer"),
 ])
-def test_bad_defect_maps_are_refused(defects, problem):
+def test_bad_defect_maps_are_refused(defects, problem, harness):
     with pytest.raises(ParamError, match=problem):
-        Wafer((2, 1), DIE, PARAMS, defects=defects)
+        Wafer((2, 1), DIE, PARAMS, defects=defects, harness=harness)
 
 
-def test_the_back_door_is_refused_once_the_wafer_runs():
+def test_the_back_door_is_refused_once_the_wafer_runs(harness):
     # A back-door write clocks only its own die, so after start() it would put that die
     # a cycle ahead of the others.
-    wafer = Wafer((2, 1), DIE, PARAMS)
+    wafer = Wafer((2, 1), DIE, PARAMS, harness=harness)
     wafer.load(3, 0, assemble(BROADCAST, wafer.params).words())
     wafer.start()
     with pytest.raises(ParamError, match="under reset"):
@@ -136,16 +145,28 @@ def _drive(wafer, cycles):
 
 
 @pytest.mark.parametrize("latency", [1, 4])
-def test_parallel_cosimulation_matches_one_process_exactly(latency):
+def test_parallel_cosimulation_matches_one_process_exactly(latency, harness):
     from host.cosim import ParallelWafer
-    single = _drive(Wafer((2, 2), DIE, PARAMS, latency=latency), 120)
-    parallel_wafer = ParallelWafer((2, 2), DIE, PARAMS, latency=latency, workers=2)
+    single = _drive(Wafer((2, 2), DIE, PARAMS, latency=latency, harness=harness), 120)
+    parallel_wafer = ParallelWafer((2, 2), DIE, PARAMS, latency=latency, workers=2,
+                                   harness=harness)
     try:
         parallel = _drive(parallel_wafer, 120)
     finally:
         parallel_wafer.close()
     assert len(single[0]["east", 1]) == 30                      # the stream arrived
     assert parallel == single
+
+
+@pytest.mark.parametrize("latency", [1, 4])
+def test_the_tile_harness_matches_the_die_harness_exactly(latency):
+    # Streams over both die boundaries and a broadcast, with a dead tile in three rows:
+    # the same wavelets out in the same cycles, the same memories, registers and counters.
+    dead = {(0, 1), (5, 2), (1, 3)}
+    runs = [_drive(Wafer((2, 2), DIE, PARAMS, latency=latency, defects=dead, harness=harness),
+                   120) for harness in HARNESSES]
+    assert len(runs[0][0]["east", 1]) == 30
+    assert runs[0] == runs[1]
 
 
 SUM_DATA = """
@@ -158,7 +179,7 @@ SUM_DATA = """
 """
 
 
-def test_the_front_door_loads_what_the_back_door_loads():
+def test_the_front_door_loads_what_the_back_door_loads(harness):
     rng = random.Random(5)
     images = {}
     program = assemble(SUM_DATA, PARAMS.replace(width=2, height=2)).words()
@@ -168,7 +189,7 @@ def test_the_front_door_loads_what_the_back_door_loads():
     dead = {(1, 0), (3, 1)}                   # one dead tile in each die
     results = []
     for door in ("back", "front"):
-        wafer = Wafer((2, 1), DIE, PARAMS, defects=dead)
+        wafer = Wafer((2, 1), DIE, PARAMS, defects=dead, harness=harness)
         if door == "back":
             for (x, y), (code, data) in images.items():
                 wafer.load(x, y, code, data)
@@ -192,9 +213,9 @@ def test_the_front_door_loads_what_the_back_door_loads():
         == [(m, {k: v for k, v in s.items() if k != "counters"}) for m, s in back_ran.values()]
 
 
-def test_a_wafer_to_wafer_link_is_slower_and_narrower():
+def test_a_wafer_to_wafer_link_is_slower_and_narrower(harness):
     from host.cosim import link_ends
-    wafer = Wafer((2, 1), DIE, PARAMS)
+    wafer = Wafer((2, 1), DIE, PARAMS, harness=harness)
     link = link_ends(2, 1, wafer.params).index((0, 1))     # die 0 -> die 1, row 0
     wafer.link_timing(link, latency=10, interval=2)
     for x in range(4):

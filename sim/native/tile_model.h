@@ -1,0 +1,156 @@
+// One die of the wafer harness (wafer.cpp) as DIE_WIDTH x DIE_HEIGHT Verilated tiles
+// (rtl/tile.py), one model for every tile, wired link to link in C++ as the die's
+// logical mesh wires them.
+//
+// The die's remap hides its dead tiles: software, the links and the timing see a
+// uniform logical mesh whatever the defect map (tests/test_wafer.py proves it of the
+// die RTL), so only the logical tiles are simulated and the dead mask changes nothing.
+// Every tile output is a register or decided from registers (the router's), so a
+// cycle is exact in two phases, as between dies: join each tile's inputs to its
+// neighbours' current outputs, then clock every tile.
+#pragma once
+
+#include "Vtessera_tile.h"
+#include "verilated.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace tessera {
+
+class DieModel {
+  public:
+    Link edges[4][EDGE_MAX][2];          // [side][index][0: input, 1: output]
+
+    DieModel() : tiles_(DIE_WIDTH * DIE_HEIGHT) {
+        for (Tile& t : tiles_) {
+            t.top = new Vtessera_tile;
+            BIND_TILE(t.top, t.inputs, t.outputs)
+            t.top->clk = 0;
+            t.top->eval();  // the first eval only initialises: it must not be a clock edge
+        }
+        for (int i = 0; i < DIE_WIDTH; ++i) {
+            edge(NORTH, i, tile(i, 0));
+            edge(SOUTH, i, tile(i, DIE_HEIGHT - 1));
+        }
+        for (int i = 0; i < DIE_HEIGHT; ++i) {
+            edge(WEST, i, tile(0, i));
+            edge(EAST, i, tile(DIE_WIDTH - 1, i));
+        }
+    }
+    ~DieModel() {
+        for (Tile& t : tiles_) { t.top->final(); delete t.top; }
+    }
+    DieModel(const DieModel&) = delete;
+    DieModel& operator=(const DieModel&) = delete;
+
+    void set(int origin_x, int origin_y, int reset, int enable, uint64_t, int x, int y) {
+        for (int ty = 0; ty < DIE_HEIGHT; ++ty)
+            for (int tx = 0; tx < DIE_WIDTH; ++tx) {
+                Vtessera_tile* top = tile(tx, ty).top;
+                top->x = origin_x + tx;
+                top->y = origin_y + ty;
+                top->rst = reset;
+                top->enable = enable;
+                top->eval();
+            }
+        select(x, y);
+    }
+
+    void select(int x, int y) { selected_ = &tile(x, y); }
+
+    // One cycle: every tile's inputs from its neighbours' outputs, then every clock.
+    void clock() {
+        for (int y = 0; y < DIE_HEIGHT; ++y)
+            for (int x = 0; x < DIE_WIDTH; ++x) {
+                if (x + 1 < DIE_WIDTH) join(tile(x, y), EAST, tile(x + 1, y), WEST);
+                if (y + 1 < DIE_HEIGHT) join(tile(x, y), SOUTH, tile(x, y + 1), NORTH);
+            }
+        for (Tile& t : tiles_) clock(t.top);
+    }
+
+    // A route-table word addressed to a logical tile (rtl.mesh.pack_mesh_config); under
+    // reset a clock of that tile alone is a clock of the die.
+    void config(uint64_t word) {
+        Vtessera_tile* top = tile(int(word >> CONFIG_X_SHIFT & 0xFF),
+                                  int(word >> CONFIG_Y_SHIFT & 0xFF)).top;
+        top->TILE_CONFIG_VALID = 1;
+        top->TILE_CONFIG_PAYLOAD = word >> CONFIG_WRITE_SHIFT;
+        clock(top);
+        top->TILE_CONFIG_VALID = 0;
+        top->eval();
+    }
+
+    // The back door of the selected tile, clocking only it (under reset, as above).
+    void write_code(int address, uint32_t word) {
+        Vtessera_tile* top = selected_->top;
+        BACKDOOR_WRITE_CODE(top, address, word);
+        clock(top);
+        BACKDOOR_CODE_DONE(top);
+        top->eval();
+    }
+    void write_row(int acc, int row, const uint32_t* words) {
+        Vtessera_tile* top = selected_->top;
+        if (acc) { BACKDOOR_ACC_WRITE(top, row, words); } else { BACKDOOR_MEM_WRITE(top, row, words); }
+        clock(top);
+        if (acc) { BACKDOOR_ACC_DONE(top); } else { BACKDOOR_MEM_DONE(top); }
+        top->eval();
+    }
+    void read_row(int acc, int row, uint32_t* words) {
+        Vtessera_tile* top = selected_->top;
+        if (acc) { BACKDOOR_ACC_ROW(top, row); } else { BACKDOOR_MEM_ROW(top, row); }
+        clock(top);
+        if (acc) { BACKDOOR_ACC_READ(top, words); } else { BACKDOOR_MEM_READ(top, words); }
+    }
+
+    void status(int reg, uint32_t* out) {
+        Vtessera_tile* top = selected_->top;
+        BACKDOOR_SELECT_REG(top, reg);
+        top->eval();
+        STATUS(top, out);
+    }
+
+    bool all_idle() const {
+        for (const Tile& t : tiles_)
+            if (!t.top->idle) return false;
+        return true;
+    }
+
+  private:
+    struct Tile {
+        Vtessera_tile* top;
+        Link inputs[4];                  // by side, as rtl.tile.MESH_PORTS orders them
+        Link outputs[4];
+    };
+
+    Tile& tile(int x, int y) { return tiles_[y * DIE_WIDTH + x]; }
+
+    void edge(int side, int index, Tile& t) {
+        edges[side][index][0] = t.inputs[side];
+        edges[side][index][1] = t.outputs[side];
+    }
+
+    // Tiles a and b face each other, a's side `mine` to b's side `theirs`.
+    static void join(Tile& a, int mine, Tile& b, int theirs) {
+        *b.inputs[theirs].valid = *a.outputs[mine].valid;
+        *b.inputs[theirs].wavelet = *a.outputs[mine].wavelet;
+        *a.outputs[mine].credit = *b.inputs[theirs].credit;
+        *a.outputs[mine].credit_color = *b.inputs[theirs].credit_color;
+        *a.inputs[mine].valid = *b.outputs[theirs].valid;
+        *a.inputs[mine].wavelet = *b.outputs[theirs].wavelet;
+        *b.outputs[theirs].credit = *a.inputs[mine].credit;
+        *b.outputs[theirs].credit_color = *a.inputs[mine].credit_color;
+    }
+
+    static void clock(Vtessera_tile* top) {
+        top->clk = 1;
+        top->eval();
+        top->clk = 0;
+        top->eval();
+    }
+
+    std::vector<Tile> tiles_;
+    Tile* selected_ = nullptr;
+};
+
+}  // namespace tessera
