@@ -14,8 +14,8 @@ and zeros).  Every result, read at the unit's latency, must equal
 - an independent reference: numpy's float32 and float16 and ml_dtypes' bfloat16,
   NaNs compared as a class (where numpy's semantics differ from the
   specification, a reference built from numpy's primitives, said where), and for
-  add, mul and two conversions also Berkeley SoftFloat (``softfloat``, whose
-  default NaN is 0xFFC00000: NaNs as a class again).
+  add, mul and three conversions also Berkeley SoftFloat (:mod:`tb.softfloat_peer`,
+  whose default NaN is 0xFFC00000: NaNs as a class again).
 
 :func:`rtl.core.float_widen.widen` is checked on every fp16 and bf16 pattern, every
 int8 and fp32 NaNs.  A failure quotes the seed (``TESSERA_SEED`` reproduces it)
@@ -27,7 +27,6 @@ import itertools
 import ml_dtypes
 import numpy as np
 import pytest
-import softfloat as sf
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -38,6 +37,7 @@ from rtl.core.float_convert import ConvertOp, FloatConverter
 from rtl.core.float_mul import FloatMultiplier, MultiplierOp
 from rtl.core.float_widen import WidenFrom, widen
 from sim import fp
+from tb import softfloat_peer
 from tb.float_values import ieee_maximum, ieee_minimum
 
 RANDOM_COUNT = 100_000
@@ -208,18 +208,14 @@ def check(what, seed, operands, got, spec, reference=None, fmt=fp.FP32):
         pytest.fail("\n".join(lines), pytrace=False)
 
 
-def check_softfloat(what, seed, function, operands, got, spec, fmt=fp.FP32):
-    """:func:`check` of the first SOFTFLOAT_COUNT results against SoftFloat's
-    ``function`` of fp32 operands."""
+def check_softfloat(what, seed, peer, operands, got, spec, fmt=fp.FP32):
+    """:func:`check` of the first SOFTFLOAT_COUNT results against SoftFloat's ``peer``
+    (a name of :data:`tb.softfloat_peer.PEERS`)."""
     count = min(SOFTFLOAT_COUNT, got.size)
     operands = [operand[:count] for operand in operands]
-    arguments = [sf.float32_t() for _ in operands]
-    peer = []
-    for values in zip(*(operand.tolist() for operand in operands)):
-        for argument, value in zip(arguments, values):
-            argument.v = value
-        peer.append(function(*arguments).v)
-    check(f"{what} vs SoftFloat", seed, operands, got[:count], spec[:count], peer, fmt)
+    reference = [softfloat_peer.run(peer, *values)
+                 for values in zip(*(operand.tolist() for operand in operands))]
+    check(f"{what} vs SoftFloat", seed, operands, got[:count], spec[:count], reference, fmt)
 
 
 def as_f32(bits):
@@ -347,7 +343,7 @@ def check_binary_unit(unit, op, seed, offset, extra, spec_function, reference, s
 def test_multiplier_matches_sim_fp_numpy_and_softfloat(op, seed):
     multiply = op == MultiplierOp.MUL
     check_binary_unit(FloatMultiplier(), op, seed, 100, MUL_PAIRS, fp.mul if multiply else None,
-                      np.multiply, sf.f32_mul)
+                      np.multiply, "f32_mul")
 
 
 # --- the adder --------------------------------------------------------------------------
@@ -359,7 +355,7 @@ ADDER_REFERENCE = {AdderOp.ADD: np.add, AdderOp.MAX: ieee_maximum, AdderOp.MIN: 
 @pytest.mark.parametrize("op", list(AdderOp), ids=lambda op: op.name)
 def test_adder_matches_sim_fp_numpy_and_softfloat(op, seed):
     check_binary_unit(FloatAdder(), op, seed, 200, ADD_PAIRS, ADDER_SPEC.get(op),
-                      ADDER_REFERENCE.get(op), sf.f32_add if op == AdderOp.ADD else None)
+                      ADDER_REFERENCE.get(op), "f32_add" if op == AdderOp.ADD else None)
 
 
 @pytest.mark.parametrize("unit, spec", [
@@ -419,10 +415,11 @@ CONVERTER_REFERENCE = {
     # numpy's int32 to float32 cast rounds to nearest even, as sim.fp.from_int32 does.
     ConvertOp.FROM_INT32: (lambda a: f32_bits(a.view(np.int32).astype(np.float32)), fp.FP32),
 }
-#: SoftFloat's, for two of them.
+#: SoftFloat's, for three of them.
 CONVERTER_SOFTFLOAT = {
-    ConvertOp.TO_FP16: (sf.f32_to_f16, fp.FP16),
-    ConvertOp.FROM_INT32: (lambda x: sf.i32_to_f32(signed32(x.v)), fp.FP32),
+    ConvertOp.TO_FP16: ("f32_to_f16", fp.FP16),
+    ConvertOp.TO_BF16: ("f32_to_bf16", fp.BF16),
+    ConvertOp.FROM_INT32: ("i32_to_f32", fp.FP32),
 }
 
 

@@ -2,7 +2,7 @@
 
 numpy's float32 arithmetic and its float16/bfloat16 conversions round to
 nearest even with IEEE subnormals, so they are an independent reference to
-the bit; SoftFloat (``softfloat``, Berkeley SoftFloat 3 built from source) is a
+the bit; SoftFloat (:mod:`tb.softfloat_peer`, Berkeley SoftFloat 3) is a
 second, written apart from both.  NaNs are compared as a class against them
 (their NaNs keep payloads; sim.fp's are canonical, which is checked exactly).
 """
@@ -13,9 +13,9 @@ import random
 import ml_dtypes
 import numpy as np
 import pytest
-import softfloat as sf
 
 from sim import fp
+from tb import softfloat_peer
 from tb.float_values import (bits32, floats32, ieee_maximum, ieee_minimum, pair, specials,
                              value)
 
@@ -126,43 +126,35 @@ def test_key_orders_every_class():
     assert all(fp.from_key(fp.key(v)) == v for v in order)
 
 
-def softfloat_value(cls, bits):
-    number = cls()
-    number.v = bits
-    return number
-
-
-@pytest.mark.parametrize("name", ["f32_add", "f32_mul", "f32_mulAdd", "f16_add", "f16_mul",
-                                  "f16_to_f32", "f32_to_f16"])
+@pytest.mark.parametrize("name", ["f32_add", "f32_mul", "f32_mul_add", "f16_add", "f16_mul",
+                                  "f16_to_f32", "f32_to_f16", "f32_to_bf16"])
 def test_against_softfloat(name):
     """Berkeley SoftFloat as an independent peer: fp32 add, mul and multiply-add (the
-    lanes' fp16 VMAC is f32_mulAdd of widened fp16 operands: their product is exact),
+    lanes' fp16 VMAC is f32_mul_add of widened fp16 operands: their product is exact),
     fp16 add and mul, and the conversions."""
     rng = random.Random(SEED)
-    f32 = lambda v: softfloat_value(sf.float32_t, v)            # noqa: E731
-    f16 = lambda v: softfloat_value(sf.float16_t, v)            # noqa: E731
     w16 = lambda v: fp.widen(fp.FP16, v)                        # noqa: E731
     cases = {
-        "f32_add": (fp.FP32, lambda: pair(rng), lambda a, b: sf.f32_add(f32(a), f32(b)),
-                    fp.add),
-        "f32_mul": (fp.FP32, lambda: pair(rng), lambda a, b: sf.f32_mul(f32(a), f32(b)),
-                    fp.mul),
-        "f32_mulAdd": (fp.FP32, lambda: (*pair(rng, fp.FP16), value(rng, fp.FP32)),
-                       lambda a, b, c: sf.f32_mulAdd(f32(w16(a)), f32(w16(b)), f32(c)),
-                       lambda a, b, c: fp.add(c, fp.mul(w16(a), w16(b)))),
-        "f16_add": (fp.FP16, lambda: pair(rng, fp.FP16), lambda a, b: sf.f16_add(f16(a), f16(b)),
-                    lambda a, b: fp.narrow(fp.FP16, fp.add(w16(a), w16(b)))),
-        "f16_mul": (fp.FP16, lambda: pair(rng, fp.FP16), lambda a, b: sf.f16_mul(f16(a), f16(b)),
-                    lambda a, b: fp.narrow(fp.FP16, fp.mul(w16(a), w16(b)))),
-        "f16_to_f32": (fp.FP32, lambda: (value(rng, fp.FP16),), lambda a: sf.f16_to_f32(f16(a)),
-                       w16),
-        "f32_to_f16": (fp.FP16, lambda: (value(rng, fp.FP32),), lambda a: sf.f32_to_f16(f32(a)),
-                       lambda a: fp.narrow(fp.FP16, a)),
+        "f32_add": (fp.FP32, lambda: pair(rng), fp.add, None),
+        "f32_mul": (fp.FP32, lambda: pair(rng), fp.mul, None),
+        "f32_mul_add": (fp.FP32, lambda: (*pair(rng, fp.FP16), value(rng, fp.FP32)),
+                        lambda a, b, c: fp.add(c, fp.mul(w16(a), w16(b))),
+                        lambda a, b, c: (w16(a), w16(b), c)),
+        "f16_add": (fp.FP16, lambda: pair(rng, fp.FP16),
+                    lambda a, b: fp.narrow(fp.FP16, fp.add(w16(a), w16(b))), None),
+        "f16_mul": (fp.FP16, lambda: pair(rng, fp.FP16),
+                    lambda a, b: fp.narrow(fp.FP16, fp.mul(w16(a), w16(b))), None),
+        "f16_to_f32": (fp.FP32, lambda: (value(rng, fp.FP16),), w16, None),
+        "f32_to_f16": (fp.FP16, lambda: (value(rng, fp.FP32),),
+                       lambda a: fp.narrow(fp.FP16, a), None),
+        "f32_to_bf16": (fp.BF16, lambda: (value(rng, fp.FP32),),
+                        lambda a: fp.narrow(fp.BF16, a), None),
     }
-    fmt, operands, peer, mine = cases[name]
+    fmt, operands, mine, peer_operands = cases[name]
     inputs = [operands() for _ in range(PEER_COUNT)]
-    compare(name, SEED, fmt, list(zip(*inputs)), [mine(*x) for x in inputs],
-            [peer(*x).v for x in inputs])
+    peer = [softfloat_peer.run(name, *(peer_operands(*x) if peer_operands else x))
+            for x in inputs]
+    compare(name, SEED, fmt, list(zip(*inputs)), [mine(*x) for x in inputs], peer)
 
 
 def test_the_specials_are_the_corner_classes():
