@@ -119,6 +119,8 @@ def ports_header(params, harness):
     if harness == "tiles":
         config = dict(mesh_config_layout(params))
         lines += [f"#define TILE_CONFIG_VALID {_verilated('config__valid')}",
+                  f"#define TILE_QUIESCENT {_verilated('quiescent')}",
+                  f"#define TILE_SKIPPED {_verilated('skipped')}",
                   f"#define TILE_CONFIG_PAYLOAD {_verilated('config__payload')}",
                   *(f"#define CONFIG_{name.upper()}_SHIFT {config[name].offset}"
                     for name in ("x", "y", "write")),
@@ -165,8 +167,8 @@ def library(params, harness="tiles"):
     if harness == "tiles":
         # A tile's RTL is the same in a die of any shape: one Verilated tile serves them all.
         tile = params.replace(width=1, height=1, spare_cols=0)
-        return build.verilator_library(build.verilog("tile", tile), HARNESS, "wafer_tiles",
-                                       headers)
+        return build.verilator_library(build.verilog("tile_native", tile), HARNESS,
+                                       "wafer_tiles", headers)
     return build.verilator_library(build.verilog("die", params), HARNESS, "wafer", headers,
                                    blocks=(TILE_MODULE,))
 
@@ -258,6 +260,7 @@ class Wafer(WaferShape):
         lib.wafer_step.restype = u64
         lib.wafer_step_until_counters.restype = u64
         lib.wafer_cycle.restype = u64
+        lib.wafer_evaluated.restype = u64
         for name, types in {
             "wafer_destroy": [ptr], "wafer_set": [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                                   u64, ctypes.c_int, ctypes.c_int],
@@ -270,6 +273,7 @@ class Wafer(WaferShape):
             "wafer_inject": [ptr, ctypes.c_int, ctypes.c_int, u64],
             "wafer_collect": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
             "wafer_step": [ptr, u64, ctypes.c_int], "wafer_cycle": [ptr],
+            "wafer_evaluated": [ptr],
             "wafer_create": [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ptr],
             "wafer_links": [ptr],
             "wafer_step_until_counters": [ptr, u64, ctypes.c_int, ptr, ptr, ptr, ctypes.c_int,
@@ -402,6 +406,13 @@ class Wafer(WaferShape):
     @property
     def cycle(self):
         return self._lib.wafer_cycle(self._handle)
+
+    @property
+    def evaluated(self):
+        """Tile clocks in the cycles run so far, in this process: every logical tile every
+        cycle with the die harness, fewer with the tile harness, which skips quiescent
+        tiles (the cycles are the same)."""
+        return self._lib.wafer_evaluated(self._handle)
 
     @property
     def idle(self):

@@ -167,7 +167,8 @@ class VerilogBuild:
 
 
 _TOPS = {"router": ROUTER_MODULE, "router_native": ROUTER_MODULE, "mesh": MESH_MODULE,
-         "core": CORE_MODULE, "tile": TILE_MODULE, "die": DIE_MODULE}
+         "core": CORE_MODULE, "tile": TILE_MODULE, "tile_native": TILE_MODULE,
+         "die": DIE_MODULE}
 
 
 def elaborate(kind, params, flat=False):
@@ -185,6 +186,8 @@ def elaborate(kind, params, flat=False):
         return [(CORE_MODULE, Core(params))]
     if kind == "tile":
         return [(TILE_MODULE, Tile(params))]
+    if kind == "tile_native":                   # the wafer harness's, which skips it
+        return [(TILE_MODULE, Tile(params, skippable=True))]
     if kind == "die":
         return [(DIE_MODULE, Die(params, hierarchical=False))] if flat else [
             (TILE_MODULE, Tile(params)), (DIE_MODULE, Die(params))]

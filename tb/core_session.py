@@ -137,10 +137,11 @@ class Port:
 
 
 class AmaranthPort(Port):
-    """The Amaranth simulator: ``core`` under a ``ResetInserter(reset)``."""
+    """The Amaranth simulator: ``core`` under a ``ResetInserter(reset)``; ``fragment`` is
+    the design simulated (every signal of the core's units is in it)."""
 
-    def __init__(self, ctx, core, reset):
-        self.ctx, self.core, self.reset = ctx, core, reset
+    def __init__(self, ctx, core, reset, fragment):
+        self.ctx, self.core, self.reset, self.fragment = ctx, core, reset, fragment
         self._signals = {}
 
     def _signal(self, name):
@@ -166,18 +167,19 @@ class AmaranthPort(Port):
 def simulate_amaranth(component, session):
     """Run ``await session(port)`` on ``component`` in the Amaranth simulator, with an
     :class:`AmaranthPort` whose ``reset`` resets the component; returns its result."""
-    from amaranth.hdl import Module, ResetInserter, Signal
+    from amaranth.hdl import Fragment, Module, ResetInserter, Signal
     from amaranth.sim import Simulator
 
     reset = Signal()
     top = Module()
     top.submodules.dut = ResetInserter(reset)(component)
-    simulator = Simulator(top)
+    fragment = Fragment.get(top, None)
+    simulator = Simulator(fragment)
     simulator.add_clock(1e-6)
     result = {}
 
     async def bench(ctx):
-        port = AmaranthPort(ctx, component, reset)
+        port = AmaranthPort(ctx, component, reset, fragment)
         await port.tick()
         result["value"] = await session(port)
 
@@ -309,9 +311,11 @@ async def read_core(port, params):
     return bytes(mem), acc, regs, counters
 
 
-async def run_rtl(port, params, case, held=None):
+async def run_rtl(port, params, case, held=None, watch=None):
     """Load ``case`` into the core behind ``port`` (whose memories hold ``held``, as for
-    :func:`load_core`), run it, read it back."""
+    :func:`load_core`), run it, read it back.  ``watch(port, arriving)``, if given, sees
+    every cycle of the run before its clock edge, with its inputs driven; ``arriving``
+    says whether a wavelet or a credit reaches the core in it."""
     port.set("from_router.valid", 0)
     port.set("to_router.credit", 0)
     await load_core(port, params, case, held)
@@ -333,6 +337,8 @@ async def run_rtl(port, params, case, held=None):
             sent = (data_word, color, ctrl)
         credit_out = port.get("from_router.credit_color") if port.get("from_router.credit") \
             else None
+        if watch is not None:
+            watch(port, arriving is not None or credit is not None)
         await port.tick()
         sender.sample(credit_out)
         receiver.sample(cycles, sent)

@@ -239,3 +239,106 @@ def test_wafer_to_wafer_timing_from_the_seeds_figures():
     assert wafer_link_timing(4, 1e9, latency_s=1e-7, bandwidth_bps=64e9) == (100, 2)
     with pytest.raises(ParamError, match="positive latency and bandwidth"):
         wafer_link_timing(4, 1e9, latency_s=0)
+
+
+# Three ways to wait for the fabric, each handling the XY color's wavelets one at a time,
+# adding them up at 0x100 and stamping the CYCLES counter at 0x108, until the count at
+# 0x10c is reached; then it halts.
+_ADD_UP = """
+    ld r2, 0x100(r0)
+    add r2, r2, r1
+    st r2, 0x100(r0)
+    csrr r3, cycles
+    st r3, 0x108(r0)
+"""
+SLEEPERS = {
+    "free, a task bound to the color": f"""
+    ld r5, 0x10c(r0)
+    beq r5, r0, done
+    task 1, arrived
+    tbind 1, {{xy}}
+    texit
+arrived:
+    recv r1, {{xy}}
+    {_ADD_UP}
+    ld r5, 0x10c(r0)
+    addi r5, r5, -1
+    st r5, 0x10c(r0)
+    beq r5, r0, done
+    texit
+done:
+    halt
+""",
+    "RECV": f"""
+    ld r5, 0x10c(r0)
+    beq r5, r0, done
+next:
+    recv r1, {{xy}}
+    {_ADD_UP}
+    bdec r5, next
+done:
+    halt
+""",
+    "a FIN operand, its slot waited for": f"""
+    ld r5, 0x10c(r0)
+    beq r5, r0, done
+    li r6, 0
+    li r7, 1
+    dacc d0, r6, r7
+    dfin d1, r7, {{xy}}
+next:
+    vmov d0, d1
+    vsum r1, d0
+    {_ADD_UP}
+    bdec r5, next
+done:
+    halt
+""",
+}
+
+
+def _random_traffic(wafer, seed, count=240):
+    """``count`` XY-addressed wavelets to random tiles at random times (mostly apart, so
+    that tiles sleep between them), each tile waiting in one of the SLEEPERS ways;
+    returns the statuses, the memories, the cycles and the data sent to each tile."""
+    from rtl.wavelet import pack_addressed
+    rng = random.Random(seed)
+    xy = wafer.params.first_xy_color
+    tiles = [(x, y) for x in range(wafer.width) for y in range(wafer.height)]
+    traffic = [(rng.choice(tiles), rng.randrange(wafer.height), rng.getrandbits(12),
+                rng.choice([0, 0, 1, 3, 20, 60, 200])) for _ in range(count)]
+    sent = {tile: [pack_addressed(*tile, payload) for (to, _, payload, _) in traffic
+                   if to == tile] for tile in tiles}
+    programs = list(SLEEPERS.values())
+    for n, (x, y) in enumerate(tiles):
+        data = bytearray(0x110)
+        data[0x10c:0x110] = len(sent[x, y]).to_bytes(4, "little")
+        code = assemble(programs[n % len(programs)].format(xy=xy), wafer.params).words()
+        wafer.load(x, y, code, bytes(data))
+    wafer.start()
+    for (x, y), row, payload, gap in traffic:
+        wafer.step(gap)
+        wafer.inject("west", row, pack_addressed(x, y, payload), xy)
+    wafer.step(20_000, until_idle=True)
+    return ({tile: wafer.status(*tile) for tile in tiles},
+            {tile: wafer.memory(*tile) for tile in tiles}, wafer.cycle, sent)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_skipped_tiles_miss_nothing_under_random_traffic(seed):
+    # Tiles sleep between the wavelets addressed to them; every one must be taken, in
+    # the cycle the die harness (which skips nothing) takes it, with the same CYCLES.
+    dead = {(0, 1), (5, 2)}
+    runs = {}
+    for harness in HARNESSES:
+        wafer = Wafer((2, 2), DIE, PARAMS, defects=dead, harness=harness)
+        runs[harness] = (_random_traffic(wafer, seed), wafer.evaluated)
+        wafer.close()
+    (statuses, memories, cycles, sent), evaluated = runs["tiles"]
+    assert runs["tiles"][0] == runs["dies"][0]
+    for tile, words in sent.items():
+        assert statuses[tile]["halted"] and not statuses[tile]["fault"], tile
+        assert int.from_bytes(memories[tile][0x100:0x104], "little") == sum(words) % (1 << 32)
+    tile_cycles = cycles * len(sent)
+    assert runs["dies"][1] == tile_cycles
+    assert evaluated < tile_cycles / 3, f"{evaluated} of {tile_cycles} tile-cycles evaluated"

@@ -25,6 +25,17 @@ The units, a file each:
   while the core is disabled, and the front door, which loads them from wavelets.
 
 This module joins them: the memories' ports, the counters and the status.
+
+**Quiescence.**  ``quiescent`` says that no state of the core changes in this cycle
+unless a wavelet or a credit arrives from the router, and that none but the ``CYCLES``
+counter's changes in the cycles after, until one does: the scalar unit and the vector
+unit are quiet (they say why in their docstrings), no wavelet is taken or sent and no
+credit spent, and so it has been for :data:`SETTLE_CYCLES` cycles with nothing
+arriving, so that the pipelines' empty stages and the memories' read ports have taken
+the idle values they then keep.  A simulator may skip such a core.  Built
+``skippable`` (for simulation only), the core takes the cycles skipped on ``skipped``:
+``CYCLES`` counts them at once, by the same rule as each cycle (enabled and not
+halted), until the next clock edge, which keeps them; ``skipped`` is then zero.
 Every memory is read through a registered port, as SRAM macros are: the fetch
 addresses the code memory with the next PC, a vector beat issues (addresses its
 operands) in one cycle and passes E1 to E4 (a float beat: E6) in the next four
@@ -48,10 +59,15 @@ from .ramp import RampInput, RampOutput
 from .scalar import ScalarUnit
 from .vector import VectorUnit
 
-__all__ = ["Core", "core_signature", "backdoor_signature"]
+__all__ = ["Core", "core_signature", "backdoor_signature", "SETTLE_CYCLES"]
+
+#: Quiet cycles before a core is quiescent: more than the deepest pipeline (issue, E1 to
+#: E6, and a read port behind E3), so that every register has taken its idle value.
+SETTLE_CYCLES = 8
 
 
-def core_signature(params):
+def core_signature(params, skippable=False):
+    skipped = {"skipped": In(32)} if skippable else {}
     return wiring.Signature({
         "from_router": In(LinkSignature(params)),    # the router's ramp output
         "to_router": Out(LinkSignature(params)),     # the router's ramp input
@@ -59,19 +75,22 @@ def core_signature(params):
         "backdoor": In(backdoor_signature(params)),
         "halted": Out(1),
         "idle": Out(1),                              # halted, and both slots finished
+        "quiescent": Out(1),                         # see the module docstring
         "fault": Out(3),                             # an rtl.isa.Fault
         "fault_pc": Out(16),
         "pc": Out(16),
         "counters": Out(32).array(COUNTERS),
+        **skipped,
     })
 
 
 class Core(wiring.Component):
     """One core; see the module docstring and :mod:`sim.iss`."""
 
-    def __init__(self, params):
+    def __init__(self, params, skippable=False):
         self._params = params
-        super().__init__(core_signature(params))
+        self._skippable = skippable
+        super().__init__(core_signature(params, skippable))
 
     @property
     def params(self):
@@ -130,7 +149,21 @@ class Core(wiring.Component):
         front_door = self._front_door(m, ramp_in, vector, fetch)
         self._writes(m, vector, scalar, front_door, sram, accs)
         self._count(m, scalar, vector, ramp_in, ramp_out, front_door)
+        self._settle(m, scalar, vector, ramp_in, ramp_out)
         return m
+
+    def _settle(self, m, scalar, vector, ramp_in, ramp_out):
+        """``quiescent``: quiet, with nothing arriving, for SETTLE_CYCLES cycles."""
+        quiet = Signal(name="core_quiet")
+        arriving = self.from_router.valid | self.to_router.credit
+        settled = Signal(range(SETTLE_CYCLES + 1))
+        m.d.comb += [quiet.eq(scalar.quiet & vector.quiet & ~ramp_in.pop_valid
+                              & ~ramp_out.reserve & ~ramp_out.send),
+                     self.quiescent.eq(quiet & (settled == SETTLE_CYCLES))]
+        with m.If(~quiet | arriving):
+            m.d.sync += settled.eq(0)
+        with m.Elif(settled != SETTLE_CYCLES):
+            m.d.sync += settled.eq(settled + 1)
 
     def _windows(self, m, vector, scalar, sram, accs):
         """The memories' read ports: the beat's operands, LD, and the back door, which
@@ -224,7 +257,9 @@ class Core(wiring.Component):
             low = len(Value.cast(sum(pending))) + 1
             low_sum = Signal(low + 1, name=f"counter_{name}_low")
             high = register[low:]
+            value = Cat(low_sum[:low], Mux(low_sum[low], high + 1, high))
+            if counter == Counter.CYCLES and self._skippable:
+                value = (value + Mux(terms[0], self.skipped, 0))[:32]
             m.d.comb += [low_sum.eq(register[:low] + sum(pending)),
-                         self.counters[counter].eq(Cat(low_sum[:low],
-                                                       Mux(low_sum[low], high + 1, high))),
+                         self.counters[counter].eq(value),
                          scalar.counters[counter].eq(self.counters[counter])]

@@ -38,6 +38,10 @@ class ScalarUnit(wiring.Component):
       waits, and register, task and descriptor writes belong to instructions whose
       faults are known early.  After ``TEXIT`` the scheduler starts the lowest-numbered
       startable task.
+    - ``quiet``: nothing here changes this cycle, whatever the fabric does: the core is
+      disabled or halted, free with no task to start, or it waits for what only the
+      fabric or a slot can end (a synchronous operation's slot, ``WAIT``'s, a busy slot
+      for a vector instruction, ``RECV``'s wavelet, ``SEND``'s credit).
     - Reset: ``pc`` 0, the main program running, every register and descriptor zero.
     """
 
@@ -53,6 +57,7 @@ class ScalarUnit(wiring.Component):
             "pc": Out(16),
             "next_pc": Out(16),
             "halted": Out(1),
+            "quiet": Out(1),
             "fault": Out(3),
             "fault_pc": Out(16),
             "completed": Out(1),
@@ -100,14 +105,16 @@ class ScalarUnit(wiring.Component):
         shapes = {"entry": 16, "bound": 1, "color": p.color_bits, "active": 1, "blocked": 1}
         self._tasks = {name: Array(Signal(shape, name=f"task{t}_{name}") for t in range(TASKS))
                        for name, shape in shapes.items()}
+        self._slot_busy = Signal()       # a vector instruction waits for its slot
         waiting = Signal()
         waiting_slot = Signal(range(SLOTS))
-        m.d.comb += self.reg_rdata.eq(regs[self.reg])
+        held = Signal()                  # by a synchronous operation's slot
+        m.d.comb += [self.reg_rdata.eq(regs[self.reg]),
+                     held.eq(waiting & self.slots_active.bit_select(waiting_slot, 1))]
 
         inst = self.instruction
         issue = Signal()
-        m.d.comb += issue.eq(self.run & self.fetch_ready & ~self.halted & self._running
-                             & ~(waiting & self.slots_active.bit_select(waiting_slot, 1)))
+        m.d.comb += issue.eq(self.run & self.fetch_ready & ~self.halted & self._running & ~held)
         decoded = Signal()       # the fetched word is an instruction of the ISA
         m.d.comb += [decoded.eq(issue & self.in_range & self.known),
                      self.recv_wants.eq(decoded & (inst.opcode == Op.RECV) & (inst.imm < p.colors)
@@ -144,7 +151,12 @@ class ScalarUnit(wiring.Component):
             reduction = Cat(inst.opcode == op for op in REDUCTIONS).any()
             with m.If(self.launch & (~inst.imm[VFlag.ASYNC.bit_length() - 1] | reduction)):
                 m.d.sync += [waiting.eq(1), waiting_slot.eq(self.launch_slot)]
-        self._schedule(m)
+        any_startable = self._schedule(m)
+        waits = self._slot_busy | Cat(inst.opcode == op
+                                      for op in (Op.RECV, Op.SEND, Op.WAIT)).any()
+        m.d.comb += self.quiet.eq(~self.run | self.halted | ~self._running & ~any_startable
+                                  | self._running & self.fetch_ready
+                                  & (held | decoded & stall & ~self.fault_now & waits))
 
         # Register writes: a finishing reduction, or the instruction that completes.
         with m.If(self.reduction_done):
@@ -309,7 +321,7 @@ class ScalarUnit(wiring.Component):
             m.d.comb += stall.eq(1)
             m.d.sync += [prepared.eq(1), volume.eq(chunks_volume), chunk_step.eq(chunks_step)]
         with m.Elif(self.slots_active.bit_select(slot_number, 1)):
-            m.d.comb += stall.eq(1)
+            m.d.comb += [stall.eq(1), self._slot_busy.eq(1)]
         with m.Else():
             m.d.sync += prepared.eq(0)
             m.d.comb += [self.launch_state.eq(state), self.launch_activates.eq(activates)]
@@ -358,7 +370,7 @@ class ScalarUnit(wiring.Component):
                                        for name, value in extent.items())]
 
     def _schedule(self, m):
-        """The scheduler: the core is free after TEXIT."""
+        """The scheduler: the core is free after TEXIT.  Returns whether a task is startable."""
         tasks = self._tasks
         active, bound, blocked = tasks["active"], tasks["bound"], tasks["blocked"]
         colors, entries = tasks["color"], tasks["entry"]
@@ -373,6 +385,7 @@ class ScalarUnit(wiring.Component):
         with m.If(self.run & ~self.halted & ~self._running & Cat(startable).any()):
             m.d.comb += self.next_pc.eq(entries[chosen])
             m.d.sync += [active[chosen].eq(0), self._running.eq(1)]
+        return Cat(startable).any()
 
 
 def _three_sum(x, y, z, width):

@@ -25,7 +25,10 @@ Each cycle, as :mod:`sim.iss` specifies:
 
 Ports: ``launch_*`` starts an operation in a slot (from the scalar unit, which has
 checked it); ``active`` shows which slots are busy, from launch until their last
-beat has left E4.  Reset: both slots idle, no beat in flight.
+beat has left E4.  ``quiet``: no launch, no beat issues or is in flight and no slot
+finishes, so that only a wavelet or a credit can change a slot (and the pipeline's
+empty stages, which carry what the idle issue presents).  Reset: both slots idle, no
+beat in flight.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value
@@ -55,6 +58,7 @@ class VectorUnit(wiring.Component):
             "launch_state": In(launch_layout(p)),
             "launch_activates": In(1),
             "active": Out(SLOTS),
+            "quiet": Out(1),
             # fabric input: the queues, and the scalar unit's RECV
             "nonempty": In(p.colors),
             "popped": In(32),
@@ -119,7 +123,7 @@ class VectorUnit(wiring.Component):
         self._operands(m, stages[0], datapath, table, floats)
         writer = self._execute(m, stages, datapath, table, floats, slots)
 
-        skips = []
+        skips, finishing = [], []
         for n, slot in enumerate(slots):
             popped_here = pop_by_slot & (pop_slot == n)
             # A beat stays in flight to E4, a long one to E6.
@@ -129,9 +133,13 @@ class VectorUnit(wiring.Component):
             executes_here = writer.valid & (writer.slot == n)
             new_result = (Mux(writer.long, floats.new_sum, datapath.new_result)
                           if floats is not None else datapath.new_result)
-            skips.append(self._sequence(m, n, slot, sel, issued, popped_here, beat_slot,
-                                        in_flight_next, executes_here, datapath, new_result))
-        m.d.comb += self.zero_skips.eq(sum(skips))
+            skip, finishes = self._sequence(m, n, slot, sel, issued, popped_here, beat_slot,
+                                            in_flight_next, executes_here, datapath, new_result)
+            skips.append(skip)
+            finishing.append(finishes)
+        m.d.comb += [self.zero_skips.eq(sum(skips)),
+                     self.quiet.eq(~self.launch & ~self.beat & ~Cat(*finishing).any()
+                                   & ~Cat(stage.valid for stage in stages).any())]
         return m
 
     def _arbitrate_pop(self, m, slots):
@@ -343,7 +351,8 @@ class VectorUnit(wiring.Component):
     def _sequence(self, m, n, slot, sel, issued, popped_here, beat_slot, in_flight_next,
                   executes_here, datapath, new_result):
         """Slot ``n``'s registers: launch, staging, the issued beat's progress, the executed
-        beat's result, finishing.  Returns the zero scalars it drops this cycle (0 or 1)."""
+        beat's result, finishing.  Returns the zero scalars it drops this cycle (0 or 1) and
+        whether the slot finishes."""
         state = slot.state
         here = self.beat & (beat_slot == n)
         count, chunk_done = issued.count, issued.last
@@ -391,7 +400,8 @@ class VectorUnit(wiring.Component):
         with m.If(executes_here):
             m.d.sync += [slot.result.eq(new_result), slot.result_index.eq(datapath.new_index)]
         # Active until every beat has been issued and the last has executed.
-        with m.If(slot.active & issued_all & ~in_flight_next):
+        finishes = slot.active & issued_all & ~in_flight_next
+        with m.If(finishes):
             m.d.sync += slot.active.eq(0)
         with m.If(self.launch & (self.launch_slot == n)):
             m.d.sync += [state.eq(self.launch_state), slot.position.eq(0),
@@ -402,4 +412,4 @@ class VectorUnit(wiring.Component):
                          *(offset.eq(0) for offset in slot.staged_offset),
                          slot.result.eq(self.launch_state.result), slot.result_index.eq(0),
                          slot.active.eq(self.launch_activates)]
-        return popped_here & ~keep
+        return popped_here & ~keep, finishes

@@ -44,6 +44,14 @@ class DieModel {
         top_->eval();
     }
 
+    // One wafer cycle; every tile is evaluated.
+    void step(uint64_t) {
+        clock();
+        evaluated_ += DIE_WIDTH * DIE_HEIGHT;
+    }
+
+    uint64_t evaluated() const { return evaluated_; }
+
     void clock() {
         top_->clk = 1;
         top_->eval();
@@ -91,6 +99,7 @@ class DieModel {
 
   private:
     Vtessera_die* top_;
+    uint64_t evaluated_ = 0;
 };
 
 }  // namespace tessera

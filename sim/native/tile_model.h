@@ -1,6 +1,6 @@
 // One die of the wafer harness (wafer.cpp) as DIE_WIDTH x DIE_HEIGHT Verilated tiles
-// (rtl/tile.py), one model for every tile, wired link to link in C++ as the die's
-// logical mesh wires them.
+// (rtl/tile.py, built skippable), one model for every tile, wired link to link in C++ as
+// the die's logical mesh wires them.
 //
 // The die's remap hides its dead tiles: software, the links and the timing see a
 // uniform logical mesh whatever the defect map (tests/test_wafer.py proves it of the
@@ -8,6 +8,12 @@
 // Every tile output is a register or decided from registers (the router's), so a
 // cycle is exact in two phases, as between dies: join each tile's inputs to its
 // neighbours' current outputs, then clock every tile.
+//
+// Idle tiles are skipped.  A tile that says it is quiescent (its RTL decides) is not
+// clocked again until a wavelet or a credit reaches one of its links: until then none of
+// its state but the CYCLES counter would change, and its outputs stay idle.  The cycles
+// it skipped go to its `skipped` input, which the CYCLES counter adds at once, before
+// anything reads the tile or clocks it again; the clock edge keeps them.
 #pragma once
 
 #include "Vtessera_tile.h"
@@ -27,6 +33,7 @@ class DieModel {
             t.top = new Vtessera_tile;
             BIND_TILE(t.top, t.inputs, t.outputs)
             t.top->clk = 0;
+            t.top->TILE_SKIPPED = 0;
             t.top->eval();  // the first eval only initialises: it must not be a clock edge
         }
         for (int i = 0; i < DIE_WIDTH; ++i) {
@@ -47,64 +54,90 @@ class DieModel {
     void set(int origin_x, int origin_y, int reset, int enable, uint64_t, int x, int y) {
         for (int ty = 0; ty < DIE_HEIGHT; ++ty)
             for (int tx = 0; tx < DIE_WIDTH; ++tx) {
-                Vtessera_tile* top = tile(tx, ty).top;
-                top->x = origin_x + tx;
-                top->y = origin_y + ty;
-                top->rst = reset;
-                top->enable = enable;
-                top->eval();
+                Tile& t = tile(tx, ty);
+                wake(t);
+                t.top->x = origin_x + tx;
+                t.top->y = origin_y + ty;
+                t.top->rst = reset;
+                t.top->enable = enable;
+                t.top->eval();
             }
         select(x, y);
     }
 
     void select(int x, int y) { selected_ = &tile(x, y); }
 
-    // One cycle: every tile's inputs from its neighbours' outputs, then every clock.
-    void clock() {
+    // One wafer cycle, `now`: every tile's inputs from its neighbours' outputs, then the
+    // clock of every tile that is awake or has something arriving.
+    void step(uint64_t now) {
+        now_ = now;
         for (int y = 0; y < DIE_HEIGHT; ++y)
             for (int x = 0; x < DIE_WIDTH; ++x) {
                 if (x + 1 < DIE_WIDTH) join(tile(x, y), EAST, tile(x + 1, y), WEST);
                 if (y + 1 < DIE_HEIGHT) join(tile(x, y), SOUTH, tile(x, y + 1), NORTH);
             }
-        for (Tile& t : tiles_) clock(t.top);
+        for (Tile& t : tiles_) {
+            if (t.asleep && !arriving(t)) continue;
+            wake(t);
+            clock(t.top);
+            evaluated_++;
+            if (t.top->TILE_QUIESCENT) {
+                t.asleep = true;
+                t.asleep_from = now + 1;
+            }
+        }
+        now_ = now + 1;
+    }
+
+    // Tile clocks so far (skipped tiles not counted).
+    uint64_t evaluated() const { return evaluated_; }
+
+    // Every tile clocked once, asleep or not (loading, under reset).
+    void clock() {
+        for (Tile& t : tiles_) {
+            wake(t);
+            clock(t.top);
+        }
     }
 
     // A route-table word addressed to a logical tile (rtl.mesh.pack_mesh_config); under
     // reset a clock of that tile alone is a clock of the die.
     void config(uint64_t word) {
-        Vtessera_tile* top = tile(int(word >> CONFIG_X_SHIFT & 0xFF),
-                                  int(word >> CONFIG_Y_SHIFT & 0xFF)).top;
-        top->TILE_CONFIG_VALID = 1;
-        top->TILE_CONFIG_PAYLOAD = word >> CONFIG_WRITE_SHIFT;
-        clock(top);
-        top->TILE_CONFIG_VALID = 0;
-        top->eval();
+        Tile& t = tile(int(word >> CONFIG_X_SHIFT & 0xFF), int(word >> CONFIG_Y_SHIFT & 0xFF));
+        wake(t);
+        t.top->TILE_CONFIG_VALID = 1;
+        t.top->TILE_CONFIG_PAYLOAD = word >> CONFIG_WRITE_SHIFT;
+        clock(t.top);
+        t.top->TILE_CONFIG_VALID = 0;
+        t.top->eval();
     }
 
     // The back door of the selected tile, clocking only it (under reset, as above).
     void write_code(int address, uint32_t word) {
-        Vtessera_tile* top = selected_->top;
+        Vtessera_tile* top = woken();
         BACKDOOR_WRITE_CODE(top, address, word);
         clock(top);
         BACKDOOR_CODE_DONE(top);
         top->eval();
     }
     void write_row(int acc, int row, const uint32_t* words) {
-        Vtessera_tile* top = selected_->top;
+        Vtessera_tile* top = woken();
         if (acc) { BACKDOOR_ACC_WRITE(top, row, words); } else { BACKDOOR_MEM_WRITE(top, row, words); }
         clock(top);
         if (acc) { BACKDOOR_ACC_DONE(top); } else { BACKDOOR_MEM_DONE(top); }
         top->eval();
     }
     void read_row(int acc, int row, uint32_t* words) {
-        Vtessera_tile* top = selected_->top;
+        Vtessera_tile* top = woken();
         if (acc) { BACKDOOR_ACC_ROW(top, row); } else { BACKDOOR_MEM_ROW(top, row); }
         clock(top);
         if (acc) { BACKDOOR_ACC_READ(top, words); } else { BACKDOOR_MEM_READ(top, words); }
     }
 
+    // Reading changes nothing: a sleeping tile stays asleep, its counters caught up.
     void status(int reg, uint32_t* out) {
         Vtessera_tile* top = selected_->top;
+        if (selected_->asleep) top->TILE_SKIPPED = uint32_t(now_ - selected_->asleep_from);
         BACKDOOR_SELECT_REG(top, reg);
         top->eval();
         STATUS(top, out);
@@ -121,6 +154,8 @@ class DieModel {
         Vtessera_tile* top;
         Link inputs[4];                  // by side, as rtl.tile.MESH_PORTS orders them
         Link outputs[4];
+        bool asleep = false;
+        uint64_t asleep_from = 0;        // the first cycle it skipped
     };
 
     Tile& tile(int x, int y) { return tiles_[y * DIE_WIDTH + x]; }
@@ -128,6 +163,25 @@ class DieModel {
     void edge(int side, int index, Tile& t) {
         edges[side][index][0] = t.inputs[side];
         edges[side][index][1] = t.outputs[side];
+    }
+
+    static bool arriving(const Tile& t) {
+        for (int side = 0; side < 4; ++side)
+            if (*t.inputs[side].valid || *t.outputs[side].credit) return true;
+        return false;
+    }
+
+    // A sleeping tile, from now on clocked: the cycles it skipped go to its CYCLES counter.
+    void wake(Tile& t) {
+        if (!t.asleep) return;
+        t.asleep = false;
+        t.top->TILE_SKIPPED = uint32_t(now_ - t.asleep_from);
+        t.top->eval();
+    }
+
+    Vtessera_tile* woken() {
+        wake(*selected_);
+        return selected_->top;
     }
 
     // Tiles a and b face each other, a's side `mine` to b's side `theirs`.
@@ -142,15 +196,19 @@ class DieModel {
         *b.outputs[theirs].credit_color = *a.inputs[mine].credit_color;
     }
 
+    // The edge keeps what `skipped` said; from here it says zero.
     static void clock(Vtessera_tile* top) {
         top->clk = 1;
         top->eval();
+        top->TILE_SKIPPED = 0;
         top->clk = 0;
         top->eval();
     }
 
     std::vector<Tile> tiles_;
     Tile* selected_ = nullptr;
+    uint64_t now_ = 0;                   // the cycle the wafer is in
+    uint64_t evaluated_ = 0;
 };
 
 }  // namespace tessera

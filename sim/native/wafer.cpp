@@ -8,7 +8,7 @@
 // received (always accepted, credit returned at once).
 //
 // A die is a DieModel: the die RTL Verilated whole (die_model.h) or its tiles
-// Verilated once and wired in C++ (tile_model.h).  Every die output is a register or
+// Verilated once and wired in C++ (tile_model.h), which skips its quiescent tiles.  Every die output is a register or
 // decided from registers, so a cycle is exact in two phases: move every link from the
 // current outputs, then clock every die.
 //
@@ -175,20 +175,16 @@ struct Wafer {
 
     DieModel& die(int i) { return *dies[i]; }
 
+    // Dies share no signal (the links carry everything between them), so each can take
+    // its edge on its own.
     void cycle_once() {
         for (DieLink& link : links) link.move(cycle);
         for (auto& side : host)
             for (HostPort& port : side)
                 if (port.in) port.move(cycle);
-        clock();
-        cycle++;
-    }
-
-    // Dies share no signal (the links above carry everything between them), so
-    // each can take its edge on its own.
-    void clock() {
         for (auto& d : dies)
-            if (d) d->clock();
+            if (d) d->step(cycle);
+        cycle++;
     }
 };
 
@@ -271,7 +267,10 @@ void wafer_set(void* handle, int die, int reset, int enable, uint64_t dead, int 
 }
 
 // Clock every die once with nothing on the links (for loading, under reset).
-void wafer_tick(void* handle) { static_cast<Wafer*>(handle)->clock(); }
+void wafer_tick(void* handle) {
+    for (auto& d : static_cast<Wafer*>(handle)->dies)
+        if (d) d->clock();
+}
 
 void wafer_config(void* handle, int die, uint64_t word) {
     static_cast<Wafer*>(handle)->die(die).config(word);
@@ -323,6 +322,15 @@ int wafer_collect(void* handle, int side, int index, uint64_t* cycles, uint64_t*
 }
 
 uint64_t wafer_cycle(void* handle) { return static_cast<Wafer*>(handle)->cycle; }
+
+// Tile clocks in the cycles stepped so far: every logical tile every cycle in the die
+// harness, fewer in the tile harness, which skips quiescent tiles.
+uint64_t wafer_evaluated(void* handle) {
+    uint64_t total = 0;
+    for (auto& d : static_cast<Wafer*>(handle)->dies)
+        if (d) total += d->evaluated();
+    return total;
+}
 
 // Run `cycles` cycles of the whole wafer; stops early when every tile of every die is
 // idle and `until_idle` is set.  Returns the cycles run.
