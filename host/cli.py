@@ -448,7 +448,14 @@ def cmd_run(args):
         print(f"one large wafer with the same tiles: {one_wafer['cycles_per_token']:,.0f} "
               f"cycles per token, the same tokens: {'yes' if one_wafer['tokens_equal'] else 'NO'}"
               f"; {args.wafers} wafers cost {impact:+.1%} per token (user 0)")
-    print(f"({result.cycles:,} cycles simulated in {time.monotonic() - started:.0f} s)")
+    simulated = result.simulated
+    tile_cycles = simulated["cycles"] * simulated["tiles"]
+    simulated = {**simulated, "tile_cycles_per_second": round(tile_cycles
+                                                              / simulated["seconds"])}
+    print(f"({result.cycles:,} cycles simulated in {time.monotonic() - started:.0f} s; the run "
+          f"{simulated['seconds']:.0f} s, {simulated['tile_cycles_per_second']:,} tile-cycles/s "
+          f"on the {simulated['harness']} harness, which evaluated "
+          f"{simulated['tile_cycles_evaluated'] / tile_cycles:.1%} of them)")
     if args.json:
         _write_json(args.json, {
             "command": "tessera " + " ".join(sys.argv[1:]),
@@ -464,7 +471,7 @@ def cmd_run(args):
             "stage_cycles": stage_cycles, "critical_path_cycles": result.critical_path_cycles(),
             "clock_ghz": args.clock,
             "tokens_per_second_at_clock": result.tokens_per_second(args.clock * 1e9),
-            "cycles": result.cycles,
+            "cycles": result.cycles, "simulated": simulated,
             "wafer": [shape.dies_x, shape.dies_y // args.wafers], "die": [p.width, p.height],
             "wafers": args.wafers,
             **({"wafer_link": {"latency_cycles": link[0], "interval_cycles": link[1],

@@ -9,6 +9,7 @@ generated tokens as they leave the wafer; when every stage has halted it reads
 the stages' cycle logs (:mod:`host.kernels.stages`) and counters.
 """
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,10 @@ class Generation:
     counters: dict               # stage name -> counters at the end
     cycles: int                  # from start to the last stage halting
     params: object
+    # How it was simulated: the harness, the wafer's cycles from the first load (loading
+    # included), its logical tiles, the tile-cycles the harness evaluated, and the wall
+    # seconds from the first load to the last read (the model's build not included).
+    simulated: dict = None
 
     @property
     def users(self):
@@ -185,6 +190,7 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
     params, entries = shape.params, len(plan.schedule.entries)
     wafer = Wafer((shape.dies_x, shape.dies_y), (params.width, params.height), params,
                   defects=defects, harness=harness)
+    started = time.monotonic()
     try:
         if wafer_link:
             _join_wafers(wafer, plan, wafer_link)
@@ -224,10 +230,14 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
         for stage in plan.stages:
             logs[stage.name] = read_log(wafer.memory(*stage.tile), stage.log, entries)
             stage_counters[stage.name] = wafer.status(*stage.tile)["counters"]
+        simulated = {"harness": harness, "cycles": wafer.cycle,
+                     "tiles": wafer.width * wafer.height,
+                     "tile_cycles_evaluated": wafer.evaluated,
+                     "seconds": time.monotonic() - started}
     finally:
         wafer.close()
     return Generation([list(p) for p in prompts], tokens, arrivals, plan, logs,
-                      stage_counters, cycles, params)
+                      stage_counters, cycles, params, simulated)
 
 
 def _join_wafers(wafer, plan, timing):
