@@ -30,8 +30,8 @@ This module joins them: the memories' ports, the counters and the status.
 unless a wavelet or a credit arrives from the router, and that none but the ``CYCLES``
 counter's changes in the cycles after, until one does: the scalar unit and the vector
 unit are quiet (they say why in their docstrings), no wavelet is taken or sent and no
-credit spent, and so it has been for :data:`SETTLE_CYCLES` cycles with nothing
-arriving, so that the pipelines' empty stages and the memories' read ports have taken
+credit spent, and so it has been in each of the last :data:`SETTLE_CYCLES` cycles,
+with nothing arriving, so that the pipelines' empty stages and the memories' read ports have taken
 the idle values they then keep.  A simulator may skip such a core.  Built
 ``skippable`` (for simulation only), the core takes the cycles skipped on ``skipped``:
 ``CYCLES`` counts them at once, by the same rule as each cycle (enabled and not
@@ -153,16 +153,21 @@ class Core(wiring.Component):
         return m
 
     def _settle(self, m, scalar, vector, ramp_in, ramp_out):
-        """``quiescent``: quiet, with nothing arriving, for SETTLE_CYCLES cycles."""
+        """``quiescent``: quiet, with nothing arriving, in each of the last SETTLE_CYCLES
+        cycles.  The condition is registered (``calm``), so that the quiet logic, which
+        sits behind decode and the stalls, ends at a flip-flop and adds no gate level to
+        a path; a state that cannot change keeps the core quiet, so the cycle it is seen
+        in is quiet too."""
         quiet = Signal(name="core_quiet")
-        arriving = self.from_router.valid | self.to_router.credit
-        settled = Signal(range(SETTLE_CYCLES + 1))
+        calm = Signal()              # last cycle was quiet, with nothing arriving
+        settled = Signal(range(SETTLE_CYCLES))
         m.d.comb += [quiet.eq(scalar.quiet & vector.quiet & ~ramp_in.pop_valid
                               & ~ramp_out.reserve & ~ramp_out.send),
-                     self.quiescent.eq(quiet & (settled == SETTLE_CYCLES))]
-        with m.If(~quiet | arriving):
+                     self.quiescent.eq(calm & (settled == SETTLE_CYCLES - 1))]
+        m.d.sync += calm.eq(quiet & ~(self.from_router.valid | self.to_router.credit))
+        with m.If(~calm):
             m.d.sync += settled.eq(0)
-        with m.Elif(settled != SETTLE_CYCLES):
+        with m.Elif(settled != SETTLE_CYCLES - 1):
             m.d.sync += settled.eq(settled + 1)
 
     def _windows(self, m, vector, scalar, sram, accs):

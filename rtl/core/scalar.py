@@ -152,11 +152,13 @@ class ScalarUnit(wiring.Component):
             with m.If(self.launch & (~inst.imm[VFlag.ASYNC.bit_length() - 1] | reduction)):
                 m.d.sync += [waiting.eq(1), waiting_slot.eq(self.launch_slot)]
         any_startable = self._schedule(m)
+        # The waits fault only early (a color's or a slot's number), so their test stays
+        # clear of the address checks, the deepest logic here.
         waits = self._slot_busy | Cat(inst.opcode == op
                                       for op in (Op.RECV, Op.SEND, Op.WAIT)).any()
         m.d.comb += self.quiet.eq(~self.run | self.halted | ~self._running & ~any_startable
                                   | self._running & self.fetch_ready
-                                  & (held | decoded & stall & ~self.fault_now & waits))
+                                  & (held | decoded & stall & ~early_fault & waits))
 
         # Register writes: a finishing reduction, or the instruction that completes.
         with m.If(self.reduction_done):
