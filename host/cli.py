@@ -350,6 +350,8 @@ def cmd_run(args):
     from host.wafer import wafer_link_timing
     link_us, link_tbps = _wafer_link(args)
     shape = _wafer_shape(args, args.wafers)
+    if not args.plan:
+        shape.check_memory(args.harness)     # before anything is printed or built
     _check_llm_options(args, least_tokens=1)
     link = wafer_link_timing(shape.width, args.clock * 1e9, link_us * 1e-6, link_tbps * 1e12) \
         if args.wafers > 1 else None

@@ -61,8 +61,9 @@ class ParallelWafer:
         dies_x, dies_y = dies
         if not 1 <= workers <= dies_x:
             raise ValueError(f"{workers} workers for {dies_x} columns of dies")
-        library(params.replace(width=die[0], height=die[1]), harness)  # once, before forking
         self._geometry = WaferShape(dies, die, params)
+        self._geometry.check_memory(harness)
+        library(params.replace(width=die[0], height=die[1]), harness)  # once, before forking
         self.params = self._geometry.params
         self.width, self.height = self._geometry.width, self._geometry.height
         self.latency = latency

@@ -186,6 +186,7 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
     large wafer.  ``harness``: how the wafer is simulated (:data:`host.wafer.HARNESSES`).
     Raises :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
     wafer faults or hangs."""
+    shape.check_memory(harness)
     plan = mapper.plan(qmodel, shape, prompts, counts, **layout)
     params, entries = shape.params, len(plan.schedule.entries)
     wafer = Wafer((shape.dies_x, shape.dies_y), (params.width, params.height), params,

@@ -34,7 +34,8 @@ from rtl.wavelet import (DATA_BITS, Dir, load_color, loader_payloads, pack_addre
 from sim import build
 
 __all__ = ["Wafer", "WaferShape", "SIDES", "HARNESSES", "ports_header", "library", "defect_map",
-           "WAFER_LINK_LATENCY_S", "WAFER_LINK_BANDWIDTH_BPS", "wafer_link_timing"]
+           "WAFER_LINK_LATENCY_S", "WAFER_LINK_BANDWIDTH_BPS", "wafer_link_timing", "tile_bytes",
+           "available_memory"]
 
 HARNESS = Path(__file__).resolve().parents[1] / "sim" / "native" / "wafer.cpp"
 #: Wafer sides, in the harness's order.
@@ -173,6 +174,32 @@ def library(params, harness="tiles"):
                                    blocks=(TILE_MODULE,))
 
 
+def tile_bytes(params):
+    """An upper bound of one simulated tile's memory, in either harness: its SRAM and
+    accumulators with a quarter more (what Verilator keeps beside its arrays), its
+    queues, and a fixed part for the rest.  tests/test_wafer.py holds both harnesses to
+    it: on the test preset they take 13 KiB (tiles) and 17 KiB (dies) a tile against 20,
+    on the default 62 and 66 against 79."""
+    return (5 * (params.sram_bytes + 4 * params.acc_words) // 4
+            + 64 * params.colors * params.queue_depth + 14 * 1024)
+
+
+def available_memory():
+    """The bytes this machine can still give a process: MemAvailable, or what the
+    process's control group has left, if that is less."""
+    with open("/proc/meminfo") as meminfo:
+        available = next(int(line.split()[1]) * 1024 for line in meminfo
+                         if line.startswith("MemAvailable:"))
+    group = Path("/sys/fs/cgroup")
+    try:
+        limit = (group / "memory.max").read_text().strip()
+        if limit != "max":
+            available = min(available, int(limit) - int((group / "memory.current").read_text()))
+    except OSError:
+        pass                         # no control group v2 limit
+    return available
+
+
 class WaferShape:
     """The geometry of ``dies`` (DX, DY) dies of ``die`` (W, H) logical tiles each:
     where a tile or an edge link of the wafer is."""
@@ -189,6 +216,20 @@ class WaferShape:
         self.params = params.replace(width=width, height=height)
         self.dies_x, self.dies_y = dies_x, dies_y
         self.width, self.height = dies_x * width, dies_y * height
+
+    def check_memory(self, harness="tiles", dies=None):
+        """Refuse, before anything is built, a wafer whose simulation would not fit in
+        memory: ``dies`` of its dies (all by default) in ``harness``, which simulates the
+        logical tiles (tiles) or the physical ones, spares included (dies)."""
+        p = self.params
+        columns = p.width + (p.spare_cols if harness == "dies" else 0)
+        tiles = (self.dies_x * self.dies_y if dies is None else dies) * columns * p.height
+        each = tile_bytes(p)
+        needed, available = tiles * each, available_memory()
+        if needed > available:
+            raise ParamError(f"simulating {tiles:,} tiles takes about {needed / 2**30:.1f} GiB "
+                             f"({each // 1024} KiB a tile), more than the "
+                             f"{available / 2**30:.1f} GiB this machine has available")
 
     def die_of(self, x, y):
         """The index of the die that holds logical tile (x, y)."""
@@ -254,6 +295,9 @@ class Wafer(WaferShape):
         self._dead = self.dead_by_die(defects)
         self._masks = [dead_mask(params, self._dead.get(d, set()))
                        for d in range(dies_x * dies_y)]
+        count = dies_x * dies_y
+        self.local = set(range(count)) if local is None else set(local)
+        self.check_memory(harness, len(self.local))
         self._lib = lib = ctypes.CDLL(str(library(params, harness)))
         u64, ptr = ctypes.c_uint64, ctypes.c_void_p
         lib.wafer_create.restype = ptr
@@ -283,8 +327,6 @@ class Wafer(WaferShape):
             "wafer_import": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
         }.items():
             getattr(lib, name).argtypes = types
-        count = dies_x * dies_y
-        self.local = set(range(count)) if local is None else set(local)
         mask = (ctypes.c_uint8 * count)(*[int(d in self.local) for d in range(count)])
         self._handle = lib.wafer_create(dies_x, dies_y, latency, 1, mask)
         self._enabled = False

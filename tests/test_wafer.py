@@ -342,3 +342,54 @@ def test_skipped_tiles_miss_nothing_under_random_traffic(seed):
     tile_cycles = cycles * len(sent)
     assert runs["dies"][1] == tile_cycles
     assert evaluated < tile_cycles / 3, f"{evaluated} of {tile_cycles} tile-cycles evaluated"
+
+
+_MEASURE = """
+import ctypes, json, sys
+from host.wafer import Wafer, library
+from rtl.params import Params
+def resident():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+params, harness = Params.from_dict(json.loads(sys.argv[1])), sys.argv[2]
+ctypes.CDLL(str(library(params.replace(width=4, height=4), harness)))   # its pages first
+before = resident()
+wafer = Wafer((8, 2), (4, 4), params, harness=harness)
+print(resident() - before)
+"""
+
+
+def test_the_memory_estimate_bounds_what_a_tile_takes(harness):
+    # In a fresh process, where no freed memory hides what the models take.
+    import subprocess
+    import sys
+    from host.wafer import tile_bytes
+    taken = int(subprocess.run([sys.executable, "-c", _MEASURE, PARAMS.to_json(), harness],
+                               check=True, capture_output=True, text=True).stdout)
+    columns = 4 + (PARAMS.spare_cols if harness == "dies" else 0)
+    per_tile = taken / (8 * 2 * columns * 4)
+    # An upper bound, and not a loose one.
+    estimate = tile_bytes(PARAMS)
+    assert per_tile <= estimate <= 2 * per_tile, (per_tile, estimate)
+
+
+def test_a_wafer_too_large_for_memory_is_refused_before_building(monkeypatch, tmp_path, capsys):
+    import host.wafer
+    from host.cli import main
+    from host.wafer import WaferShape
+    monkeypatch.setattr(host.wafer, "library", lambda *args: pytest.fail("it built"))
+    # 16 x 16 dies of 4 x 4 default tiles: 4,096 tiles of 79 KiB, 0.3 GiB.
+    shape = WaferShape((16, 16), (4, 4), PRESETS["default"])
+    monkeypatch.setattr(host.wafer, "available_memory", lambda: 2**29)
+    shape.check_memory()
+    monkeypatch.setattr(host.wafer, "available_memory", lambda: 2**28)
+    with pytest.raises(ParamError, match="more than the 0.2 GiB"):
+        shape.check_memory()
+    with pytest.raises(ParamError, match="4,096 tiles"):
+        Wafer((16, 16), (4, 4), PRESETS["default"])
+    out = tmp_path / "run.json"
+    assert main(["run", "--wafer", "16x16", "--die", "4x4", "--json", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1, captured
+    assert "takes about 0.3 GiB (79 KiB a tile)" in captured.err, captured.err
+    assert list(tmp_path.iterdir()) == []
