@@ -350,6 +350,8 @@ def cmd_run(args):
     from host.wafer import wafer_link_timing
     link_us, link_tbps = _wafer_link(args)
     shape = _wafer_shape(args, args.wafers)
+    if args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, not {args.threads}")
     if not args.plan:
         shape.check_memory(args.harness)     # before anything is printed or built
     _check_llm_options(args, least_tokens=1)
@@ -389,7 +391,8 @@ def cmd_run(args):
     def generate(wafer_link):
         try:
             result = runtime.generate(quant, prompts, [args.tokens] * len(prompts), shape,
-                                      dead, progress, wafer_link, args.harness, **layout)
+                                      dead, progress, wafer_link, args.harness,
+                                      threads=args.threads, **layout)
         except runtime.WaferError as error:
             print(file=sys.stderr)
             raise UsageError(str(error)) from None
@@ -456,7 +459,8 @@ def cmd_run(args):
                                                               / simulated["seconds"])}
     print(f"({result.cycles:,} cycles simulated in {time.monotonic() - started:.0f} s; the run "
           f"{simulated['seconds']:.0f} s, {simulated['tile_cycles_per_second']:,} tile-cycles/s "
-          f"on the {simulated['harness']} harness, which evaluated "
+          f"on the {simulated['harness']} harness with {simulated['threads']} "
+          f"thread{'s' if simulated['threads'] > 1 else ''}, which evaluated "
           f"{simulated['tile_cycles_evaluated'] / tile_cycles:.1%} of them)")
     if args.json:
         _write_json(args.json, {
@@ -584,10 +588,6 @@ def _add_llm_options(parser, tokens, wafer=None):
                              "stages); auto (default): split for more than one user")
     parser.add_argument("--ffn-tiles", type=int, metavar="K",
                         help="split every feed-forward block over K tiles (default: as few as fit)")
-    parser.add_argument("--harness", choices=HARNESSES, default="tiles",
-                        help="simulate each die as its tiles Verilated once and wired in C++ "
-                             "(tiles, default) or as the die RTL Verilated whole (dies, the "
-                             "reference): the same cycles")
 
 
 def cmd_bench_wafers(args):
@@ -681,6 +681,13 @@ def _parser():
     run.add_argument("--prompts", metavar="FILE", help="prompt texts, one a line, a user each")
     run.add_argument("--users", type=int, help="users in flight (default: one a prompt)")
     _add_llm_options(run, tokens=16, wafer="2x1")
+    run.add_argument("--harness", choices=HARNESSES, default="tiles",
+                     help="simulate each die as its tiles Verilated once and wired in C++ "
+                          "(tiles, default) or as the die RTL Verilated whole (dies, the "
+                          "reference): the same cycles")
+    run.add_argument("--threads", type=int, default=1, metavar="N",
+                     help="threads that clock the tiles (or the dies) each cycle (default 1): "
+                          "the same cycles")
     run.add_argument("--defects", help="defect map: one dead physical tile 'column,row' a line")
     _add_wafers_options(run, 1, "split the layers over N wafers of --wafer dies each")
     run.add_argument("--plan", action="store_true", help="print the placement and stop")

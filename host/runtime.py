@@ -176,21 +176,21 @@ class Generation:
 
 
 def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_link=None,
-             harness="tiles", **layout):
+             harness="tiles", threads=1, **layout):
     """Generate ``counts[u]`` tokens after ``prompts[u]`` for every user ``u``, all in
     flight at once, on a wafer of ``shape`` (:class:`host.wafer.WaferShape`) with
     ``defects`` (dead physical tiles); ``layout``: the options of
     :func:`host.mapper.plan` (``split_attention``, ``ffn_tiles``, ``serial_prefill``,
     ``wafers``).  ``wafer_link``: ``(latency, interval)`` of the die links between
     wafers (:func:`host.wafer.wafer_link_timing`); None: as fast as any die link, one
-    large wafer.  ``harness``: how the wafer is simulated (:data:`host.wafer.HARNESSES`).
-    Raises :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
+    large wafer.  ``harness``: how the wafer is simulated (:data:`host.wafer.HARNESSES`),
+    on ``threads`` threads.  Raises :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
     wafer faults or hangs."""
     shape.check_memory(harness)
     plan = mapper.plan(qmodel, shape, prompts, counts, **layout)
     params, entries = shape.params, len(plan.schedule.entries)
     wafer = Wafer((shape.dies_x, shape.dies_y), (params.width, params.height), params,
-                  defects=defects, harness=harness)
+                  defects=defects, harness=harness, threads=threads)
     started = time.monotonic()
     try:
         if wafer_link:
@@ -231,7 +231,7 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
         for stage in plan.stages:
             logs[stage.name] = read_log(wafer.memory(*stage.tile), stage.log, entries)
             stage_counters[stage.name] = wafer.status(*stage.tile)["counters"]
-        simulated = {"harness": harness, "cycles": wafer.cycle,
+        simulated = {"harness": harness, "threads": threads, "cycles": wafer.cycle,
                      "tiles": wafer.width * wafer.height,
                      "tile_cycles_evaluated": wafer.evaluated,
                      "seconds": time.monotonic() - started}

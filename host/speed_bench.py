@@ -11,7 +11,9 @@ The back ends:
   the testbench driving every edge link every cycle (``tb/speed_tb.py``);
 - ``native``: the die Verilated into the C++ wafer harness, one process;
 - ``native_tiles``: the same harness with the die's tiles Verilated once and wired
-  in C++ (``sim/native/tile_model.h``), one process;
+  in C++ (``sim/native/tile_model.h``), one process, one thread;
+- ``native_tiles_threads``: the same, its tiles clocked by as many threads as the
+  machine has cores (``sim/native/crew.h``);
 - ``native_parallel``: the die harness with parallel co-simulation, a 2 x 1 wafer of
   the same die, one die per process (so it simulates twice the tiles), the dies
   joined by a link of :data:`PARALLEL_LATENCY` cycles, as between two wafers: the
@@ -19,12 +21,16 @@ The back ends:
   would meet every cycle, and the messages would cost more than they save.)
 
 Every back end runs the same scenario (``tb.die_session``) and is timed over
-its cycles only, not over building, loading or reading back.  Wall-clock rates
-vary with the machine and its load; the ratio between back ends measured in one
-run is the figure to quote.
+its cycles only, not over building, loading or reading back, for a few seconds
+(:data:`DEFAULT_CYCLES`).  The slow back ends build or elaborate a smaller die
+(:data:`SMALL_DIES`; the Amaranth simulator takes some 12 minutes to elaborate a
+4x4 die of the default preset), so their rates are per tile of that die; the JSON
+gives each run's die.  Wall-clock rates vary with the machine and its load; the
+ratio between back ends measured in one run is the figure to quote.
 """
 
 import json
+import os
 import time
 
 from host.asm import Builder
@@ -36,11 +42,14 @@ from sim.fabric import RouteTable
 __all__ = ["BACKENDS", "DEFAULT_CYCLES", "streaming_scenario", "run"]
 
 BACKENDS = ("amaranth", "cocotb_icarus", "cocotb_verilator", "native", "native_tiles",
-            "native_parallel")
-#: Cycles each back end runs by default: enough for a steady rate, few enough for slow ones.
-DEFAULT_CYCLES = {"amaranth": 60, "cocotb_icarus": 300, "cocotb_verilator": 600,
-                  "native": 20_000, "native_tiles": 20_000, "native_parallel": 20_000}
-LENGTH = 60_000              # elements each core streams: more than any run consumes
+            "native_tiles_threads", "native_parallel")
+#: Cycles each back end runs by default: a few seconds of each on a 4x4 die.
+DEFAULT_CYCLES = {"amaranth": 200, "cocotb_icarus": 600, "cocotb_verilator": 1_500,
+                  "native": 30_000, "native_tiles": 100_000, "native_tiles_threads": 150_000,
+                  "native_parallel": 30_000}
+#: The largest die each slow back end runs, whatever the bench's die.
+SMALL_DIES = {"amaranth": (1, 1), "cocotb_icarus": (2, 2), "cocotb_verilator": (2, 2)}
+LENGTH = 1_000_000           # elements each core streams: more than any run consumes
 #: Link latency between the two dies of ``native_parallel``: about a microsecond at
 #: 1.1 GHz, a wafer-to-wafer link (the seed quotes under 5 us).
 PARALLEL_LATENCY = 1024
@@ -107,12 +116,12 @@ def _cocotb(params, scenario, sim):
     return measured["seconds"], received
 
 
-def _native(params, scenario, dies, harness="dies"):
+def _native(params, scenario, dies, harness="dies", threads=1):
     from host.cosim import ParallelWafer
     from host.wafer import Wafer
 
     shape = (params.width, params.height)
-    wafer = (Wafer((1, 1), shape, params, harness=harness) if dies == 1
+    wafer = (Wafer((1, 1), shape, params, harness=harness, threads=threads) if dies == 1
              else ParallelWafer((dies, 1), shape, params, latency=PARALLEL_LATENCY,
                                 workers=dies, harness=harness))
     try:
@@ -137,6 +146,10 @@ def _native(params, scenario, dies, harness="dies"):
     return seconds, received
 
 
+def _threads(backend):
+    return (os.cpu_count() or 1) if backend == "native_tiles_threads" else 1
+
+
 def _route_word(wafer, params, word, offset_x):
     """Re-address a die ``config`` word (logical x, y of the die) to the wafer."""
     from rtl.mesh import mesh_config_layout
@@ -146,26 +159,31 @@ def _route_word(wafer, params, word, offset_x):
                 pack(route_write_layout(params), fields["write"]))
 
 
-def run(params, backends=BACKENDS, cycles=None, progress=print):
+def run(params, backends=BACKENDS, cycles=None, dies=SMALL_DIES, progress=print):
     """Measure ``backends``; returns ``(the JSON document, outputs)``, where ``outputs``
     maps each back end to the wavelets that left the die's east edge, with their cycles.
-    ``cycles`` overrides :data:`DEFAULT_CYCLES` per back end."""
+    ``cycles`` overrides :data:`DEFAULT_CYCLES` per back end; ``dies`` caps the die of
+    some (:data:`SMALL_DIES`; empty: every back end runs the die of ``params``)."""
     cycles = {**DEFAULT_CYCLES, **(cycles or {})}
-    tiles = params.width * params.height
     rates, runs, outputs = {}, {}, {}
     for backend in backends:
-        scenario = streaming_scenario(params, cycles[backend])
-        progress(f"  {backend}: {cycles[backend]} cycles ...")
+        width, height = dies.get(backend, (params.width, params.height))
+        here = params.replace(width=min(width, params.width), height=min(height, params.height))
+        scenario = streaming_scenario(here, cycles[backend])
+        progress(f"  {backend}: {cycles[backend]} cycles of a {here.width}x{here.height} die ...")
         if backend == "amaranth":
-            seconds, received = _amaranth(params, scenario)
+            seconds, received = _amaranth(here, scenario)
         elif backend.startswith("cocotb_"):
-            seconds, received = _cocotb(params, scenario, backend.split("_", 1)[1])
+            seconds, received = _cocotb(here, scenario, backend.split("_", 1)[1])
+        elif backend == "native_parallel":
+            seconds, received = _native(here, scenario, 2)
         else:
-            seconds, received = _native(params, scenario, 2 if backend == "native_parallel"
-                                        else 1, "tiles" if backend == "native_tiles" else "dies")
-        simulated = tiles * (2 if backend == "native_parallel" else 1)
+            seconds, received = _native(here, scenario, 1, "dies" if backend == "native"
+                                        else "tiles", threads=_threads(backend))
+        simulated = here.width * here.height * (2 if backend == "native_parallel" else 1)
         rates[backend] = simulated * cycles[backend] / seconds
-        runs[backend] = {"cycles": cycles[backend], "tiles": simulated, "seconds": seconds}
+        runs[backend] = {"cycles": cycles[backend], "die": f"{here.width}x{here.height}",
+                         "tiles": simulated, "threads": _threads(backend), "seconds": seconds}
         outputs[backend] = {link: wavelets for link, wavelets in received.items()
                             if link[0] == "east"}
         progress(f"  {backend}: {rates[backend]:,.0f} tile-cycles/s")
@@ -179,6 +197,8 @@ def run(params, backends=BACKENDS, cycles=None, progress=print):
         result["native_vs_cocotb_verilator"] = rates["native"] / rates["cocotb_verilator"]
     if "native" in rates and "native_tiles" in rates:
         result["tiles_vs_native"] = rates["native_tiles"] / rates["native"]
+    if "native_tiles" in rates and "native_tiles_threads" in rates:
+        result["threads_speedup"] = rates["native_tiles_threads"] / rates["native_tiles"]
     if "native" in rates and "native_parallel" in rates:
         # Tile-cycles per second of two processes against one: the speed-up on 2 cores.
         result["parallel_speedup"] = rates["native_parallel"] / rates["native"]

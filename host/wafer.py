@@ -281,16 +281,21 @@ def defect_map(shape, text):
 class Wafer(WaferShape):
     """``dies`` (DX, DY) dies of ``die`` (W, H) logical tiles each."""
 
-    def __init__(self, dies, die, params, defects=(), latency=1, local=None, harness="tiles"):
+    def __init__(self, dies, die, params, defects=(), latency=1, local=None, harness="tiles",
+                 threads=1):
         """``local``: the die indices (``dy * DX + dx``) this process simulates, for
         parallel co-simulation (:mod:`host.cosim`); None for all of them.  ``harness``:
-        how a die is simulated (:data:`HARNESSES`); the cycles are the same."""
+        how a die is simulated (:data:`HARNESSES`); ``threads``: how many threads clock
+        its tiles (the tile harness) or its dies (the die harness) each cycle
+        (``sim/native/crew.h``).  The cycles are the same whatever these say."""
         self._handle = None
         super().__init__(dies, die, params)
         dies_x, dies_y = dies
         params = self.params
         if latency < 1:
             raise ParamError(f"the die-to-die latency must be at least 1 cycle, not {latency}")
+        if threads < 1:
+            raise ParamError(f"a wafer needs at least one thread, not {threads}")
         self.latency = latency
         self._dead = self.dead_by_die(defects)
         self._masks = [dead_mask(params, self._dead.get(d, set()))
@@ -317,6 +322,7 @@ class Wafer(WaferShape):
             "wafer_inject": [ptr, ctypes.c_int, ctypes.c_int, u64],
             "wafer_collect": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
             "wafer_step": [ptr, u64, ctypes.c_int], "wafer_cycle": [ptr],
+            "wafer_threads": [ptr, ctypes.c_int],
             "wafer_evaluated": [ptr],
             "wafer_create": [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ptr],
             "wafer_links": [ptr],
@@ -329,6 +335,7 @@ class Wafer(WaferShape):
             getattr(lib, name).argtypes = types
         mask = (ctypes.c_uint8 * count)(*[int(d in self.local) for d in range(count)])
         self._handle = lib.wafer_create(dies_x, dies_y, latency, 1, mask)
+        lib.wafer_threads(self._handle, threads)
         self._enabled = False
         self._in_reset = True
         self._apply_static()

@@ -191,6 +191,7 @@ def _weight_file(path, damage=None):
     (["--layers", "0"], "model n_layers must be a positive integer, not 0"),
     (["--layers", "3", "--weights", "{tmp}/short.bin"], "--layers sets the depth of the seeded"),
     (["--layers", "3", "--wafers", "4"], "4 wafers for a 3-layer model"),
+    (["--threads", "0"], "--threads must be at least 1, not 0"),
 ])
 def test_run_refuses_bad_input_before_running(tmp_path, args, message):
     _weight_file(tmp_path / "short.bin", lambda blob: blob[:-100])

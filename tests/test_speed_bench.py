@@ -16,12 +16,13 @@ CYCLES = 40
 def test_every_backend_streams_the_same_wavelets_in_the_same_cycles():
     result, outputs = speed_bench.run(PARAMS, cycles={name: CYCLES for name in
                                                       speed_bench.BACKENDS},
-                                      progress=lambda line: None)
+                                      dies={}, progress=lambda line: None)
     reference = outputs["native"]
     # The kernel works: each row's stream leaves the east edge, one added per tile.
     for (side, y), wavelets in reference.items():
         assert [data for _, data, _, _ in wavelets][:5] == [k + PARAMS.width for k in range(5)]
-    for backend in ("amaranth", "cocotb_icarus", "cocotb_verilator", "native_tiles"):
+    for backend in ("amaranth", "cocotb_icarus", "cocotb_verilator", "native_tiles",
+                    "native_tiles_threads"):
         assert outputs[backend] == reference, backend
     # The parallel run simulates two dies in a row: the second die adds two more.
     assert all(data >= PARAMS.width * 2 for wavelets in outputs["native_parallel"].values()
@@ -32,6 +33,7 @@ def test_every_backend_streams_the_same_wavelets_in_the_same_cycles():
     assert result["native_vs_cocotb_verilator"] == pytest.approx(
         rates["native"] / rates["cocotb_verilator"])
     assert result["tiles_vs_native"] == pytest.approx(rates["native_tiles"] / rates["native"])
+    assert result["runs"]["native_tiles_threads"]["threads"] >= 1
 
 
 def test_sim_speed_refuses_an_unknown_backend(tmp_path, capsys):

@@ -29,9 +29,9 @@ def _route(wafer, x, y, color, accept, outputs):
     wafer.route(x, y, pack_route_write(wafer.params, color, 0, accept, outputs, True))
 
 
-@pytest.mark.parametrize("latency", [1, 3])
-def test_a_stream_crosses_a_die_boundary_at_one_wavelet_per_cycle(latency, harness):
-    wafer = Wafer((2, 1), DIE, PARAMS, latency=latency, harness=harness)
+@pytest.mark.parametrize("latency, threads", [(1, 1), (3, 2)])
+def test_a_stream_crosses_a_die_boundary_at_one_wavelet_per_cycle(latency, threads, harness):
+    wafer = Wafer((2, 1), DIE, PARAMS, latency=latency, harness=harness, threads=threads)
     for x in range(4):                                # row 0: west edge -> east edge
         _route(wafer, x, 0, 0, Dir.W, {Dir.E})
     for y in range(2):                                # column 0, inside die 0: north -> south
@@ -324,14 +324,16 @@ def _random_traffic(wafer, seed, count=240):
             {tile: wafer.memory(*tile) for tile in tiles}, wafer.cycle, sent)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_skipped_tiles_miss_nothing_under_random_traffic(seed):
+@pytest.mark.parametrize("seed, threads", [(1, 1), (2, 2)])
+def test_skipped_tiles_miss_nothing_under_random_traffic(seed, threads):
     # Tiles sleep between the wavelets addressed to them; every one must be taken, in
-    # the cycle the die harness (which skips nothing) takes it, with the same CYCLES.
+    # the cycle the die harness (which skips nothing) takes it, with the same CYCLES,
+    # whether one thread clocks the tiles or two share them.
     dead = {(0, 1), (5, 2)}
     runs = {}
     for harness in HARNESSES:
-        wafer = Wafer((2, 2), DIE, PARAMS, defects=dead, harness=harness)
+        wafer = Wafer((2, 2), DIE, PARAMS, defects=dead, harness=harness,
+                      threads=threads if harness == "tiles" else 1)
         runs[harness] = (_random_traffic(wafer, seed), wafer.evaluated)
         wafer.close()
     (statuses, memories, cycles, sent), evaluated = runs["tiles"]

@@ -10,6 +10,7 @@
 #include "Vtessera_die.h"
 #include "verilated.h"
 
+#include <cstddef>
 #include <cstdint>
 
 namespace tessera {
@@ -44,11 +45,15 @@ class DieModel {
         top_->eval();
     }
 
-    // One wafer cycle; every tile is evaluated.
-    void step(uint64_t) {
+    // One wafer cycle, as tile_model.h steps it: the die is the one thing to clock, and
+    // every tile of it is evaluated.
+    template <class Add>
+    void begin(uint64_t, Add&& add) { add(0); }
+    void clock_unit(size_t) {
         clock();
         evaluated_ += DIE_WIDTH * DIE_HEIGHT;
     }
+    void end(uint64_t) {}
 
     uint64_t evaluated() const { return evaluated_; }
 

@@ -67,30 +67,42 @@ class DieModel {
 
     void select(int x, int y) { selected_ = &tile(x, y); }
 
-    // One wafer cycle, `now`: every tile's inputs from its neighbours' outputs, then the
-    // clock of every tile that is awake or has something arriving.
-    void step(uint64_t now) {
+    // One wafer cycle, `now`, in three steps; wafer.cpp shares the second among threads.
+    // First every tile's inputs from its neighbours' outputs, and the tiles to clock:
+    // those awake or with something arriving (`add` takes each one's index) ...
+    template <class Add>
+    void begin(uint64_t now, Add&& add) {
         now_ = now;
         for (int y = 0; y < DIE_HEIGHT; ++y)
             for (int x = 0; x < DIE_WIDTH; ++x) {
                 if (x + 1 < DIE_WIDTH) join(tile(x, y), EAST, tile(x + 1, y), WEST);
                 if (y + 1 < DIE_HEIGHT) join(tile(x, y), SOUTH, tile(x, y + 1), NORTH);
             }
-        for (Tile& t : tiles_) {
-            if (t.asleep && !arriving(t)) continue;
-            wake(t);
-            clock(t.top);
-            evaluated_++;
-            if (t.top->TILE_QUIESCENT) {
-                t.asleep = true;
-                t.asleep_from = now + 1;
-            }
-        }
-        now_ = now + 1;
+        for (size_t k = 0; k < tiles_.size(); ++k)
+            if (!tiles_[k].asleep || arriving(tiles_[k])) add(k);
     }
 
+    // ... then the clock of each (on any thread: it touches that tile alone) ...
+    void clock_unit(size_t k) {
+        Tile& t = tiles_[k];
+        wake(t);
+        clock(t.top);
+        t.evaluated++;
+        if (t.top->TILE_QUIESCENT) {
+            t.asleep = true;
+            t.asleep_from = now_ + 1;
+        }
+    }
+
+    // ... and the cycle is over.
+    void end(uint64_t now) { now_ = now + 1; }
+
     // Tile clocks so far (skipped tiles not counted).
-    uint64_t evaluated() const { return evaluated_; }
+    uint64_t evaluated() const {
+        uint64_t total = 0;
+        for (const Tile& t : tiles_) total += t.evaluated;
+        return total;
+    }
 
     // Every tile clocked once, asleep or not (loading, under reset).
     void clock() {
@@ -156,6 +168,7 @@ class DieModel {
         Link outputs[4];
         bool asleep = false;
         uint64_t asleep_from = 0;        // the first cycle it skipped
+        uint64_t evaluated = 0;          // its clocks in wafer cycles
     };
 
     Tile& tile(int x, int y) { return tiles_[y * DIE_WIDTH + x]; }
@@ -208,7 +221,6 @@ class DieModel {
     std::vector<Tile> tiles_;
     Tile* selected_ = nullptr;
     uint64_t now_ = 0;                   // the cycle the wafer is in
-    uint64_t evaluated_ = 0;
 };
 
 }  // namespace tessera

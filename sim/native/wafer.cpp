@@ -17,6 +17,7 @@
 // DIE_MODEL, the model's header.
 #include "verilated.h"
 #include "die_ports.h"
+#include "crew.h"
 
 #include <cstdint>
 #include <deque>
@@ -172,20 +173,34 @@ struct Wafer {
     std::vector<DieLink> links;
     std::vector<HostPort> host[4];       // per wafer side, along the side
     uint64_t cycle = 0;
+    int threads = 1;                     // that clock the dies' tiles, this one included
 
     DieModel& die(int i) { return *dies[i]; }
 
-    // Dies share no signal (the links carry everything between them), so each can take
-    // its edge on its own.
-    void cycle_once() {
+    // Dies share no signal (the links carry everything between them), and tiles none
+    // once their inputs are joined, so each can take its edge on its own, on any of
+    // the crew's threads.
+    void cycle_once(Crew& crew) {
         for (DieLink& link : links) link.move(cycle);
         for (auto& side : host)
             for (HostPort& port : side)
                 if (port.in) port.move(cycle);
+        due_.clear();
         for (auto& d : dies)
-            if (d) d->step(cycle);
+            if (d) d->begin(cycle, [&](size_t unit) { due_.push_back({d.get(), unit}); });
+        crew.run(due_.size(), clock_due_);
+        for (auto& d : dies)
+            if (d) d->end(cycle);
         cycle++;
     }
+
+  private:
+    struct Due { DieModel* die; size_t unit; };
+    std::vector<Due> due_;               // what this cycle clocks
+    struct ClockDue {
+        std::vector<Due>& due;
+        void operator()(size_t k) const { due[k].die->clock_unit(due[k].unit); }
+    } clock_due_{due_};
 };
 
 int side_length(int side) { return side == NORTH || side == SOUTH ? DIE_WIDTH : DIE_HEIGHT; }
@@ -336,13 +351,17 @@ uint64_t wafer_evaluated(void* handle) {
 // idle and `until_idle` is set.  Returns the cycles run.
 uint64_t wafer_step(void* handle, uint64_t cycles, int until_idle) {
     Wafer* w = static_cast<Wafer*>(handle);
+    Crew crew(w->threads);
     uint64_t n = 0;
     for (; n < cycles; ++n) {
         if (until_idle && wafer_all_idle(w)) break;
-        w->cycle_once();
+        w->cycle_once(crew);
     }
     return n;
 }
+
+// How many threads clock the tiles in wafer_step and wafer_step_until_counters.
+void wafer_threads(void* handle, int threads) { static_cast<Wafer*>(handle)->threads = threads; }
 
 // Run until counter `counter` of each of `count` tiles (die[k], local x[k], y[k]) has
 // reached target[k], or `cycles` have passed; returns the cycles run.  The loader's
@@ -361,8 +380,9 @@ uint64_t wafer_step_until_counters(void* handle, uint64_t cycles, int count, con
         }
         return true;
     };
+    Crew crew(w->threads);
     uint64_t n = 0;
-    for (; n < cycles && !reached(); ++n) w->cycle_once();
+    for (; n < cycles && !reached(); ++n) w->cycle_once(crew);
     return n;
 }
 
