@@ -45,18 +45,22 @@ BACKENDS = ("amaranth", "cocotb_icarus", "cocotb_verilator", "native", "native_t
             "native_tiles_threads", "native_parallel")
 #: Cycles each back end runs by default: a few seconds of each on a 4x4 die.
 DEFAULT_CYCLES = {"amaranth": 200, "cocotb_icarus": 600, "cocotb_verilator": 1_500,
-                  "native": 30_000, "native_tiles": 100_000, "native_tiles_threads": 150_000,
+                  "native": 30_000, "native_tiles": 50_000, "native_tiles_threads": 50_000,
                   "native_parallel": 30_000}
 #: The largest die each slow back end runs, whatever the bench's die.
 SMALL_DIES = {"amaranth": (1, 1), "cocotb_icarus": (2, 2), "cocotb_verilator": (2, 2)}
-LENGTH = 1_000_000           # elements each core streams: more than any run consumes
+#: Elements each core streams (a descriptor's length is 16 bits): the most cycles a run takes.
+LENGTH = 60_000
 #: Link latency between the two dies of ``native_parallel``: about a microsecond at
 #: 1.1 GHz, a wafer-to-wafer link (the seed quotes under 5 us).
 PARALLEL_LATENCY = 1024
 
 
 def streaming_scenario(params, cycles):
-    """A :class:`tb.die_session.DieScenario` of the streaming kernel on one die."""
+    """A :class:`tb.die_session.DieScenario` of the streaming kernel on one die, for up
+    to :data:`LENGTH` cycles."""
+    if cycles > LENGTH:
+        raise ValueError(f"the streaming kernel runs at most {LENGTH:,} cycles, not {cycles:,}")
     from tb.core_session import Case
     from tb.die_session import DieScenario
 
