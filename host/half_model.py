@@ -115,11 +115,17 @@ class HalfModel:
 
     def attention(self, q, keys, values):
         """One head: ``q`` (head_dim), ``keys`` and ``values`` (positions, head_dim)."""
+        _, o, scale = self.attention_parts(q, keys, values)
+        return narrow(o * scale, self.dtype)
+
+    def attention_parts(self, q, keys, values):
+        """One head's steps: the 16-bit probabilities ``N(e)``, the fp32 weighted sum
+        ``o`` and ``reciprocal(S)``."""
         z = gemv(keys, q) * self.score_scale
         e = float_math.exp(z - z.max())
         total = float_math.ordered_sum(e)
-        o = gemv(values.T, narrow(e, self.dtype))
-        return narrow(o * float_math.reciprocal(F32(total)), self.dtype)
+        probs = narrow(e, self.dtype)
+        return probs, gemv(values.T, probs), float_math.reciprocal(F32(total))
 
     def attention_block(self, layer, h, pos, cache):
         c, w = self.config, self.layers[layer]

@@ -14,12 +14,11 @@ from host import model
 from host.kernels import vector as k
 from host.kernels.program import ARG0, ARG1, POS, TileProgram
 from host.model import Q
-from host.wafer import Wafer
 from rtl.params import preset
-from rtl.wavelet import Dir, pack_route_write
+from rtl.wavelet import Dir
+from tb.kernel_run import LOOP_COLOR, OUT_COLOR, run_tiles
 
 PARAMS = preset("default")
-OUT_COLOR = 2
 
 
 def _seeded(seed):
@@ -27,30 +26,9 @@ def _seeded(seed):
 
 
 def _run(tiles, routes=(), inject=(), accs=None):
-    """Run ``{(x, y): TileProgram}`` on one die, with accumulator images ``accs`` (by
-    tile) written through the back door; every program must halt.  Returns the data
-    memories and the wavelets that left the west edge of row 0 on OUT_COLOR."""
-    wafer = Wafer((1, 1), (4, 4), PARAMS)
-    try:
-        for x, y, color, accept, outputs in [(0, 0, OUT_COLOR, Dir.RAMP, [Dir.W]), *routes]:
-            wafer.route(x, y, pack_route_write(PARAMS, color, 0, accept, outputs, True))
-        images = {tile: program.finish() for tile, program in tiles.items()}
-        for (x, y), (code, data) in images.items():
-            wafer.load(x, y, code=code, data=data, acc=(accs or {}).get((x, y), ()))
-        wafer.start()
-        for side, index, data, color in inject:
-            wafer.inject(side, index, data, color)
-        wafer.step(200_000, until_idle=True)
-        wafer.step(16)                  # the last wavelets on their way to the edge
-        for (x, y) in tiles:
-            status = wafer.status(x, y)
-            assert status["halted"] and not status["fault"], ((x, y), status)
-        memories = {tile: wafer.memory(*tile) for tile in tiles}
-        sent = [_signed(data) for _, data, color, _ in wafer.collect("west", 0)
-                if color == OUT_COLOR]
-        return memories, sent
-    finally:
-        wafer.close()
+    """:func:`tb.kernel_run.run_tiles` on the default preset, the words signed."""
+    memories, sent = run_tiles(PARAMS, tiles, routes, inject, accs)
+    return memories, [_signed(word) for word in sent]
 
 
 def _signed(word):
@@ -76,7 +54,6 @@ def _program_with_inputs(**arrays):
     return t, {name: t.alloc(name, content=value) for name, value in arrays.items()}
 
 
-LOOP_COLOR = 3
 
 
 @pytest.mark.parametrize("streamed", [False, True], ids=["column-loop", "streamed"])

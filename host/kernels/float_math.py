@@ -16,6 +16,15 @@ from sim import float_math as spec
 __all__ = ["reciprocal", "rsqrt", "exp", "silu", "rms_scale"]
 
 
+def _scratch(scratch, length, count):
+    """``count`` scratch bases: ``scratch`` itself when it is a tuple of them (for a
+    length held in a register), else ``count`` consecutive runs of ``length`` from it."""
+    if isinstance(scratch, tuple):
+        assert len(scratch) >= count, "too few scratch bases"
+        return scratch[:count]
+    return tuple(scratch + n * length for n in range(count))
+
+
 def _operands(t, length, *bases):
     """Descriptors d0, d1, ... = ACC(base, length) for each base; returns their numbers."""
     for d, base in enumerate(bases):
@@ -38,9 +47,10 @@ def _newton(t, steps, body):
 
 
 def reciprocal(t, x, length, scratch):
-    """acc[x:x+length] = ``sim.float_math.reciprocal`` of it; ``scratch``: ``2 * length``."""
+    """acc[x:x+length] = ``sim.float_math.reciprocal`` of it; ``scratch``: ``2 * length``
+    (or two bases, :func:`_scratch`)."""
     b = t.b
-    X, Y, E = _operands(t, length, x, scratch, scratch + length)
+    X, Y, E = _operands(t, length, x, *_scratch(scratch, length, 2))
     b.li(1, -1)
     b.vmul(Y, X, 1, scalar=True)                       # int32: -bits(x)
     b.li(1, spec.RECIPROCAL_SEED)
@@ -80,9 +90,10 @@ def rsqrt(t, x, length, scratch):
 
 
 def exp(t, x, length, scratch):
-    """acc[x:x+length] = ``sim.float_math.exp`` of it; ``scratch``: ``2 * length``."""
+    """acc[x:x+length] = ``sim.float_math.exp`` of it; ``scratch``: ``2 * length`` (or two
+    bases, :func:`_scratch`)."""
     b = t.b
-    X, N, T = _operands(t, length, x, scratch, scratch + length)
+    X, N, T = _operands(t, length, x, *_scratch(scratch, length, 2))
 
     def by_constant(op, dst, src, value):
         _constant(t, 1, value)

@@ -22,6 +22,7 @@ Descriptors ``d0``..``d7`` are scratch.
 import numpy as np
 
 from host.asm import Builder
+from rtl.isa import Dtype, element_bytes
 
 __all__ = ["TileProgram", "FitError", "POS", "SLOT", "STAGE", "ARG0", "ARG1", "LINK"]
 
@@ -82,19 +83,22 @@ class TileProgram:
         self._labels += 1
         return f"{stem}_{self._labels}"
 
-    def mem(self, d, base, length, stride=1):
-        """``d`` = MEM(base, length, stride); ``base`` and ``length`` are ints or, as
-        ``("r", n)``, registers."""
-        self.b.dmem(d, self._value(base, _DESC_BASE), self._value(length, _DESC_LENGTH), stride)
+    def mem(self, d, base, length, stride=None, dtype=Dtype.INT):
+        """``d`` = MEM(base, length, stride) of ``dtype`` elements; ``base`` and ``length``
+        are ints or, as ``("r", n)``, registers; the stride (bytes) is one element's
+        unless given."""
+        stride = element_bytes(dtype) if stride is None else stride
+        self.b.dmem(d, self._value(base, _DESC_BASE), self._value(length, _DESC_LENGTH), stride,
+                    dtype=dtype)
 
     def accs(self, d, base, length):
         self.b.dacc(d, self._value(base, _DESC_BASE), self._value(length, _DESC_LENGTH))
 
-    def fin(self, d, length, color):
-        self.b.dfin(d, self._value(length, _DESC_LENGTH), color)
+    def fin(self, d, length, color, dtype=Dtype.INT):
+        self.b.dfin(d, self._value(length, _DESC_LENGTH), color, dtype=dtype)
 
-    def fout(self, d, length, color):
-        self.b.dfout(d, self._value(length, _DESC_LENGTH), color)
+    def fout(self, d, length, color, dtype=Dtype.INT):
+        self.b.dfout(d, self._value(length, _DESC_LENGTH), color, dtype=dtype)
 
     def _value(self, value, scratch):
         if isinstance(value, tuple):

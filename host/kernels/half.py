@@ -1,0 +1,221 @@
+"""The float kernels: tile code for each step of :class:`host.half_model.HalfModel`.
+
+The counterparts of :mod:`host.kernels.vector` on the float lanes.  Vectors in
+data SRAM hold 16-bit floats of the model's ``dtype`` (:data:`rtl.isa.Dtype.FP16`
+or ``BF16``, 2 bytes an element); accumulators hold fp32.  Each kernel emits
+the operations that :mod:`host.half_model`'s docstring specifies, in its order, so
+that its results equal the reference's to the bit.  Between tiles, fp32 vectors
+travel as 32-bit words and are moved with integer ``VMOV``, which keeps every bit.
+"""
+
+import numpy as np
+
+from host.half_model import NORM_EPS
+from host.kernels import float_math
+from host.kernels.program import ARG0, ARG1, POS, SLOT
+from host.kernels.vector import zero
+from rtl.isa import Dtype
+
+__all__ = ["gemv", "column_products", "widen", "rmsnorm", "rope", "attention_head", "swiglu",
+           "residual_add", "argmax", "embedding", "scalar_of"]
+
+#: ``sign_extend(bits >> 31) & KEY_MASK`` flips a negative fp32's other bits, so that
+#: signed integer order is float order (NaNs aside): -0 below +0, -inf lowest.
+KEY_MASK = 0x7FFFFFFF
+INT32_MIN = -(1 << 31)
+
+
+def _fp32(value):
+    return int(np.float32(value).view(np.int32))
+
+
+def widen(t, src, length, dst, dtype):
+    """acc[dst:dst+length] = the 16-bit floats at data ``src``, in fp32 (exact)."""
+    t.mem(1, src, length, dtype=dtype)
+    t.accs(0, dst, length)
+    t.b.vmov(0, 1, float_=True)
+
+
+def gemv(t, weight, rows, cols, x, acc, dtype, loop, start=True):
+    """acc[0:rows] = W x (or, with ``start`` False, acc += W x, continuing a product whose
+    earlier columns another tile added): ``W`` column-major 16-bit floats (column j at
+    ``weight + 2 j rows``), ``x`` 16-bit floats at data ``x``; streamed around ``loop``."""
+    if start:
+        zero(t, acc, rows)
+    column_products(t, weight, rows, cols, x, dtype, loop)
+
+
+def column_products(t, weight, rows, cols, x, dtype, loop):
+    """The fp32 accumulators of descriptor d0 += sum_j W[:, j] x_j, j in order: slot 1
+    sends x around ``loop`` (a color the router takes from the ramp back to it) while one
+    ``VMACS`` multiplies each column by its x_j as it returns; a ±0 x_j costs no beat.
+    ``weight`` and ``cols`` are ints or registers (``("r", n)``)."""
+    b = t.b
+    t.mem(2, x, cols, dtype=dtype)
+    t.fout(3, cols, loop, dtype=dtype)
+    b.vmov(3, 2, float_=True, async_=True, slot=1)
+    if isinstance(cols, tuple):
+        b.li(1, rows)
+        b.mul(1, cols[1], 1)
+        t.mem(1, weight, ("r", 1), dtype=dtype)
+    else:
+        t.mem(1, weight, rows * cols, dtype=dtype)
+    t.fin(2, cols, loop, dtype=dtype)
+    b.vmacs(0, 1, 2, float_=True)
+    b.wait(1)
+
+
+def scalar_of(t, register, acc):
+    """``register`` = the fp32 accumulator ``acc`` (a float ``VSUM`` of one: -0 + x is x)."""
+    t.accs(7, acc, 1)
+    t.b.vsum(register, 7, float_=True)
+
+
+def _register_into_acc(t, acc, register):
+    """acc[acc] = the bits of ``register``, exactly (an integer add to 0)."""
+    zero(t, acc, 1)
+    t.accs(0, acc, 1)
+    t.b.vadd(0, 0, register, scalar=True)
+
+
+def rmsnorm(t, h, dim, gain, out, scratch, dtype):
+    """``out`` (data, 16-bit) = N((h * s) * g) for the fp32 residual acc[h:h+dim] and the
+    16-bit gains at data ``gain``, ``s`` the RMS scale; ``scratch``: ``dim + 1``
+    accumulators (at least 3)."""
+    b = t.b
+    float_math.rms_scale(t, h, dim, NORM_EPS, scratch + dim, scratch)
+    scalar_of(t, ARG0, scratch + dim)
+    t.accs(0, h, dim)
+    t.accs(1, scratch, dim)
+    b.vmul(1, 0, ARG0, scalar=True, float_=True)
+    t.mem(2, gain, dim, dtype=dtype)
+    t.mem(0, out, dim, dtype=dtype)
+    b.vmul(0, 1, 2, float_=True)
+
+
+def rope(t, src, heads, head_dim, cos, sin, dst, scratch, dtype):
+    """``dst`` (data, 16-bit) = the fp32 vector acc[src:] rotated, per head in head order
+    (the pairs' first members, then the second ones), by the fp16 tables at ``cos`` and
+    ``sin`` (a row of ``head_dim // 2`` per position; row r15): ``a' = N(a c - b s)``,
+    ``b' = N(a s + b c)``.  ``scratch``: ``head_dim`` accumulators."""
+    b, half = t.b, head_dim // 2
+    b.li(6, 2 * half)
+    b.mul(6, POS, 6)                          # the position's row of the tables
+    b.li(1, sin)
+    b.add(7, 6, 1)
+    b.li(1, cos)
+    b.add(6, 6, 1)
+    t.mem(4, ("r", 6), half, dtype=Dtype.FP16)
+    t.mem(5, ("r", 7), half, dtype=Dtype.FP16)
+    t.accs(6, scratch, half)
+    t.accs(7, scratch + half, half)
+    for head in range(heads):
+        t.accs(0, src + head * head_dim, half)
+        t.accs(1, src + head * head_dim + half, half)
+        for which, (pa, pb, combine) in enumerate(((4, 5, b.vsub), (5, 4, b.vadd))):
+            b.vmul(6, 0, pa, float_=True)     # a cos  |  a sin
+            b.vmul(7, 1, pb, float_=True)     # b sin  |  b cos
+            t.mem(2, dst + 2 * (head * head_dim + which * half), half, dtype=dtype)
+            combine(2, 6, 7, float_=True)
+
+
+def attention_head(t, q, keys, key_rows, values, length, heads_out, scores, q_scratch,
+                   out_scratch, probs, score_scale, head_dim, dtype, loop, exp_scratch):
+    """One head over positions 0..r15 of the current user (``length``: a register holding
+    r15 + 1), whose first slot is r14 - r15, as :meth:`host.half_model.HalfModel.attention`.
+
+    ``q``: 16-bit (``head_dim``), in data; ``keys``: the transposed key cache, row ``j``
+    (one dimension, every slot) at ``keys + 2 j key_rows``; ``values``: slot ``s``'s
+    ``head_dim`` values at ``values + 2 s head_dim``; ``heads_out``: where the 16-bit
+    result goes.  Accumulators: ``scores`` (the context), ``q_scratch`` and
+    ``out_scratch`` (``head_dim`` each), ``exp_scratch`` (two bases of the context);
+    ``probs``: the context's 16-bit probabilities in data."""
+    b = t.b
+    widen(t, q, head_dim, q_scratch, dtype)
+    zero(t, scores, ("r", length))
+    # z_t += K[j][t] * q_j for each dimension j, in order
+    b.sub(6, SLOT, POS)                       # the user's first slot
+    b.slli(6, 6, 1)
+    b.li(7, keys)
+    b.add(7, 7, 6)
+    for j in range(head_dim):
+        scalar_of(t, 4, q_scratch + j)
+        t.accs(0, scores, ("r", length))
+        t.mem(1, ("r", 7), ("r", length), dtype=dtype)
+        b.vmacs(0, 1, 4, scalar=True, float_=True)
+        if j < head_dim - 1:
+            b.li(1, 2 * key_rows)
+            b.add(7, 7, 1)
+    # e = exp(z * scale - max); S = their ordered sum; p = N(e)
+    t.accs(0, scores, ("r", length))
+    b.li(1, _fp32(score_scale))
+    b.vmul(0, 0, 1, scalar=True, float_=True)
+    b.vrmax(1, 0, float_=True)
+    b.vsub(0, 0, 1, scalar=True, float_=True)
+    float_math.exp(t, scores, ("r", length), exp_scratch)
+    t.accs(0, scores, ("r", length))
+    b.vsum(ARG1, 0, float_=True)
+    t.mem(1, probs, ("r", length), dtype=dtype)
+    b.vmov(1, 0, float_=True)
+    # o = sum_t p_t V[t], in position order; out = N(o * reciprocal(S))
+    b.sub(6, SLOT, POS)
+    b.li(7, 2 * head_dim)
+    b.mul(6, 6, 7)
+    b.li(7, values)
+    b.add(7, 7, 6)
+    zero(t, out_scratch, head_dim)
+    column_products(t, ("r", 7), head_dim, ("r", length), probs, dtype, loop)
+    _register_into_acc(t, q_scratch, ARG1)
+    float_math.reciprocal(t, q_scratch, 1, exp_scratch)
+    scalar_of(t, ARG1, q_scratch)
+    t.accs(0, out_scratch, head_dim)
+    t.mem(1, heads_out, head_dim, dtype=dtype)
+    b.vmul(1, 0, ARG1, scalar=True, float_=True)
+
+
+def swiglu(t, a, u, length, out, scratch, dtype):
+    """``out`` (data, 16-bit) = N(silu(a) * u) for fp32 acc[a], acc[u]; acc[a] is
+    overwritten; ``scratch``: ``3 * length`` accumulators."""
+    float_math.silu(t, a, length, scratch)
+    t.accs(0, a, length)
+    t.accs(1, u, length)
+    t.mem(2, out, length, dtype=dtype)
+    t.b.vmul(2, 0, 1, float_=True)
+
+
+def residual_add(t, h, delta, length):
+    """acc[h] = acc[h] + acc[delta], in fp32."""
+    t.accs(0, h, length)
+    t.accs(1, delta, length)
+    t.b.vadd(0, 0, 1, float_=True)
+
+
+def argmax(t, logits, length, offset, best, best_index):
+    """Fold the fp32 acc[logits:logits+length] (entries ``offset``.. of the whole vector)
+    into the running maximum: ``best`` holds its order key (:data:`KEY_MASK`; start it at
+    :data:`INT32_MIN`), ``best_index`` its index; the first maximum wins."""
+    b, keep = t.b, t.fresh("argmax_keep")
+    t.accs(0, logits, length)
+    b.vrmax(1, 0, float_=True)
+    b.srai(2, 1, 31)
+    b.li(3, KEY_MASK)
+    b.and_(2, 2, 3)
+    b.xor(1, 1, 2)
+    b.bge(best, 1, keep)                      # not strictly greater: keep the earlier one
+    b.addi(best, 1, 0)
+    b.vargmax(best_index, 0, float_=True)
+    if offset:
+        b.addi(best_index, best_index, offset)
+    b.label(keep)
+
+
+def embedding(t, table, dim, token, h, dtype):
+    """acc[h:h+dim] = row ``token`` (a register) of the 16-bit table at ``table``, in fp32."""
+    b = t.b
+    b.li(1, 2 * dim)
+    b.mul(1, token, 1)
+    b.li(2, table)
+    b.add(1, 1, 2)
+    t.mem(1, ("r", 1), dim, dtype=dtype)
+    t.accs(0, h, dim)
+    b.vmov(0, 1, float_=True)
