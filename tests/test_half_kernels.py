@@ -102,7 +102,7 @@ def test_a_product_split_over_two_tiles_is_the_whole_product(seed):
     _check(np.array(sent, np.uint32).view(np.float32), gemv(weight, x), reproduce)
 
 
-def _model(dim=32, heads=4, kv_heads=2, seq_len=16):
+def _model(dim=32, heads=4, kv_heads=2, seq_len=48):
     config = ModelConfig(dim=dim, hidden_dim=48, n_heads=heads, n_kv_heads=kv_heads,
                          seq_len=seq_len)
     return HalfModel(config, random_weights(config, seed=5), "fp16")
@@ -139,7 +139,7 @@ def test_rope(seed):
         _check(_read16(memories[3, 2], out, c.dim), reference.rope(vector, pos), reproduce)
 
 
-@pytest.mark.parametrize("pos", [0, 5, 15])
+@pytest.mark.parametrize("pos", [0, 5, 40])   # 41 scores: two chunks of exp
 def test_attention_head(seed, pos):
     """User 1 of 2, at ``pos``: its scores, softmax and weighted values over the caches
     that hold both users' slots."""
@@ -153,7 +153,7 @@ def test_attention_head(seed, pos):
     out = t.alloc("out", 2 * hd, align=2)
     probs = t.alloc("probs", 2 * seq, align=2)
     scores, q_scratch, out_scratch = t.acc("scores", seq), t.acc("q", hd), t.acc("o", hd)
-    exp_scratch = (t.acc("exp 1", seq), t.acc("exp 2", seq))
+    exp_scratch = t.acc("exp", 2 * k.EXP_CHUNK)
     t.b.li(POS, pos)
     t.b.li(SLOT, user * seq + pos)
     t.b.addi(STAGE, POS, 1)

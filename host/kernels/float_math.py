@@ -47,10 +47,9 @@ def _newton(t, steps, body):
 
 
 def reciprocal(t, x, length, scratch):
-    """acc[x:x+length] = ``sim.float_math.reciprocal`` of it; ``scratch``: ``2 * length``
-    (or two bases, :func:`_scratch`)."""
+    """acc[x:x+length] = ``sim.float_math.reciprocal`` of it; ``scratch``: ``2 * length``."""
     b = t.b
-    X, Y, E = _operands(t, length, x, *_scratch(scratch, length, 2))
+    X, Y, E = _operands(t, length, x, scratch, scratch + length)
     b.li(1, -1)
     b.vmul(Y, X, 1, scalar=True)                       # int32: -bits(x)
     b.li(1, spec.RECIPROCAL_SEED)

@@ -23,6 +23,8 @@ __all__ = ["gemv", "column_products", "widen", "rmsnorm", "rope", "attention_hea
 #: signed integer order is float order (NaNs aside): -0 below +0, -inf lowest.
 KEY_MASK = 0x7FFFFFFF
 INT32_MIN = -(1 << 31)
+#: Scores an attention head exponentiates at once (:func:`_exp_in_chunks`).
+EXP_CHUNK = 32
 
 
 def _fp32(value):
@@ -128,8 +130,8 @@ def attention_head(t, q, keys, key_rows, values, length, heads_out, scores, q_sc
     (one dimension, every slot) at ``keys + 2 j key_rows``; ``values``: slot ``s``'s
     ``head_dim`` values at ``values + 2 s head_dim``; ``heads_out``: where the 16-bit
     result goes.  Accumulators: ``scores`` (the context), ``q_scratch`` and
-    ``out_scratch`` (``head_dim`` each), ``exp_scratch`` (two bases of the context);
-    ``probs``: the context's 16-bit probabilities in data."""
+    ``out_scratch`` (``head_dim`` each), ``exp_scratch`` (``2 * EXP_CHUNK``); ``probs``:
+    the context's 16-bit probabilities in data."""
     b = t.b
     widen(t, q, head_dim, q_scratch, dtype)
     zero(t, scores, ("r", length))
@@ -152,7 +154,7 @@ def attention_head(t, q, keys, key_rows, values, length, heads_out, scores, q_sc
     b.vmul(0, 0, 1, scalar=True, float_=True)
     b.vrmax(1, 0, float_=True)
     b.vsub(0, 0, 1, scalar=True, float_=True)
-    float_math.exp(t, scores, ("r", length), exp_scratch)
+    _exp_in_chunks(t, scores, length, exp_scratch)
     t.accs(0, scores, ("r", length))
     b.vsum(ARG1, 0, float_=True)
     t.mem(1, probs, ("r", length), dtype=dtype)
@@ -171,6 +173,24 @@ def attention_head(t, q, keys, key_rows, values, length, heads_out, scores, q_sc
     t.accs(0, out_scratch, head_dim)
     t.mem(1, heads_out, head_dim, dtype=dtype)
     b.vmul(1, 0, ARG1, scalar=True, float_=True)
+
+
+def _exp_in_chunks(t, base, length, scratch):
+    """acc[base:base+length] = exp of it (``length`` a register, at least 1), in place,
+    :data:`EXP_CHUNK` elements at a time: exp works element by element, so the bits are
+    those of one pass, and its scratch does not grow with the context."""
+    b, more, full = t.b, t.fresh("exp_chunk"), t.fresh("exp_full")
+    b.li(5, base)                             # r5: where the chunk starts
+    b.addi(6, length, 0)                      # r6: the elements left
+    b.label(more)
+    b.li(7, EXP_CHUNK)                        # r7: this chunk's length
+    b.bge(6, 7, full)
+    b.addi(7, 6, 0)
+    b.label(full)
+    float_math.exp(t, ("r", 5), ("r", 7), (scratch, scratch + EXP_CHUNK))
+    b.add(5, 5, 7)
+    b.sub(6, 6, 7)
+    b.bne(6, 0, more)
 
 
 def swiglu(t, a, u, length, out, scratch, dtype):
