@@ -320,9 +320,12 @@ def _prompts(args):
     texts = list(args.prompt or [])
     if args.prompts:
         try:
-            texts += Path(args.prompts).read_text().splitlines()
+            lines = Path(args.prompts).read_text().splitlines()
         except OSError as error:
             raise UsageError(f"cannot read {args.prompts}: {error.strerror}") from None
+        if not lines:
+            raise UsageError(f"{args.prompts} holds no prompts: give one a line")
+        texts += lines
     texts = texts or [DEFAULT_PROMPT]
     users = len(texts) if args.users is None else args.users
     if users < 1:

@@ -184,6 +184,7 @@ def _weight_file(path, damage=None):
     (["--users", "12"], "12 users need more KV cache than layer 0's attention tiles hold: 9 fit"),
     (["--users", "40"], "a generated token's user tag has room for 31"),
     (["--prompts", "{tmp}/missing.txt"], "cannot read"),
+    (["--prompts", "{tmp}/empty.txt"], "empty.txt holds no prompts"),
     (["--wafers", "3"], "3 wafers for a 2-layer model: each wafer needs a layer"),
     (["--wafers", "0"], "--wafers must be at least 1"),
     (["--clock", "0"], "--clock must be a positive number of GHz"),
@@ -197,6 +198,7 @@ def test_run_refuses_bad_input_before_running(tmp_path, args, message):
     _weight_file(tmp_path / "short.bin", lambda blob: blob[:-100])
     (tmp_path / "other.bin").write_bytes(b"GGUF")
     (tmp_path / "defects.txt").write_text("0,1\n2,1\n")
+    (tmp_path / "empty.txt").write_text("")
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     status, stdout, stderr = tessera("run", *args, "--json", str(tmp_path / "run.json"))
     assert status == 2, stderr
