@@ -10,8 +10,10 @@ few tiles as fit its slices: each slice takes some hidden units (their rows of
 same input, and their partial sums meet in the last (so more slices also mean
 fewer cycles; ``ffn_tiles`` asks for a number).  Layer 0's first tile also
 looks the tokens up in the embedding table (or, when the table does not fit
-there, an embedding tile before it does), and a classifier tile ends the
-pipeline.  The stages
+there, embedding tiles before it do, a chain that shares its rows), and the
+classifier ends the pipeline, on as few tiles as fit its slices of rows (side
+by side on the same input, the running maximum passed from slice to slice).
+The stages
 follow a snake through the wafer (east along even rows, west along odd ones),
 so consecutive regions are neighbours and every hop of the residual stream is
 one link.  The classifier sends each generated token back to the first tile
@@ -22,7 +24,7 @@ Colors: the residual stream alternates static colors 0 and 1 from link to link
 (a tile receives on one and sends on the other); static color 2 carries tokens
 out to the host; static color 3 goes from each tile's ramp back to it, for the
 streamed GEMV (:func:`host.kernels.vector.gemv`); static colors 4 and 5,
-alternating, carry the partial sums from slice to slice; generated tokens go
+alternating, carry the partial sums (or the running maximum) from slice to slice; generated tokens go
 back to the first tile on the first XY-addressed color.
 
 :func:`plan` checks that everything fits: a tile per stage, each stage's
@@ -86,6 +88,7 @@ class Plan:
     token_color: int
     host_color: int
     schedule: object             # host.kernels.stages.Schedule
+    token_bits: int              # of a generated token's tag (host.kernels.stages.untag)
     unused: list = field(default_factory=list)
     wafers: int = 1              # the shape's die rows split evenly among them
 
@@ -142,7 +145,7 @@ def _direction(a, b):
     return next(d for d in Dir if d.step == step and d != Dir.RAMP)
 
 
-def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
+def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
          serial_prefill=False, wafers=1):
     """The plan of a generation on the wafer ``shape`` (:class:`host.wafer.WaferShape`):
     for each user ``u``, ``counts[u]`` tokens after the prompt ``prompts[u]`` (tokens),
@@ -159,7 +162,8 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
     first, the classifier with the last): each wafer's stages start at its first tile
     along the snake, and the stream passes through the unused rest of the wafer before,
     so only the residual stream and the generated tokens cross between wafers."""
-    c, params = qmodel.config, shape.params
+    layers, params = stages.layers_of(model), shape.params
+    c = layers.config
     if params.first_xy_color < 6 or params.xy_colors < 1:
         raise MapError(f"the pipeline needs 6 static colors and 1 XY-addressed color; the "
                        f"tiles have {params.first_xy_color} static and {params.xy_colors} "
@@ -176,25 +180,27 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
     token_color = params.first_xy_color
     schedule = stages.Schedule(tuple(len(p) for p in prompts), tuple(counts), c.seq_len,
                                serial_prefill)
-    if schedule.users > stages.MAX_USERS:
+    token_bits, max_users = stages.tag_bits(c.vocab_size)
+    if schedule.users > max_users:
         raise MapError(f"{schedule.users} users: a generated token's user tag has room for "
-                       f"{stages.MAX_USERS}")
+                       f"{max_users}")
 
     def build(unit, boundary=0, schedule=schedule):
         kind, layer, part, parts, embeds = unit
         links = stages.Links(color_in=STREAM_COLORS[(boundary - 1) % 2],
                              color_out=STREAM_COLORS[boundary % 2], token_color=token_color,
                              host_color=HOST_COLOR, embed_tile=tiles[0],
-                             loop_color=LOOP_COLOR, reduce_colors=REDUCE_COLORS)
+                             token_bits=token_bits, loop_color=LOOP_COLOR,
+                             reduce_colors=REDUCE_COLORS)
         if kind == "embedding":
-            return stages.embedding_stage(params, qmodel, links, schedule, prompts)
+            return stages.embedding_stage(params, layers, links, schedule, prompts, part, parts)
         if kind == "classifier":
-            return stages.classifier_stage(params, qmodel, links, schedule)
+            return stages.classifier_stage(params, layers, links, schedule, part, parts)
         if kind == "feed-forward":
-            return stages.ffn_stage(params, qmodel, layer, links, schedule, part, parts)
+            return stages.ffn_stage(params, layers, layer, links, schedule, part, parts)
         if embeds:
-            return _STAGES[kind](params, qmodel, layer, links, schedule, prompts)
-        return _STAGES[kind](params, qmodel, layer, links, schedule)
+            return _STAGES[kind](params, layers, layer, links, schedule, prompts)
+        return _STAGES[kind](params, layers, layer, links, schedule)
 
     def shortfall(*units, schedule=schedule):
         """The first of ``units`` that does not fit its tile, as a message; or None."""
@@ -214,15 +220,28 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
                 return users
         return 0
 
+    def slices(kind, counts, layer=None):
+        """The fewest slices (of the ``counts`` tried) of a ``kind`` whose every slice fits
+        its tile, each a Unit."""
+        problems = []
+        for n in counts:
+            units = [Unit(kind, layer, i, n) for i in range(n)]
+            problems.append(shortfall(*units))
+            if problems[-1] is None:
+                return units
+        raise MapError(f"{problems[0]}; and no split into up to {counts[-1]} tiles fits")
+
     # Steps along the stream; the tiles of one step work side by side on the same input.
     steps = []
     for layer in range(c.n_layers):
         whole = [[Unit("attention", layer)]]
         split = [[Unit("qkv", layer)], [Unit("split attention", layer)]]
         options = [split] if split_attention else [whole, split]
-        if layer == 0:      # the first tile also embeds; failing that, a tile of its own
-            options = ([[[option[0][0]._replace(embeds=True)]] + option[1:] for option in options]
-                       + [[[Unit("embedding", None)]] + option for option in options])
+        if layer == 0:      # the first tile also embeds; failing that, tiles of their own
+            embeds = [[[option[0][0]._replace(embeds=True)]] + option[1:] for option in options]
+            options = embeds + [[[unit] for unit in slices("embedding",
+                                                           _divisors(c.vocab_size))]
+                                + option for option in options]
         for option in options:
             units = [unit for step in option for unit in step]
             if (problem := shortfall(*units)) is None:
@@ -235,16 +254,8 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
             raise MapError(problem)
         counts = [ffn_tiles] if ffn_tiles else [n for n in range(1, c.hidden_dim + 1)
                                                 if c.hidden_dim % n == 0]
-        slices = ([Unit("feed-forward", layer, i, n) for i in range(n)] for n in counts)
-        problems = []
-        for step in slices:
-            problems.append(shortfall(*step))
-            if problems[-1] is None:
-                steps.append(step)
-                break
-        else:
-            raise MapError(f"{problems[0]}; and no split into up to {counts[-1]} slices fits")
-    steps.append([Unit("classifier", None)])
+        steps.append(slices("feed-forward", counts, layer))
+    steps.append(slices("classifier", _divisors(c.vocab_size)))
     schedule = dataclasses.replace(schedule, depth=len(steps))
     units = [(unit, boundary) for boundary, step in enumerate(steps) for unit in step]
     places = _places(units, tiles, shape, wafers, c.n_layers)
@@ -261,8 +272,16 @@ def plan(qmodel, shape, prompts, counts, split_attention=False, ffn_tiles=None,
                             weights, boundary))
     routes = _routes(result, tiles)
     _check_routes(routes)
-    return Plan(shape, result, routes, token_color, HOST_COLOR, schedule,
+    return Plan(shape, result, routes, token_color, HOST_COLOR, schedule, token_bits,
                 unused=[tile for i, tile in enumerate(tiles) if i not in places], wafers=wafers)
+
+
+#: The most tiles the mapper shares an embedding table or a classifier among.
+MAX_TABLE_SLICES = 8
+
+
+def _divisors(total):
+    return [n for n in range(1, MAX_TABLE_SLICES + 1) if total % n == 0]
 
 
 def _places(units, tiles, shape, wafers, layers):

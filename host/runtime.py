@@ -217,7 +217,7 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
             wafer.step(STEP, until_idle=True)
             for cycle, data, color, _ in wafer.collect("west", ey):
                 if color == plan.host_color:
-                    user, token = untag(data)
+                    user, token = untag(data, plan.token_bits)
                     if dropped[user]:
                         dropped[user] -= 1
                         continue

@@ -9,6 +9,7 @@ kernel returns, unless a kernel says otherwise.
 
 from host.kernels.program import ARG0, ARG1, POS, SLOT, isqrt, reciprocal
 from host.model import Q
+from rtl.isa import Dtype
 
 __all__ = ["zero", "gemv", "requant", "receive", "send", "rmsnorm", "rope", "attention_head", "column_products",
            "swiglu", "residual_add", "argmax", "embedding", "reduce_chain", "accumulate"]
@@ -109,19 +110,23 @@ def send(t, acc, length, color):
     t.b.vmov(1, 0)
 
 
-def send_behind(t, sources, out, color):
+def send_behind(t, sources, out, color, dtype=Dtype.INT):
     """Send ``sources`` on ``color`` in order, without waiting for the fabric: each
-    ``(kind, address, length)`` (kind ``"mem"`` or ``"acc"``) is copied into the
-    accumulators from ``out`` on, and slot 1 sends them from there while the program
-    goes on.  It first waits for slot 1, so the previous send has left ``out`` (every
-    streamed GEMV also waits for slot 1 before using it)."""
+    ``(kind, address, length)`` (kind ``"mem"``, of ``dtype`` elements, or ``"acc"``)
+    is copied into the accumulators from ``out`` on (16-bit floats widened to fp32),
+    and slot 1 sends them from there, a word each, while the program goes on.  It
+    first waits for slot 1, so the previous send has left ``out`` (every streamed GEMV
+    also waits for slot 1 before using it)."""
     b = t.b
     b.wait(1)
     at = out
     for kind, address, length in sources:
         t.accs(0, at, length)
-        (t.mem if kind == "mem" else t.accs)(1, address, length)
-        b.vmov(0, 1)
+        if kind == "mem":
+            t.mem(1, address, length, dtype=dtype)
+        else:
+            t.accs(1, address, length)
+        b.vmov(0, 1, float_=kind == "mem" and dtype != Dtype.INT)
         at += length
     t.accs(0, out, at - out)
     t.fout(1, at - out, color)
