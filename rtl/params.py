@@ -128,6 +128,9 @@ PRESETS = {
                    code_bytes=1024, lanes=16, acc_words=64),
     # The demo wafer's tiles.
     "default": Params(),
+    # The real model's tiles: the float lanes, and 4 KiB of accumulators (an attention
+    # head's scores take one a position of the context).
+    "float": Params(float_lanes=1, acc_words=1024),
     # WSE-3-like: 24 colors per link, 48 KiB per core.
     "wse3": Params(width=8, height=8, colors=24, xy_colors=2, queue_depth=4),
 }

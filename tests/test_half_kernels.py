@@ -157,8 +157,8 @@ def test_attention_head(seed, pos):
     t.b.li(POS, pos)
     t.b.li(SLOT, user * seq + pos)
     t.b.addi(STAGE, POS, 1)
-    k.attention_head(t, at["q"], at["keys"], rows, at["values"], STAGE, out, scores,
-                     q_scratch, out_scratch, probs, reference.score_scale, hd, FP16,
+    k.attention_head(t, k.HeadAddresses(at["q"], at["keys"], at["values"], out), rows, STAGE,
+                     scores, q_scratch, out_scratch, probs, reference.score_scale, hd, FP16,
                      LOOP_COLOR, exp_scratch)
     send(t, out_scratch, hd, OUT_COLOR)       # o and reciprocal(S), left in place
     send(t, q_scratch, 1, OUT_COLOR)

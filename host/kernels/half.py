@@ -16,8 +16,8 @@ from host.kernels.program import ARG0, ARG1, POS, SLOT
 from host.kernels.vector import zero
 from rtl.isa import Dtype
 
-__all__ = ["gemv", "column_products", "widen", "rmsnorm", "rope", "attention_head", "swiglu",
-           "residual_add", "argmax", "embedding", "scalar_of"]
+__all__ = ["gemv", "column_products", "widen", "rmsnorm", "rope", "HeadAddresses", "HeadTable",
+           "attention_head", "swiglu", "residual_add", "argmax", "embedding", "scalar_of"]
 
 #: ``sign_extend(bits >> 31) & KEY_MASK`` flips a negative fp32's other bits, so that
 #: signed integer order is float order (NaNs aside): -0 below +0, -inf lowest.
@@ -121,24 +121,72 @@ def rope(t, src, heads, head_dim, cos, sin, dst, scratch, dtype):
             combine(2, 6, 7, float_=True)
 
 
-def attention_head(t, q, keys, key_rows, values, length, heads_out, scores, q_scratch,
-                   out_scratch, probs, score_scale, head_dim, dtype, loop, exp_scratch):
+class HeadAddresses:
+    """Where an attention head's operands are (:func:`attention_head`): ``q``, ``keys``,
+    ``values`` and ``out``, data addresses."""
+
+    NAMES = ("q", "keys", "values", "out")
+
+    def __init__(self, q, keys, values, out):
+        self.q, self.keys, self.values, self.out = q, keys, values, out
+
+    def load(self, t, register, name):
+        """Code that puts the address ``name`` into ``register``."""
+        t.b.li(register, getattr(self, name))
+
+
+class HeadTable:
+    """The addresses of several heads (:class:`HeadAddresses`) in a table in data SRAM,
+    four words a head, and a word that points at the current head's: one copy of the
+    head's code serves them all (:meth:`each`), where unrolled heads would outgrow the
+    code memory."""
+
+    def __init__(self, t, heads):
+        words = [getattr(head, name) for head in heads for name in HeadAddresses.NAMES]
+        self.table = t.alloc("heads", content=np.array(words, "<i4").tobytes(), align=4)
+        self.pointer = t.word("head", self.table)
+        self.end = self.table + 4 * len(words)
+
+    def load(self, t, register, name):
+        t.b.li(register, self.pointer)
+        t.b.ld(register, register, 0)
+        t.b.ld(register, register, 4 * HeadAddresses.NAMES.index(name))
+
+    def each(self, t, body):
+        """``body()`` once, run for each head in turn."""
+        b, top = t.b, t.fresh("head")
+        b.label(top)
+        body()
+        b.li(1, self.pointer)
+        b.ld(2, 1, 0)
+        b.addi(2, 2, 4 * len(HeadAddresses.NAMES))
+        b.st(2, 1, 0)
+        b.li(3, self.end)
+        b.bne(2, 3, top)
+        b.li(2, self.table)
+        b.st(2, 1, 0)
+
+
+def attention_head(t, head, key_rows, length, scores, q_scratch, out_scratch, probs,
+                   score_scale, head_dim, dtype, loop, exp_scratch):
     """One head over positions 0..r15 of the current user (``length``: a register holding
     r15 + 1), whose first slot is r14 - r15, as :meth:`host.half_model.HalfModel.attention`.
 
-    ``q``: 16-bit (``head_dim``), in data; ``keys``: the transposed key cache, row ``j``
-    (one dimension, every slot) at ``keys + 2 j key_rows``; ``values``: slot ``s``'s
-    ``head_dim`` values at ``values + 2 s head_dim``; ``heads_out``: where the 16-bit
-    result goes.  Accumulators: ``scores`` (the context), ``q_scratch`` and
-    ``out_scratch`` (``head_dim`` each), ``exp_scratch`` (``2 * EXP_CHUNK``); ``probs``:
-    the context's 16-bit probabilities in data."""
+    ``head`` says where its operands are (:class:`HeadAddresses` or
+    :class:`HeadTable`): ``q``, 16-bit (``head_dim``); ``keys``, the transposed key
+    cache, row ``j`` (one dimension, every slot) at ``keys + 2 j key_rows``;
+    ``values``, slot ``s``'s ``head_dim`` values at ``values + 2 s head_dim``; ``out``,
+    where the 16-bit result goes.  Accumulators: ``scores`` (the context),
+    ``q_scratch`` and ``out_scratch`` (``head_dim`` each), ``exp_scratch`` (``2 *
+    EXP_CHUNK``); ``probs``: the context's 16-bit probabilities in data."""
     b = t.b
-    widen(t, q, head_dim, q_scratch, dtype)
+    head.load(t, 3, "q")
+    widen(t, ("r", 3), head_dim, q_scratch, dtype)
     zero(t, scores, ("r", length))
     # z_t += K[j][t] * q_j for each dimension j, in order
     b.sub(6, SLOT, POS)                       # the user's first slot
     b.slli(6, 6, 1)
-    b.li(7, keys)
+    head.load(t, 7, "keys")
     b.add(7, 7, 6)
     for j in range(head_dim):
         scalar_of(t, 4, q_scratch + j)
@@ -163,7 +211,7 @@ def attention_head(t, q, keys, key_rows, values, length, heads_out, scores, q_sc
     b.sub(6, SLOT, POS)
     b.li(7, 2 * head_dim)
     b.mul(6, 6, 7)
-    b.li(7, values)
+    head.load(t, 7, "values")
     b.add(7, 7, 6)
     zero(t, out_scratch, head_dim)
     column_products(t, ("r", 7), head_dim, ("r", length), probs, dtype, loop)
@@ -171,7 +219,8 @@ def attention_head(t, q, keys, key_rows, values, length, heads_out, scores, q_sc
     float_math.reciprocal(t, q_scratch, 1, exp_scratch)
     scalar_of(t, ARG1, q_scratch)
     t.accs(0, out_scratch, head_dim)
-    t.mem(1, heads_out, head_dim, dtype=dtype)
+    head.load(t, 3, "out")
+    t.mem(1, ("r", 3), head_dim, dtype=dtype)
     b.vmul(1, 0, ARG1, scalar=True, float_=True)
 
 

@@ -87,6 +87,11 @@ class HalfLayers:
         scores = t.acc("scores", seq)
         q_scratch, out = t.acc("q", hd), t.acc("head out", hd)
         exp_scratch = t.acc("exp", 2 * k.EXP_CHUNK)
+        group = c.n_heads // c.n_kv_heads
+        table = k.HeadTable(t, [k.HeadAddresses(q + 2 * head * hd, cache.keys_of(head // group),
+                                                cache.values_of(head // group),
+                                                heads + 2 * head * hd)
+                                for head in range(c.n_heads)])
 
         def emit(source, before_residual):
             t.mem(0, q, c.dim, dtype=dt)
@@ -95,13 +100,9 @@ class HalfLayers:
             cache.append(source)
             before_residual()
             b.addi(STAGE, POS, 1)                      # positions 0..pos
-            group = c.n_heads // c.n_kv_heads
-            for head in range(c.n_heads):
-                kv_head = head // group
-                k.attention_head(t, q + 2 * head * hd, cache.keys_of(kv_head), cache.row,
-                                 cache.values_of(kv_head), STAGE, heads + 2 * head * hd,
-                                 scores, q_scratch, out, probs, self.model.score_scale, hd, dt,
-                                 loop, exp_scratch)
+            table.each(t, lambda: k.attention_head(
+                t, table, cache.row, STAGE, scores, q_scratch, out, probs,
+                self.model.score_scale, hd, dt, loop, exp_scratch))
             k.gemv(t, wo, c.dim, c.dim, heads, acc, dt, loop)
             k.residual_add(t, h, acc, c.dim)
 
