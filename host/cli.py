@@ -30,13 +30,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _params(args, **overrides):
-    params = preset(args.preset).with_settings(args.set or [])
+def _params(args, default="default", **overrides):
+    params = preset(args.preset or default).with_settings(args.set or [])
     return params.replace(**overrides) if overrides else params
 
 
 def _add_params_options(parser):
-    parser.add_argument("--preset", default="default", help="parameter preset (test, default, wse3)")
+    parser.add_argument("--preset", help="parameter preset (test, default, float, wse3; "
+                                         "default: default, or float for a float model)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override one parameter; repeatable")
 
@@ -233,12 +234,14 @@ def cmd_bench_sim_speed(args):
         _write_json(args.json, result)
 
 
-def _wafer_shape(args, wafers=1):
+def _wafer_shape(args, wafers=1, preset_name="default"):
     """The wafer of ``--wafer`` dies of ``--die`` tiles; ``wafers`` of them, one above
-    the other, as one shape (:func:`host.mapper.plan`)."""
+    the other, as one shape (:func:`host.mapper.plan`); the tiles of ``--preset`` or
+    ``preset_name``."""
     from host.wafer import WaferShape
     dies_x, dies_y = _mesh_shape(args.wafer, "--wafer")
-    return WaferShape((dies_x, dies_y * wafers), _mesh_shape(args.die, "--die"), _params(args))
+    return WaferShape((dies_x, dies_y * wafers), _mesh_shape(args.die, "--die"),
+                      _params(args, preset_name))
 
 
 def _counts(text, option):
@@ -280,27 +283,14 @@ def cmd_wafer(args):
                                 "dead": sorted(dead), "params": p.to_dict()})
 
 
-DEFAULT_PROMPT = "Wafer-scale"
-
-
-def _weights(args):
-    """The model configuration and float weights: ``--weights`` (a tessera weight file
-    or a llama2.c checkpoint) or the seeded default, ``--layers`` deep."""
-    from host import model
-    if not args.weights:
-        config = model.ModelConfig(**({} if args.layers is None else {"n_layers": args.layers}))
-        return config, model.random_weights(config, args.seed)
-    if args.layers is not None:
-        raise UsageError("--layers sets the depth of the seeded model; --weights brings "
-                         "its own")
+def _seeded(args):
+    """The seeded model (``--weights``, ``--layers``, ``--seed``), in int8."""
+    from host import workload
     try:
-        with open(args.weights, "rb") as f:
-            magic = f.read(len(model.MAGIC))
-    except OSError as error:
-        raise UsageError(f"cannot read weight file {args.weights}: {error.strerror}") from None
-    if magic == model.MAGIC:
-        return model.load_weights(args.weights)
-    return model.load_llama2c(args.weights)
+        return workload.load(workload.SEEDED, dtype="int8", weights=args.weights,
+                             layers=args.layers, seed=args.seed)
+    except workload.WorkloadError as error:
+        raise UsageError(str(error)) from None
 
 
 def _defects(args, shape):
@@ -314,9 +304,10 @@ def _defects(args, shape):
     return defect_map(shape, text)
 
 
-def _prompts(args):
+def _prompts(args, default):
     """The prompt texts, one per user: ``--prompt`` (repeatable) or ``--prompts FILE``
-    (one a line); with ``--users U`` and a single prompt, every user gets it."""
+    (one a line), else ``default``; with ``--users U`` and a single prompt, every user
+    gets it."""
     texts = list(args.prompt or [])
     if args.prompts:
         try:
@@ -326,7 +317,7 @@ def _prompts(args):
         if not lines:
             raise UsageError(f"{args.prompts} holds no prompts: give one a line")
         texts += lines
-    texts = texts or [DEFAULT_PROMPT]
+    texts = texts or [default]
     users = len(texts) if args.users is None else args.users
     if users < 1:
         raise UsageError(f"--users must be at least 1, not {users}")
@@ -349,10 +340,19 @@ def _wafer_link(args):
 
 
 def cmd_run(args):
-    from host import mapper, model, runtime
+    from host import mapper, model, runtime, workload
     from host.wafer import wafer_link_timing
     link_us, link_tbps = _wafer_link(args)
-    shape = _wafer_shape(args, args.wafers)
+    try:
+        work = workload.load(args.model, args.tokenizer, args.dtype, args.weights, args.layers,
+                             args.seed)
+    except workload.WorkloadError as error:
+        raise UsageError(str(error)) from None
+    floating = work.dtype != "int8"
+    shape = _wafer_shape(args, args.wafers, "float" if floating else "default")
+    if floating and not shape.params.float_lanes:
+        raise UsageError(f"--dtype {work.dtype} needs tiles with float lanes: --preset float, "
+                         f"or --set float_lanes=1")
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, not {args.threads}")
     if not args.plan:
@@ -360,21 +360,22 @@ def cmd_run(args):
     _check_llm_options(args, least_tokens=1)
     link = wafer_link_timing(shape.width, args.clock * 1e9, link_us * 1e-6, link_tbps * 1e12) \
         if args.wafers > 1 else None
-    texts = _prompts(args)
+    texts = _prompts(args, work.default_prompt)
     try:
-        config, weights = _weights(args)
-        quant = model.QuantModel(config, weights)
-        prompts = [model.encode(text) for text in texts]
-        references = [quant.generate(prompt, args.tokens)[0] for prompt in prompts]
+        prompts = [work.encode(text) for text in texts]
+        work = work.sized(max(map(len, prompts)) + args.tokens - 1, args.context)
         dead = _defects(args, shape)
+        config, reference = work.config, work.reference()
         layout = {**_layout(args, len(prompts)), "wafers": args.wafers}
-        plan = mapper.plan(quant, shape, prompts, [args.tokens] * len(prompts), **layout)
-    except (model.ModelError, mapper.MapError) as error:
+        plan = mapper.plan(reference, shape, prompts, [args.tokens] * len(prompts), **layout)
+        references = [reference.generate(prompt, args.tokens)[0] for prompt in prompts]
+    except (model.ModelError, mapper.MapError, workload.WorkloadError) as error:
         raise UsageError(str(error)) from None
     p = shape.params
     where = (f"{args.wafers} wafers (each {shape.dies_x}x{shape.dies_y // args.wafers} dies)"
              if args.wafers > 1 else f"a {shape.dies_x}x{shape.dies_y} wafer")
-    print(f"{len(plan.stages)}-stage pipeline ({config.n_layers} layers, dim {config.dim}) on "
+    print(f"{work.name} at {work.dtype}: {len(plan.stages)}-stage pipeline ({config.n_layers} "
+          f"layers, dim {config.dim}, context {config.seq_len}) on "
           f"{where} of {p.width}x{p.height}-tile dies; {len(dead)} dead tiles; "
           f"{len(prompts)} user{'s' if len(prompts) > 1 else ''}")
     if link:
@@ -393,7 +394,7 @@ def cmd_run(args):
 
     def generate(wafer_link):
         try:
-            result = runtime.generate(quant, prompts, [args.tokens] * len(prompts), shape,
+            result = runtime.generate(reference, prompts, [args.tokens] * len(prompts), shape,
                                       dead, progress, wafer_link, args.harness,
                                       threads=args.threads, **layout)
         except runtime.WaferError as error:
@@ -403,26 +404,32 @@ def cmd_run(args):
         return result
 
     result = generate(link)
-    float_model = model.FloatModel(config, weights)
+    float_model = work.float_model()
     users = []
-    for user, (text, prompt, reference) in enumerate(zip(texts, prompts, references)):
+    for user, (text, prompt, expected) in enumerate(zip(texts, prompts, references)):
         tokens = result.tokens[user]
+        float_tokens = float_model.generate(prompt, args.tokens)[0]
         users.append({
-            "prompt": text, "tokens": tokens, "text": model.decode(tokens),
-            "reference_tokens": reference, "match_reference": tokens == reference,
+            "prompt": text, "tokens": tokens, "text": work.text(tokens, prompt),
+            "ended_by_model": work.ended(tokens),
+            "reference_tokens": expected, "match_reference": tokens == expected,
             "cycles_per_token": result.cycles_per_token(user),
             "time_to_first_token_cycles": result.time_to_first_token_cycles(user),
-            "agreement": model.agreement(float_model, quant, prompt + tokens)})
+            "float32_identical_prefix": _common_prefix(tokens, float_tokens),
+            "agreement": model.agreement(float_model, reference,
+                                         (prompt + tokens)[:len(prompt) + args.tokens - 1])})
         label = f"user {user}: " if len(prompts) > 1 else ""
         print(f"{label}prompt:    {text!r}")
-        print(f"{label}generated: {users[-1]['text']!r}")
-        print(f"{label}every token equals the quantised reference: "
-              f"{'yes' if tokens == reference else 'NO'} "
-              f"({sum(a == b for a, b in zip(tokens, reference))}/{len(reference)})")
+        print(f"{label}generated: {users[-1]['text']!r}"
+              + (" (the model ended it)" if users[-1]["ended_by_model"] else ""))
+        print(f"{label}every token equals the {work.reference_name} reference: "
+              f"{'yes' if tokens == expected else 'NO'} "
+              f"({sum(a == b for a, b in zip(tokens, expected))}/{len(expected)})")
     first = users[0]
     cpt = first["cycles_per_token"]
-    print(f"quantised vs float reference (same tokens): top-1 agreement "
-          f"{first['agreement']['top1_agreement']:.0%}, logit correlation "
+    print(f"{work.reference_name} vs float32: the first {first['float32_identical_prefix']} of "
+          f"{args.tokens} greedy tokens identical; on the same tokens (teacher-forced) top-1 "
+          f"agreement {first['agreement']['top1_agreement']:.1%}, logit correlation "
           f"{first['agreement']['logit_correlation']:.4f}")
     print(f"{cpt:,.0f} cycles per token, time to first token "
           f"{first['time_to_first_token_cycles']:,} cycles; "
@@ -468,9 +475,10 @@ def cmd_run(args):
     if args.json:
         _write_json(args.json, {
             "command": "tessera " + " ".join(sys.argv[1:]),
+            "model_name": work.name, "dtype": work.dtype, "context": config.seq_len,
             **{key: first[key] for key in ("prompt", "tokens", "text", "reference_tokens",
                                            "cycles_per_token", "time_to_first_token_cycles",
-                                           "agreement")},
+                                           "float32_identical_prefix", "agreement")},
             "match_reference": all(user["match_reference"] for user in users),
             "users": users,
             "aggregate_tokens_per_cycle": result.aggregate_tokens_per_cycle(),
@@ -489,6 +497,11 @@ def cmd_run(args):
                if link else {}),
             "dead_tiles": sorted(dead),
             "model": dataclasses.asdict(config), "params": p.to_dict()})
+
+
+def _common_prefix(a, b):
+    """How many tokens ``a`` and ``b`` share from the start."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
 def _bench_document(run, *errors):
@@ -512,8 +525,8 @@ def cmd_bench_pipeline(args):
         raise UsageError(f"--plot writes a PNG; name it *.png, not {args.plot!r}")
     layout = _layout(args, max(users))
     try:        # the largest cases first, so that nothing runs if one does not fit
-        config, weights = _weights(args)
-        quant = model.QuantModel(config, weights)
+        work = _seeded(args)
+        config, quant = work.config, work.reference()
         steps = mapper.plan(quant, shape, pipeline_bench.user_prompts(1), [args.tokens],
                             **layout).steps
         users = sorted({*users, steps})              # the targets are set at U = P
@@ -677,10 +690,19 @@ def _parser():
     wafer.add_argument("--json", help="write the checked shape and defects here")
     wafer.set_defaults(run=cmd_wafer)
 
-    run = commands.add_parser("run", help="generate tokens with the tiny LLM on the wafer")
+    run = commands.add_parser("run", help="generate tokens with an LLM on the wafer")
     _add_params_options(run)
+    run.add_argument("--model", help="stories260K (default), seeded (the random byte model), or "
+                                     "a llama2.c checkpoint file")
+    run.add_argument("--tokenizer", help="the tokenizer.bin of a --model checkpoint file")
+    run.add_argument("--dtype", choices=("fp16", "bf16", "int8"),
+                     help="the wafer's numbers (default fp16; int8 for the seeded model)")
+    run.add_argument("--context", type=int, metavar="N",
+                     help="positions the KV caches hold (default: what the run needs; the "
+                          "seeded model's own)")
     run.add_argument("--prompt", action="append",
-                     help=f"a user's prompt text; repeat for more users (default {DEFAULT_PROMPT!r})")
+                     help="a user's prompt text; repeat for more users (default: from BOS, "
+                          "or 'Wafer-scale' for the seeded model)")
     run.add_argument("--prompts", metavar="FILE", help="prompt texts, one a line, a user each")
     run.add_argument("--users", type=int, help="users in flight (default: one a prompt)")
     _add_llm_options(run, tokens=16, wafer="2x1")

@@ -152,11 +152,13 @@ class Tokenizer:
         byte = _BYTE_PIECE.fullmatch(piece)
         return bytes([int(byte.group(1), 16)]) if byte else piece
 
-    def decode(self, tokens):
-        """The text of ``tokens``; a leading BOS is not text (run.c never prints it)."""
+    def decode(self, tokens, after=None):
+        """The text of ``tokens`` following the token ``after`` (a generation's text after
+        its prompt); a leading BOS with nothing before it is not text (run.c never prints
+        it)."""
         tokens = list(tokens)
-        start = 1 if tokens[:1] == [BOS] else 0
-        pieces = (self.decode_piece(tokens[i - 1] if i else None, tokens[i])
-                  for i in range(start, len(tokens)))
+        if after is None and tokens[:1] == [BOS]:
+            after, tokens = BOS, tokens[1:]
+        pieces = (self.decode_piece(prev, token) for prev, token in zip([after] + tokens, tokens))
         return b"".join(pieces).decode("utf-8", errors="replace")
 

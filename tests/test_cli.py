@@ -2,12 +2,15 @@
 
 import argparse
 import json
+import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from host.cli import _layout, main
+from tb.checkpoints import write_llama2c
 
 
 def tessera(*args):
@@ -170,10 +173,14 @@ def _weight_file(path, damage=None):
     return str(path)
 
 
+SEEDED = ["--model", "seeded"]
+STORIES = "host/models/stories260K.bin"
+
+
 @pytest.mark.parametrize("args, message", [
-    (["--prompt", "x" * 60], "the prompt (60 tokens) and 16 new tokens exceed the context of 64"),
-    (["--prompt", ""], "the prompt is empty"),
-    (["--wafer", "1x1", "--die", "2x2"], "classifier has no tile"),
+    (SEEDED + ["--prompt", "x" * 60], "take 75 positions, more than the context of 64"),
+    (SEEDED + ["--prompt", ""], "the prompt is empty"),
+    (SEEDED + ["--wafer", "1x1", "--die", "2x2"], "classifier has no tile"),
     (["--tokens", "0"], "--tokens must be at least 1"),
     (["--weights", "{tmp}/missing.bin"], "cannot read weight file"),
     (["--weights", "{tmp}/short.bin"], "the file ends inside"),
@@ -181,11 +188,13 @@ def _weight_file(path, damage=None):
     (["--defects", "{tmp}/defects.txt"], "row 1 has 2 dead tiles"),
     (["--prompt", "a", "--prompt", "b", "--users", "3"], "2 prompts for 3 users"),
     (["--users", "0"], "--users must be at least 1"),
-    (["--users", "12"], "12 users need more KV cache than layer 0's attention tiles hold: 9 fit"),
-    (["--users", "40"], "a generated token's user tag has room for 31"),
+    (SEEDED + ["--users", "12"],
+     "12 users need more KV cache than layer 0's attention tiles hold: 9 fit"),
+    (SEEDED + ["--users", "40"], "a generated token's user tag has room for 31"),
+    (["--users", "16"], "a generated token's user tag has room for 15"),   # 9-bit tokens
     (["--prompts", "{tmp}/missing.txt"], "cannot read"),
     (["--prompts", "{tmp}/empty.txt"], "empty.txt holds no prompts"),
-    (["--wafers", "3"], "3 wafers for a 2-layer model: each wafer needs a layer"),
+    (SEEDED + ["--wafers", "3"], "3 wafers for a 2-layer model: each wafer needs a layer"),
     (["--wafers", "0"], "--wafers must be at least 1"),
     (["--clock", "0"], "--clock must be a positive number of GHz"),
     (["--wafers", "2", "--wafer-link-us", "0"], "needs a positive latency and bandwidth"),
@@ -193,12 +202,28 @@ def _weight_file(path, damage=None):
     (["--layers", "3", "--weights", "{tmp}/short.bin"], "--layers sets the depth of the seeded"),
     (["--layers", "3", "--wafers", "4"], "4 wafers for a 3-layer model"),
     (["--threads", "0"], "--threads must be at least 1, not 0"),
+    # The llama2.c models.
+    (["--model", "{tmp}/big.bin", "--tokenizer", "host/models/tok512.bin"],
+     "layer 0 qkv needs"),
+    (["--model", STORIES, "--tokenizer", "{tmp}/tok300.bin"],
+     "holds 300 tokens, fewer than the vocabulary size 512"),
+    (["--model", STORIES, "--tokenizer", "{tmp}/torn.bin"], "the file ends inside token"),
+    (["--model", STORIES], "needs --tokenizer FILE"),
+    (["--context", "8", "--prompt", "Once upon a time"], "more than the context of 8"),
+    (["--context", "600"], "--context 600 exceeds the model's context of 512"),
+    (["--dtype", "fp8"], "invalid choice: 'fp8'"),
+    (["--model", "nosuch"], "unknown model 'nosuch'"),
+    (["--dtype", "int8"], "group-wise int8, which the wafer does not run yet"),
+    (["--preset", "default"], "--dtype fp16 needs tiles with float lanes"),
+    (["--tokenizer", "host/models/tok512.bin", "--layers", "2"], "takes no --tokenizer"),
 ])
 def test_run_refuses_bad_input_before_running(tmp_path, args, message):
     _weight_file(tmp_path / "short.bin", lambda blob: blob[:-100])
     (tmp_path / "other.bin").write_bytes(b"GGUF")
     (tmp_path / "defects.txt").write_text("0,1\n2,1\n")
     (tmp_path / "empty.txt").write_text("")
+    _tokenizer_files(tmp_path)
+    _big_checkpoint(tmp_path / "big.bin")
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
     status, stdout, stderr = tessera("run", *args, "--json", str(tmp_path / "run.json"))
     assert status == 2, stderr
@@ -206,8 +231,28 @@ def test_run_refuses_bad_input_before_running(tmp_path, args, message):
     assert not (tmp_path / "run.json").exists()
 
 
+def _tokenizer_files(directory):
+    """tok512.bin cut after 300 tokens (a vocabulary smaller than the model's), and torn
+    inside a token's piece (a malformed file)."""
+    blob = Path("host/models/tok512.bin").read_bytes()
+    offset = 4
+    for _ in range(300):
+        _, length = struct.unpack_from("<fi", blob, offset)
+        offset += 8 + length
+    (directory / "tok300.bin").write_bytes(blob[:offset])
+    (directory / "torn.bin").write_bytes(blob[:offset + 9])
+
+
+def _big_checkpoint(path):
+    """A llama2.c checkpoint whose q, k, v weights (dim 256: 256 KiB at fp16) fit no tile."""
+    from host import model
+    config = model.ModelConfig(dim=256, hidden_dim=256, n_layers=1, n_heads=8, n_kv_heads=8,
+                               vocab_size=512, seq_len=64)
+    write_llama2c(path, config, model.random_weights(config), shared=True)
+
+
 def test_run_plan_prints_the_placement_without_running(tmp_path):
-    status, stdout, stderr = tessera("run", "--plan", "--wafer", "1x1", "--die", "3x2")
+    status, stdout, stderr = tessera("run", *SEEDED, "--plan", "--wafer", "1x1", "--die", "3x2")
     assert status == 0, stderr
     lines = stdout.splitlines()
     assert lines[1].split() == ["A0", "F0", "A1"] and lines[2].split() == [".", "C", "F1"]
@@ -216,7 +261,7 @@ def test_run_plan_prints_the_placement_without_running(tmp_path):
 def test_run_layers_sets_the_seeded_models_depth():
     status, stdout, stderr = tessera("run", "--plan", "--layers", "3", "--wafer", "1x1")
     assert status == 0, stderr
-    assert "(3 layers, dim 32)" in stdout
+    assert "seeded at int8" in stdout and "(3 layers, dim 32, context 64)" in stdout
     placed = stdout.split()
     assert "F2" in placed and "A3" not in placed
 

@@ -24,7 +24,8 @@ def _reference(prompt=PROMPT, tokens=TOKENS):
 
 
 def test_tessera_run_generates_the_reference_tokens(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "host.cli", "run", "--wafer", "1x1",
+    result = subprocess.run([sys.executable, "-m", "host.cli", "run", "--model", "seeded",
+                             "--wafer", "1x1",
                              "--prompt", PROMPT, "--tokens", str(TOKENS),
                              "--json", str(tmp_path / "run.json")],
                             capture_output=True, text=True)

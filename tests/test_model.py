@@ -10,6 +10,7 @@ from host.model import ModelConfig, ModelError, Q
 from rtl.isa import Kind
 from rtl.params import preset
 from sim import iss
+from tb.checkpoints import write_llama2c
 
 CONFIG = ModelConfig()
 
@@ -90,20 +91,6 @@ def test_unreadable_weight_file(tmp_path):
         model.load_weights(tmp_path / "missing.bin")
 
 
-def _llama2c_file(path, config, weights, shared):
-    """A llama2.c v0 checkpoint, written independently of the reader."""
-    header = [config.dim, config.hidden_dim, config.n_layers, config.n_heads, config.n_kv_heads,
-              config.vocab_size if shared else -config.vocab_size, config.seq_len]
-    parts = [weights.embedding, weights.attn_norm, weights.wq, weights.wk, weights.wv,
-             weights.wo, weights.ffn_norm, weights.w1, weights.w2, weights.w3,
-             weights.final_norm,
-             np.zeros(config.seq_len * config.head_dim, np.float32)]   # freq_cis_real, _imag
-    if not shared:
-        parts.append(weights.wcls)
-    path.write_bytes(struct.pack("<7i", *header)
-                     + b"".join(np.asarray(p, np.float32).tobytes() for p in parts))
-
-
 @pytest.mark.parametrize("shared", [True, False])
 def test_llama2c_checkpoint(tmp_path, shared):
     config = ModelConfig(dim=16, hidden_dim=48, n_layers=1, n_heads=4, n_kv_heads=2,
@@ -112,7 +99,7 @@ def test_llama2c_checkpoint(tmp_path, shared):
     if shared:
         weights.wcls = weights.embedding.copy()
     path = tmp_path / "stories.bin"
-    _llama2c_file(path, config, weights, shared)
+    write_llama2c(path, config, weights, shared)
     loaded_config, loaded = model.load_llama2c(path)
     assert loaded_config == config
     for name in model.FloatWeights.shapes(config):

@@ -390,7 +390,8 @@ def test_a_wafer_too_large_for_memory_is_refused_before_building(monkeypatch, tm
     with pytest.raises(ParamError, match="4,096 tiles"):
         Wafer((16, 16), (4, 4), PRESETS["default"])
     out = tmp_path / "run.json"
-    assert main(["run", "--wafer", "16x16", "--die", "4x4", "--json", str(out)]) == 2
+    assert main(["run", "--model", "seeded", "--wafer", "16x16", "--die", "4x4",
+                 "--json", str(out)]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.count("\n") == 1, captured
     assert "takes about 0.3 GiB (79 KiB a tile)" in captured.err, captured.err
