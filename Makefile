@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/tessera run --json build/demo/run.json
+	$(VENV)/bin/tessera run --tokens 128 --wafer 3x1 --head-tiles 4 --threads 2 --json build/demo/run.json
 
 test: setup
 	$(VENV)/bin/pytest -n 2 -q

@@ -581,7 +581,7 @@ def _layout(args, users=1):
     one: whole attention tiles give one user the lowest latency, but they are the
     slowest stages, and with many users the slowest stage sets everyone's pace."""
     split = args.attention == "split" or (args.attention == "auto" and users > 1)
-    return {"split_attention": split, "ffn_tiles": args.ffn_tiles}
+    return {"split_attention": split, "ffn_tiles": args.ffn_tiles, "head_tiles": args.head_tiles}
 
 
 def _add_llm_options(parser, tokens, wafer=None):
@@ -604,6 +604,9 @@ def _add_llm_options(parser, tokens, wafer=None):
                              "stages); auto (default): split for more than one user")
     parser.add_argument("--ffn-tiles", type=int, metavar="K",
                         help="split every feed-forward block over K tiles (default: as few as fit)")
+    parser.add_argument("--head-tiles", type=int, metavar="K",
+                        help="split every attention block's KV heads over K tiles, after its q, "
+                             "k, v tile (a float model; default: as few as fit)")
 
 
 def cmd_bench_wafers(args):

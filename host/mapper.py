@@ -146,14 +146,15 @@ def _direction(a, b):
 
 
 def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
-         serial_prefill=False, wafers=1):
+         serial_prefill=False, wafers=1, head_tiles=None):
     """The plan of a generation on the wafer ``shape`` (:class:`host.wafer.WaferShape`):
     for each user ``u``, ``counts[u]`` tokens after the prompt ``prompts[u]`` (tokens),
     users in flight side by side, each with its own KV cache.
 
     A layer's attention block takes two tiles (:func:`host.kernels.stages.qkv_stage`
     and :func:`host.kernels.stages.split_attention_stage`) when it does not fit in one,
-    or everywhere with ``split_attention``.  Its feed-forward block takes the fewest
+    or everywhere with ``split_attention``; failing that, or with ``head_tiles``, the
+    second is that many tiles, each with some of the KV heads (16-bit float models).  Its feed-forward block takes the fewest
     tiles whose slices fit (:func:`host.kernels.stages.ffn_stage`), or ``ffn_tiles``.
     ``serial_prefill``: see :class:`host.kernels.stages.Schedule`.
 
@@ -171,6 +172,9 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
     if ffn_tiles is not None and (ffn_tiles < 1 or c.hidden_dim % ffn_tiles):
         raise MapError(f"the feed-forward block's {c.hidden_dim} hidden units do not split "
                        f"evenly over {ffn_tiles} tiles")
+    if head_tiles is not None and head_tiles not in layers.attention_parts:
+        raise MapError(f"the attention's {c.n_kv_heads} KV heads do not split over {head_tiles} "
+                       f"tiles here (it splits over {', '.join(map(str, layers.attention_parts))})")
     if wafers < 1 or shape.dies_y % wafers:
         raise MapError(f"{shape.dies_y} rows of dies do not split into {wafers} wafers")
     if wafers > c.n_layers:
@@ -198,6 +202,9 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
             return stages.classifier_stage(params, layers, links, schedule, part, parts)
         if kind == "feed-forward":
             return stages.ffn_stage(params, layers, layer, links, schedule, part, parts)
+        if kind == "split attention":
+            return stages.split_attention_stage(params, layers, layer, links, schedule, part,
+                                                parts)
         if embeds:
             return _STAGES[kind](params, layers, layer, links, schedule, prompts)
         return _STAGES[kind](params, layers, layer, links, schedule)
@@ -235,8 +242,10 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
     steps = []
     for layer in range(c.n_layers):
         whole = [[Unit("attention", layer)]]
-        split = [[Unit("qkv", layer)], [Unit("split attention", layer)]]
-        options = [split] if split_attention else [whole, split]
+        split = [[[Unit("qkv", layer)], [Unit("split attention", layer, i, n) for i in range(n)]]
+                 for n in layers.attention_parts]
+        options = ([split[layers.attention_parts.index(head_tiles)]] if head_tiles
+                   else split if split_attention else [whole] + split)
         if layer == 0:      # the first tile also embeds; failing that, tiles of their own
             embeds = [[[option[0][0]._replace(embeds=True)]] + option[1:] for option in options]
             options = embeds + [[[unit] for unit in slices("embedding",
@@ -306,8 +315,7 @@ def _places(units, tiles, shape, wafers, layers):
     return places
 
 
-_STAGES = {"attention": stages.attention_stage, "qkv": stages.qkv_stage,
-           "split attention": stages.split_attention_stage}
+_STAGES = {"attention": stages.attention_stage, "qkv": stages.qkv_stage}
 
 
 def _routes(stage_list, tiles):

@@ -216,6 +216,8 @@ STORIES = "host/models/stories260K.bin"
     (["--dtype", "int8"], "group-wise int8, which the wafer does not run yet"),
     (["--preset", "default"], "--dtype fp16 needs tiles with float lanes"),
     (["--tokenizer", "host/models/tok512.bin", "--layers", "2"], "takes no --tokenizer"),
+    (["--head-tiles", "3"], "4 KV heads do not split over 3 tiles here (it splits over 1, 2, 4)"),
+    (SEEDED + ["--head-tiles", "2"], "do not split over 2 tiles here (it splits over 1)"),
 ])
 def test_run_refuses_bad_input_before_running(tmp_path, args, message):
     _weight_file(tmp_path / "short.bin", lambda blob: blob[:-100])
@@ -294,8 +296,9 @@ def test_bench_pipeline_writes_the_points_and_the_chart(tmp_path):
 @pytest.mark.parametrize("attention, users, split", [
     ("auto", 1, False), ("auto", 2, True), ("whole", 4, False), ("split", 1, True)])
 def test_auto_attention_splits_for_more_than_one_user(attention, users, split):
-    layout = _layout(argparse.Namespace(attention=attention, ffn_tiles=None), users)
-    assert layout == {"split_attention": split, "ffn_tiles": None}
+    layout = _layout(argparse.Namespace(attention=attention, ffn_tiles=None, head_tiles=None),
+                     users)
+    assert layout == {"split_attention": split, "ffn_tiles": None, "head_tiles": None}
 
 
 def test_bench_wafers_measures_the_links_cost_against_depth(tmp_path):

@@ -31,21 +31,23 @@ def stories():
     return HalfModel(config, weights), Tokenizer.load(MODELS + "tok512.bin", config.vocab_size)
 
 
-def _shape():
-    return WaferShape((2, 1), (4, 4), PARAMS)
+def _shape(dies_x=2):
+    return WaferShape((dies_x, 1), (4, 4), PARAMS)
 
 
 def test_the_story_from_bos_is_the_reference_and_the_documented_sample(stories):
+    """As ``make demo`` runs it: each attention block's KV heads on four tiles."""
     model, tokenizer = stories
     count = 64
-    run = runtime.generate(model, [[1]], [count], _shape())
+    run = runtime.generate(model, [[1]], [count], _shape(3), head_tiles=4)
     reference = model.generate([1], count)[0]
     assert run.tokens == [reference] and len(reference) == count
     text = tokenizer.decode([1] + run.tokens[0])
     assert text.startswith(SAMPLE), text
     # The embedding and the classifier take two tiles each at fp16 (64 KiB tables).
     names = [stage.name for stage in run.plan.stages]
-    assert names[:2] == ["embedding 1/2", "embedding 2/2"] and names[-2:] == [
+    assert names[:4] == ["embedding 1/2", "embedding 2/2", "layer 0 qkv",
+                         "layer 0 attention 1/4"] and names[-2:] == [
         "classifier 1/2", "classifier 2/2"]
 
 

@@ -37,6 +37,8 @@ class HalfLayers:
         self.dtype = _DTYPES[model.dtype]
         c = self.config
         self.products = c.dim + 2 * c.kv_dim + c.head_dim   # q, k, v and RoPE's scratch
+        #: How many tiles a layer's attention may share (:meth:`attention`).
+        self.attention_parts = [n for n in range(1, c.n_kv_heads + 1) if c.n_kv_heads % n == 0]
 
     def _bytes(self, array):
         """float32 ``array`` (16-bit values) as the model's 16-bit format, in order."""
@@ -76,35 +78,49 @@ class HalfLayers:
 
         return emit, out
 
-    def attention(self, t, layer, h, acc, loop, users):
+    def attention(self, t, layer, h, acc, loop, users, part=0, parts=1, links=None):
+        """The block's attention, or with ``parts`` > 1 slice ``part`` of it: the KV heads
+        ``part * n_kv_heads / parts`` onwards, with their query heads, their KV cache and
+        their columns of ``wo``.  The slices pass the running sums of ``wo`` on, as the
+        feed-forward's do, on ``links.reduce_colors``; the last adds the residual."""
         c, w, b, dt = self.config, self.model.layers[layer], t.b, self.dtype
-        hd, seq = c.head_dim, c.seq_len
-        wo = t.alloc("wo", content=self._columns(w["wo"]), align=2)
-        cache = KVCache(t, c, users, dt)
-        q = t.alloc("q rotated", 2 * c.dim, align=2)
-        heads = t.alloc("attention out", 2 * c.dim, align=2)
+        hd, seq, group = c.head_dim, c.seq_len, c.n_heads // c.n_kv_heads
+        kv_heads = range(part * c.n_kv_heads // parts, (part + 1) * c.n_kv_heads // parts)
+        heads = range(kv_heads.start * group, kv_heads.stop * group)
+        columns = slice(heads.start * hd, heads.stop * hd)
+        wo = t.alloc("wo", content=self._columns(w["wo"][:, columns]), align=2)
+        cache = KVCache(t, c, users, dt, kv_heads)
+        width = len(heads) * hd
+        q = t.alloc("q rotated", 2 * width, align=2)
+        out = t.alloc("attention out", 2 * width, align=2)
         probs = t.alloc("probabilities", 2 * seq, align=2)
         scores = t.acc("scores", seq)
-        q_scratch, out = t.acc("q", hd), t.acc("head out", hd)
+        q_scratch, head_out = t.acc("q", hd), t.acc("head out", hd)
         exp_scratch = t.acc("exp", 2 * k.EXP_CHUNK)
-        group = c.n_heads // c.n_kv_heads
-        table = k.HeadTable(t, [k.HeadAddresses(q + 2 * head * hd, cache.keys_of(head // group),
+        table = k.HeadTable(t, [k.HeadAddresses(q + 2 * (head - heads.start) * hd,
+                                                cache.keys_of(head // group),
                                                 cache.values_of(head // group),
-                                                heads + 2 * head * hd)
-                                for head in range(c.n_heads)])
+                                                out + 2 * (head - heads.start) * hd)
+                                for head in heads])
+        before = links.reduce_colors[(part - 1) % 2] if part else None
 
         def emit(source, before_residual):
-            t.mem(0, q, c.dim, dtype=dt)
-            source(1, "q", 0, c.dim)
+            t.mem(0, q, width, dtype=dt)
+            source(1, "q", heads.start * hd, width)
             b.vmov(0, 1, float_=True)
             cache.append(source)
             before_residual()
             b.addi(STAGE, POS, 1)                      # positions 0..pos
             table.each(t, lambda: k.attention_head(
-                t, table, cache.row, STAGE, scores, q_scratch, out, probs,
+                t, table, cache.row, STAGE, scores, q_scratch, head_out, probs,
                 self.model.score_scale, hd, dt, loop, exp_scratch))
-            k.gemv(t, wo, c.dim, c.dim, heads, acc, dt, loop)
-            k.residual_add(t, h, acc, c.dim)
+            if before is not None:                     # the slices before: columns 0..
+                vector.receive(t, acc, c.dim, before)
+            k.gemv(t, wo, c.dim, width, out, acc, dt, loop, start=before is None)
+            if part < parts - 1:
+                vector.send(t, acc, c.dim, links.reduce_colors[part % 2])
+            else:
+                k.residual_add(t, h, acc, c.dim)
 
         return emit
 

@@ -35,6 +35,8 @@ class IntLayers:
     """What the stages need of a numeric format, for the integer model."""
     #: Vectors' element type in data SRAM, and on the fabric between tiles.
     dtype = wire = Dtype.INT
+    #: How many tiles a layer's attention may share: its heads are not split.
+    attention_parts = [1]
 
     def __init__(self, model):
         self.model, self.config = model, model.config
@@ -76,11 +78,12 @@ class IntLayers:
 
         return emit, out
 
-    def attention(self, t, layer, h, acc, loop, users):
+    def attention(self, t, layer, h, acc, loop, users, part=0, parts=1, links=None):
         """Code that appends k and v to the KV cache, attends over it per head, applies
         ``wo`` and adds the residual, called with ``source`` (as for
         :meth:`host.kernels.kv_cache.KVCache.append`, which also gives ``"q"``) and
         ``before_residual()``, which brings the residual into acc[h]."""
+        assert parts == 1, "the integer attention is not split by heads"
         c, w, b = self.config, self.model.layers[layer], t.b
         hd, seq = c.head_dim, c.seq_len
         wo = t.alloc("wo", content=columns(w["wo"].weight))

@@ -33,7 +33,7 @@ from host.kernels import vector
 from host.kernels.half_layers import HalfLayers
 from host.kernels.int_layers import IntLayers
 from host.kernels.program import ARG0, ARG1, POS, SLOT, STAGE, TileProgram
-from rtl.isa import Counter, element_bytes
+from rtl.isa import Counter, Dtype, element_bytes
 from rtl.wavelet import pack_addressed
 
 __all__ = ["Links", "Schedule", "LOG_WORDS", "read_log", "MAX_USERS", "tag_bits", "untag",
@@ -467,20 +467,38 @@ def qkv_stage(params, layers, layer, links, schedule, prompts=None):
     return _stage(t, schedule, body, after_loop)
 
 
-def split_attention_stage(params, layers, layer, links, schedule):
-    """The second tile of a two-tile attention block: it takes q, k, v and the residual
-    from :func:`qkv_stage`, keeps the KV cache, and ends the block."""
+def split_attention_stage(params, layers, layer, links, schedule, part=0, parts=1):
+    """The second tile of a two-tile attention block, or with ``parts`` > 1 slice ``part``
+    of the block's heads (the layers' ``attention``): it takes q, k, v and the residual
+    from :func:`qkv_stage` (every slice takes them all: a multicast), keeps the KV
+    cache, and the last ends the block."""
     c = layers.config
-    t, h, acc = _attention_tile(params, layers, f"layer {layer} attention")
+    t, h, acc = _attention_tile(params, layers, f"layer {layer} attention" + _of(part, parts))
     take, _ = _input(t, layers, links, schedule, h)
-    attend = layers.attention(t, layer, h, acc, links.loop_color, schedule.users)
-    send = _output(t, layers, links, [("acc", h, c.dim)])
+    attend = layers.attention(t, layer, h, acc, links.loop_color, schedule.users, part, parts,
+                              links)
+    send = _output(t, layers, links, [("acc", h, c.dim)]) if part == parts - 1 else None
+    if parts == 1:                            # q, k, v straight from the fabric
+        def source(d, name, offset, length):
+            t.fin(d, length, links.color_in, dtype=layers.wire)
+        receive = None
+    else:                                     # a slice uses some of them: all into SRAM first
+        size, lengths = element_bytes(layers.dtype), (c.dim, c.kv_dim, c.kv_dim)
+        buffer = t.alloc("q k v in", size * sum(lengths), align=2)
+        source = _source_in_memory(t, layers, {"q": buffer, "k": buffer + size * c.dim,
+                                               "v": buffer + size * (c.dim + c.kv_dim)})
+
+        def receive():
+            t.mem(0, buffer, sum(lengths), dtype=layers.dtype)
+            t.fin(1, sum(lengths), links.color_in, dtype=layers.wire)
+            t.b.vmov(0, 1, float_=layers.dtype != Dtype.INT)
 
     def body(received, sent):
-        attend(lambda d, name, offset, length: t.fin(d, length, links.color_in,
-                                                     dtype=layers.wire),
-               lambda: take(received))
-        send()
+        if receive:
+            receive()
+        attend(source, lambda: take(received))
+        if send:
+            send()
         sent()
 
     return _stage(t, schedule, body)
