@@ -283,14 +283,33 @@ def cmd_wafer(args):
                                 "dead": sorted(dead), "params": p.to_dict()})
 
 
-def _seeded(args):
-    """The seeded model (``--weights``, ``--layers``, ``--seed``), in int8."""
+def _workload(args, wafers=1, model=None):
+    """The model of ``--model`` (or ``model``), ``--tokenizer``, ``--dtype``, ``--weights``,
+    ``--layers`` and ``--seed`` (:func:`host.workload.load`), and the wafer for it: the
+    ``float`` preset's tiles for a float model unless ``--preset`` says otherwise."""
     from host import workload
     try:
-        return workload.load(workload.SEEDED, dtype="int8", weights=args.weights,
-                             layers=args.layers, seed=args.seed)
+        work = workload.load(args.model or model, args.tokenizer, args.dtype, args.weights,
+                             args.layers, args.seed)
     except workload.WorkloadError as error:
         raise UsageError(str(error)) from None
+    floating = work.dtype != "int8"
+    shape = _wafer_shape(args, wafers, "float" if floating else "default")
+    if floating and not shape.params.float_lanes:
+        raise UsageError(f"--dtype {work.dtype} needs tiles with float lanes: --preset float, "
+                         f"or --set float_lanes=1")
+    return work, shape
+
+
+def _add_model_options(parser, default):
+    parser.add_argument("--model", help=f"stories260K, seeded (the random byte model), or a "
+                                        f"llama2.c checkpoint file (default {default})")
+    parser.add_argument("--tokenizer", help="the tokenizer.bin of a --model checkpoint file")
+    parser.add_argument("--dtype", choices=("fp16", "bf16", "int8"),
+                        help="the wafer's numbers (default fp16; int8 for the seeded model)")
+    parser.add_argument("--context", type=int, metavar="N",
+                        help="positions the KV caches hold (default: what the run needs; the "
+                             "seeded model's own)")
 
 
 def _defects(args, shape):
@@ -343,16 +362,7 @@ def cmd_run(args):
     from host import mapper, model, runtime, workload
     from host.wafer import wafer_link_timing
     link_us, link_tbps = _wafer_link(args)
-    try:
-        work = workload.load(args.model, args.tokenizer, args.dtype, args.weights, args.layers,
-                             args.seed)
-    except workload.WorkloadError as error:
-        raise UsageError(str(error)) from None
-    floating = work.dtype != "int8"
-    shape = _wafer_shape(args, args.wafers, "float" if floating else "default")
-    if floating and not shape.params.float_lanes:
-        raise UsageError(f"--dtype {work.dtype} needs tiles with float lanes: --preset float, "
-                         f"or --set float_lanes=1")
+    work, shape = _workload(args, args.wafers)
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, not {args.threads}")
     if not args.plan:
@@ -516,8 +526,8 @@ def _bench_document(run, *errors):
 
 
 def cmd_bench_pipeline(args):
-    from host import mapper, model, pipeline_bench, runtime
-    shape = _wafer_shape(args)
+    from host import mapper, model, pipeline_bench, runtime, workload
+    work, shape = _workload(args, model=workload.SEEDED)
     users = _counts(args.users, "--users")
     lengths = _counts(args.prefill_lengths, "--prefill-lengths") if args.prefill_lengths else []
     _check_llm_options(args, least_tokens=2)           # two, for the cycles between tokens
@@ -525,26 +535,27 @@ def cmd_bench_pipeline(args):
         raise UsageError(f"--plot writes a PNG; name it *.png, not {args.plot!r}")
     layout = _layout(args, max(users))
     try:        # the largest cases first, so that nothing runs if one does not fit
-        work = _seeded(args)
-        config, quant = work.config, work.reference()
-        steps = mapper.plan(quant, shape, pipeline_bench.user_prompts(1), [args.tokens],
-                            **layout).steps
-        users = sorted({*users, steps})              # the targets are set at U = P
-        mapper.plan(quant, shape, pipeline_bench.user_prompts(max(users)),
-                    [args.tokens] * max(users), **layout)
-        if lengths and max(lengths) > config.seq_len:
+        prompt = pipeline_bench.user_prompts(1, work.encode)[0]
+        if lengths and max(lengths) > work.config.seq_len:
             raise UsageError(f"--prefill-lengths: {max(lengths)} tokens exceed the model's "
-                             f"context of {config.seq_len}")
-    except (model.ModelError, mapper.MapError) as error:
+                             f"context of {work.config.seq_len}")
+        work = work.sized(max([len(prompt) + args.tokens - 1, *lengths]), args.context)
+        quant = work.reference()
+        steps = mapper.plan(quant, shape, [prompt], [args.tokens], **layout).steps
+        users = sorted({*users, steps})              # the targets are set at U = P
+        mapper.plan(quant, shape, pipeline_bench.user_prompts(max(users), work.encode),
+                    [args.tokens] * max(users), **layout)
+    except (model.ModelError, mapper.MapError, workload.WorkloadError) as error:
         raise UsageError(str(error)) from None
     started = time.monotonic()
-    print(f"pipeline bench on a {shape.dies_x}x{shape.dies_y} wafer of "
+    print(f"pipeline bench of {work.name} at {work.dtype} on a {shape.dies_x}x{shape.dies_y} wafer of "
           f"{shape.params.width}x{shape.params.height}-tile dies, "
           f"{'split' if layout['split_attention'] else 'whole'} attention tiles, {steps} "
           f"pipeline stages, users {','.join(map(str, users))}, {args.tokens} tokens a user",
           flush=True)
     result = _bench_document(lambda progress: pipeline_bench.run(
-        quant, shape, users, args.tokens, layout, lengths, progress=progress),
+        quant, shape, users, args.tokens, layout, lengths, progress=progress,
+        encode=work.encode),
         runtime.WaferError)
     line = (f"{result['pipeline_stages']} pipeline stages; every user's tokens equal the "
             f"reference: {'yes' if result['match_reference'] else 'NO'}")
@@ -695,14 +706,7 @@ def _parser():
 
     run = commands.add_parser("run", help="generate tokens with an LLM on the wafer")
     _add_params_options(run)
-    run.add_argument("--model", help="stories260K (default), seeded (the random byte model), or "
-                                     "a llama2.c checkpoint file")
-    run.add_argument("--tokenizer", help="the tokenizer.bin of a --model checkpoint file")
-    run.add_argument("--dtype", choices=("fp16", "bf16", "int8"),
-                     help="the wafer's numbers (default fp16; int8 for the seeded model)")
-    run.add_argument("--context", type=int, metavar="N",
-                     help="positions the KV caches hold (default: what the run needs; the "
-                          "seeded model's own)")
+    _add_model_options(run, "stories260K")
     run.add_argument("--prompt", action="append",
                      help="a user's prompt text; repeat for more users (default: from BOS, "
                           "or 'Wafer-scale' for the seeded model)")
@@ -754,6 +758,7 @@ def _parser():
     pipeline = benches.add_parser("pipeline", help="the tiny LLM: throughput against users, "
                                                    "time to first token against prompt length")
     _add_params_options(pipeline)
+    _add_model_options(pipeline, "seeded")
     pipeline.add_argument("--users", default="1,2,4,8",
                           help="users in flight, e.g. 1,2,4,8; U = P, the pipeline's stages, is "
                                "always added")

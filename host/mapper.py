@@ -4,7 +4,9 @@ Each layer gets a region of tiles sized by its memory: its attention block
 (weights ``wq wk wv wo``, the RoPE tables, the softmax table and the layer's
 whole KV cache) on one tile, or on two in a row when it does not fit one
 (RMSNorm, ``wq wk wv`` and RoPE on the first; the KV cache, attention and ``wo``
-on the second), and its feed-forward block (``w1 w3 w2``, the SiLU table) on as
+on the second; for a 16-bit float model the second may be several tiles side by
+side, each with some of the KV heads, their cache and their columns of ``wo``,
+``head_tiles``), and its feed-forward block (``w1 w3 w2``, the SiLU table) on as
 few tiles as fit its slices: each slice takes some hidden units (their rows of
 ``w1`` and ``w3``, their columns of ``w2``), all slices work side by side on the
 same input, and their partial sums meet in the last (so more slices also mean

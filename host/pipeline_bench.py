@@ -6,7 +6,8 @@ bench reports the aggregate tokens per cycle (while every user generates, and ov
 the whole run), the mean per-user tokens per
 cycle, the time to first token and each stage's load (what sets the pace:
 :meth:`host.runtime.Generation.stage_load`); every user's tokens are checked
-against the quantised reference.  With ``prefill_lengths`` it also runs one user with a
+against the model's reference (the seeded model's quantised one, or a 16-bit float
+one).  With ``prefill_lengths`` it also runs one user with a
 prompt of each length and reports the time to first token and the prompt
 tokens per cycle (prompt length over time to first token, the pipeline's fill
 included), against single-user decode.  Everything is in simulated cycles.
@@ -20,18 +21,24 @@ from host import mapper, model, runtime
 __all__ = ["run", "plot", "user_prompts"]
 
 
-def user_prompts(users):
-    """``users`` different prompts of one length."""
-    return [model.encode(f"User {chr(ord('A') + user)}:") for user in range(users)]
+def user_prompts(users, encode=model.encode):
+    """``users`` prompts of one length (``encode``: text to tokens), different where the
+    tokens allow."""
+    prompts = [encode(f"User {chr(ord('A') + user)}:") for user in range(users)]
+    return [prompt[:min(map(len, prompts))] for prompt in prompts]
 
 
-def _prompt_of_length(length):
+def prompt_of_length(length, encode=model.encode):
     text = "Wafer-scale engines keep the weights and the KV cache next to the cores. "
-    return model.encode((text * (length // len(text) + 1))[:length])
+    tokens = []
+    while len(tokens) < length:
+        text += text
+        tokens = encode(text)
+    return tokens[:length]
 
 
-def _users_point(quant, shape, users, tokens, layout):
-    prompts = user_prompts(users)
+def _users_point(quant, encode, shape, users, tokens, layout):
+    prompts = user_prompts(users, encode)
     result = runtime.generate(quant, prompts, [tokens] * users, shape, **layout)
     references = [quant.generate(prompt, tokens)[0] for prompt in prompts]
     per_user = [1 / result.cycles_per_token(user) for user in range(users)]
@@ -49,8 +56,8 @@ def _users_point(quant, shape, users, tokens, layout):
     }
 
 
-def _prefill_point(quant, shape, length, layout):
-    prompt = _prompt_of_length(length)
+def _prefill_point(quant, encode, shape, length, layout):
+    prompt = prompt_of_length(length, encode)
     result = runtime.generate(quant, [prompt], [1], shape, **layout)
     ttft = result.time_to_first_token_cycles()
     return {"prompt_tokens": length, "time_to_first_token_cycles": ttft,
@@ -58,16 +65,18 @@ def _prefill_point(quant, shape, length, layout):
             "match_reference": result.tokens == [quant.generate(prompt, 1)[0]]}
 
 
-def run(quant, shape, users_list, tokens, layout, prefill_lengths=(), progress=print):
-    """The bench's JSON document (module docstring); ``layout``: the options of
+def run(quant, shape, users_list, tokens, layout, prefill_lengths=(), progress=print,
+        encode=model.encode):
+    """The bench's JSON document (module docstring) for the reference model ``quant``
+    (the wafer's arithmetic; ``encode``: its text to tokens); ``layout``: the options of
     :func:`host.mapper.plan`.  The runs go to one worker process a core; each is a
     whole simulation, so the results do not depend on how many."""
-    steps = mapper.plan(quant, shape, user_prompts(1), [tokens], **layout).steps
+    steps = mapper.plan(quant, shape, user_prompts(1, encode), [tokens], **layout).steps
     with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
         wanted = [*users_list, *([1] if prefill_lengths and 1 not in users_list else [])]
-        runs = {users: pool.submit(_users_point, quant, shape, users, tokens, layout)
+        runs = {users: pool.submit(_users_point, quant, encode, shape, users, tokens, layout)
                 for users in wanted}
-        prefill_runs = [pool.submit(_prefill_point, quant, shape, length, layout)
+        prefill_runs = [pool.submit(_prefill_point, quant, encode, shape, length, layout)
                         for length in prefill_lengths]
         points = []
         for users in users_list:

@@ -94,3 +94,13 @@ def seed():
     """The seed of a random test: ``TESSERA_SEED`` (1 by default, so CI is deterministic);
     failing assertions quote it as a reproduce line."""
     return int(os.environ.get("TESSERA_SEED", "1"), 0)
+
+
+#: Test files that wait minutes on a build (the tile's synthesis): first in the order,
+#: so that one worker builds while the other takes the rest, rather than the suite
+#: ending on one worker alone.
+LONG_BUILDS_FIRST = ("test_synth.py",)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.path.name not in LONG_BUILDS_FIRST)   # stable

@@ -191,7 +191,7 @@ STORIES = "host/models/stories260K.bin"
     (SEEDED + ["--users", "12"],
      "12 users need more KV cache than layer 0's attention tiles hold: 9 fit"),
     (SEEDED + ["--users", "40"], "a generated token's user tag has room for 31"),
-    (["--users", "16"], "a generated token's user tag has room for 15"),   # 9-bit tokens
+    (["--users", "32"], "a generated token's user tag has room for 31"),   # 9-bit tokens
     (["--prompts", "{tmp}/missing.txt"], "cannot read"),
     (["--prompts", "{tmp}/empty.txt"], "empty.txt holds no prompts"),
     (SEEDED + ["--wafers", "3"], "3 wafers for a 2-layer model: each wafer needs a layer"),

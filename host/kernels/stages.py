@@ -33,7 +33,7 @@ from host.kernels import vector
 from host.kernels.half_layers import HalfLayers
 from host.kernels.int_layers import IntLayers
 from host.kernels.program import ARG0, ARG1, POS, SLOT, STAGE, TileProgram
-from rtl.isa import Counter, Dtype, element_bytes
+from rtl.isa import IMM_BITS, Counter, Dtype, element_bytes
 from rtl.wavelet import pack_addressed
 
 __all__ = ["Links", "Schedule", "LOG_WORDS", "read_log", "MAX_USERS", "tag_bits", "untag",
@@ -47,9 +47,11 @@ LOG_WORDS = 4
 RECORD_WORDS = 1 + LOG_WORDS
 #: Users a schedule may hold (5 bits of the entry's word).
 MAX_USERS = 31
-#: A generated token travels as ``user << token_bits | token`` in the 13 bits that
-#: ``ANDI`` keeps (:func:`tag_bits`).
-TAG_BITS = 13
+#: A generated token travels as ``user << token_bits | token`` in an XY-addressed
+#: wavelet's payload (:func:`tag_bits`).
+TAG_BITS = 16
+#: The widest mask ``ANDI`` takes (its immediate is signed).
+_ANDI_MASK = (1 << IMM_BITS - 1) - 1
 
 
 def tag_bits(vocab_size):
@@ -404,7 +406,12 @@ def _take_generated(t, links, mailbox, echoed):
     (as ``token + 2**token_bits``, so that an empty box reads 0) and count it."""
     b, bits = t.b, links.token_bits
     b.recv(1, links.token_color)
-    b.andi(1, 1, (1 << TAG_BITS) - 1)          # user << token_bits | token
+    tag = (MAX_USERS + 1 << bits) - 1          # user << token_bits | token
+    if tag <= _ANDI_MASK:
+        b.andi(1, 1, tag)
+    else:
+        b.li(2, tag)
+        b.and_(1, 1, 2)
     b.send(1, links.host_color)
     b.srli(2, 1, bits)
     b.slli(2, 2, 2)
