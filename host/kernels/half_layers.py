@@ -23,8 +23,6 @@ from rtl.isa import Dtype
 
 __all__ = ["HalfLayers"]
 
-#: Classifier rows per accumulator pass.
-CLASSIFIER_CHUNK = 128
 _DTYPES = {"fp16": Dtype.FP16, "bf16": Dtype.BF16}
 
 
@@ -156,12 +154,12 @@ class HalfLayers:
 
         return emit
 
-    def classifier(self, t, rows, h, loop):
+    def classifier(self, t, chunks, h, loop):
         c, m, dt = self.config, self.model, self.dtype
-        chunk = min(CLASSIFIER_CHUNK, rows.stop - rows.start)
+        chunk = max(rows.stop - rows.start for rows in chunks)
         weights = []
-        for first in range(rows.start, rows.stop, chunk):
-            part = m.wcls[first:min(first + chunk, rows.stop)]
+        for rows in chunks:
+            part, first = m.wcls[rows], rows.start
             weights.append((t.alloc(f"wcls {first}", content=self._columns(part), align=2),
                             len(part), first))
         gain = t.alloc("final_norm", content=self._bytes(m.final_norm), align=2)

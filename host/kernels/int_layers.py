@@ -15,8 +15,6 @@ from rtl.isa import Dtype
 
 __all__ = ["IntLayers"]
 
-#: Classifier rows per accumulator pass.
-CLASSIFIER_CHUNK = 128
 
 
 def columns(weight, head_dim=None):
@@ -153,15 +151,16 @@ class IntLayers:
 
         return emit
 
-    def classifier(self, t, rows, h, loop):
-        """Code that folds the logits of the classifier's ``rows`` (a slice) into the
-        running maximum (``best``, ``best_index`` registers: the largest logit and its
-        index, the first one on ties)."""
+    def classifier(self, t, chunks, h, loop):
+        """Code that folds the logits of the classifier's rows, a pass of the
+        accumulators a slice of ``chunks``, into the running maximum (``best``,
+        ``best_index`` registers: the largest logit and its index, the first one on
+        ties)."""
         c, m = self.config, self.model
-        chunk = min(CLASSIFIER_CHUNK, rows.stop - rows.start)
+        chunk = max(rows.stop - rows.start for rows in chunks)
         weights = []
-        for first in range(rows.start, rows.stop, chunk):
-            part = m.wcls[first:min(first + chunk, rows.stop)]
+        for rows in chunks:
+            part, first = m.wcls[rows], rows.start
             weights.append((t.alloc(f"wcls {first}", content=columns(part)), len(part), first))
         gain = t.alloc("final_norm", content=m.final_norm.gain)
         x = t.alloc("x", c.dim)

@@ -41,6 +41,8 @@ __all__ = ["Links", "Schedule", "LOG_WORDS", "read_log", "MAX_USERS", "tag_bits"
            "split_attention_stage", "ffn_stage", "classifier_stage", "halt_program"]
 
 INT32_MIN = -(1 << 31)
+#: Classifier rows per accumulator pass.
+CLASSIFIER_CHUNK = 128
 
 LOG_WORDS = 4
 #: Words of an entry's record: the entry, then its log.
@@ -541,7 +543,10 @@ def classifier_stage(params, layers, links, schedule, part=0, parts=1):
     t = TileProgram(params, "classifier" + _of(part, parts))
     b = t.b
     h = t.acc("h", c.dim)
-    fold = layers.classifier(t, _rows(c.vocab_size, part, parts), h, links.loop_color)
+    rows = _rows(c.vocab_size, part, parts)
+    chunks = [slice(first, min(first + CLASSIFIER_CHUNK, rows.stop))
+              for first in range(rows.start, rows.stop, CLASSIFIER_CHUNK)]
+    fold = layers.classifier(t, chunks, h, links.loop_color)
     first_sent = t.alloc("first sent", content=bytes(schedule.first_sent)) if last else None
     best, best_index = ARG0, ARG1             # the kernels in between leave them alone
     take, _ = _input(t, layers, links, schedule, h)
