@@ -302,10 +302,11 @@ def _workload(args, wafers=1, model=None):
 
 
 def _add_model_options(parser, default):
+    from host.workload import DTYPES
     parser.add_argument("--model", help=f"stories260K, seeded (the random byte model), or a "
                                         f"llama2.c checkpoint file (default {default})")
     parser.add_argument("--tokenizer", help="the tokenizer.bin of a --model checkpoint file")
-    parser.add_argument("--dtype", choices=("fp16", "bf16", "int8"),
+    parser.add_argument("--dtype", choices=DTYPES,
                         help="the wafer's numbers (default fp16; int8 for the seeded model)")
     parser.add_argument("--context", type=int, metavar="N",
                         help="positions the KV caches hold (default: what the run needs; the "

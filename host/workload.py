@@ -30,7 +30,7 @@ MODELS_DIR = Path(__file__).parent / "models"
 #: The shipped llama2.c models, by name: checkpoint and tokenizer.
 MODELS = {"stories260K": ("stories260K.bin", "tok512.bin")}
 SEEDED = "seeded"
-DTYPES = ("fp16", "bf16", "int8")
+DTYPES = (*HALF_DTYPES, "int8")
 #: Prompts when none is given: llama2.c starts from BOS; the byte model needs a text.
 DEFAULT_PROMPTS = {"llama2c": "", "bytes": "Wafer-scale"}
 

@@ -34,7 +34,7 @@ from host.kernels.half_layers import HalfLayers
 from host.kernels.int_layers import IntLayers
 from host.kernels.program import ARG0, ARG1, POS, SLOT, STAGE, TileProgram
 from rtl.isa import IMM_BITS, Counter, Dtype, element_bytes
-from rtl.wavelet import pack_addressed
+from rtl.wavelet import ADDRESSED, pack_addressed
 
 __all__ = ["Links", "Schedule", "LOG_WORDS", "read_log", "MAX_USERS", "tag_bits", "untag",
            "layers_of", "embedding_stage", "attention_stage", "qkv_stage",
@@ -51,7 +51,7 @@ RECORD_WORDS = 1 + LOG_WORDS
 MAX_USERS = 31
 #: A generated token travels as ``user << token_bits | token`` in an XY-addressed
 #: wavelet's payload (:func:`tag_bits`).
-TAG_BITS = 16
+TAG_BITS = ADDRESSED["payload"].width
 #: The widest mask ``ANDI`` takes (its immediate is signed).
 _ANDI_MASK = (1 << IMM_BITS - 1) - 1
 
