@@ -293,9 +293,8 @@ def _workload(args, wafers=1, model=None):
                              args.layers, args.seed)
     except workload.WorkloadError as error:
         raise UsageError(str(error)) from None
-    floating = work.dtype != "int8"
-    shape = _wafer_shape(args, wafers, "float" if floating else "default")
-    if floating and not shape.params.float_lanes:
+    shape = _wafer_shape(args, wafers, "float" if work.floating else "default")
+    if work.floating and not shape.params.float_lanes:
         raise UsageError(f"--dtype {work.dtype} needs tiles with float lanes: --preset float, "
                          f"or --set float_lanes=1")
     return work, shape
@@ -307,7 +306,9 @@ def _add_model_options(parser, default):
                                         f"llama2.c checkpoint file (default {default})")
     parser.add_argument("--tokenizer", help="the tokenizer.bin of a --model checkpoint file")
     parser.add_argument("--dtype", choices=DTYPES,
-                        help="the wafer's numbers (default fp16; int8 for the seeded model)")
+                        help="the wafer's numbers (default fp16; int8 for the seeded model, "
+                             "its integer arithmetic; int8 for a llama2.c model is group-wise "
+                             "int8 weights on the float lanes)")
     parser.add_argument("--context", type=int, metavar="N",
                         help="positions the KV caches hold (default: what the run needs; the "
                              "seeded model's own)")
@@ -451,6 +452,8 @@ def cmd_run(args):
         print(f"all users, while all generate: {aggregate:.6f} tokens per cycle "
               f"({aggregate * args.clock * 1e9:,.0f} tokens/s); over the whole run "
               f"{result.run_tokens_per_cycle():.6f}")
+    print(f"weights on the wafer: {result.weight_bytes:,} bytes on "
+          f"{len(plan.stages)} tiles")
     print(f"SRAM bandwidth utilisation during decode: {result.sram_bandwidth_utilization:.2%}; "
           f"weight-bandwidth bound {result.weight_bandwidth_bound_cycles:,.0f} cycles/token "
           f"({cpt / result.weight_bandwidth_bound_cycles:,.0f}x below the cycles per token: "
@@ -496,6 +499,7 @@ def cmd_run(args):
             "run_tokens_per_cycle": result.run_tokens_per_cycle(),
             "sram_bandwidth_utilization": result.sram_bandwidth_utilization,
             "weight_bandwidth_bound_cycles": result.weight_bandwidth_bound_cycles,
+            "weight_bytes": result.weight_bytes, "tiles_used": len(plan.stages),
             "stage_cycles": stage_cycles, "critical_path_cycles": result.critical_path_cycles(),
             "clock_ghz": args.clock,
             "tokens_per_second_at_clock": result.tokens_per_second(args.clock * 1e9),

@@ -43,12 +43,14 @@ import numpy as np
 from host.model import ModelError, _generate, _rope_angles
 from sim import float_math
 
-__all__ = ["HalfModel", "DTYPES", "head_order", "narrow"]
+__all__ = ["HalfModel", "DTYPES", "MATRICES", "head_order", "narrow"]
 
 F32 = np.float32
 #: The 16-bit formats, by the name ``--dtype`` gives them.
 DTYPES = {"fp16": np.float16, "bf16": ml_dtypes.bfloat16}
 NORM_EPS = 1e-5
+#: A layer's weight matrices, in the order the blocks use them.
+MATRICES = ("wq", "wk", "wv", "wo", "w1", "w3", "w2")
 
 
 def narrow(values, dtype):
@@ -83,18 +85,28 @@ class HalfModel:
         w = weights
         order = np.concatenate([head * c.head_dim + head_order(c.head_dim)
                                 for head in range(c.n_heads)])
-        kv_order = order[:c.kv_dim]
         half = lambda array: narrow(array, dtype)
-        self.embedding, self.wcls = half(w.embedding), half(w.wcls)
+        self.embedding = self._table(w.embedding)
+        self.wcls = self._matrix(None, "wcls", w.wcls)
         self.final_norm = half(w.final_norm)
+        rows = {"wq": order, "wk": order[:c.kv_dim]}
         self.layers = [{
             "attn_norm": half(w.attn_norm[i]), "ffn_norm": half(w.ffn_norm[i]),
-            "wq": half(w.wq[i][order]), "wk": half(w.wk[i][kv_order]), "wv": half(w.wv[i]),
-            "wo": half(w.wo[i]), "w1": half(w.w1[i]), "w2": half(w.w2[i]), "w3": half(w.w3[i]),
+            **{name: self._matrix(i, name, getattr(w, name)[i][rows.get(name, slice(None))])
+               for name in MATRICES},
         } for i in range(c.n_layers)]
         angles = np.array([_rope_angles(c, pos) for pos in range(c.seq_len)])
         self.cos, self.sin = (narrow(f(angles), "fp16") for f in (np.cos, np.sin))
         self.score_scale = F32(1 / math.sqrt(c.head_dim))
+
+    def _matrix(self, layer, name, weight):
+        """Matrix ``name`` of ``layer`` (None: the classifier's) as the products use it,
+        its rows in the kernels' order: ``W16``."""
+        return narrow(weight, self.dtype)
+
+    def _table(self, embedding):
+        """The embedding table as the lookup reads it: ``E16``."""
+        return narrow(embedding, self.dtype)
 
     def new_cache(self):
         c = self.config

@@ -278,7 +278,7 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
         except FitError as error:
             raise MapError(str(error)) from None
         weights = sum(size for name, (_, size) in program.symbols.items()
-                      if name.startswith("w") or name.endswith("norm") or name == "embedding")
+                      if name.startswith(("w", "embedding")) or name.endswith("norm"))
         result.append(Stage(program.name, unit.kind, unit.layer, tiles[index], code, data, log,
                             weights, boundary))
     routes = _routes(result, tiles)

@@ -3,7 +3,8 @@
 Two kinds of model:
 
 - a llama2.c checkpoint with its tokenizer (:mod:`host.tokenizer`): by default the
-  shipped stories260K (``host/models/``), at fp16 or bf16 (:mod:`host.half_model`).
+  shipped stories260K (``host/models/``), at fp16 or bf16 (:mod:`host.half_model`), or
+  with group-wise int8 weights on the float lanes (:mod:`host.int8_model`).
   Its text ends where the model emits BOS, as llama2.c's does; an empty prompt
   starts from BOS alone.
 - the seeded random model of :mod:`host.model` (``--model seeded``, or ``--layers``, or
@@ -22,6 +23,7 @@ from pathlib import Path
 from host import model as toy
 from host.half_model import DTYPES as HALF_DTYPES
 from host.half_model import HalfModel
+from host.int8_model import Int8Model
 from host.tokenizer import BOS, Tokenizer, TokenizerError
 
 __all__ = ["Workload", "WorkloadError", "load", "MODELS", "SEEDED", "DTYPES"]
@@ -55,7 +57,15 @@ class Workload:
     @property
     def reference_name(self):
         """What the wafer's tokens are checked against."""
-        return "quantised" if self.dtype == "int8" else self.dtype
+        if self.dtype != "int8":
+            return self.dtype
+        return "group int8" if self.floating else "quantised"
+
+    @property
+    def floating(self):
+        """Whether the wafer computes it on the float lanes: a 16-bit float dtype, or a
+        llama2.c model's group-wise int8 weights."""
+        return self.dtype != "int8" or self.kind == "llama2c"
 
     def encode(self, text):
         if self.tokenizer is None:
@@ -99,8 +109,10 @@ class Workload:
 
     def reference(self):
         """The wafer's arithmetic on this model, to the bit."""
-        if self.dtype == "int8":
+        if not self.floating:
             return toy.QuantModel(self.config, self.weights)
+        if self.dtype == "int8":
+            return Int8Model(self.config, self.weights)
         return HalfModel(self.config, self.weights, self.dtype)
 
     def float_model(self):
@@ -135,9 +147,6 @@ def load(name=None, tokenizer=None, dtype=None, weights=None, layers=None, seed=
         raise WorkloadError(f"unknown model {name!r}: give {', '.join(MODELS)}, {SEEDED}, or "
                             f"a llama2.c checkpoint file")
     dtype = dtype or "fp16"
-    if dtype not in HALF_DTYPES:
-        raise WorkloadError(f"--dtype {dtype} on a llama2.c checkpoint is group-wise int8, "
-                            f"which the wafer does not run yet: use fp16 or bf16")
     try:
         config, float_weights = toy.load_llama2c(checkpoint)
         words = Tokenizer.load(tokenizer, config.vocab_size)

@@ -213,7 +213,6 @@ STORIES = "host/models/stories260K.bin"
     (["--context", "600"], "--context 600 exceeds the model's context of 512"),
     (["--dtype", "fp8"], "invalid choice: 'fp8'"),
     (["--model", "nosuch"], "unknown model 'nosuch'"),
-    (["--dtype", "int8"], "group-wise int8, which the wafer does not run yet"),
     (["--preset", "default"], "--dtype fp16 needs tiles with float lanes"),
     (["--tokenizer", "host/models/tok512.bin", "--layers", "2"], "takes no --tokenizer"),
     (["--head-tiles", "3"], "4 KV heads do not split over 3 tiles here (it splits over 1, 2, 4)"),

@@ -11,6 +11,7 @@ import pytest
 
 from host import half_model
 from host.half_model import HalfModel, gemv, narrow
+from host.int8_model import quantise
 from host.kernels import half as k
 from host.kernels.program import ARG0, ARG1, POS, SLOT, STAGE, TileProgram
 from host.kernels.vector import send
@@ -219,3 +220,47 @@ def test_embedding(seed):
     t.b.halt()
     _, sent = run_tiles(PARAMS, {(0, 0): t})
     _check(np.array(sent, np.uint32).view(np.float32), table[token], reproduce)
+
+
+@pytest.mark.parametrize("group", [16, 64])
+def test_a_group_int8_product_is_the_product_of_its_dequantised_rows(seed, group):
+    """Rows 10..50 of a 60-row matrix, so that groups are cut at the slice's edges (four
+    pieces a column at groups of 16, one at 64: a turn of one column, and of two); 60
+    columns at 40 rows a column: two blocks of 25 columns and a rest of 10.  The
+    product adds to accumulators that already hold a sum, as a slice after the first
+    does, and a third of x is zero."""
+    reproduce, rng = _seeded(seed)
+    rows, cols = slice(10, 50), 60
+    quantised = quantise(rng.standard_normal((60, cols)).astype(np.float32), group)
+    x = _half(rng, cols)
+    x[rng.random(cols) < 1 / 3] = 0.0
+    before = rng.standard_normal(40).astype(np.float32)
+    t, at = _tile(x=x)
+    matrix = k.Int8Matrix.place(t, "w", quantised, rows, slice(None))
+    acc = t.acc("acc", 40)
+    k.gemv_int8(t, matrix, 40, cols, at["x"], acc, LOOP_COLOR, start=False)
+    send(t, acc, 40, OUT_COLOR)
+    t.b.halt()
+    _, sent = run_tiles(PARAMS, {(0, 0): t}, routes=[loop_route(0, 0)],
+                        accs={(0, 0): _acc_image(acc, before)})
+    weight, expected = narrow(quantised.values()[rows], "fp16"), before
+    for j in range(cols):
+        if x[j] != 0:
+            expected = expected + weight[:, j] * x[j]
+    _check(np.array(sent, np.uint32).view(np.float32), expected, reproduce)
+
+
+def test_a_group_int8_embedding_is_its_row_dequantised_in_fp32(seed):
+    reproduce, rng = _seeded(seed)
+    vocab, dim, rows, token = 20, 40, slice(5, 15), 7
+    quantised = quantise(rng.standard_normal((vocab, dim)).astype(np.float32), 16, axis=1)
+    t = TileProgram(PARAMS, "kernel")
+    table = k.Int8Matrix.place(t, "embedding", quantised, slice(None), rows)
+    h = t.acc("h", dim)
+    t.b.li(STAGE, token)
+    k.embedding_int8(t, table, dim, STAGE, h)
+    send(t, h, dim, OUT_COLOR)
+    t.b.halt()
+    _, sent = run_tiles(PARAMS, {(0, 0): t})
+    _check(np.array(sent, np.uint32).view(np.float32), quantised.values()[rows][token],
+           reproduce)

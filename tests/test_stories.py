@@ -1,6 +1,6 @@
 """stories260K, a real trained model, on the simulated wafer at fp16: every token equal
 to the 16-bit float reference (host/half_model.py), with the token loop closed on the
-wafer."""
+wafer; and with group-wise int8 weights, equal to theirs (host/int8_model.py)."""
 
 import dataclasses
 import random
@@ -9,6 +9,7 @@ import pytest
 
 from host import runtime
 from host.half_model import HalfModel
+from host.int8_model import Int8Model
 from host.model import load_llama2c
 from host.tokenizer import Tokenizer
 from host.wafer import WaferShape
@@ -68,3 +69,17 @@ def test_two_users_get_the_tokens_they_get_alone(stories):
     prompts = [tokenizer.encode(text) for text in ("The cat", "One day, a big dog")]
     together = runtime.generate(model, prompts, [8, 8], _shape())
     assert together.tokens == [model.generate(prompt, 8)[0] for prompt in prompts]
+
+
+def test_group_int8_weights_tell_their_references_story_on_half_the_table_tiles():
+    """``--dtype int8``: the weights dequantised on the float lanes as they are used.  At
+    half the bytes, the embedding, each feed-forward block and the classifier fit one
+    tile each."""
+    config, weights = load_llama2c(MODELS + "stories260K.bin")
+    model = Int8Model(dataclasses.replace(config, seq_len=CONTEXT), weights)
+    count = 24
+    run = runtime.generate(model, [[1]], [count], _shape(3), head_tiles=4)
+    assert run.tokens == [model.generate([1], count)[0]]
+    names = [stage.name for stage in run.plan.stages]
+    assert names[:2] == ["embedding", "layer 0 qkv"] and names[-1] == "classifier"
+    assert names.count("layer 0 feed-forward") == 1

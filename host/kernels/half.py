@@ -12,11 +12,11 @@ import numpy as np
 
 from host.half_model import NORM_EPS
 from host.kernels import float_math
-from host.kernels.program import ARG0, ARG1, POS, SLOT
+from host.kernels.program import ARG0, ARG1, POS, SLOT, FitError
 from host.kernels.vector import zero
 from rtl.isa import Dtype
 
-__all__ = ["gemv", "column_products", "widen", "rmsnorm", "rope", "HeadAddresses", "HeadTable",
+__all__ = ["gemv", "gemv_int8", "Int8Matrix", "embedding_int8", "column_products", "widen", "rmsnorm", "rope", "HeadAddresses", "HeadTable",
            "attention_head", "swiglu", "residual_add", "argmax", "embedding", "scalar_of"]
 
 #: ``sign_extend(bits >> 31) & KEY_MASK`` flips a negative fp32's other bits, so that
@@ -25,6 +25,8 @@ KEY_MASK = 0x7FFFFFFF
 INT32_MIN = -(1 << 31)
 #: Scores an attention head exponentiates at once (:func:`_exp_in_chunks`).
 EXP_CHUNK = 32
+#: fp16 elements of the buffer that :func:`gemv_int8` dequantises blocks of columns into.
+DEQUANTISED = 1024
 
 
 def _fp32(value):
@@ -65,6 +67,103 @@ def column_products(t, weight, rows, cols, x, dtype, loop):
     t.fin(2, cols, loop, dtype=dtype)
     b.vmacs(0, 1, 2, float_=True)
     b.wait(1)
+
+
+def gemv_int8(t, weight, rows, cols, x, acc, loop, start=True):
+    """:func:`gemv` for a group-int8 matrix (:mod:`host.int8_model`), ``weight`` a
+    :class:`Int8Matrix`: blocks of columns are dequantised into a buffer of fp16
+    (:data:`DEQUANTISED` elements, one a tile) and multiplied as :func:`gemv` does, so
+    the sums are :func:`gemv`'s on the dequantised matrix."""
+    b = t.b
+    if rows > DEQUANTISED:
+        raise FitError(f"{t.name}: a group-int8 product of {rows} rows: its columns "
+                       f"dequantise into a buffer of {DEQUANTISED}")
+    if start:
+        zero(t, acc, rows)
+    buffer = t.symbols["dequantised"][0] if "dequantised" in t.symbols else \
+        t.alloc("dequantised", 2 * DEQUANTISED, align=2)
+    block = min(cols, DEQUANTISED // rows)
+    b.li(2, weight.address)                   # r2: the next column's int8
+    b.li(3, weight.scales)                    # r3: its scales
+    b.li(4, x)                                # r4: its x
+    blocks, rest = divmod(cols, block)
+    if blocks > 1:
+        top = t.fresh("block")
+        b.li(5, blocks)
+        b.label(top)
+        _block_products(t, weight, buffer, rows, block, acc, loop)
+        b.bdec(5, top)
+    elif blocks:
+        _block_products(t, weight, buffer, rows, block, acc, loop)
+    if rest:
+        _block_products(t, weight, buffer, rows, rest, acc, loop)
+
+
+def _block_products(t, weight, buffer, rows, columns, acc, loop):
+    """Dequantise the next ``columns`` columns (from r2 and r3) into ``buffer`` and add
+    their products with x (from r4) to acc[acc:acc+rows]; r2, r3 and r4 move past them.
+    The pieces' ``VDEQ``s take the two slots in turn, so that one's set-up overlaps
+    the other's beats: a turn of the loop takes two columns when a column has an odd
+    number of pieces."""
+    b = t.b
+    b.li(7, buffer)
+    per_turn = 1 + len(weight.pieces) % 2
+    turns, rest = divmod(columns, per_turn)
+    if turns:
+        top = t.fresh("dequantise")
+        b.li(6, turns)
+        b.li(9, weight.pieces[-1][1])         # what a turn leaves in r9
+        b.label(top)
+        _dequantise(t, weight, per_turn, weight.pieces[-1][1])
+        b.bdec(6, top)
+    if rest:
+        _dequantise(t, weight, rest, weight.pieces[-1][1] if turns else None)
+    t.accs(0, acc, rows)
+    column_products(t, buffer, rows, columns, ("r", 4), Dtype.FP16, loop)
+    b.addi(4, 4, 2 * columns)
+
+
+def _dequantise(t, weight, columns, length_in_r9):
+    """``VDEQ`` the next ``columns`` columns (from r2, scales from r3) to fp16 at r7, the
+    slots in turn; r2, r3 and r7 move past them, and r9 holds the last piece's length
+    (``length_in_r9``: what it holds before, if known)."""
+    b, pieces = t.b, weight.pieces
+    for turn in range(columns * len(pieces)):
+        length, slot = pieces[turn % len(pieces)][1], turn % 2
+        if length != length_in_r9:
+            b.li(9, length)
+            length_in_r9 = length
+        b.ld(1, 3, 4 * turn)
+        t.mem(4 + 2 * slot, ("r", 2), ("r", 9))
+        t.mem(5 + 2 * slot, ("r", 7), ("r", 9), dtype=Dtype.FP16)
+        b.vdeq(5 + 2 * slot, 4 + 2 * slot, 1, scalar=True, async_=True, slot=slot)
+        b.addi(2, 2, length)
+        b.addi(7, 7, 2 * length)
+    b.addi(3, 3, 4 * columns * len(pieces))
+
+
+class Int8Matrix:
+    """Where a group-int8 matrix is: its int8 at ``address``, column-major; each column
+    cut into ``pieces`` (``(start, length)`` in the column, in order), piece ``k`` of
+    column ``j`` scaled by the fp32 word at ``scales + 4 (j len(pieces) + k)``."""
+
+    def __init__(self, address, scales, pieces):
+        self.address, self.scales, self.pieces = address, scales, pieces
+
+    @classmethod
+    def place(cls, t, label, quantised, along, across):
+        """Place a part of a group-int8 weight (:class:`host.int8_model.Quantised`) in
+        ``t`` as ``label``: the slices ``along`` its groups (a column's rows; for the
+        embedding, a row's elements) and ``across`` them."""
+        q, scale = (np.moveaxis(array, quantised.axis, 0) for array in (quantised.q,
+                                                                         quantised.scale))
+        span = range(*along.indices(q.shape[0]))
+        pieces = quantised.pieces(span)
+        scales = np.array([scale[start, across] for start, _ in pieces], np.float32)
+        address = t.alloc(label, content=np.ascontiguousarray(q[along, across].T).tobytes())
+        scales = t.alloc(f"{label} scales", content=scales.T.tobytes(), align=4)
+        return cls(address, scales, [(start - span.start, stop - start)
+                                     for start, stop in pieces])
 
 
 def scalar_of(t, register, acc):
@@ -276,6 +375,27 @@ def argmax(t, logits, length, offset, best, best_index):
     if offset:
         b.addi(best_index, best_index, offset)
     b.label(keep)
+
+
+def embedding_int8(t, table, dim, token, h):
+    """acc[h:h+dim] = row ``token`` (a register) of the group-int8 table ``table`` (an
+    :class:`Int8Matrix` whose rows are its columns: row-major, pieces along a row),
+    dequantised to fp32: ``fp32(q s)``."""
+    b = t.b
+    b.li(1, dim)
+    b.mul(1, token, 1)
+    b.li(2, table.address)
+    b.add(2, 2, 1)                            # r2: the row's int8
+    b.li(1, 4 * len(table.pieces))
+    b.mul(1, token, 1)
+    b.li(3, table.scales)
+    b.add(3, 3, 1)                            # r3: its scales
+    for piece, (start, length) in enumerate(table.pieces):
+        b.ld(1, 3, 4 * piece)
+        b.addi(4, 2, start)
+        t.mem(1, ("r", 4), length)
+        t.accs(0, h + start, length)
+        b.vdeq(0, 1, 1, scalar=True)
 
 
 def embedding(t, table, dim, token, h, dtype):

@@ -33,6 +33,8 @@ class HalfLayers:
     def __init__(self, model):
         self.model, self.config = model, model.config
         self.dtype = _DTYPES[model.dtype]
+        #: The group-int8 weights (:class:`host.int8_model.Int8Model`), or None: fp16 or bf16.
+        self.quantised = getattr(model, "quantised", None)
         c = self.config
         self.products = c.dim + 2 * c.kv_dim + c.head_dim   # q, k, v and RoPE's scratch
         #: How many tiles a layer's attention may share (:meth:`attention`).
@@ -45,17 +47,38 @@ class HalfLayers:
     def _columns(self, weight):
         return self._bytes(weight.T)
 
+    def _product(self, t, label, layer, name, rows=slice(None), columns=slice(None)):
+        """Place rows and columns of matrix ``name`` of ``layer`` (None: the classifier)
+        in ``t`` as ``label``; returns ``product(x, acc, loop, start=True)``, the code
+        that computes (or, with ``start`` False, adds) its product with x
+        (:func:`host.kernels.half.gemv`)."""
+        weight = (self.model.wcls if layer is None else self.model.layers[layer][name])
+        height, width = weight[rows, columns].shape
+        if self.quantised is None:
+            address = t.alloc(label, content=self._columns(weight[rows, columns]), align=2)
+            return lambda x, acc, loop, start=True: k.gemv(
+                t, address, height, width, x, acc, self.dtype, loop, start)
+        matrix = k.Int8Matrix.place(t, label, self.quantised[layer, name], rows, columns)
+        return lambda x, acc, loop, start=True: k.gemv_int8(
+            t, matrix, height, width, x, acc, loop, start)
+
     def embedding_table(self, t, rows):
-        return t.alloc("embedding", content=self._bytes(self.model.embedding[rows]), align=2)
+        if self.quantised is None:
+            return t.alloc("embedding", content=self._bytes(self.model.embedding[rows]),
+                           align=2)
+        return k.Int8Matrix.place(t, "embedding", self.quantised[None, "embedding"],
+                                  slice(None), rows)
 
     def embed(self, t, table, token, h):
-        k.embedding(t, table, self.config.dim, token, h, self.dtype)
+        if self.quantised is None:
+            k.embedding(t, table, self.config.dim, token, h, self.dtype)
+        else:
+            k.embedding_int8(t, table, self.config.dim, token, h)
 
     def qkv(self, t, layer, h, acc, loop):
         c, w, m, b = self.config, self.model.layers[layer], self.model, t.b
         hd, kv, dt = c.head_dim, c.kv_dim, self.dtype
-        wq, wk, wv = (t.alloc(name, content=self._columns(w[name]), align=2)
-                      for name in ("wq", "wk", "wv"))
+        wq, wk, wv = (self._product(t, name, layer, name) for name in ("wq", "wk", "wv"))
         gain = t.alloc("attn_norm", content=self._bytes(w["attn_norm"]), align=2)
         cos, sin = (t.alloc(name, content=table.astype(np.float16).tobytes(), align=2)
                     for name, table in (("cos", m.cos), ("sin", m.sin)))
@@ -66,8 +89,8 @@ class HalfLayers:
 
         def emit():
             k.rmsnorm(t, h, c.dim, gain, x, acc, dt)
-            for weight, rows, dst in ((wq, c.dim, q_raw), (wk, kv, k_raw), (wv, kv, v_raw)):
-                k.gemv(t, weight, rows, c.dim, x, dst, dt, loop)
+            for product, dst in ((wq, q_raw), (wk, k_raw), (wv, v_raw)):
+                product(x, dst, loop)
             t.accs(1, v_raw, kv)
             t.mem(0, out["v"], kv, dtype=dt)
             b.vmov(0, 1, float_=True)
@@ -81,12 +104,12 @@ class HalfLayers:
         ``part * n_kv_heads / parts`` onwards, with their query heads, their KV cache and
         their columns of ``wo``.  The slices pass the running sums of ``wo`` on, as the
         feed-forward's do, on ``links.reduce_colors``; the last adds the residual."""
-        c, w, b, dt = self.config, self.model.layers[layer], t.b, self.dtype
+        c, b, dt = self.config, t.b, self.dtype
         hd, seq, group = c.head_dim, c.seq_len, c.n_heads // c.n_kv_heads
         kv_heads = range(part * c.n_kv_heads // parts, (part + 1) * c.n_kv_heads // parts)
         heads = range(kv_heads.start * group, kv_heads.stop * group)
         columns = slice(heads.start * hd, heads.stop * hd)
-        wo = t.alloc("wo", content=self._columns(w["wo"][:, columns]), align=2)
+        wo = self._product(t, "wo", layer, "wo", columns=columns)
         cache = KVCache(t, c, users, dt, kv_heads)
         width = len(heads) * hd
         q = t.alloc("q rotated", 2 * width, align=2)
@@ -114,7 +137,7 @@ class HalfLayers:
                 self.model.score_scale, hd, dt, loop, exp_scratch))
             if before is not None:                     # the slices before: columns 0..
                 vector.receive(t, acc, c.dim, before)
-            k.gemv(t, wo, c.dim, width, out, acc, dt, loop, start=before is None)
+            wo(out, acc, loop, start=before is None)
             if part < parts - 1:
                 vector.send(t, acc, c.dim, links.reduce_colors[part % 2])
             else:
@@ -126,8 +149,8 @@ class HalfLayers:
         c, w, dt = self.config, self.model.layers[layer], self.dtype
         units = c.hidden_dim // parts
         rows = slice(part * units, (part + 1) * units)
-        w1, w3 = (t.alloc(n, content=self._columns(w[n][rows]), align=2) for n in ("w1", "w3"))
-        w2 = t.alloc("w2", content=self._columns(w["w2"][:, rows]), align=2)
+        w1, w3 = (self._product(t, name, layer, name, rows=rows) for name in ("w1", "w3"))
+        w2 = self._product(t, "w2", layer, "w2", columns=rows)
         gain = t.alloc("ffn_norm", content=self._bytes(w["ffn_norm"]), align=2)
         x = t.alloc("x", 2 * c.dim, align=2)
         hidden = t.alloc("hidden", 2 * units, align=2)
@@ -140,12 +163,12 @@ class HalfLayers:
 
         def emit(send):
             k.rmsnorm(t, h, c.dim, gain, x, gate, dt)
-            k.gemv(t, w1, units, c.dim, x, gate, dt, loop)
-            k.gemv(t, w3, units, c.dim, x, up, dt, loop)
+            w1(x, gate, loop)
+            w3(x, up, loop)
             k.swiglu(t, gate, up, units, hidden, scratch, dt)
             if before is not None:                     # the slices before: columns 0..
                 vector.receive(t, total, c.dim, before)
-            k.gemv(t, w2, c.dim, units, hidden, total, dt, loop, start=before is None)
+            w2(hidden, total, loop, start=before is None)
             if part < parts - 1:
                 vector.send(t, total, c.dim, links.reduce_colors[part % 2])
                 return
@@ -157,19 +180,16 @@ class HalfLayers:
     def classifier(self, t, chunks, h, loop):
         c, m, dt = self.config, self.model, self.dtype
         chunk = max(rows.stop - rows.start for rows in chunks)
-        weights = []
-        for rows in chunks:
-            part, first = m.wcls[rows], rows.start
-            weights.append((t.alloc(f"wcls {first}", content=self._columns(part), align=2),
-                            len(part), first))
+        products = [(self._product(t, f"wcls {rows.start}", None, "wcls", rows=rows),
+                     rows.stop - rows.start, rows.start) for rows in chunks]
         gain = t.alloc("final_norm", content=self._bytes(m.final_norm), align=2)
         x = t.alloc("x", 2 * c.dim, align=2)
         logits = t.acc("logits", max(chunk, c.dim + 1))   # also the norm's scratch
 
         def emit(best, best_index):
             k.rmsnorm(t, h, c.dim, gain, x, logits, dt)
-            for address, length, first in weights:
-                k.gemv(t, address, length, c.dim, x, logits, dt, loop)
+            for product, length, first in products:
+                product(x, logits, loop)
                 k.argmax(t, logits, length, first, best, best_index)
 
         return emit
