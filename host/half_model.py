@@ -43,7 +43,7 @@ import numpy as np
 from host.model import ModelError, _generate, _rope_angles
 from sim import float_math
 
-__all__ = ["HalfModel", "DTYPES", "MATRICES", "head_order", "narrow"]
+__all__ = ["HalfModel", "DTYPES", "head_order", "narrow"]
 
 F32 = np.float32
 #: The 16-bit formats, by the name ``--dtype`` gives them.

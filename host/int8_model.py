@@ -86,7 +86,7 @@ class Int8Model(HalfModel):
 
     def _matrix(self, layer, name, weight):
         self.quantised[layer, name] = quantised = quantise(weight, self.group, axis=0)
-        return narrow(quantised.values(), "fp16")
+        return narrow(quantised.values(), self.dtype)
 
     def _table(self, embedding):
         self.quantised[None, "embedding"] = quantised = quantise(embedding, self.group, axis=1)

@@ -16,8 +16,9 @@ from host.kernels.program import ARG0, ARG1, POS, SLOT, FitError
 from host.kernels.vector import zero
 from rtl.isa import Dtype
 
-__all__ = ["gemv", "gemv_int8", "Int8Matrix", "embedding_int8", "column_products", "widen", "rmsnorm", "rope", "HeadAddresses", "HeadTable",
-           "attention_head", "swiglu", "residual_add", "argmax", "embedding", "scalar_of"]
+__all__ = ["gemv", "gemv_int8", "Int8Matrix", "column_products", "widen", "rmsnorm", "rope",
+           "HeadAddresses", "HeadTable", "attention_head", "swiglu", "residual_add", "argmax",
+           "embedding", "embedding_int8", "scalar_of"]
 
 #: ``sign_extend(bits >> 31) & KEY_MASK`` flips a negative fp32's other bits, so that
 #: signed integer order is float order (NaNs aside): -0 below +0, -inf lowest.
