@@ -81,6 +81,7 @@ class Stage:
     log: int                     # data address of the stage's entry records (stages.read_log)
     weight_bytes: int
     boundary: int = 0            # its step along the stream (the slices of a step share it)
+    unit: Unit = None            # what it runs
 
 @dataclass
 class Plan:
@@ -280,7 +281,7 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
         weights = sum(size for name, (_, size) in program.symbols.items()
                       if name.startswith(("w", "embedding")) or name.endswith("norm"))
         result.append(Stage(program.name, unit.kind, unit.layer, tiles[index], code, data, log,
-                            weights, boundary))
+                            weights, boundary, unit))
     routes = _routes(result, tiles)
     _check_routes(routes)
     return Plan(shape, result, routes, token_color, HOST_COLOR, schedule, token_bits,

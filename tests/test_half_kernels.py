@@ -1,7 +1,7 @@
 """Each float kernel of host/kernels/half.py against host/half_model.py, to the bit.
 
 The kernels run on tiles of one simulated 4x4 die of the default preset with its
-float lanes (tb/kernel_run.py); inputs are seeded random fp16 (``TESSERA_SEED``),
+float lanes (host/tile_run.py); inputs are seeded random fp16 (``TESSERA_SEED``),
 and a failing check prints the seed.  fp32 results in accumulators are sent out
 of the west edge as words; 16-bit results are read from data SRAM.
 """
@@ -19,7 +19,7 @@ from host.model import ModelConfig, random_weights
 from rtl.isa import Dtype
 from rtl.params import preset
 from rtl.wavelet import Dir
-from tb.kernel_run import LOOP_COLOR, OUT_COLOR, loop_route, run_tiles
+from host.tile_run import LOOP_COLOR, OUT_COLOR, loop_route, run_tiles
 
 PARAMS = preset("float")    # the tiles stories260K runs on: one build for both
 FP16 = Dtype.FP16

@@ -16,7 +16,7 @@ from host.kernels.program import ARG0, ARG1, POS, TileProgram
 from host.model import Q
 from rtl.params import preset
 from rtl.wavelet import Dir
-from tb.kernel_run import LOOP_COLOR, OUT_COLOR, run_tiles
+from host.tile_run import LOOP_COLOR, OUT_COLOR, run_tiles
 
 PARAMS = preset("default")
 
@@ -26,7 +26,7 @@ def _seeded(seed):
 
 
 def _run(tiles, routes=(), inject=(), accs=None):
-    """:func:`tb.kernel_run.run_tiles` on the default preset, the words signed."""
+    """:func:`host.tile_run.run_tiles` on the default preset, the words signed."""
     memories, sent = run_tiles(PARAMS, tiles, routes, inject, accs)
     return memories, [_signed(word) for word in sent]
 

@@ -1,0 +1,336 @@
+"""``tessera bench kernels``: every kernel's cycles on the simulated wafer, and its fitted cost.
+
+Each point of a sweep is a program run on tiles of the native harness
+(:func:`host.tile_run.run_tiles`, the float preset's tiles): the kernel between two
+reads of the cycle counter, less the reads' own cycles (a run with no kernel between
+them), or for the kernels that span tiles (``transfer``, ``wafer_link``, ``chain``,
+``broadcast``) the cycle at which the last tile has its result, every tile having
+started in cycle 0.  :class:`host.costs.CostModel` fits each sweep by least
+squares, and the document keeps the points beside the coefficients.  Operands are
+seeded random and nonzero: a zero x_j would skip its column's beats.
+"""
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from host.costs import KERNELS, CostModel, Costs
+from host.cosim import link_ends
+from host.kernels import half as k
+from host.kernels import vector
+from host.kernels.kv_cache import KVCache
+from host.kernels.program import ARG0, POS, SLOT, STAGE, TileProgram
+from host.tile_run import LOOP_COLOR, loop_route, run_tiles
+from rtl.isa import Counter, Dtype
+from rtl.params import preset
+from rtl.wavelet import Dir
+
+__all__ = ["SWEEPS", "measure", "run", "PARAMS"]
+
+PARAMS = preset("float")
+FP16 = Dtype.FP16
+#: Where a program leaves what it measured (a word of data SRAM), and the colors
+#: the multi-tile sweeps alternate between neighbours.
+RESULT = "measured"
+COLORS = (0, 1)
+
+
+def _stamp(t, start):
+    """Store the cycle counter (``start``) or the cycles since the stored one."""
+    b, at = t.b, t.symbols[RESULT][0]
+    b.csrr(1, Counter.CYCLES)
+    b.li(2, at)
+    if not start:
+        b.ld(3, 2, 0)
+        b.sub(1, 1, 3)
+    b.st(1, 2, 0)
+
+
+def _measured(memory, t):
+    return int.from_bytes(memory[t.symbols[RESULT][0]:][:4], "little")
+
+
+def _half(rng, count):
+    """``count`` nonzero fp16 values, as bytes."""
+    values = rng.uniform(0.5, 1.5, count) * rng.choice((-1, 1), count)
+    return values.astype(np.float16).tobytes()
+
+
+def _timed(setup, routes=()):
+    """Cycles of the kernel that ``setup(t, rng)`` places and returns as ``emit()``, on
+    one tile: between two counter reads, less the reads'."""
+    def cycles(emit):
+        t = TileProgram(PARAMS, "kernel")
+        t.word(RESULT, 0)
+        emit = emit(t)
+        _stamp(t, True)
+        emit()
+        _stamp(t, False)
+        t.b.halt()
+        memories, _ = run_tiles(PARAMS, {(0, 0): t}, routes=routes)
+        return _measured(memories[0, 0], t)
+    rng = np.random.default_rng(0)
+    return cycles(lambda t: setup(t, rng)) - cycles(lambda t: lambda: None)
+
+
+def _gemv(rows, cols):
+    def setup(t, rng):
+        w = t.alloc("w", content=_half(rng, rows * cols), align=2)
+        x = t.alloc("x", content=_half(rng, cols), align=2)
+        acc = t.acc("acc", rows)
+        return lambda: k.gemv(t, w, rows, cols, x, acc, FP16, LOOP_COLOR)
+    return _timed(setup, routes=[loop_route(0, 0)])
+
+
+def _rmsnorm(length):
+    def setup(t, rng):
+        h, scratch = t.acc("h", length), t.acc("scratch", length + 1)
+        gain = t.alloc("gain", content=_half(rng, length), align=2)
+        out = t.alloc("out", 2 * length, align=2)
+        return lambda: k.rmsnorm(t, h, length, gain, out, scratch, FP16)
+    return _timed(setup)
+
+
+def _swiglu(length):
+    def setup(t, rng):
+        a, u, scratch = t.acc("a", length), t.acc("u", length), t.acc("s", 3 * length)
+        out = t.alloc("out", 2 * length, align=2)
+        return lambda: k.swiglu(t, a, u, length, out, scratch, FP16)
+    return _timed(setup)
+
+
+def _residual(length):
+    def setup(t, rng):
+        h, delta = t.acc("h", length), t.acc("delta", length)
+        return lambda: k.residual_add(t, h, delta, length)
+    return _timed(setup)
+
+
+def _argmax(length):
+    def setup(t, rng):
+        logits = t.acc("logits", length)
+        t.b.li(ARG0, -(1 << 31))
+        return lambda: k.argmax(t, logits, length, 0, ARG0, ARG0 + 1)
+    return _timed(setup)
+
+
+def _copy(length):
+    def setup(t, rng):
+        src, dst = t.acc("src", length), t.acc("dst", length)
+
+        def emit():
+            t.accs(0, dst, length)
+            t.accs(1, src, length)
+            t.b.vmov(0, 1)
+        return emit
+    return _timed(setup)
+
+
+def _widen(length):
+    def setup(t, rng):
+        src, dst = t.alloc("src", content=_half(rng, length), align=2), t.acc("dst", length)
+        return lambda: k.widen(t, src, length, dst, FP16)
+    return _timed(setup)
+
+
+def _narrow(length):
+    def setup(t, rng):
+        src, dst = t.acc("src", length), t.alloc("dst", 2 * length, align=2)
+
+        def emit():
+            t.accs(1, src, length)
+            t.mem(0, dst, length, dtype=FP16)
+            t.b.vmov(0, 1, float_=True)
+        return emit
+    return _timed(setup)
+
+
+def _rope(heads, head_dim):
+    def setup(t, rng):
+        half = head_dim // 2
+        src, scratch = t.acc("src", heads * head_dim), t.acc("scratch", head_dim)
+        cos, sin = (t.alloc(name, content=_half(rng, half), align=2) for name in ("c", "s"))
+        dst = t.alloc("dst", 2 * heads * head_dim, align=2)
+        return lambda: k.rope(t, src, heads, head_dim, cos, sin, dst, scratch, FP16)
+    return _timed(setup)
+
+
+def _attention(context, head_dim):
+    def setup(t, rng):
+        head = k.HeadAddresses(
+            t.alloc("q", content=_half(rng, head_dim), align=2),
+            t.alloc("keys", content=_half(rng, head_dim * context), align=2),
+            t.alloc("values", content=_half(rng, context * head_dim), align=2),
+            t.alloc("out", 2 * head_dim, align=2))
+        probs = t.alloc("probs", 2 * context, align=2)
+        scores, q, out = t.acc("scores", context), t.acc("q", head_dim), t.acc("o", head_dim)
+        scratch = t.acc("exp", 2 * k.EXP_CHUNK)
+        b = t.b
+        b.li(POS, context - 1)                # the user's positions 0..context-1, slots 0..
+        b.addi(SLOT, POS, 0)
+        b.li(STAGE, context)
+        return lambda: k.attention_head(t, head, context, STAGE, scores, q, out, probs, 0.125,
+                                        head_dim, FP16, LOOP_COLOR, scratch)
+    return _timed(setup, routes=[loop_route(0, 0)])
+
+
+def _kv_append(heads, head_dim):
+    def setup(t, rng):
+        config = SimpleNamespace(n_kv_heads=heads, head_dim=head_dim, seq_len=8)
+        cache = KVCache(t, config, 1, FP16)
+        dims = heads * head_dim
+        kv = {name: t.alloc(name, content=_half(rng, dims), align=2) for name in "kv"}
+        source = lambda d, name, offset, length: t.mem(d, kv[name] + 2 * offset, length,
+                                                       dtype=FP16)
+        return lambda: cache.append(source)
+    return _timed(setup)
+
+
+def _route(x, y, color, accept, outputs):
+    return (x, y, color, accept, outputs)
+
+
+def _last_tile(tiles, last, **run):
+    """Run ``tiles``; the cycle at which tile ``last`` stamped its result."""
+    memories, _ = run_tiles(PARAMS, tiles, **run)
+    return _measured(memories[last], tiles[last])
+
+
+def _sender(length, color):
+    t = TileProgram(PARAMS, "sender")
+    vector.send(t, t.acc("data", length), length, color)
+    t.b.halt()
+    return t
+
+
+def _receiver(length, color, name="receiver"):
+    t = TileProgram(PARAMS, name)
+    t.word(RESULT, 0)
+    vector.receive(t, t.acc("data", length), length, color)
+    _stamp(t, True)
+    t.b.halt()
+    return t
+
+
+def _east(first, last, y, color):
+    """Routes that take ``color`` from tile ``first``'s ramp east to tile ``last``'s."""
+    routes = [_route(first, y, color, Dir.RAMP, [Dir.E])]
+    routes += [_route(x, y, color, Dir.W, [Dir.E]) for x in range(first + 1, last)]
+    return routes + [_route(last, y, color, Dir.W, [Dir.RAMP])]
+
+
+#: The wafer of the sweeps that span tiles: three dies of 4x4 in a row, so that a
+#: path along row 0 crosses a die boundary after every 4 tiles.
+DIES, DIE = (3, 1), (4, 4)
+
+
+def _crossings(first, last):
+    return last // DIE[0] - first // DIE[0]
+
+
+def _on_row(programs, last, routes, **run):
+    return _last_tile(programs, (last, 0), routes=routes, dies=DIES, die=DIE, **run)
+
+
+def _transfer(length, hops, crossings):
+    first = DIE[0] - 1 if crossings else 0     # the crossings come first
+    last = first + hops
+    assert _crossings(first, last) == crossings, (hops, crossings)
+    programs = {(first, 0): _sender(length, 0), (last, 0): _receiver(length, 0)}
+    return _on_row(programs, last, _east(first, last, 0, 0))
+
+
+def _wafer_link(length, latency, interval):
+    """Across the die boundary after tile 3 of row 0, its links given the timing."""
+    sender = DIE[0] - 1
+    links = [link for link, ends in enumerate(link_ends(*DIES, PARAMS.replace(
+        width=DIE[0], height=DIE[1]))) if set(ends) == {0, 1}]
+    programs = {(sender, 0): _sender(length, 0), (sender + 1, 0): _receiver(length, 0)}
+    return _on_row(programs, sender + 1, _east(sender, sender + 1, 0, 0),
+                   link_timing=[(link, latency, interval) for link in links])
+
+
+def _chain(length, tiles, crossings):
+    assert _crossings(0, tiles - 1) == crossings
+    programs, routes = {}, []
+    for x in range(tiles):
+        t = TileProgram(PARAMS, f"chain {x}")
+        acc = t.acc("partial", length)
+        color_in = COLORS[(x - 1) % 2] if x else None
+        if x < tiles - 1:
+            vector.reduce_chain(t, acc, length, color_in, COLORS[x % 2])
+            routes += _east(x, x + 1, 0, COLORS[x % 2])
+        else:
+            t.word(RESULT, 0)
+            vector.accumulate(t, acc, length, color_in)
+            _stamp(t, True)
+        t.b.halt()
+        programs[x, 0] = t
+    return _on_row(programs, tiles - 1, routes)
+
+
+def _broadcast(length, tiles, crossings):
+    """From tile 0 of row 0 to the ``tiles`` after it, multicast."""
+    assert _crossings(0, tiles) == crossings
+    programs = {(0, 0): _sender(length, 0)}
+    routes = [_route(0, 0, 0, Dir.RAMP, [Dir.E])]
+    for x in range(1, tiles + 1):
+        programs[x, 0] = _receiver(length, 0, f"receiver {x}")
+        routes.append(_route(x, 0, 0, Dir.W, [Dir.RAMP] + ([Dir.E] if x < tiles else [])))
+    return _on_row(programs, tiles, routes)
+
+
+def _grid(**axes):
+    names = list(axes)
+    shapes = [{}]
+    for name in names:
+        shapes = [{**shape, name: value} for shape in shapes for value in axes[name]]
+    return shapes
+
+
+#: Each kernel's measurement and the shapes it is swept over (the accumulators, 1024
+#: words, and the data SRAM bound them).
+SWEEPS = {
+    "gemv": (_gemv, [*_grid(rows=(8, 16, 40, 64, 128), cols=(8, 32, 96)),
+                     *_grid(rows=(256, 512, 1000), cols=(4, 16))]),
+    "rmsnorm": (_rmsnorm, _grid(length=(16, 64, 128, 288, 500))),
+    "swiglu": (_swiglu, _grid(length=(8, 32, 64, 128, 200))),
+    "residual": (_residual, _grid(length=(16, 64, 288, 500))),
+    "argmax": (_argmax, _grid(length=(16, 64, 128, 512, 1000))),
+    "copy": (_copy, _grid(length=(16, 64, 288, 500))),
+    "widen": (_widen, _grid(length=(16, 64, 288, 500))),
+    "narrow": (_narrow, _grid(length=(16, 64, 288, 500))),
+    "rope": (_rope, _grid(heads=(1, 2, 4, 8), head_dim=(8, 16, 32, 64))),
+    "attention": (_attention, [*_grid(context=(1, 8, 33, 100, 256), head_dim=(8, 16, 32)),
+                               *_grid(context=(600,), head_dim=(8,))]),
+    "kv_append": (_kv_append, _grid(heads=(1, 2, 4, 8), head_dim=(8, 16, 32, 64))),
+    "transfer": (_transfer, [*_grid(length=(1, 16, 64, 288), hops=(1, 3), crossings=(0,)),
+                             *_grid(length=(1, 16, 64, 288), hops=(1, 4), crossings=(1,)),
+                             *_grid(length=(1, 16, 64, 288), hops=(5, 8), crossings=(2,))]),
+    "wafer_link": (_wafer_link, _grid(length=(1, 16, 64), latency=(1, 8, 40),
+                                      interval=(1, 2, 5))),
+    "chain": (_chain, [{**shape, "crossings": _crossings(0, shape["tiles"] - 1)}
+                       for shape in _grid(length=(1, 16, 64, 288), tiles=(2, 3, 5, 8, 12))]),
+    "broadcast": (_broadcast, [{**shape, "crossings": _crossings(0, shape["tiles"])}
+                               for shape in _grid(length=(1, 16, 64, 288),
+                                                  tiles=(1, 2, 4, 7, 11))]),
+}
+assert set(SWEEPS) == set(KERNELS)
+
+
+def measure(kernel, shape):
+    """The measured cycles of ``kernel`` at ``shape``."""
+    return SWEEPS[kernel][0](**shape)
+
+
+def run(kernels=None, progress=print):
+    """Sweep ``kernels`` (default: all) and fit each: a :class:`host.costs.Costs`."""
+    lanes, models = PARAMS.float_width, {}
+    for kernel in kernels or SWEEPS:
+        _, shapes = SWEEPS[kernel]
+        points = [{"shape": shape, "cycles": measure(kernel, shape)} for shape in shapes]
+        models[kernel] = CostModel.fit(kernel, lanes, points)
+        if progress:
+            progress(f"{kernel}: {len(points)} points, worst error "
+                     f"{models[kernel].worst_error:.1%}")
+    return Costs(models, PARAMS.to_dict())
