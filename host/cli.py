@@ -234,6 +234,59 @@ def cmd_bench_sim_speed(args):
         _write_json(args.json, result)
 
 
+def cmd_bench_kernels(args):
+    from host import kernel_bench
+    print(f"kernel costs on the simulated wafer ({kernel_bench.PARAMS.float_width} float "
+          f"lanes a tile), each fitted by least squares", flush=True)
+    costs = kernel_bench.run(progress=lambda line: print("  " + line, flush=True))
+    document = costs.to_dict()
+    document["command"] = "tessera " + " ".join(sys.argv[1:])
+    if args.json:
+        _write_json(args.json, document)
+
+
+def cmd_project(args):
+    from host import projection
+    from host.costs import Costs
+    costs_file = Path(args.costs) if args.costs else projection.COSTS_FILE
+    try:
+        costs = Costs.load(costs_file)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"--costs {costs_file}: not a kernel cost file ({error})") from None
+    if args.validate:
+        from host import validation
+        print("held-out runs: user 0's cycles a token, simulated against projected "
+              f"(bound {validation.BOUND:.0%})", flush=True)
+        results = validation.run(costs=costs, progress=lambda line: print("  " + line,
+                                                                          flush=True))
+        worst = max(abs(r["error"]) for r in results)
+        print(f"worst error {worst:.1%}: {'within' if worst <= validation.BOUND else 'OUTSIDE'}"
+              f" the bound")
+        if args.json:
+            _write_json(args.json, {"command": "tessera " + " ".join(sys.argv[1:]),
+                                    "bound": validation.BOUND, "runs": results})
+        return
+    if args.model is None:
+        raise UsageError("tessera project needs --model (or --validate)")
+    if args.wafer != "wse3":
+        raise UsageError(f"--wafer {args.wafer!r}: the projection knows wse3")
+    try:
+        config = projection.load_model(args.model)
+        report = projection.project(config, costs, wafers=args.wafers, users=args.users,
+                                    context=args.context)
+        curve = projection.users_curve(config, costs, args.wafers, args.context) \
+            if args.plot else None
+    except projection.ProjectionError as error:
+        raise UsageError(str(error)) from None
+    report["command"] = "tessera " + " ".join(sys.argv[1:])
+    report["model_name"] = args.model
+    print(projection.summary(report))
+    if args.json:
+        _write_json(args.json, report)
+    if args.plot:
+        _write_atomically(args.plot, lambda path: projection.plot(curve, args.model, path))
+
+
 def _wafer_shape(args, wafers=1, preset_name="default"):
     """The wafer of ``--wafer`` dies of ``--die`` tiles; ``wafers`` of them, one above
     the other, as one shape (:func:`host.mapper.plan`); the tiles of ``--preset`` or
@@ -783,6 +836,30 @@ def _parser():
     wafers.add_argument("--json", help="write the results here")
     wafers.add_argument("--plot", help="write the impact against the layers here (PNG)")
     wafers.set_defaults(run=cmd_bench_wafers)
+    kernels = benches.add_parser("kernels", help="every kernel's cycles on the simulated wafer, "
+                                                 "and the cost model fitted to them")
+    kernels.add_argument("--json", help="write the costs (with their points) here")
+    kernels.set_defaults(run=cmd_bench_kernels)
+
+    project = commands.add_parser("project", help="a model at the seed's scale, from the "
+                                                  "measured kernel costs")
+    project.add_argument("--model", help="llama3.1-8b, llama3.1-70b, or a JSON file of dim, "
+                                         "n_layers, n_heads, n_kv_heads, hidden_dim, "
+                                         "vocab_size")
+    project.add_argument("--wafer", default="wse3", help="the wafer (wse3: 762x1172 tiles)")
+    project.add_argument("--wafers", type=int, default=1, help="wafers to split the layers "
+                                                               "over (default 1)")
+    project.add_argument("--users", type=int, default=1, help="users in flight (default 1)")
+    project.add_argument("--context", type=int, default=4096,
+                         help="positions of each user's KV cache (default 4096)")
+    project.add_argument("--costs", help="a kernel cost file of tessera bench kernels "
+                                         "(default: the shipped host/models/kernel_costs.json)")
+    project.add_argument("--validate", action="store_true",
+                         help="simulate the held-out runs and compare them with the projection")
+    project.add_argument("--json", help="write the report here")
+    project.add_argument("--plot", help="write tokens/s for all users against one user's, "
+                                        "U = 1 up to the pipeline's regions, here (PNG)")
+    project.set_defaults(run=cmd_project)
     return parser
 
 

@@ -302,6 +302,7 @@ SWEEPS = {
     "narrow": (_narrow, _grid(length=(16, 64, 288, 500))),
     "rope": (_rope, _grid(heads=(1, 2, 4, 8), head_dim=(8, 16, 32, 64))),
     "attention": (_attention, [*_grid(context=(1, 8, 33, 100, 256), head_dim=(8, 16, 32)),
+                               *_grid(context=(1, 8, 33, 64), head_dim=(48, 64)),
                                *_grid(context=(600,), head_dim=(8,))]),
     "kv_append": (_kv_append, _grid(heads=(1, 2, 4, 8), head_dim=(8, 16, 32, 64))),
     "transfer": (_transfer, [*_grid(length=(1, 16, 64, 288), hops=(1, 3), crossings=(0,)),

@@ -279,7 +279,7 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
         except FitError as error:
             raise MapError(str(error)) from None
         weights = sum(size for name, (_, size) in program.symbols.items()
-                      if name.startswith(("w", "embedding")) or name.endswith("norm"))
+                      if name.split()[0] in WEIGHTS or name.endswith("norm"))
         result.append(Stage(program.name, unit.kind, unit.layer, tiles[index], code, data, log,
                             weights, boundary, unit))
     routes = _routes(result, tiles)
@@ -287,6 +287,10 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
     return Plan(shape, result, routes, token_color, HOST_COLOR, schedule, token_bits,
                 unused=[tile for i, tile in enumerate(tiles) if i not in places], wafers=wafers)
 
+
+#: The data a stage's weight bytes count (with the norms' gains): the matrices and the
+#: embedding table, with their scales for group int8 (a symbol's first word).
+WEIGHTS = ("wq", "wk", "wv", "wo", "w1", "w2", "w3", "wcls", "embedding")
 
 #: The most tiles the mapper shares an embedding table or a classifier among.
 MAX_TABLE_SLICES = 8

@@ -142,10 +142,13 @@ def decode_contexts(prompt_len, tokens):
     return list(range(prompt_len + 1, prompt_len + tokens)) or [prompt_len]
 
 
-def token_cycles(costs, plan, config, contexts, wafer_link=None):
-    """One user's mean cycles a token over entries of ``contexts``: the steps' compute
-    and the hops into them, in order."""
-    totals = [sum(step.compute + step.hop_in
-                  for step in step_cycles(costs, plan, config, context, wafer_link))
-              for context in contexts]
+def token_cycles(costs, plan, config, contexts, wafer_link=None, users=1):
+    """A user's mean cycles a token over entries of ``contexts``: the steps' compute and
+    the hops into them, in order; with ``users`` in flight, taking the steps in turn, at
+    least ``users`` times the busiest step's (its compute and its input's hop)."""
+    totals = []
+    for context in contexts:
+        steps = step_cycles(costs, plan, config, context, wafer_link)
+        one = sum(step.compute + step.hop_in for step in steps)
+        totals.append(max(one, users * max(step.compute + step.hop_in for step in steps)))
     return sum(totals) / len(totals)

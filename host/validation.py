@@ -1,0 +1,85 @@
+"""``tessera project --validate``: the timing of the kernels' fitted costs against simulated runs.
+
+Each case is a run of :func:`host.runtime.generate` that the fits never saw: its
+measured cycles a token (user 0's) against :func:`host.pipeline_timing.token_cycles`
+on the same plan.  The cases cover the single tile and the slices (stories260K on
+the default wafer), depth (a 32-layer seeded model at fp16), users in flight
+(four, each with its own KV cache, attention split over two tiles) and the link
+between wafers.
+"""
+
+from dataclasses import dataclass, field
+
+from host import pipeline_timing, pipeline_bench, runtime, workload
+from host.costs import Costs
+from host.wafer import WaferShape, wafer_link_timing
+from rtl.params import preset
+
+__all__ = ["Case", "CASES", "QUICK", "run_case", "BOUND"]
+
+#: The largest relative error the projection may make on a held-out run.
+BOUND = 0.10
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    model: str                   # a workload name (host.workload.load)
+    dies: tuple
+    tokens: int
+    users: int = 1
+    layers: int = None           # of the seeded model
+    layout: dict = field(default_factory=dict)   # host.mapper.plan's options
+    wafer_link_us: float = None  # with layout["wafers"] > 1
+
+
+CASES = (
+    Case("stories260K, default wafer", "stories260K", (2, 1), 32),
+    Case("seeded 32 layers, fp16", "seeded", (3, 2), 8, layers=32),
+    Case("stories260K, 4 users", "stories260K", (2, 2), 16, users=4),
+    Case("stories260K, 2 wafers, 1 us link", "stories260K", (2, 2), 16,
+         layout={"wafers": 2}, wafer_link_us=1.0),
+)
+#: The cases ``make test`` runs, with fewer tokens.
+QUICK = tuple(Case(c.name, c.model, c.dies, 6, c.users, c.layers, c.layout, c.wafer_link_us)
+              for c in CASES)
+
+
+def run_case(case, costs, clock_hz=runtime.NOMINAL_CLOCK_HZ):
+    """``{"case", "measured", "predicted", "error"}``: cycles a token of user 0."""
+    work = workload.load(case.model, dtype="fp16", layers=case.layers)
+    if case.users > 1:
+        prompts = pipeline_bench.user_prompts(case.users, work.encode)
+    else:
+        prompts = [[workload.BOS] if work.kind == "llama2c" else work.encode(work.default_prompt)]
+    work = work.sized(max(map(len, prompts)) + case.tokens - 1)
+    reference = work.reference()
+    shape = WaferShape((case.dies[0], case.dies[1]), (4, 4), preset("float"))
+    wafer_link = (wafer_link_timing(shape.params.width, clock_hz,
+                                    latency_s=case.wafer_link_us * 1e-6)
+                  if case.wafer_link_us else None)
+    result = runtime.generate(reference, prompts, [case.tokens] * case.users, shape,
+                              wafer_link=wafer_link, **case.layout)
+    contexts = pipeline_timing.decode_contexts(len(prompts[0]), case.tokens)
+    predicted = pipeline_timing.token_cycles(costs, result.plan, work.config, contexts,
+                                             wafer_link, users=case.users)
+    measured = result.cycles_per_token(0)
+    return {"case": case.name, "measured": measured, "predicted": predicted,
+            "error": predicted / measured - 1}
+
+
+def run(cases=CASES, costs=None, progress=print):
+    costs = costs or Costs.load(_costs_file())
+    results = []
+    for case in cases:
+        results.append(run_case(case, costs))
+        if progress:
+            r = results[-1]
+            progress(f"{r['case']:36s} measured {r['measured']:9,.0f}  predicted "
+                     f"{r['predicted']:9,.0f}  {r['error']:+.1%}")
+    return results
+
+
+def _costs_file():
+    from host.projection import COSTS_FILE
+    return COSTS_FILE
