@@ -391,6 +391,7 @@ def project(config, costs=None, wafer=WSE3, wafers=1, users=1, context=DEFAULT_C
         "layers_per_wafer": per_wafer,
         "embedding_cycles": lookup, "classifier_cycles": pick,
         "wafer_crossing_cycles_per_token": crossings, "token_loop_cycles": loop,
+        "wafer_link": {"links": links, "latency_cycles": latency, "interval_cycles": interval},
         "cycles_per_token": token,
         "tokens_per_second": clock_hz / token,
         "per_user_cycles_per_token": per_user,
@@ -474,11 +475,17 @@ def summary(report):
         f"one user: {token:,.0f} cycles a token, {report['tokens_per_second']:,.0f} tokens/s at "
         f"{report['clock_ghz']:g} GHz (the weights' bandwidth bound: "
         f"{report['weight_bandwidth_bound_cycles']:,.0f} cycles)",
-        f"{report['users']} users: {report['aggregate_tokens_per_second']:,.0f} tokens/s in all "
-        f"(the slowest region {report['slowest_region_cycles']:,.0f} cycles)",
+        f"{report['users']} user(s) in flight: {report['aggregate_tokens_per_second']:,.0f} "
+        f"tokens/s in all (the slowest region {report['slowest_region_cycles']:,.0f} cycles a "
+        f"token)",
         "where a token's cycles go: " + "; ".join(
             f"{part} {cycles / token:.0%}" for part, cycles in shares[:5] if cycles > 0),
     ]
+    if report["wafer"]["wafers"] > 1:
+        links = report["wafer_crossing_cycles_per_token"]
+        lines.append(f"the links between wafers: {links:,.0f} cycles a token "
+                     f"({links / token:.1%}), at {report['wafer_link']['latency_cycles']:,} "
+                     f"cycles of latency")
     if name in SEED and report["users"] == 1:
         wafers, rate = SEED[name]
         ratio = report["tokens_per_second"] / rate
