@@ -48,26 +48,22 @@ def beats(n, lanes):
     return -(-n // lanes)
 
 
+#: A kernel that works a beat at a time along a vector.
+_PER_BEAT = (("length",), ("fixed", "beats"), lambda lanes, length: (1, beats(length, lanes)))
+
 #: Each kernel's shape parameters and terms: ``terms(lanes, **shape)`` -> values.
 KERNELS = {
     "gemv": (("rows", "cols"), ("fixed", "row beats", "columns", "column beats",
                                 "narrow columns", "one beat"),
              lambda lanes, rows, cols: (1, beats(rows, lanes), cols, cols * beats(rows, lanes),
                                         cols if rows <= 2 * lanes else 0, int(rows <= lanes))),
-    "rmsnorm": (("length",), ("fixed", "beats"),
-                lambda lanes, length: (1, beats(length, lanes))),
-    "swiglu": (("length",), ("fixed", "beats"),
-               lambda lanes, length: (1, beats(length, lanes))),
-    "residual": (("length",), ("fixed", "beats"),
-                 lambda lanes, length: (1, beats(length, lanes))),
-    "argmax": (("length",), ("fixed", "beats"),
-               lambda lanes, length: (1, beats(length, lanes))),
-    "copy": (("length",), ("fixed", "beats"),
-             lambda lanes, length: (1, beats(length, lanes))),
-    "widen": (("length",), ("fixed", "beats"),
-              lambda lanes, length: (1, beats(length, lanes))),
-    "narrow": (("length",), ("fixed", "beats"),
-               lambda lanes, length: (1, beats(length, lanes))),
+    "rmsnorm": _PER_BEAT,
+    "swiglu": _PER_BEAT,
+    "residual": _PER_BEAT,
+    "argmax": _PER_BEAT,
+    "copy": _PER_BEAT,
+    "widen": _PER_BEAT,
+    "narrow": _PER_BEAT,
     "rope": (("heads", "head_dim"), ("fixed", "heads", "half beats"),
              lambda lanes, heads, head_dim: (1, heads, heads * beats(head_dim // 2, lanes))),
     "attention": (("context", "head_dim"),

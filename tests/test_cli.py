@@ -5,6 +5,7 @@ import json
 import struct
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,20 @@ def tessera(*args):
     result = subprocess.run([sys.executable, "-m", "host.cli", *args],
                             capture_output=True, text=True)
     return result.returncode, result.stdout, result.stderr
+
+
+def _model_file(arg):
+    """A ``tessera project`` model configuration for the placeholders of the cases below,
+    written beside the test's outputs' folder (so that it is not one of them)."""
+    from host.projection import MODELS
+    good = MODELS["llama3.1-8b"]
+    texts = {"{bad json}": "{", "{30 heads}": json.dumps(dict(good, n_heads=30)),
+             "{no vocab_size}": json.dumps({k: v for k, v in good.items() if k != "vocab_size"})}
+    if arg not in texts:
+        return arg
+    path = Path(tempfile.mkdtemp()) / "model.json"
+    path.write_text(texts[arg])
+    return str(path)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -45,13 +60,24 @@ def tessera(*args):
     (["bench", "pipeline", "--users", "12"], "12 users need more KV cache"),
     (["bench", "pipeline", "--prefill-lengths", "8,65"], "65 tokens exceed the model's context"),
     (["bench", "pipeline", "--tokens", "1"], "--tokens must be at least 2"),
+    (["project", "--model", "llama9"], "unknown model 'llama9'"),
+    (["project", "--model", "{bad json}"], "not a JSON model configuration"),
+    (["project", "--model", "{30 heads}"], "must split into"),
+    (["project", "--model", "{no vocab_size}"], "missing vocab_size"),
+    (["project", "--model", "llama3.1-70b"], "do not fit the data SRAM of 1 wafer(s)"),
+    (["project", "--model", "llama3.1-8b", "--users", "200"],
+     "users' KV caches at 4096 positions"),
+    (["project", "--model", "llama3.1-8b", "--wafer", "wse2"], "the projection knows wse3"),
+    (["project"], "needs --model"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
 ])
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, message):
     out = tmp_path / "out"
     extra = ["-o", str(out)] if args[0] == "verilog" else []
     extra += ["--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")] \
-        if args[:2] in (["bench", "fabric"], ["bench", "pipeline"]) else []
+        if args[:2] in (["bench", "fabric"], ["bench", "pipeline"]) or args[0] == "project" \
+        else []
+    args = [_model_file(arg) for arg in args]
     status, stdout, stderr = tessera(*args, *extra)
     assert status == 2, stderr
     assert stderr.count("\n") == 1 and stderr.startswith("tessera: error: "), stderr
