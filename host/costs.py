@@ -13,6 +13,10 @@ The kernels (their shapes' names in parentheses):
   loop color, one ``VMACS`` of ``cols`` columns of ``rows``.  Measured, a column takes
   a cycle more than its beats, and a column of one or two beats a cycle more again
   (``narrow columns``), and a product of one beat a column has a longer fixed part;
+- ``gemv_int8`` (rows, cols): :func:`host.kernels.half.gemv_int8`, group-int8 weights
+  (groups of :data:`host.int8_model.GROUP` down a column) dequantised a block of
+  columns at a time into :data:`host.kernels.half.DEQUANTISED` fp16 elements, then
+  multiplied as ``gemv``;
 - ``rmsnorm`` (length), ``swiglu`` (length), ``residual`` (length): the float
   kernels of the same names;
 - ``rope`` (heads, head_dim): one position's rotation of ``heads`` heads;
@@ -41,6 +45,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from host.int8_model import GROUP
+from host.kernels.half import DEQUANTISED
+
 __all__ = ["KERNELS", "CostModel", "Costs", "beats"]
 
 
@@ -62,6 +69,12 @@ KERNELS = {
     "residual": _PER_BEAT,
     "argmax": _PER_BEAT,
     "copy": _PER_BEAT,
+    "gemv_int8": (("rows", "cols"), ("fixed", "columns", "column beats", "pieces", "blocks",
+                                     "narrow columns"),
+                  lambda lanes, rows, cols: (
+                      1, cols, cols * beats(rows, lanes), cols * -(-rows // GROUP),
+                      -(-cols // max(1, DEQUANTISED // rows)),
+                      cols if rows <= 2 * lanes else 0)),
     "widen": _PER_BEAT,
     "narrow": _PER_BEAT,
     "rope": (("heads", "head_dim"), ("fixed", "heads", "half beats"),

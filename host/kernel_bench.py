@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from host.costs import KERNELS, CostModel, Costs
+from host.int8_model import quantise
 from host.cosim import link_ends
 from host.kernels import half as k
 from host.kernels import vector
@@ -79,6 +80,16 @@ def _gemv(rows, cols):
         x = t.alloc("x", content=_half(rng, cols), align=2)
         acc = t.acc("acc", rows)
         return lambda: k.gemv(t, w, rows, cols, x, acc, FP16, LOOP_COLOR)
+    return _timed(setup, routes=[loop_route(0, 0)])
+
+
+def _gemv_int8(rows, cols):
+    def setup(t, rng):
+        weight = rng.standard_normal((rows, cols)).astype(np.float32)
+        matrix = k.Int8Matrix.place(t, "w", quantise(weight), slice(None), slice(None))
+        x = t.alloc("x", content=_half(rng, cols), align=2)
+        acc = t.acc("acc", rows)
+        return lambda: k.gemv_int8(t, matrix, rows, cols, x, acc, LOOP_COLOR)
     return _timed(setup, routes=[loop_route(0, 0)])
 
 
@@ -293,6 +304,8 @@ def _grid(**axes):
 SWEEPS = {
     "gemv": (_gemv, [*_grid(rows=(8, 16, 40, 64, 128), cols=(8, 32, 96)),
                      *_grid(rows=(256, 512, 1000), cols=(4, 16))]),
+    "gemv_int8": (_gemv_int8, [*_grid(rows=(16, 64, 100, 256), cols=(8, 32, 96)),
+                               *_grid(rows=(512, 1000), cols=(4, 16))]),
     "rmsnorm": (_rmsnorm, _grid(length=(16, 64, 128, 288, 500))),
     "swiglu": (_swiglu, _grid(length=(8, 32, 64, 128, 200))),
     "residual": (_residual, _grid(length=(16, 64, 288, 500))),
