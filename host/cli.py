@@ -255,8 +255,9 @@ def cmd_project(args):
         raise UsageError(f"--costs {costs_file}: not a kernel cost file ({error})") from None
     if args.validate:
         from host import validation
-        print("held-out runs: user 0's cycles a token, simulated against projected "
-              f"(bound {validation.BOUND:.0%})", flush=True)
+        print("held-out runs, simulated against projected (bound "
+              f"{validation.BOUND:.0%}): user 0's cycles a token, then a product's cycles",
+              flush=True)
         results = validation.run(costs=costs, progress=lambda line: print("  " + line,
                                                                           flush=True))
         worst = max(abs(r["error"]) for r in results)

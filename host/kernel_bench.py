@@ -291,6 +291,56 @@ def _broadcast(length, tiles, crossings):
     return _on_row(programs, tiles, routes)
 
 
+#: The colors of a blocked product: x multicast down the columns; the loops of the tiles'
+#: GEMVs are :data:`LOOP_COLOR`, the chains along the rows :data:`COLORS`.
+X_COLOR = 4
+
+
+def blocked_product(rows, cols, grid):
+    """The measured cycles of a product over a block of ``grid`` = (R, C) tiles, as
+    :func:`host.projection.product` lays one out at scale: row 0 holds x, each of its
+    C tiles multicasting its ``cols / C`` elements down its column; tile (j, 1 + i) runs
+    the streamed GEMV of its ``rows / R`` x ``cols / C`` piece; the partial sums meet
+    along each row in a chain, to the cycle at which the last row's end has them."""
+    R, C = grid
+    assert rows % R == 0 and cols % C == 0 and R < DIE[1], (rows, cols, grid)
+    r, c = rows // R, cols // C
+    rng = np.random.default_rng(0)
+    programs, routes = {}, []
+    for j in range(C):
+        t = TileProgram(PARAMS, f"x {j}")
+        x = t.alloc("x", content=_half(rng, c), align=2)
+        t.mem(0, x, c, dtype=FP16)
+        t.fout(1, c, X_COLOR, dtype=FP16)
+        t.b.vmov(1, 0, float_=True)
+        t.b.halt()
+        programs[j, 0] = t
+        routes.append(_route(j, 0, X_COLOR, Dir.RAMP, [Dir.S]))
+        for i in range(1, R + 1):
+            routes.append(_route(j, i, X_COLOR, Dir.N, [Dir.RAMP] + [Dir.S] * (i < R)))
+            routes.append(loop_route(j, i))
+            t = TileProgram(PARAMS, f"piece {i - 1}, {j}")
+            w = t.alloc("w", content=_half(rng, r * c), align=2)
+            x = t.alloc("x", 2 * c, align=2)
+            acc = t.acc("partial", r)
+            t.mem(0, x, c, dtype=FP16)
+            t.fin(1, c, X_COLOR, dtype=FP16)
+            t.b.vmov(0, 1, float_=True)
+            k.gemv(t, w, r, c, x, acc, FP16, LOOP_COLOR)
+            color_in = COLORS[(j - 1) % 2] if j else None
+            if j < C - 1:
+                vector.reduce_chain(t, acc, r, color_in, COLORS[j % 2])
+                routes += _east(j, j + 1, i, COLORS[j % 2])
+            else:
+                t.word(RESULT, 0)
+                vector.accumulate(t, acc, r, color_in)
+                _stamp(t, True)
+            t.b.halt()
+            programs[j, i] = t
+    memories, _ = run_tiles(PARAMS, programs, routes=routes, dies=DIES, die=DIE)
+    return max(_measured(memories[C - 1, i], programs[C - 1, i]) for i in range(1, R + 1))
+
+
 def _grid(**axes):
     names = list(axes)
     shapes = [{}]

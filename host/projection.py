@@ -48,7 +48,7 @@ from host.model import ModelConfig, ModelError
 from host.wafer import wafer_link_timing
 
 __all__ = ["MODELS", "WSE3", "ProjectionError", "Wafer", "load_model", "project",
-           "product", "COSTS_FILE", "DEFAULT_CONTEXT"]
+           "product", "block_cycles", "COSTS_FILE", "DEFAULT_CONTEXT"]
 
 COSTS_FILE = Path(__file__).parent / "models" / "kernel_costs.json"
 CLOCK_HZ = 1.1e9
@@ -148,6 +148,16 @@ def _grid_options(limit):
     return sorted(values)
 
 
+def block_cycles(costs, wafer, rows, cols, grid):
+    """A ``rows x cols`` product's cycles on a block of ``grid`` = (R, C) tiles: x's pieces
+    multicast down the columns, the pieces' GEMVs, the chains along the rows."""
+    R, C = grid
+    r, c = _ceil(rows, R), _ceil(cols, C)
+    return (costs.broadcast(length=c, tiles=R, crossings=_crossings(wafer, R))
+            + costs.gemv(rows=r, cols=c)
+            + costs.chain(length=r, tiles=C, crossings=_crossings(wafer, C - 1)))
+
+
 def product(costs, wafer, rows, cols, tiles, budget=None, accumulators=None):
     """The fastest :class:`Block` of at most ``tiles`` tiles for a ``rows x cols`` product
     whose pieces (and their share of x) fit a tile; None if none fits."""
@@ -162,9 +172,7 @@ def product(costs, wafer, rows, cols, tiles, budget=None, accumulators=None):
         c = _ceil(cols, C)
         if ELEMENT * (r * c + c) > budget:
             continue
-        cycles = (costs.broadcast(length=c, tiles=R, crossings=_crossings(wafer, R))
-                  + costs.gemv(rows=r, cols=c)
-                  + costs.chain(length=r, tiles=C, crossings=_crossings(wafer, C)))
+        cycles = block_cycles(costs, wafer, rows, cols, (R, C))
         if best is None or cycles < best.cycles:
             best = Block(rows, cols, (R, C), cycles)
     return best

@@ -1,21 +1,26 @@
 """``tessera project --validate``: the timing of the kernels' fitted costs against simulated runs.
 
-Each case is a run of :func:`host.runtime.generate` that the fits never saw: its
-measured cycles a token (user 0's) against :func:`host.pipeline_timing.token_cycles`
-on the same plan.  The cases cover the single tile and the slices (stories260K on
-the default wafer), depth (a 32-layer seeded model at fp16), users in flight
-(four, each with its own KV cache, attention split over two tiles) and the link
-between wafers.
+Two kinds of held-out run, neither used by the fits:
+
+- runs of :func:`host.runtime.generate`: their measured cycles a token (user 0's)
+  against :func:`host.pipeline_timing.token_cycles` on the same plan.  They cover the
+  single tile and the slices (stories260K on the default wafer), depth (a 32-layer
+  seeded model at fp16), users in flight (four, each with its own KV cache,
+  attention split over two tiles) and the link between wafers;
+- products over blocks of tiles, as the projection lays them out at scale
+  (:func:`host.kernel_bench.blocked_product`), against
+  :func:`host.projection.block_cycles`.
 """
 
 from dataclasses import dataclass, field
 
-from host import pipeline_timing, pipeline_bench, runtime, workload
+from host import kernel_bench, pipeline_bench, pipeline_timing, runtime, workload
 from host.costs import Costs
+from host.projection import COSTS_FILE, Wafer, block_cycles
 from host.wafer import WaferShape, wafer_link_timing
 from rtl.params import preset
 
-__all__ = ["Case", "CASES", "QUICK", "run_case", "BOUND"]
+__all__ = ["Case", "CASES", "QUICK", "BLOCKS", "run_case", "run_block", "BOUND"]
 
 #: The largest relative error the projection may make on a held-out run.
 BOUND = 0.10
@@ -45,6 +50,22 @@ QUICK = tuple(Case(c.name, c.model, c.dies, 6, c.users, c.layers, c.layout, c.wa
               for c in CASES)
 
 
+#: Blocked products: (rows, cols, (R, C)), on the sweeps' wafer of three 4x4 dies in a
+#: row (the chains of 5 and more tiles cross a die boundary).
+BLOCKS = ((96, 256, (3, 8)), (96, 264, (2, 12)), (64, 128, (1, 4)), (240, 96, (3, 3)))
+
+
+def run_block(block, costs):
+    """``{"case", "measured", "predicted", "error"}``: a blocked product's cycles."""
+    rows, cols, grid = block
+    measured = kernel_bench.blocked_product(rows, cols, grid)
+    wafer = Wafer(kernel_bench.DIES[0] * kernel_bench.DIE[0], kernel_bench.DIE[1],
+                  kernel_bench.DIE)
+    predicted = block_cycles(costs, wafer, rows, cols, grid)
+    return {"case": f"{rows}x{cols} product on {grid[0]}x{grid[1]} tiles",
+            "measured": measured, "predicted": predicted, "error": predicted / measured - 1}
+
+
 def run_case(case, costs, clock_hz=runtime.NOMINAL_CLOCK_HZ):
     """``{"case", "measured", "predicted", "error"}``: cycles a token of user 0."""
     work = workload.load(case.model, dtype="fp16", layers=case.layers)
@@ -68,18 +89,15 @@ def run_case(case, costs, clock_hz=runtime.NOMINAL_CLOCK_HZ):
             "error": predicted / measured - 1}
 
 
-def run(cases=CASES, costs=None, progress=print):
-    costs = costs or Costs.load(_costs_file())
+def run(cases=CASES, blocks=BLOCKS, costs=None, progress=print):
+    costs = costs or Costs.load(COSTS_FILE)
     results = []
-    for case in cases:
-        results.append(run_case(case, costs))
+    for runner, case in [(run_case, case) for case in cases] + \
+            [(run_block, block) for block in blocks]:
+        results.append(runner(case, costs))
         if progress:
             r = results[-1]
             progress(f"{r['case']:36s} measured {r['measured']:9,.0f}  predicted "
                      f"{r['predicted']:9,.0f}  {r['error']:+.1%}")
     return results
 
-
-def _costs_file():
-    from host.projection import COSTS_FILE
-    return COSTS_FILE

@@ -52,6 +52,12 @@ def test_held_out_runs_within_the_bound(case):
     assert abs(result["error"]) <= validation.BOUND, result
 
 
+@pytest.mark.parametrize("block", validation.BLOCKS, ids=str)
+def test_blocked_products_within_the_bound(block):
+    result = validation.run_block(block, COSTS)
+    assert abs(result["error"]) <= validation.BOUND, result
+
+
 @pytest.mark.parametrize("name, wafers", [("llama3.1-8b", 1), ("llama3.1-70b", 4)])
 def test_the_seed_models_place_within_the_tiles_limits(name, wafers):
     config = projection.load_model(name)
