@@ -269,11 +269,11 @@ def _chain(length, tiles, crossings):
         acc = t.acc("partial", length)
         color_in = COLORS[(x - 1) % 2] if x else None
         if x < tiles - 1:
-            vector.reduce_chain(t, acc, length, color_in, COLORS[x % 2])
+            vector.reduce_chain(t, acc, length, color_in, COLORS[x % 2], float_=True)
             routes += _east(x, x + 1, 0, COLORS[x % 2])
         else:
             t.word(RESULT, 0)
-            vector.accumulate(t, acc, length, color_in)
+            vector.accumulate(t, acc, length, color_in, float_=True)
             _stamp(t, True)
         t.b.halt()
         programs[x, 0] = t
@@ -329,11 +329,11 @@ def blocked_product(rows, cols, grid):
             k.gemv(t, w, r, c, x, acc, FP16, LOOP_COLOR)
             color_in = COLORS[(j - 1) % 2] if j else None
             if j < C - 1:
-                vector.reduce_chain(t, acc, r, color_in, COLORS[j % 2])
+                vector.reduce_chain(t, acc, r, color_in, COLORS[j % 2], float_=True)
                 routes += _east(j, j + 1, i, COLORS[j % 2])
             else:
                 t.word(RESULT, 0)
-                vector.accumulate(t, acc, r, color_in)
+                vector.accumulate(t, acc, r, color_in, float_=True)
                 _stamp(t, True)
             t.b.halt()
             programs[j, i] = t

@@ -14,7 +14,7 @@ from host.half_model import HalfModel, gemv, narrow
 from host.int8_model import quantise
 from host.kernels import half as k
 from host.kernels.program import ARG0, ARG1, POS, SLOT, STAGE, TileProgram
-from host.kernels.vector import send
+from host.kernels.vector import reduce_chain, send
 from host.model import ModelConfig, random_weights
 from rtl.isa import Dtype
 from rtl.params import preset
@@ -76,6 +76,37 @@ def test_gemv(seed, zeros):
     t.b.halt()
     _, sent = run_tiles(PARAMS, {(0, 0): t}, routes=[loop_route(0, 0)])
     _check(np.array(sent, np.uint32).view(np.float32), gemv(weight, x), reproduce)
+
+
+def test_float_chain_of_partial_products(seed):
+    """A product split by columns over three tiles in a row, its fp32 partial sums added
+    along a pipelined chain (:func:`host.kernels.vector.reduce_chain` with ``float_``):
+    the sums in chain order, each rounded to fp32."""
+    reproduce, rng = _seeded(seed)
+    rows, cols, tiles = 24, 48, 3
+    weight, x = _half(rng, rows, cols), _half(rng, cols)
+    width = cols // tiles
+    programs, routes, partials = {}, [], []
+    for n in range(tiles):
+        x_tile = tiles - 1 - n                            # the chain runs west, to the edge
+        part = slice(n * width, (n + 1) * width)
+        partials.append(gemv(weight[:, part], x[part]))
+        t, at = _tile(w=weight[:, part].T.reshape(-1), x=x[part])
+        acc = t.acc("partial", rows)
+        k.gemv(t, at["w"], rows, width, at["x"], acc, FP16, LOOP_COLOR)
+        color_out = OUT_COLOR if n == tiles - 1 else n % 2
+        reduce_chain(t, acc, rows, None if n == 0 else (n - 1) % 2, color_out, float_=True)
+        t.b.halt()
+        programs[x_tile, 0] = t
+        routes.append(loop_route(x_tile, 0))
+        if n < tiles - 1:
+            routes += [(x_tile, 0, n % 2, Dir.RAMP, [Dir.W]),
+                       (x_tile - 1, 0, n % 2, Dir.E, [Dir.RAMP])]
+    _, sent = run_tiles(PARAMS, programs, routes=routes)
+    expected = partials[0]
+    for partial in partials[1:]:
+        expected = (partial + expected).astype(np.float32)
+    _check(np.array(sent, np.uint32).view(np.float32), expected, reproduce)
 
 
 def test_a_product_split_over_two_tiles_is_the_whole_product(seed):

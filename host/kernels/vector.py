@@ -304,21 +304,23 @@ def embedding(t, table, dim, token, m, shift, h):
     _clamp_residual(t)
 
 
-def accumulate(t, acc, length, color):
-    """acc[0:length] += the next ``length`` wavelets of ``color`` (the end of a chain)."""
+def accumulate(t, acc, length, color, float_=False):
+    """acc[0:length] += the next ``length`` wavelets of ``color`` (the end of a chain);
+    ``float_``: fp32 sums, else int32."""
     t.accs(0, acc, length)
-    t.fin(1, length, color)
-    t.b.vadd(0, 0, 1)
+    t.fin(1, length, color, dtype=Dtype.FP32 if float_ else Dtype.INT)
+    t.b.vadd(0, 0, 1, float_=float_)
 
 
-def reduce_chain(t, acc, length, color_in, color_out):
+def reduce_chain(t, acc, length, color_in, color_out, float_=False):
     """One link of a chain reduction: send acc[0:length] plus the partial sums arriving on
     ``color_in`` (None at the chain's first tile) on ``color_out``, element by element as
-    they arrive, so the chain is pipelined."""
+    they arrive, so the chain is pipelined; ``float_``: fp32 sums, else int32."""
+    dtype = Dtype.FP32 if float_ else Dtype.INT
     t.accs(0, acc, length)
-    t.fout(1, length, color_out)
+    t.fout(1, length, color_out, dtype=dtype)
     if color_in is None:
-        t.b.vmov(1, 0)
+        t.b.vmov(1, 0, float_=float_)
     else:
-        t.fin(2, length, color_in)
-        t.b.vadd(1, 0, 2)
+        t.fin(2, length, color_in, dtype=dtype)
+        t.b.vadd(1, 0, 2, float_=float_)
