@@ -197,10 +197,6 @@ def _kv_append(heads, head_dim):
     return _timed(setup)
 
 
-def _route(x, y, color, accept, outputs):
-    return (x, y, color, accept, outputs)
-
-
 def _last_tile(tiles, last, **run):
     """Run ``tiles``; the cycle at which tile ``last`` stamped its result."""
     memories, _ = run_tiles(PARAMS, tiles, **run)
@@ -225,9 +221,9 @@ def _receiver(length, color, name="receiver"):
 
 def _east(first, last, y, color):
     """Routes that take ``color`` from tile ``first``'s ramp east to tile ``last``'s."""
-    routes = [_route(first, y, color, Dir.RAMP, [Dir.E])]
-    routes += [_route(x, y, color, Dir.W, [Dir.E]) for x in range(first + 1, last)]
-    return routes + [_route(last, y, color, Dir.W, [Dir.RAMP])]
+    routes = [(first, y, color, Dir.RAMP, [Dir.E])]
+    routes += [(x, y, color, Dir.W, [Dir.E]) for x in range(first + 1, last)]
+    return routes + [(last, y, color, Dir.W, [Dir.RAMP])]
 
 
 #: The wafer of the sweeps that span tiles: three dies of 4x4 in a row, so that a
@@ -284,10 +280,10 @@ def _broadcast(length, tiles, crossings):
     """From tile 0 of row 0 to the ``tiles`` after it, multicast."""
     assert _crossings(0, tiles) == crossings
     programs = {(0, 0): _sender(length, 0)}
-    routes = [_route(0, 0, 0, Dir.RAMP, [Dir.E])]
+    routes = [(0, 0, 0, Dir.RAMP, [Dir.E])]
     for x in range(1, tiles + 1):
         programs[x, 0] = _receiver(length, 0, f"receiver {x}")
-        routes.append(_route(x, 0, 0, Dir.W, [Dir.RAMP] + ([Dir.E] if x < tiles else [])))
+        routes.append((x, 0, 0, Dir.W, [Dir.RAMP] + ([Dir.E] if x < tiles else [])))
     return _on_row(programs, tiles, routes)
 
 
@@ -315,9 +311,9 @@ def blocked_product(rows, cols, grid):
         t.b.vmov(1, 0, float_=True)
         t.b.halt()
         programs[j, 0] = t
-        routes.append(_route(j, 0, X_COLOR, Dir.RAMP, [Dir.S]))
+        routes.append((j, 0, X_COLOR, Dir.RAMP, [Dir.S]))
         for i in range(1, R + 1):
-            routes.append(_route(j, i, X_COLOR, Dir.N, [Dir.RAMP] + [Dir.S] * (i < R)))
+            routes.append((j, i, X_COLOR, Dir.N, [Dir.RAMP] + [Dir.S] * (i < R)))
             routes.append(loop_route(j, i))
             t = TileProgram(PARAMS, f"piece {i - 1}, {j}")
             w = t.alloc("w", content=_half(rng, r * c), align=2)

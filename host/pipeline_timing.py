@@ -81,12 +81,6 @@ def _slice(costs, c, unit, context):
     raise ValueError(f"no timing for a {kind!r} stage")
 
 
-def _path(plan, a, b):
-    """The tiles the stream passes from tile ``a`` to tile ``b`` along the snake."""
-    tiles = list(snake(plan.shape.width, plan.shape.height))
-    return tiles[tiles.index(a):tiles.index(b) + 1]
-
-
 def _hop(costs, plan, path, length, wafer_link):
     crossings = sum(plan.shape.die_of(*p) != plan.shape.die_of(*q)
                     for p, q in zip(path, path[1:]))
@@ -116,6 +110,7 @@ def step_cycles(costs, plan, config, context, wafer_link=None):
     for stage in plan.stages:
         steps.setdefault(stage.boundary, []).append(stage)
     result, previous = [], plan.stages[-1]
+    tiles = list(snake(plan.shape.width, plan.shape.height))     # the stream's path
     for boundary in sorted(steps):
         stages = steps[boundary]
         finish = 0.0
@@ -126,7 +121,7 @@ def step_cycles(costs, plan, config, context, wafer_link=None):
         if boundary == 0:                      # the token loop: XY-addressed, one word
             path, length = _xy_path(previous.tile, first.tile), 1
         else:
-            path = _path(plan, previous.tile, first.tile)
+            path = tiles[tiles.index(previous.tile):tiles.index(first.tile) + 1]
             length = (config.dim + 2 * config.kv_dim + config.dim
                       if previous.unit.kind == "qkv" else config.dim)
         hop = _hop(costs, plan, path, length, wafer_link)

@@ -289,7 +289,8 @@ def _layer(costs, wafer, c, context, spread, attention_tiles=None):
 
 
 def _ends(costs, wafer, c, spread):
-    """The embedding and the classifier: (tiles, cycles, classifier block)."""
+    """The embedding and the classifier: (their tiles, the lookup's cycles, the
+    classifier's), or None if the classifier's pieces do not fit so few tiles."""
     embedding = int(spread * _tiles_for(c.vocab_size, c.dim))
     pieces = min(c.dim, embedding)               # each tile holds a column piece of rows
     lookup = costs.widen(length=_ceil(c.dim, pieces)) + costs.transfer(
@@ -302,7 +303,7 @@ def _ends(costs, wafer, c, spread):
     pick = (_norm(costs, wafer, c.dim, pieces) + classifier.cycles
             + costs.argmax(length=classifier.piece)
             + costs.chain(length=2, tiles=rows, crossings=_crossings(wafer, rows)))
-    return embedding + classifier.tiles, lookup, pick, classifier
+    return embedding + classifier.tiles, lookup, pick
 
 
 #: The multiples of their weights' fewest tiles that the blocks are tried with.
@@ -347,16 +348,16 @@ def project(config, costs=None, wafer=WSE3, wafers=1, users=1, context=DEFAULT_C
         end = _ends(costs, wafer, c, spread)
         if layer is None or end is None:
             continue
-        ends, lookup, pick, classifier = end
+        ends, lookup, pick = end
         used = c.n_layers * layer.tiles(users) + ends
         if used > total:
             break
-        placed = (spread, layer, ends, lookup, pick, classifier, used)
+        placed = (spread, layer, ends, lookup, pick, used)
     if placed is None:
         raise ProjectionError(f"{users} users' KV caches at {context} positions and the "
                               f"weights need more tiles than {wafers} wafer(s) have "
                               f"({total:,}): the KV caches' tiles are not full")
-    spread, layer, ends, lookup, pick, classifier, used = placed
+    spread, layer, ends, lookup, pick, used = placed
     # The tiles left over go to the attention, which the KV caches' fewest leave slow.
     spare = (total - used) // (c.n_layers * users) + layer.attention.tiles
     layer = _layer(costs, wafer, c, context, spread, spare)
@@ -387,7 +388,7 @@ def project(config, costs=None, wafer=WSE3, wafers=1, users=1, context=DEFAULT_C
         "users": users, "context": context, "clock_ghz": clock_hz / 1e9,
         "weight_bytes": weight_bytes, "kv_cache_bytes": kv_bytes,
         "sram_bytes": capacity, "fits": True,
-        "tiles_per_layer": {"by_memory": c.n_layers and sum(
+        "tiles_per_layer": {"by_memory": sum(
             _tiles_for(b.rows, b.cols) for b in layer.blocks.values()),
             "by_compute": sum(b.tiles for b in layer.blocks.values()),
             "kv_cache_per_user": layer.attention.tiles},
