@@ -273,9 +273,10 @@ def cmd_project(args):
         raise UsageError(f"--wafer {args.wafer!r}: the projection knows wse3")
     try:
         config = projection.load_model(args.model)
+        context = projection.DEFAULT_CONTEXT if args.context is None else args.context
         report = projection.project(config, costs, wafers=args.wafers, users=args.users,
-                                    context=args.context)
-        curve = projection.users_curve(config, costs, args.wafers, args.context) \
+                                    context=context)
+        curve = projection.users_curve(config, costs, args.wafers, context) \
             if args.plot else None
     except projection.ProjectionError as error:
         raise UsageError(str(error)) from None
@@ -851,8 +852,9 @@ def _parser():
     project.add_argument("--wafers", type=int, default=1, help="wafers to split the layers "
                                                                "over (default 1)")
     project.add_argument("--users", type=int, default=1, help="users in flight (default 1)")
-    project.add_argument("--context", type=int, default=4096,
-                         help="positions of each user's KV cache (default 4096)")
+    project.add_argument("--context", type=int,
+                         help="positions of each user's KV cache (default 4096: "
+                              "host.projection.DEFAULT_CONTEXT)")
     project.add_argument("--costs", help="a kernel cost file of tessera bench kernels "
                                          "(default: the shipped host/models/kernel_costs.json)")
     project.add_argument("--validate", action="store_true",

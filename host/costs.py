@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from host.int8_model import GROUP
-from host.kernels.half import DEQUANTISED
+from host.kernels.half import DEQUANTISED, EXP_CHUNK
 
 __all__ = ["KERNELS", "CostModel", "Costs", "beats"]
 
@@ -83,7 +83,7 @@ KERNELS = {
                   ("fixed", "dimensions", "score beats", "exp chunks", "positions",
                    "value beats"),
                   lambda lanes, context, head_dim: (
-                      1, head_dim, head_dim * beats(context, lanes), beats(context, 32),
+                      1, head_dim, head_dim * beats(context, lanes), beats(context, EXP_CHUNK),
                       context, context * beats(head_dim, lanes))),
     "kv_append": (("heads", "head_dim"), ("fixed", "heads", "elements"),
                   lambda lanes, heads, head_dim: (1, heads, heads * head_dim)),

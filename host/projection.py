@@ -46,6 +46,7 @@ from host.costs import Costs
 from host.kernel_bench import PARAMS
 from host.model import ModelConfig, ModelError
 from host.wafer import wafer_link_timing
+from rtl.isa import Dtype, element_bytes
 
 __all__ = ["MODELS", "WSE3", "ProjectionError", "Wafer", "load_model", "project",
            "product", "block_cycles", "COSTS_FILE", "DEFAULT_CONTEXT"]
@@ -61,8 +62,8 @@ MODELS = {
     "llama3.1-70b": dict(dim=8192, n_layers=80, n_heads=64, n_kv_heads=8, hidden_dim=28672,
                          vocab_size=128256),
 }
-#: fp16 weights and KV cache.
-ELEMENT = 2
+#: Bytes of an element of the weights and the KV cache: fp16.
+ELEMENT = element_bytes(Dtype.FP16)
 
 
 class ProjectionError(ValueError):
