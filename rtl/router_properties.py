@@ -2,20 +2,24 @@
 
 :class:`rtl.router.Router` elaborates them for the ``formal`` platform only.  The
 neighbours on its ten links are :mod:`rtl.formal`'s models; the route table is
-written only during reset.  Each property is asserted for every port and color (the
-tracked wavelet and the waiting time for one color, free to be any); each has a cover
-that shows its condition happens.
+written only during reset.  Each property holds for every port and color, except
+that the tracked wavelet and the round robins' waits are those of one color and one
+input, which the solver may choose freely; each has a cover that shows its condition
+happens.
 
 - Credits: an output's credit counter for a color plus the wavelets its neighbour
   holds of that color equal the queue depth, so a counter never exceeds the depth.
 - Queues: a sender that respects its credits never finds a queue full (its credits
-  plus the queue's count equal the depth), so no wavelet is refused.
+  plus the queue's count equal the depth), so no wavelet is refused or dropped.
 - Order: a tracked wavelet, chosen as it arrives, sits behind exactly the wavelets of
-  its color that came before it, in the memory slot they imply; an output sends
-  exactly what it granted, and no input is granted an output twice for one wavelet.
-  So within a color nothing is lost, duplicated or reordered.
-- Fairness: a wavelet at the head of its queue whose outputs hold credits leaves
-  within :func:`fairness_bound` cycles.
+  its color that came before it, in the memory slot they imply, and is what its input
+  offers once it is at the head; an output sends exactly the offer it granted, and
+  an input is granted only outputs it still wants.  So within a color nothing is lost,
+  duplicated or reordered.
+- Fairness, for each of the two round robins: an input that keeps asking for an
+  output is granted it within ``PORTS`` (5) cycles; while a color of an input is ready
+  (its head holds credits on all of its outputs, or is half sent), at most
+  ``colors - 1`` wavelets of other colors leave that input before it.
 """
 
 from amaranth.hdl import Array, Assert, Assume, Const, Cover, Mux, ResetSignal, Signal
