@@ -118,8 +118,8 @@ class RouterProperties:
         for c in range(params.colors):
             m.d.comb += [Assert(credits[c] <= params.queue_depth),
                          Assert(credits[c] + held[c] == params.queue_depth)]
-        m.d.comb += [Assert(pointer < PORTS),
-                     Cover((self.port == out_port.value) & (Array(held)[self.color] == params.queue_depth))]
+        full = Array(held)[self.color] == params.queue_depth  # and so no credit left here
+        m.d.comb += [Assert(pointer < PORTS), Cover((self.port == out_port.value) & full)]
         for p, offer in enumerate(offers):
             m.d.comb += Assert(~grant[p] | (link.valid & (link.wavelet.as_value()
                                                           == offer.wavelet.as_value())))
