@@ -11,8 +11,8 @@ platform.
 
 from dataclasses import dataclass
 
+from amaranth.asserts import AnySeq
 from amaranth.hdl import Assert, Assume, Mux, Signal
-from amaranth.hdl._ast import AnySeq
 
 __all__ = ["credit_sender", "credit_receiver", "Queues", "wrap", "queue_properties",
            "tracked_wavelet"]

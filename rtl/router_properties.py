@@ -22,8 +22,8 @@ happens.
   ``colors - 1`` wavelets of other colors leave that input before it.
 """
 
+from amaranth.asserts import AnyConst
 from amaranth.hdl import Array, Assert, Assume, Const, Cover, Mux, ResetSignal, Signal
-from amaranth.hdl._ast import AnyConst
 
 from .formal import Queues, credit_receiver, queue_properties, tracked_wavelet, wrap
 from .wavelet import DATA_BITS, PORTS

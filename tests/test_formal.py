@@ -8,8 +8,8 @@ elaborates.  Each lets the solver choose when the bug strikes (``AnySeq``).
 """
 
 import pytest
+from amaranth.asserts import AnySeq
 from amaranth.hdl import Const, Mux, Signal
-from amaranth.hdl._ast import AnySeq
 
 import rtl.core.ramp
 import rtl.router

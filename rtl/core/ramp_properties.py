@@ -13,8 +13,8 @@ is assumed to keep its side of the contract the ports' documentation states.
   the depth, and the router's queue never overflows.
 """
 
+from amaranth.asserts import AnyConst
 from amaranth.hdl import Array, Assert, Assume, Cover, Signal
-from amaranth.hdl._ast import AnyConst
 
 from ..formal import credit_receiver, queue_properties, tracked_wavelet
 
