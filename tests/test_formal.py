@@ -4,7 +4,7 @@ reset (sby's ``bmc`` mode) against the property the bug breaks.
 
 The mutants are made here, without a copy of the RTL: a subclass that overrides one
 port signal after elaboration, or one of the router's helpers wrapped while the mutant
-elaborates.  Each lets the solver choose when the bug strikes (``AnySeq``).
+elaborates.  Where a bug strikes only now and then, the solver chooses when (``AnySeq``).
 """
 
 import pytest
