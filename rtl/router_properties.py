@@ -65,7 +65,8 @@ class RouterProperties:
 
         # The offer: a color it may send, to outputs it wants; a multicast holds its input
         # only while the rest of its outputs still want it and hold its credit.
-        m.d.comb += [Assert(color_pointer < colors), Assert((offer.taken & ~offer.mask) == 0)]
+        m.d.comb += [Assert(color_pointer < colors), Assert((offer.taken & ~offer.mask) == 0),
+                     Cover(here & locked & (remaining & (remaining - 1) != 0))]
         with m.If(locked):
             m.d.comb += [Assert(locked_color < params.first_xy_color),  # XY is unicast
                          Assert(locked_one_hot == (Const(1, colors) << locked_color)[:colors]),
@@ -83,6 +84,7 @@ class RouterProperties:
                                                    Const(c, params.color_bits)))
                 with m.If(wrap(s + depth - head[c], depth) < count[c]):
                     m.d.comb += Assert((mask != 0) & ((mask & (mask - 1)) == 0))
+            m.d.comb += Cover(here & (count[c] == depth))
 
         # Order: one wavelet of the chosen color, from its arrival to its departure.
         leaves = done & (color == self.color)
