@@ -4,7 +4,7 @@ PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test formal clean
 
 setup: $(STAMP)
 	@command -v iverilog >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iverilog; }
@@ -20,6 +20,10 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/pytest -n 2 -q
+
+# The proofs of sim/formal.py (also run by `make test`, in tests/test_formal.py).
+formal: setup
+	$(PYTHON) -m sim.formal
 
 clean:
 	rm -rf build

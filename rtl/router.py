@@ -8,6 +8,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .router_properties import RouterProperties
 from .wavelet import (ADDRESSED, DATA_BITS, PORTS, Dir, LinkSignature, route_layout,
                       route_write_layout, wavelet_layout)
 
@@ -172,6 +173,7 @@ class Router(wiring.Component):
         xy_colors = range(params.first_xy_color, colors)
 
         route_table = self._route_table(m, static_colors)
+        properties = RouterProperties(m, self) if platform == "formal" else None
 
         # has_credit[o][c]: output o may send color c this cycle.
         credits = [[Signal(range(depth + 1), init=depth, name=f"credits_{Dir(o).name}_c{c}")
@@ -184,7 +186,7 @@ class Router(wiring.Component):
         offers = [Offer(params, Dir(p).name) for p in range(PORTS)]
         for port in range(PORTS):
             self._input_port(m, Dir(port), route_table, has_credit, static_colors, xy_colors,
-                             offers[port])
+                             offers[port], properties)
 
         for out_port in range(PORTS):
             link = self.outputs[out_port]
@@ -203,6 +205,9 @@ class Router(wiring.Component):
                 returned = link.credit & (link.credit_color == c)
                 spent = Cat(grant[p] & offer.one_hot[c] for p, offer in enumerate(offers)).any()
                 m.d.sync += credits[out_port][c].eq(credits[out_port][c] + returned - spent)
+            if properties:
+                properties.output_port(Dir(out_port), link, credits[out_port], pointer, grant,
+                                       offers)
         return m
 
     def _route_table(self, m, static_colors):
@@ -238,7 +243,8 @@ class Router(wiring.Component):
             m.d.comb += routes_to[p].eq(Cat(entry.outputs[p] for entry, _ in switches))
         return accepts, routes_to, switches
 
-    def _input_port(self, m, port, route_table, has_credit, static_colors, xy_colors, offer):
+    def _input_port(self, m, port, route_table, has_credit, static_colors, xy_colors, offer,
+                    properties):
         params = self._params
         colors, depth = params.colors, params.queue_depth
         slot_bits = (depth - 1).bit_length()  # queue slots are addressed as {color, slot}
@@ -335,6 +341,12 @@ class Router(wiring.Component):
                      write.en.eq(accepted)]
         with m.If(link.valid & ~accepted):
             m.d.sync += self.overflow[port.value].eq(1)
+        if properties:
+            properties.input_port(
+                port, link, queue, address, count, head, tail, accepted, write.data, offer,
+                color, done, eligible, wants, has_credit,
+                (locked, locked_color, locked_one_hot, remaining, color_pointer),
+                self.overflow[port.value])
 
     def _xy_output(self, m, data_word, name):
         """One-hot output mask of dimension-ordered XY routing for an addressed wavelet."""

