@@ -121,13 +121,13 @@ def _cocotb(params, scenario, sim):
 
 
 def _native(params, scenario, dies, harness="dies", threads=1):
-    from host.cosim import ParallelWafer
+    from host.cosim import Forked, ParallelWafer
     from host.wafer import Wafer
 
     shape = (params.width, params.height)
     wafer = (Wafer((1, 1), shape, params, harness=harness, threads=threads) if dies == 1
              else ParallelWafer((dies, 1), shape, params, latency=PARALLEL_LATENCY,
-                                workers=dies, harness=harness))
+                                transport=Forked(workers=dies), harness=harness))
     try:
         for word in scenario.config_words:
             for die in range(dies):

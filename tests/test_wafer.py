@@ -146,10 +146,10 @@ def _drive(wafer, cycles):
 
 @pytest.mark.parametrize("latency", [1, 4])
 def test_parallel_cosimulation_matches_one_process_exactly(latency, harness):
-    from host.cosim import ParallelWafer
+    from host.cosim import Forked, ParallelWafer
     single = _drive(Wafer((2, 2), DIE, PARAMS, latency=latency, harness=harness), 120)
-    parallel_wafer = ParallelWafer((2, 2), DIE, PARAMS, latency=latency, workers=2,
-                                   harness=harness)
+    parallel_wafer = ParallelWafer((2, 2), DIE, PARAMS, latency=latency,
+                                   transport=Forked(workers=2), harness=harness)
     try:
         parallel = _drive(parallel_wafer, 120)
     finally:
