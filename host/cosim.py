@@ -25,9 +25,11 @@ from rtl.wavelet import Dir
 
 from .wafer import Wafer, WaferShape, library
 
-__all__ = ["ParallelWafer", "Forked", "LocalWorker", "CosimError", "link_ends", "split_dies",
-           "serve", "REPLY_TIMEOUT", "IDLE_TIMEOUT"]
+__all__ = ["ParallelWafer", "Forked", "LocalWorker", "CosimError", "TRANSPORTS", "link_ends",
+           "split_dies", "serve", "REPLY_TIMEOUT", "IDLE_TIMEOUT"]
 
+#: The transports, by the names ``tessera run --cosim`` knows them.
+TRANSPORTS = ("multiprocessing", "mpi")
 #: Seconds a worker may take to answer one request (a window of thousands of cycles
 #: takes milliseconds to seconds); past that the run ends with an error naming it.
 REPLY_TIMEOUT = 600.0
