@@ -31,7 +31,8 @@ def _mpiexec(*ranks):
     command = [MPIEXEC]
     for count, argv in ranks:
         command += [*([":"] if len(command) > 1 else []), "-n", str(count), *argv]
-    return subprocess.run(command, capture_output=True, text=True, timeout=BOUND, cwd=ROOT)
+    return subprocess.run(command, capture_output=True, text=True, timeout=BOUND, cwd=ROOT,
+                          stdin=subprocess.DEVNULL)
 
 
 def _tessera(*args):
