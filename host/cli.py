@@ -435,6 +435,7 @@ def cmd_run(args):
     try:
         _run(args, cosim_mpi.Ranks())
     except CosimError as error:
+        sys.stdout.flush()
         print(f"tessera: error: {error}", file=sys.stderr, flush=True)
         os._exit(1)        # without MPI_Finalize, so that mpiexec ends the other ranks
     finally:

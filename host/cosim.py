@@ -106,7 +106,8 @@ class _Server:
                 self.wafer = Wafer(**args[0])
                 return "ok", None
             if method == "close":
-                self.wafer.close()
+                if self.wafer:
+                    self.wafer.close()
                 self.wafer = None
                 return "ok", None
             if method in ("start_window", "end_window"):
@@ -251,10 +252,14 @@ class ParallelWafer(WaferShape):
         self._failed = None
         self._workers = transport.open()
         self._pending = [{} for _ in self._workers]    # messages for the next window
-        self._ask({k: ("create", ({"dies": dies, "die": die, "params": params,
-                                   "defects": defects, "latency": latency, "local": group,
-                                   "harness": harness, "threads": threads},))
-                   for k, group in enumerate(groups)})
+        try:
+            self._ask({k: ("create", ({"dies": dies, "die": die, "params": params,
+                                       "defects": defects, "latency": latency, "local": group,
+                                       "harness": harness, "threads": threads},))
+                       for k, group in enumerate(groups)})
+        except BaseException:
+            self.close()
+            raise
 
     def _ask(self, requests):
         """Send ``requests`` ({worker: (method, args)}), then wait for every answer;
