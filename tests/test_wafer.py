@@ -158,6 +158,21 @@ def test_parallel_cosimulation_matches_one_process_exactly(latency, harness):
     assert parallel == single
 
 
+def test_a_parallel_worker_that_dies_ends_the_run_naming_it(monkeypatch):
+    import os
+    import signal
+
+    from host import cosim
+    # Forked after this, every worker dies in its first window.
+    monkeypatch.setattr(cosim, "_start_window", lambda *_: os.kill(os.getpid(), signal.SIGKILL))
+    wafer = cosim.ParallelWafer((2, 1), DIE, PARAMS, transport=cosim.Forked(workers=2))
+    try:
+        with pytest.raises(cosim.CosimError, match=r"^worker 0 died \(exit status -9\)$"):
+            wafer.step(10)
+    finally:
+        wafer.close()
+
+
 @pytest.mark.parametrize("latency", [1, 4])
 def test_the_tile_harness_matches_the_die_harness_exactly(latency):
     # Streams over both die boundaries and a broadcast, with a dead tile in three rows:
