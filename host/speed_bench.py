@@ -168,7 +168,8 @@ def _native_mpi(params, cycles):
         out = Path(scratch) / "measured.json"
         command = [str(Path(sys.executable).parent / "mpiexec"), "-n", "2", sys.executable,
                    "-m", "host.speed_bench", params.to_json(), str(cycles), str(out)]
-        result = subprocess.run(command, capture_output=True, text=True)
+        result = subprocess.run(command, capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL)
         if result.returncode or not out.exists():
             raise build.ToolError(f"the MPI speed run failed: {' '.join(command)}: "
                                   f"{(result.stderr.strip().splitlines() or ['?'])[-1]}")
