@@ -9,11 +9,12 @@ conservative lookahead.  The result is the same, bit for bit and cycle for
 cycle, as one process simulating the whole wafer.
 
 The protocol is written once, here: :class:`ParallelWafer` is the coordinator,
-:func:`serve` the worker's loop, and a window is two requests (``start_window``,
-then ``end_window`` only where a worker stopped early at an idle wafer).  Two
-transports carry the requests: :class:`Forked`, processes forked on this machine
-and joined by pipes, and :class:`host.cosim_mpi.Ranks`, MPI ranks on any number
-of machines.  The coordinator relays the messages (a star).  ``docs/cosim-mpi.md``
+:func:`serve` the worker's loop (in a process forked for it), and a window is two
+requests (``start_window``, then ``end_window`` only where a worker stopped early
+at an idle wafer).  Two transports carry the requests: :class:`Forked`, worker
+processes forked here, and :class:`host.cosim_mpi.Ranks`, MPI ranks on any number
+of machines, each of which passes them to its own forked worker.  The coordinator
+relays the messages (a star).  ``docs/cosim-mpi.md``
 says how to run it and what limits its speed.
 """
 
@@ -25,8 +26,8 @@ from rtl.wavelet import Dir
 
 from .wafer import Wafer, WaferShape, library
 
-__all__ = ["ParallelWafer", "Forked", "LocalWorker", "CosimError", "TRANSPORTS", "link_ends",
-           "split_dies", "serve", "REPLY_TIMEOUT", "IDLE_TIMEOUT"]
+__all__ = ["ParallelWafer", "Forked", "ForkedWorker", "CosimError", "TRANSPORTS", "link_ends",
+           "split_dies", "REPLY_TIMEOUT", "IDLE_TIMEOUT"]
 
 #: The transports, by the names ``tessera run --cosim`` knows them.
 TRANSPORTS = ("multiprocessing", "mpi")
@@ -132,26 +133,6 @@ def serve(endpoint):
         endpoint.reply(server.answer(method, args))
 
 
-class LocalWorker:
-    """The coordinator's own share of the dies, in its own process: a request runs
-    when its answer is asked for, so the other workers run theirs meanwhile."""
-
-    def __init__(self, name):
-        self.name = name
-        self._server = _Server()
-        self._request = None
-
-    def send(self, request):
-        self._request = request
-
-    def receive(self, timeout):
-        request, self._request = self._request, None
-        return self._server.answer(*request)
-
-    def close(self):
-        pass
-
-
 # --- the multiprocessing transport ---
 
 class _PipeEndpoint:
@@ -177,7 +158,10 @@ def _serve_pipe(connection):
     serve(_PipeEndpoint(connection))
 
 
-class _ForkedWorker:
+class ForkedWorker:
+    """A worker process forked from this one, joined by a pipe; ``name`` names it in
+    errors."""
+
     def __init__(self, name):
         self.name = name
         context = multiprocessing.get_context("fork")
@@ -225,7 +209,7 @@ class Forked:
         self.workers = workers
 
     def open(self):
-        return [_ForkedWorker(f"worker {k}") for k in range(self.workers)]
+        return [ForkedWorker(f"worker {k}") for k in range(self.workers)]
 
 
 # --- the coordinator ---

@@ -1,11 +1,13 @@
 """The MPI transport of parallel co-simulation (:mod:`host.cosim`): one rank per group
 of dies, on one machine or many (``mpiexec -n N``, ``docs/cosim-mpi.md``).
 
-Rank 0 is the coordinator and also simulates its own dies (a
-:class:`host.cosim.LocalWorker`); it does the host's work too (loading, collecting
-tokens, the report).  Every other rank runs :func:`serve_ranks` and does only what
-rank 0 asks.  Requests and answers are pickled objects on one tag; every wait polls
-with a deadline, so that nothing waits for ever.
+Rank 0 is the coordinator and also simulates its own dies; it does the host's work
+too (loading, collecting tokens, the report).  Every other rank runs
+:func:`serve_ranks` and does only what rank 0 asks.  Each rank simulates its dies in
+a process it forks (:class:`host.cosim.ForkedWorker`), so that a crash of the
+simulation is reported to rank 0 by the rank, and the run ends with one line naming
+it.  Requests and answers are pickled objects on one tag; every wait polls with a
+deadline, so that nothing waits for ever.
 
 Importing this module initialises MPI: import it only under ``mpiexec``.
 """
@@ -14,7 +16,7 @@ import time
 
 from mpi4py import MPI
 
-from .cosim import IDLE_TIMEOUT, REPLY_TIMEOUT, CosimError, LocalWorker, serve
+from .cosim import IDLE_TIMEOUT, REPLY_TIMEOUT, CosimError, ForkedWorker
 
 __all__ = ["Ranks", "rank", "size", "serve_ranks", "release_ranks"]
 
@@ -82,7 +84,8 @@ class Ranks:
         self.workers = size()
 
     def open(self):
-        return [LocalWorker("rank 0")] + [_RankWorker(k) for k in range(1, self.workers)]
+        return ([ForkedWorker("rank 0's worker process")]
+                + [_RankWorker(k) for k in range(1, self.workers)])
 
 
 class _RankEndpoint:
@@ -94,8 +97,20 @@ class _RankEndpoint:
 
 
 def serve_ranks():
-    """Every rank but 0: serve rank 0's wafers until it releases the ranks."""
-    serve(_RankEndpoint())
+    """Every rank but 0: pass rank 0's requests to this rank's worker process, and its
+    answers back (or its death, as an error), until rank 0 releases the ranks."""
+    endpoint = _RankEndpoint()
+    worker = ForkedWorker("its worker process")
+    try:
+        while (request := endpoint.request())[0] != "quit":
+            try:
+                worker.send(request)
+                answer = worker.receive(REPLY_TIMEOUT)
+            except CosimError as error:
+                answer = "error", str(error)
+            endpoint.reply(answer)
+    finally:
+        worker.close()
 
 
 def release_ranks():

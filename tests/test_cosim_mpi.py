@@ -91,9 +91,18 @@ def test_a_rank_that_raises_ends_the_run_with_one_line_naming_it(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_a_rank_that_dies_ends_the_run_nonzero_in_bounded_time():
+def test_a_rank_whose_simulation_dies_ends_the_run_with_one_line_naming_it():
     result = _mpiexec((1, _tessera(*TWO_WAFERS, "--cosim", "mpi")),
-                      (1, [sys.executable, __file__, "die"]))   # subprocess's timeout: BOUND
+                      (1, [sys.executable, __file__, "worker-dies"]))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == \
+        "tessera: error: rank 1: its worker process died (exit status -9)"
+
+
+def test_a_rank_that_dies_ends_the_run_nonzero_in_bounded_time():
+    # mpiexec ends every rank when one dies, and reports it (the process, not the rank).
+    result = _mpiexec((1, _tessera(*TWO_WAFERS, "--cosim", "mpi")),
+                      (1, [sys.executable, __file__, "rank-dies"]))  # within BOUND seconds
     assert result.returncode != 0
     assert "Killed (signal 9)" in result.stdout + result.stderr
 
@@ -136,12 +145,13 @@ def _scenarios(out):
 
 
 def _failing_rank(how):
-    """A rank of `tessera run --cosim mpi` whose first window raises or kills it."""
+    """A rank of `tessera run --cosim mpi` whose first window (in its worker process)
+    raises, kills the worker process or kills the rank."""
     from host import cosim, cosim_mpi
 
     def fail(*_):
-        if how == "die":
-            os.kill(os.getpid(), signal.SIGKILL)
+        if how != "raise":
+            os.kill(os.getpid() if how == "worker-dies" else os.getppid(), signal.SIGKILL)
         raise RuntimeError("the window failed on purpose")
 
     cosim._start_window = fail
