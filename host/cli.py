@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from host.cosim import TRANSPORTS, CosimError, Forked
 from host.wafer import HARNESSES
 from rtl.params import ParamError, preset
 from sim import build
@@ -416,12 +417,44 @@ def _wafer_link(args):
 
 
 def cmd_run(args):
+    if args.workers is not None and args.cosim != "multiprocessing":
+        raise UsageError("--workers counts the processes of --cosim multiprocessing; with "
+                         "--cosim mpi the ranks are mpiexec's -n")
+    if args.cosim != "mpi":
+        _run(args, Forked(args.workers or 2) if args.cosim else None)
+        return
+    if "PMI_RANK" not in os.environ:          # MPICH's Hydra sets it in every rank
+        raise UsageError("--cosim mpi runs under mpiexec: mpiexec -n N .venv/bin/tessera "
+                         "run ... --cosim mpi, with N >= 2")
+    from host import cosim_mpi
+    if cosim_mpi.size() < 2:
+        raise UsageError("--cosim mpi needs 2 or more ranks (mpiexec -n N, N >= 2), not 1")
+    if cosim_mpi.rank():
+        cosim_mpi.serve_ranks()
+        return
+    try:
+        _run(args, cosim_mpi.Ranks())
+    except CosimError as error:
+        sys.stdout.flush()
+        print(f"tessera: error: {error}", file=sys.stderr, flush=True)
+        os._exit(1)        # without MPI_Finalize, so that mpiexec ends the other ranks
+    finally:
+        cosim_mpi.release_ranks()
+
+
+def _run(args, cosim):
+    """``tessera run`` on this process, the dies split between the workers of ``cosim``
+    (a transport of :mod:`host.cosim`; None: this process alone)."""
     from host import mapper, model, runtime, workload
     from host.wafer import wafer_link_timing
     link_us, link_tbps = _wafer_link(args)
     work, shape = _workload(args, args.wafers)
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, not {args.threads}")
+    dies = shape.dies_x * shape.dies_y
+    if cosim and not 2 <= cosim.workers <= dies:
+        kind = "ranks" if cosim.name == "mpi" else "workers"
+        raise UsageError(f"{cosim.workers} {kind} for {dies} dies: from 2 to one a die")
     if not args.plan:
         shape.check_memory(args.harness)     # before anything is printed or built
     _check_llm_options(args, least_tokens=1)
@@ -459,18 +492,18 @@ def cmd_run(args):
 
     started = time.monotonic()
 
-    def generate(wafer_link):
+    def generate(wafer_link, cosim=None):
         try:
             result = runtime.generate(reference, prompts, [args.tokens] * len(prompts), shape,
                                       dead, progress, wafer_link, args.harness,
-                                      threads=args.threads, **layout)
+                                      threads=args.threads, cosim=cosim, **layout)
         except runtime.WaferError as error:
             print(file=sys.stderr)
             raise UsageError(str(error)) from None
         print(file=sys.stderr)
         return result
 
-    result = generate(link)
+    result = generate(link, cosim)
     float_model = work.float_model()
     users = []
     for user, (text, prompt, expected) in enumerate(zip(texts, prompts, references)):
@@ -524,7 +557,7 @@ def cmd_run(args):
     print(f"  critical path (compute and hops, in order) {result.critical_path_cycles():,.0f}")
     one_wafer = impact = None
     if link:
-        large = generate(None)
+        large = generate(None)          # in one process: its 1-cycle links leave no window
         one_wafer = {"cycles_per_token": large.cycles_per_token(),
                      "time_to_first_token_cycles": large.time_to_first_token_cycles(),
                      "tokens_equal": large.tokens == result.tokens}
@@ -539,8 +572,10 @@ def cmd_run(args):
     print(f"({result.cycles:,} cycles simulated in {time.monotonic() - started:.0f} s; the run "
           f"{simulated['seconds']:.0f} s, {simulated['tile_cycles_per_second']:,} tile-cycles/s "
           f"on the {simulated['harness']} harness with {simulated['threads']} "
-          f"thread{'s' if simulated['threads'] > 1 else ''}, which evaluated "
-          f"{simulated['tile_cycles_evaluated'] / tile_cycles:.1%} of them)")
+          f"thread{'s' if simulated['threads'] > 1 else ''}"
+          + (f" in each of {simulated['processes']} processes ({simulated['cosim']})"
+             if simulated["cosim"] else "")
+          + f", which evaluated {simulated['tile_cycles_evaluated'] / tile_cycles:.1%} of them)")
     if args.json:
         _write_json(args.json, {
             "command": "tessera " + " ".join(sys.argv[1:]),
@@ -780,6 +815,13 @@ def _parser():
     run.add_argument("--threads", type=int, default=1, metavar="N",
                      help="threads that clock the tiles (or the dies) each cycle (default 1): "
                           "the same cycles")
+    run.add_argument("--cosim", choices=TRANSPORTS,
+                     help="split the dies by rows between processes: multiprocessing (on this "
+                          "machine) or mpi (the ranks of mpiexec -n N, rank 0 the host); a run "
+                          "on --wafers N splits at the wafer-to-wafer links (default: one "
+                          "process): the same cycles")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="processes of --cosim multiprocessing (default 2)")
     run.add_argument("--defects", help="defect map: one dead physical tile 'column,row' a line")
     _add_wafers_options(run, 1, "split the layers over N wafers of --wafer dies each")
     run.add_argument("--plan", action="store_true", help="print the placement and stop")
@@ -872,8 +914,12 @@ def main(argv=None):
         build.announce = lambda line: print(line, file=sys.stderr, flush=True)
         args.run(args)
     except (UsageError, ParamError) as error:
-        print(f"tessera: error: {error}", file=sys.stderr)
+        if os.environ.get("PMI_RANK", "0") == "0":     # under mpiexec, rank 0 says it
+            print(f"tessera: error: {error}", file=sys.stderr)
         return 2
+    except CosimError as error:
+        print(f"tessera: error: {error}", file=sys.stderr)
+        return 1
     except SourceError as error:
         print(f"tessera: {error}", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from host import mapper
-from host.cosim import link_ends
+from host.cosim import ParallelWafer, link_ends
 from host.kernels.stages import halt_program, read_log, untag
 from host.wafer import Wafer
 
@@ -176,7 +176,7 @@ class Generation:
 
 
 def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_link=None,
-             harness="tiles", threads=1, **layout):
+             harness="tiles", threads=1, cosim=None, **layout):
     """Generate ``counts[u]`` tokens after ``prompts[u]`` for every user ``u``, all in
     flight at once, on a wafer of ``shape`` (:class:`host.wafer.WaferShape`) with
     ``defects`` (dead physical tiles); ``layout``: the options of
@@ -184,13 +184,19 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
     ``wafers``).  ``wafer_link``: ``(latency, interval)`` of the die links between
     wafers (:func:`host.wafer.wafer_link_timing`); None: as fast as any die link, one
     large wafer.  ``harness``: how the wafer is simulated (:data:`host.wafer.HARNESSES`),
-    on ``threads`` threads.  Raises :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
+    on ``threads`` threads (in each process).  ``cosim``: a transport
+    (:class:`host.cosim.Forked`, :class:`host.cosim_mpi.Ranks`) that splits the dies
+    between processes by rows of dies, so that a run on several wafers splits at the
+    wafer-to-wafer links; None: one process.  The cycles and tokens are the same.  Raises :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
     wafer faults or hangs."""
     shape.check_memory(harness)
     plan = mapper.plan(qmodel, shape, prompts, counts, **layout)
     params, entries = shape.params, len(plan.schedule.entries)
-    wafer = Wafer((shape.dies_x, shape.dies_y), (params.width, params.height), params,
-                  defects=defects, harness=harness, threads=threads)
+    dies, die = (shape.dies_x, shape.dies_y), (params.width, params.height)
+    wafer = (Wafer(dies, die, params, defects=defects, harness=harness, threads=threads)
+             if cosim is None else
+             ParallelWafer(dies, die, params, defects=defects, transport=cosim, harness=harness,
+                           threads=threads, across="rows"))
     started = time.monotonic()
     try:
         if wafer_link:
@@ -231,7 +237,9 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
         for stage in plan.stages:
             logs[stage.name] = read_log(wafer.memory(*stage.tile), stage.log, entries)
             stage_counters[stage.name] = wafer.status(*stage.tile)["counters"]
-        simulated = {"harness": harness, "threads": threads, "cycles": wafer.cycle,
+        simulated = {"harness": harness, "threads": threads,
+                     "cosim": cosim.name if cosim else None,
+                     "processes": cosim.workers if cosim else 1, "cycles": wafer.cycle,
                      "tiles": wafer.width * wafer.height,
                      "tile_cycles_evaluated": wafer.evaluated,
                      "seconds": time.monotonic() - started}

@@ -19,6 +19,9 @@ The back ends:
   joined by a link of :data:`PARALLEL_LATENCY` cycles, as between two wafers: the
   processes meet once per that many cycles.  (Split at a 1-cycle die link, they
   would meet every cycle, and the messages would cost more than they save.)
+- ``native_mpi``: the same split on two MPI ranks (:mod:`host.cosim_mpi`), rank 0
+  simulating one die and coordinating; the bench starts them with the venv's
+  ``mpiexec -n 2``.
 
 Every back end runs the same scenario (``tb.die_session``) and is timed over
 its cycles only, not over building, loading or reading back, for a few seconds
@@ -31,7 +34,11 @@ ratio between back ends measured in one run is the figure to quote.
 
 import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from host.asm import Builder
 from rtl.mesh import pack_mesh_config
@@ -42,11 +49,13 @@ from sim.fabric import RouteTable
 __all__ = ["BACKENDS", "DEFAULT_CYCLES", "streaming_scenario", "run"]
 
 BACKENDS = ("amaranth", "cocotb_icarus", "cocotb_verilator", "native", "native_tiles",
-            "native_tiles_threads", "native_parallel")
+            "native_tiles_threads", "native_parallel", "native_mpi")
 #: Cycles each back end runs by default: a few seconds of each on a 4x4 die.
 DEFAULT_CYCLES = {"amaranth": 200, "cocotb_icarus": 600, "cocotb_verilator": 1_500,
                   "native": 30_000, "native_tiles": 50_000, "native_tiles_threads": 50_000,
-                  "native_parallel": 30_000}
+                  "native_parallel": 30_000, "native_mpi": 30_000}
+#: The back ends that simulate a 2 x 1 wafer of the die, split between two processes.
+SPLIT = ("native_parallel", "native_mpi")
 #: The largest die each slow back end runs, whatever the bench's die.
 SMALL_DIES = {"amaranth": (1, 1), "cocotb_icarus": (2, 2), "cocotb_verilator": (2, 2)}
 #: Elements each core streams (a descriptor's length is 16 bits): the most cycles a run takes.
@@ -120,14 +129,16 @@ def _cocotb(params, scenario, sim):
     return measured["seconds"], received
 
 
-def _native(params, scenario, dies, harness="dies", threads=1):
-    from host.cosim import ParallelWafer
+def _native(params, scenario, dies, harness="dies", threads=1, transport=None):
+    """The scenario on ``dies`` copies of the die in a row, in one process, or split
+    between the workers of ``transport`` (:class:`host.cosim.Forked` by default)."""
+    from host.cosim import Forked, ParallelWafer
     from host.wafer import Wafer
 
     shape = (params.width, params.height)
     wafer = (Wafer((1, 1), shape, params, harness=harness, threads=threads) if dies == 1
              else ParallelWafer((dies, 1), shape, params, latency=PARALLEL_LATENCY,
-                                workers=dies, harness=harness))
+                                transport=transport or Forked(workers=dies), harness=harness))
     try:
         for word in scenario.config_words:
             for die in range(dies):
@@ -148,6 +159,41 @@ def _native(params, scenario, dies, harness="dies", threads=1):
     finally:
         wafer.close()
     return seconds, received
+
+
+def _native_mpi(params, cycles):
+    """``native_parallel``'s run on two MPI ranks: ``mpiexec -n 2`` runs this module,
+    whose rank 0 times the run and writes what it measured to a file."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "measured.json"
+        command = [str(Path(sys.executable).parent / "mpiexec"), "-n", "2", sys.executable,
+                   "-m", "host.speed_bench", params.to_json(), str(cycles), str(out)]
+        result = subprocess.run(command, capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL)
+        if result.returncode or not out.exists():
+            raise build.ToolError(f"the MPI speed run failed: {' '.join(command)}: "
+                                  f"{(result.stderr.strip().splitlines() or ['?'])[-1]}")
+        measured = json.loads(out.read_text())
+    return measured["seconds"], {("east", int(y)): [tuple(w) for w in wavelets]
+                                 for y, wavelets in measured["east"].items()}
+
+
+def _mpi_rank(params_json, cycles, out):
+    """One rank of :func:`_native_mpi`."""
+    from host import cosim_mpi
+    from rtl.params import Params
+
+    if cosim_mpi.rank():
+        cosim_mpi.serve_ranks()
+        return
+    params = Params.from_dict(json.loads(params_json))
+    try:
+        seconds, received = _native(params, streaming_scenario(params, int(cycles)), 2,
+                                    transport=cosim_mpi.Ranks())
+    finally:
+        cosim_mpi.release_ranks()
+    Path(out).write_text(json.dumps({"seconds": seconds, "east": {
+        y: wavelets for (_, y), wavelets in received.items()}}))
 
 
 def _threads(backend):
@@ -181,10 +227,12 @@ def run(params, backends=BACKENDS, cycles=None, dies=SMALL_DIES, progress=print)
             seconds, received = _cocotb(here, scenario, backend.split("_", 1)[1])
         elif backend == "native_parallel":
             seconds, received = _native(here, scenario, 2)
+        elif backend == "native_mpi":
+            seconds, received = _native_mpi(here, cycles[backend])
         else:
             seconds, received = _native(here, scenario, 1, "dies" if backend == "native"
                                         else "tiles", threads=_threads(backend))
-        simulated = here.width * here.height * (2 if backend == "native_parallel" else 1)
+        simulated = here.width * here.height * (2 if backend in SPLIT else 1)
         rates[backend] = simulated * cycles[backend] / seconds
         runs[backend] = {"cycles": cycles[backend], "die": f"{here.width}x{here.height}",
                          "tiles": simulated, "threads": _threads(backend), "seconds": seconds}
@@ -206,5 +254,14 @@ def run(params, backends=BACKENDS, cycles=None, dies=SMALL_DIES, progress=print)
     if "native" in rates and "native_parallel" in rates:
         # Tile-cycles per second of two processes against one: the speed-up on 2 cores.
         result["parallel_speedup"] = rates["native_parallel"] / rates["native"]
+    if "native" in rates and "native_mpi" in rates:
+        result["mpi_speedup"] = rates["native_mpi"] / rates["native"]
+    if "native_parallel" in rates and "native_mpi" in rates:
+        result["mpi_vs_multiprocessing"] = rates["native_mpi"] / rates["native_parallel"]
+    if any(backend in rates for backend in SPLIT):
         result["parallel_latency_cycles"] = PARALLEL_LATENCY
     return result, outputs
+
+
+if __name__ == "__main__":
+    _mpi_rank(*sys.argv[1:])

@@ -479,13 +479,6 @@ class Wafer(WaferShape):
                     found.setdefault((link, which), []).extend(zip(due[:n], payload[:n]))
         return found
 
-    def window(self, messages, cycles):
-        """One window of parallel co-simulation: deliver ``messages``, run ``cycles``,
-        return what this process's link ends pushed for the others."""
-        self.import_messages(messages)
-        self.step(cycles)
-        return self.export_messages()
-
     def import_messages(self, messages):
         """Deliver messages exported by another process to this process's link ends."""
         for (link, which), items in messages.items():

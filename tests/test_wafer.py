@@ -146,16 +146,31 @@ def _drive(wafer, cycles):
 
 @pytest.mark.parametrize("latency", [1, 4])
 def test_parallel_cosimulation_matches_one_process_exactly(latency, harness):
-    from host.cosim import ParallelWafer
+    from host.cosim import Forked, ParallelWafer
     single = _drive(Wafer((2, 2), DIE, PARAMS, latency=latency, harness=harness), 120)
-    parallel_wafer = ParallelWafer((2, 2), DIE, PARAMS, latency=latency, workers=2,
-                                   harness=harness)
+    parallel_wafer = ParallelWafer((2, 2), DIE, PARAMS, latency=latency,
+                                   transport=Forked(workers=2), harness=harness)
     try:
         parallel = _drive(parallel_wafer, 120)
     finally:
         parallel_wafer.close()
     assert len(single[0]["east", 1]) == 30                      # the stream arrived
     assert parallel == single
+
+
+def test_a_parallel_worker_that_dies_ends_the_run_naming_it(monkeypatch):
+    import os
+    import signal
+
+    from host import cosim
+    # Forked after this, every worker dies in its first window.
+    monkeypatch.setattr(cosim, "_start_window", lambda *_: os.kill(os.getpid(), signal.SIGKILL))
+    wafer = cosim.ParallelWafer((2, 1), DIE, PARAMS, transport=cosim.Forked(workers=2))
+    try:
+        with pytest.raises(cosim.CosimError, match=r"^worker 0 died \(exit status -9\)$"):
+            wafer.step(10)
+    finally:
+        wafer.close()
 
 
 @pytest.mark.parametrize("latency", [1, 4])
