@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -64,10 +65,11 @@ def _write_json(path, document):
 
 
 def _mesh_shape(text, option="--mesh"):
-    width, sep, height = text.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit():
-        raise UsageError(f"{option} expects WxH, such as 8x8, not {text!r}")
-    return int(width), int(height)
+    match = re.fullmatch(r"([0-9]+)x([0-9]+)", text.lower())
+    try:
+        return int(match[1]), int(match[2])
+    except (TypeError, ValueError):     # no match, or past Python's 4300 digits
+        raise UsageError(f"{option} expects WxH, such as 8x8, not {text!r}") from None
 
 
 def _rates(text):
