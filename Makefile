@@ -24,7 +24,7 @@ test: setup
 # Every fuzz target of tests/test_fuzz.py at 10,000 examples or more (make test runs a
 # small fixed-seed profile); the statistics give each target's count.
 fuzz: setup
-	TESSERA_FUZZ=full $(VENV)/bin/pytest -q --hypothesis-show-statistics tests/test_fuzz.py
+	TESSERA_FUZZ=full $(VENV)/bin/pytest -n 2 -q --hypothesis-show-statistics tests/test_fuzz.py
 
 # Not in CI: SOAK_WAVELETS random wavelets with back-pressure through the router on
 # each simulator (tests/test_router_cocotb.py's random_traffic), one after the other.

@@ -60,6 +60,16 @@ def _write_atomically(path, write):
             os.unlink(temporary)
 
 
+def _read_text(path):
+    """The text of the file ``path``: a usage error if it cannot be read or is not UTF-8."""
+    try:
+        return Path(path).read_text()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None
+
+
 def _write_json(path, document):
     _write_atomically(path, lambda p: p.write_text(json.dumps(document, indent=2) + "\n"))
 
@@ -151,12 +161,7 @@ def cmd_route(args):
 def cmd_asm(args):
     from host.asm import AsmError, assemble
     params = _params(args)
-    try:
-        text = Path(args.file).read_text()
-    except OSError as error:
-        raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{args.file} is not UTF-8 text") from None
+    text = _read_text(args.file)
     try:
         program = assemble(text, params)
     except AsmError as error:
@@ -375,11 +380,7 @@ def _defects(args, shape):
     from host.wafer import defect_map
     if not args.defects:
         return set()
-    try:
-        text = Path(args.defects).read_text()
-    except OSError as error:
-        raise UsageError(f"cannot read {args.defects}: {error.strerror}") from None
-    return defect_map(shape, text)
+    return defect_map(shape, _read_text(args.defects))
 
 
 def _prompts(args, default):
@@ -388,10 +389,7 @@ def _prompts(args, default):
     gets it."""
     texts = list(args.prompt or [])
     if args.prompts:
-        try:
-            lines = Path(args.prompts).read_text().splitlines()
-        except OSError as error:
-            raise UsageError(f"cannot read {args.prompts}: {error.strerror}") from None
+        lines = _read_text(args.prompts).splitlines()
         if not lines:
             raise UsageError(f"{args.prompts} holds no prompts: give one a line")
         texts += lines

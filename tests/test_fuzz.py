@@ -389,7 +389,8 @@ LIKELY = {
                               "weights.bin", "llama3.1-8b", "model.json", "missing"]),
     "tokenizer": st.sampled_from(["tok.bin", "broken_tok.bin", "empty"]),
     "weights": st.sampled_from(["weights.bin", "stories.bin", "broken.bin", "empty", "dir"]),
-    "defects": st.sampled_from(["defects.txt", "empty", "dir", "missing", "prog.s"]),
+    "defects": st.sampled_from(["defects.txt", "empty", "dir", "missing", "stories.bin"]),
+    "prompts": st.sampled_from(["prompts.txt", "empty", "dir", "missing", "tok.bin"]),
     "file": st.sampled_from(["prog.s", "defects.txt", "stories.bin", "missing", "dir"]),
     "routes": ROUTE_TEXT,
 }
@@ -443,6 +444,8 @@ def command_folder(tmp_path_factory):
 @PROFILE
 @given(command_lines())
 @example(("wafer", ["wafer", "--wafer", "²x2"]))
+@example(("wafer", ["wafer", "--defects", "stories.bin"]))
+@example(("run", ["run", "--prompts", "tok.bin"]))
 @example(("bench fabric", ["bench", "fabric", "--mesh", "9" * 5000 + "x1"]))
 def test_command_line(command_folder, command_line):
     """Exit 0 (or reach a simulation), or exit 2 with one line on stderr."""
