@@ -74,6 +74,17 @@ def _write_json(path, document):
     _write_atomically(path, lambda p: p.write_text(json.dumps(document, indent=2) + "\n"))
 
 
+def _seed(text):
+    """A seed: a whole number, 0 or more (numpy's generators take no negative seed)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, not {text!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"a seed is 0 or more, not {seed}")
+    return seed
+
+
 def _mesh_shape(text, option="--mesh"):
     match = re.fullmatch(r"([0-9]+)x([0-9]+)", text.lower())
     try:
@@ -666,7 +677,7 @@ def _add_llm_options(parser, tokens, wafer=None):
         parser.add_argument("--layers", type=int,
                             help="layers of the seeded model (default 2; not with --weights)")
     parser.add_argument("--die", default="4x4", help="WxH logical tiles a die (default 4x4)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the default weights")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the default weights")
     parser.add_argument("--clock", type=float, default=1.1,
                         help="nominal clock, GHz, for tokens/s and the wafer links (default 1.1)")
     parser.add_argument("--attention", choices=("auto", "whole", "split"), default="auto",
@@ -796,7 +807,7 @@ def _parser():
     fabric.add_argument("--rates", help="offered loads, wavelets per node per cycle, e.g. 0.1,0.3")
     fabric.add_argument("--warmup", type=int, default=1000, help="cycles before measuring")
     fabric.add_argument("--measure", type=int, default=4000, help="cycles measured per rate")
-    fabric.add_argument("--seed", type=int, default=1)
+    fabric.add_argument("--seed", type=_seed, default=1)
     fabric.add_argument("--json", help="write the results here")
     fabric.add_argument("--plot", help="write latency against offered load here (PNG)")
     fabric.set_defaults(run=cmd_bench_fabric)
@@ -806,7 +817,7 @@ def _parser():
     gemv.add_argument("--dtype", choices=["int8", "fp16", "bf16"], default="int8",
                       help="the weights' and x's type (default int8; a float type turns the "
                            "tile's float lanes on)")
-    gemv.add_argument("--seed", type=int, default=1)
+    gemv.add_argument("--seed", type=_seed, default=1)
     gemv.add_argument("--json", help="write the results here")
     gemv.set_defaults(run=cmd_bench_gemv)
     speed = benches.add_parser("sim-speed", help="tile-cycles per second of every back end")

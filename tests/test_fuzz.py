@@ -455,6 +455,8 @@ def command_folder(tmp_path_factory):
 @example(("wafer", ["wafer", "--wafer", "²x2"]))
 @example(("wafer", ["wafer", "--defects", "stories.bin"]))
 @example(("run", ["run", "--prompts", "tok.bin"]))
+@example(("bench pipeline", ["bench", "pipeline", "--seed", "-1"]))
+@example(("run", ["run", "--model", "seeded", "--seed", "-1"]))
 @example(("bench fabric", ["bench", "fabric", "--mesh", "9" * 5000 + "x1"]))
 def test_command_line(command_folder, command_line):
     """Exit 0 (or reach a simulation), or exit 2 with one line on stderr."""
