@@ -73,6 +73,18 @@ def bounded(seconds=HANG_SECONDS):
         signal.signal(signal.SIGALRM, previous)
 
 
+@contextlib.contextmanager
+def allocation_bound(limit):
+    """Fail if the Python and numpy allocations inside peak above ``limit`` bytes."""
+    tracemalloc.start()
+    try:
+        yield
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= limit, f"allocated {peak:,} bytes, more than {limit:,}"
+
+
 def one_line(error):
     text = str(error)
     assert text and "\n" not in text, f"{type(error).__name__} is not one line: {text!r}"
@@ -154,18 +166,6 @@ def test_garbage_assembly_gets_an_error_with_its_line(text):
 
 
 # --- the model file readers ------------------------------------------------------------
-
-@contextlib.contextmanager
-def allocation_bound(limit):
-    """Fail if the Python and numpy allocations inside peak above ``limit`` bytes."""
-    tracemalloc.start()
-    try:
-        yield
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert peak <= limit, f"allocated {peak:,} bytes, more than {limit:,}"
-
 
 def mutations(blob, header):
     """``blob`` truncated, with bytes flipped (half of them in the first ``header``
