@@ -4,7 +4,7 @@ PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test formal clean
+.PHONY: setup demo test formal fuzz soak clean
 
 setup: $(STAMP)
 	@command -v iverilog >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iverilog; }
@@ -24,6 +24,19 @@ test: setup
 # The proofs of sim/formal.py (also run by `make test`, in tests/test_formal.py).
 formal: setup
 	$(PYTHON) -m sim.formal
+
+# Every fuzz target of tests/test_fuzz.py at 10,000 examples or more (make test runs a
+# small fixed-seed profile); the statistics give each target's count.
+fuzz: setup
+	TESSERA_FUZZ=full $(VENV)/bin/pytest -n 2 -q --hypothesis-show-statistics tests/test_fuzz.py
+
+# Not in CI: SOAK_WAVELETS random wavelets with back-pressure through the router on
+# each simulator (tests/test_router_cocotb.py's random_traffic), one after the other.
+SOAK_WAVELETS := 1000000
+SOAK_TESTS    := $(foreach sim,verilator icarus,"tests/test_router_cocotb.py::test_router_cocotb[$(sim)-test-random_traffic]")
+soak: setup
+	TESSERA_WAVELETS=$(SOAK_WAVELETS) $(VENV)/bin/pytest -q $(SOAK_TESTS)
+	@grep -h "random_traffic seed" build/tests/router-*-test-random_traffic-$(SOAK_WAVELETS)/sim.log
 
 clean:
 	rm -rf build

@@ -488,7 +488,7 @@ class _Assembler:
             elif mnemonic in (".byte", ".word", ".zero"):
                 if section != "data":
                     raise self._error(f"{mnemonic} outside a .data section")
-                content = self._data(mnemonic, operands, first)
+                content = self._data(mnemonic, operands, address, first)
                 if not first:
                     self.builder.data(address, content)
                 address += len(content)
@@ -520,11 +520,12 @@ class _Assembler:
         else:
             self.symbols[name] = value
 
-    def _data(self, mnemonic, operands, first):
+    def _data(self, mnemonic, operands, address, first):
         if mnemonic == ".zero":
             size = self._number(operands[0])
             if size < 0:
                 raise self._error(f".zero takes a size of 0 or more bytes, not {size}")
+            _check_data_fits(self.params, address, size, self.line)   # before allocating it
             return bytes(size)
         size, low, high = (1, -2**7, 2**8 - 1) if mnemonic == ".byte" else (4, -2**31, 2**32 - 1)
         if first:                    # sizes only: the values may use later symbols

@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -60,15 +61,37 @@ def _write_atomically(path, write):
             os.unlink(temporary)
 
 
+def _read_text(path):
+    """The text of the file ``path``: a usage error if it cannot be read or is not UTF-8."""
+    try:
+        return Path(path).read_text()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None
+
+
 def _write_json(path, document):
     _write_atomically(path, lambda p: p.write_text(json.dumps(document, indent=2) + "\n"))
 
 
+def _seed(text):
+    """A seed: a whole number, 0 or more (numpy's generators take no negative seed)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number, not {text!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"a seed is 0 or more, not {seed}")
+    return seed
+
+
 def _mesh_shape(text, option="--mesh"):
-    width, sep, height = text.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit():
-        raise UsageError(f"{option} expects WxH, such as 8x8, not {text!r}")
-    return int(width), int(height)
+    match = re.fullmatch(r"([0-9]+)x([0-9]+)", text.lower())
+    try:
+        return int(match[1]), int(match[2])
+    except (TypeError, ValueError):     # no match, or past Python's 4300 digits
+        raise UsageError(f"{option} expects WxH, such as 8x8, not {text!r}") from None
 
 
 def _rates(text):
@@ -150,12 +173,7 @@ def cmd_route(args):
 def cmd_asm(args):
     from host.asm import AsmError, assemble
     params = _params(args)
-    try:
-        text = Path(args.file).read_text()
-    except OSError as error:
-        raise UsageError(f"cannot read {args.file}: {error.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{args.file} is not UTF-8 text") from None
+    text = _read_text(args.file)
     try:
         program = assemble(text, params)
     except AsmError as error:
@@ -374,11 +392,7 @@ def _defects(args, shape):
     from host.wafer import defect_map
     if not args.defects:
         return set()
-    try:
-        text = Path(args.defects).read_text()
-    except OSError as error:
-        raise UsageError(f"cannot read {args.defects}: {error.strerror}") from None
-    return defect_map(shape, text)
+    return defect_map(shape, _read_text(args.defects))
 
 
 def _prompts(args, default):
@@ -387,10 +401,7 @@ def _prompts(args, default):
     gets it."""
     texts = list(args.prompt or [])
     if args.prompts:
-        try:
-            lines = Path(args.prompts).read_text().splitlines()
-        except OSError as error:
-            raise UsageError(f"cannot read {args.prompts}: {error.strerror}") from None
+        lines = _read_text(args.prompts).splitlines()
         if not lines:
             raise UsageError(f"{args.prompts} holds no prompts: give one a line")
         texts += lines
@@ -701,7 +712,7 @@ def _add_llm_options(parser, tokens, wafer=None):
         parser.add_argument("--layers", type=int,
                             help="layers of the seeded model (default 2; not with --weights)")
     parser.add_argument("--die", default="4x4", help="WxH logical tiles a die (default 4x4)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the default weights")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the default weights")
     parser.add_argument("--clock", type=float, default=1.1,
                         help="nominal clock, GHz, for tokens/s and the wafer links (default 1.1)")
     parser.add_argument("--attention", choices=("auto", "whole", "split"), default="auto",
@@ -838,7 +849,7 @@ def _parser():
     fabric.add_argument("--rates", help="offered loads, wavelets per node per cycle, e.g. 0.1,0.3")
     fabric.add_argument("--warmup", type=int, default=1000, help="cycles before measuring")
     fabric.add_argument("--measure", type=int, default=4000, help="cycles measured per rate")
-    fabric.add_argument("--seed", type=int, default=1)
+    fabric.add_argument("--seed", type=_seed, default=1)
     fabric.add_argument("--json", help="write the results here")
     fabric.add_argument("--plot", help="write latency against offered load here (PNG)")
     fabric.set_defaults(run=cmd_bench_fabric)
@@ -848,7 +859,7 @@ def _parser():
     gemv.add_argument("--dtype", choices=["int8", "fp16", "bf16"], default="int8",
                       help="the weights' and x's type (default int8; a float type turns the "
                            "tile's float lanes on)")
-    gemv.add_argument("--seed", type=int, default=1)
+    gemv.add_argument("--seed", type=_seed, default=1)
     gemv.add_argument("--json", help="write the results here")
     gemv.set_defaults(run=cmd_bench_gemv)
     speed = benches.add_parser("sim-speed", help="tile-cycles per second of every back end")

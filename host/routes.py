@@ -49,5 +49,9 @@ def parse_route(text):
     if not match:
         raise ParamError(f"route {text!r} is not COLOR[@POSITION]: ACCEPT -> OUTPUT[,OUTPUT...] [last]")
     color, position, accept, outputs, last = match.groups()
-    return Route(int(color), int(position or 0), _port(accept, text),
+    try:
+        color, position = int(color), int(position or 0)
+    except ValueError:                  # past Python's 4300 digits
+        raise ParamError(f"route {text!r}: no router has that color or position") from None
+    return Route(color, position, _port(accept, text),
                  [_port(name, text) for name in outputs.split(",")], bool(last))

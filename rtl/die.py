@@ -76,7 +76,10 @@ def parse_defects(text, params, check=True):
         if not line:
             continue
         parts = [part.strip() for part in line.split(",")]
-        if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        # ASCII digits only (str.isdigit also takes '²', which int() refuses), and few
+        # enough that int() reads them: no die is a million tiles across.
+        if len(parts) != 2 or not all(part.isascii() and part.isdigit() and len(part) <= 6
+                                      for part in parts):
             raise ParamError(f"defect map line {number}: expected 'column,row', not {line!r}")
         dead.add((int(parts[0]), int(parts[1])))
     if check:

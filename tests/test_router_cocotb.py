@@ -5,7 +5,8 @@ Each case runs in its own simulator process and writes its results under
 A missing simulator fails the test: ``sim.build`` raises rather than skips.
 
 Environment: ``TESSERA_SEED`` (1 by default, printed on failure) and
-``TESSERA_WAVELETS`` (overrides the random-traffic count of every preset).
+``TESSERA_WAVELETS`` (overrides the random-traffic count of every preset: ``make soak``
+runs 10^6 on each simulator).
 """
 
 import os
@@ -31,9 +32,10 @@ CONFIGS = [("icarus", "test"), ("verilator", "test"), ("verilator", "wse3")]
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("sim,preset", CONFIGS, ids=[f"{s}-{p}" for s, p in CONFIGS])
 def test_router_cocotb(cocotb_run, sim, preset, case):
-    env = {}
+    env, test_id = {}, f"router-{sim}-{preset}-{case}"
     if case == "random_traffic":
         env["TESSERA_WAVELETS"] = os.environ.get("TESSERA_WAVELETS", str(WAVELETS[preset]))
+        if env["TESSERA_WAVELETS"] != str(WAVELETS[preset]):
+            test_id += f"-{env['TESSERA_WAVELETS']}"    # a soak keeps its own results
     cocotb_run("router", PRESETS[preset], sim, "tb.router_tb",
-               test_filter=rf"\.{re.escape(case)}(/|$)",
-               test_id=f"router-{sim}-{preset}-{case}", env=env)
+               test_filter=rf"\.{re.escape(case)}(/|$)", test_id=test_id, env=env)
