@@ -26,6 +26,19 @@ SCENARIOS = [(latency, harness) for latency in (1, 4) for harness in ("tiles", "
 TWO_WAFERS = ["run", "--model", "seeded", "--wafer", "1x1", "--wafers", "2", "--tokens", "3"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _models_built():
+    """The harness libraries the runs load, built here first: a cold build takes minutes
+    on a loaded machine, which the runs' BOUND is not for."""
+    from test_wafer import DIE, PARAMS
+
+    from host.wafer import library
+    from rtl.params import preset
+    for harness in ("tiles", "dies"):
+        library(PARAMS.replace(width=DIE[0], height=DIE[1]), harness)
+    library(preset("default").replace(width=4, height=4), "tiles")   # TWO_WAFERS's
+
+
 def _mpiexec(*ranks):
     """``mpiexec`` with one program a ``(count, argv)`` of ``ranks`` (MPMD, ``:``)."""
     command = [MPIEXEC]
