@@ -228,6 +228,8 @@ STORIES = "host/models/stories260K.bin"
     (["--layers", "3", "--weights", "{tmp}/short.bin"], "--layers sets the depth of the seeded"),
     (["--layers", "3", "--wafers", "4"], "4 wafers for a 3-layer model"),
     (["--threads", "0"], "--threads must be at least 1, not 0"),
+    (["--heatmap", "{tmp}/wafer.jpg"], "--heatmap writes a PNG; name it *.png"),
+    (["--heatmap", "{tmp}/empty.txt/wafer.png"], "cannot write there"),
     (["--cosim", "mpi"], "--cosim mpi runs under mpiexec: mpiexec -n N"),
     (["--cosim", "multiprocessing", "--workers", "3"], "3 workers for 2 dies: from 2 to one"),
     (["--cosim", "multiprocessing", "--workers", "1"], "1 workers for 2 dies: from 2 to one"),
