@@ -64,11 +64,11 @@ def _write_json(path, document):
     _write_atomically(path, lambda p: p.write_text(json.dumps(document, indent=2) + "\n"))
 
 
-def _check_writable_png(path, option):
-    """Refuse, before any work, a ``path`` for a PNG that is not named ``*.png`` or could
+def _check_output(path, option, suffix=".png", kind="a PNG"):
+    """Refuse, before any work, an output ``path`` not named ``*suffix`` or that could
     not be written (its nearest existing folder is a file or read-only)."""
-    if not path.endswith(".png"):
-        raise UsageError(f"{option} writes a PNG; name it *.png, not {path!r}")
+    if not path.endswith(suffix):
+        raise UsageError(f"{option} writes {kind}; name it *{suffix}, not {path!r}")
     folder = Path(path).absolute().parent
     while not folder.exists():
         folder = folder.parent
@@ -186,7 +186,7 @@ def cmd_bench_fabric(args):
     params = _params(args, width=width, height=height)
     rates = _rates(args.rates) if args.rates else fabric_bench.DEFAULT_RATES
     if args.plot:
-        _check_writable_png(args.plot, "--plot")
+        _check_output(args.plot, "--plot")
     started = time.monotonic()
     result = fabric_bench.run(params, args.traffic, rates, warmup=args.warmup,
                               measure=args.measure, seed=args.seed,
@@ -458,10 +458,12 @@ def cmd_run(args):
 def _run(args, cosim):
     """``tessera run`` on this process, the dies split between the workers of ``cosim``
     (a transport of :mod:`host.cosim`; None: this process alone)."""
-    from host import heatmap, mapper, model, runtime, workload
+    from host import heatmap, mapper, model, runtime, trace, workload
     from host.wafer import wafer_link_timing
     if args.heatmap:
-        _check_writable_png(args.heatmap, "--heatmap")
+        _check_output(args.heatmap, "--heatmap")
+    if args.trace:
+        _check_output(args.trace, "--trace", ".json", "a JSON trace")
     link_us, link_tbps = _wafer_link(args)
     work, shape = _workload(args, args.wafers)
     if args.threads < 1:
@@ -620,6 +622,8 @@ def _run(args, cosim):
             "model": dataclasses.asdict(config), "params": p.to_dict()})
     if args.heatmap:
         _write_atomically(args.heatmap, lambda path: heatmap.draw(wafer_map, path))
+    if args.trace:
+        _write_json(args.trace, trace.trace(result))
 
 
 def _common_prefix(a, b):
@@ -645,7 +649,7 @@ def cmd_bench_pipeline(args):
     lengths = _counts(args.prefill_lengths, "--prefill-lengths") if args.prefill_lengths else []
     _check_llm_options(args, least_tokens=2)           # two, for the cycles between tokens
     if args.plot:
-        _check_writable_png(args.plot, "--plot")
+        _check_output(args.plot, "--plot")
     layout = _layout(args, max(users))
     try:        # the largest cases first, so that nothing runs if one does not fit
         prompt = pipeline_bench.user_prompts(1, work.encode)[0]
@@ -745,7 +749,7 @@ def cmd_bench_wafers(args):
         raise UsageError(f"--layers: {min(layers)} layer{'s' if min(layers) > 1 else ''} "
                          f"cannot be split over {args.wafers} wafers")
     if args.plot:
-        _check_writable_png(args.plot, "--plot")
+        _check_output(args.plot, "--plot")
     params = _params(args)
     link = (args.clock * 1e9, link_us * 1e-6, link_tbps * 1e12)
     latency, _ = wafer_link_timing(1, *link)
@@ -848,6 +852,9 @@ def _parser():
                      help="draw the wafer here: each tile coloured by the fraction of the run "
                           "it was busy, labelled with its stage (the data: the --json "
                           "report's wafer_map)")
+    run.add_argument("--trace", metavar="FILE.json",
+                     help="write a trace of the stages' work, a track a tile, for "
+                          "ui.perfetto.dev or chrome://tracing (1 us in it is a cycle)")
     run.set_defaults(run=cmd_run)
 
     bench = commands.add_parser("bench", help="benchmarks")

@@ -230,6 +230,7 @@ STORIES = "host/models/stories260K.bin"
     (["--threads", "0"], "--threads must be at least 1, not 0"),
     (["--heatmap", "{tmp}/wafer.jpg"], "--heatmap writes a PNG; name it *.png"),
     (["--heatmap", "{tmp}/empty.txt/wafer.png"], "cannot write there"),
+    (["--trace", "{tmp}/trace.txt"], "--trace writes a JSON trace; name it *.json"),
     (["--cosim", "mpi"], "--cosim mpi runs under mpiexec: mpiexec -n N"),
     (["--cosim", "multiprocessing", "--workers", "3"], "3 workers for 2 dies: from 2 to one"),
     (["--cosim", "multiprocessing", "--workers", "1"], "1 workers for 2 dies: from 2 to one"),
