@@ -73,7 +73,7 @@ def draw(document, path):
             axes.add_patch(Rectangle((x, y), 1, 1, facecolor=colours(scale(fraction)),
                                      edgecolor="white"))
             ink = "black" if scale(fraction) > 0.6 else "white"
-            axes.text(x + 0.5, y + 0.38, tile["label"] or "-", ha="center", va="center",
+            axes.text(x + 0.5, y + 0.38, tile["label"] or ".", ha="center", va="center",
                       color=ink, fontsize=10, fontweight="bold")
             axes.text(x + 0.5, y + 0.72, f"{fraction:.0%}", ha="center", va="center",
                       color=ink, fontsize=8)
