@@ -86,6 +86,19 @@ def _seed(text):
     return seed
 
 
+def _check_output(path, option, suffix=".png", kind="a PNG"):
+    """Refuse, before any work, an output ``path`` not named ``*suffix`` or that could
+    not be written (its nearest existing folder is a file or read-only)."""
+    if not path.endswith(suffix):
+        raise UsageError(f"{option} writes {kind}; name it *{suffix}, not {path!r}")
+    folder = Path(path).absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {path}: cannot write there ({folder} is "
+                         f"{'not a folder' if not folder.is_dir() else 'not writable'})")
+
+
 def _mesh_shape(text, option="--mesh"):
     match = re.fullmatch(r"([0-9]+)x([0-9]+)", text.lower())
     try:
@@ -190,8 +203,8 @@ def cmd_bench_fabric(args):
     width, height = _mesh_shape(args.mesh)
     params = _params(args, width=width, height=height)
     rates = _rates(args.rates) if args.rates else fabric_bench.DEFAULT_RATES
-    if args.plot and not args.plot.endswith(".png"):
-        raise UsageError(f"--plot writes a PNG; name it *.png, not {args.plot!r}")
+    if args.plot:
+        _check_output(args.plot, "--plot")
     started = time.monotonic()
     result = fabric_bench.run(params, args.traffic, rates, warmup=args.warmup,
                               measure=args.measure, seed=args.seed,
@@ -456,8 +469,12 @@ def cmd_run(args):
 def _run(args, cosim):
     """``tessera run`` on this process, the dies split between the workers of ``cosim``
     (a transport of :mod:`host.cosim`; None: this process alone)."""
-    from host import mapper, model, runtime, workload
+    from host import heatmap, mapper, model, runtime, trace, workload
     from host.wafer import wafer_link_timing
+    if args.heatmap:
+        _check_output(args.heatmap, "--heatmap")
+    if args.trace:
+        _check_output(args.trace, "--trace", ".json", "a JSON trace")
     link_us, link_tbps = _wafer_link(args)
     work, shape = _workload(args, args.wafers)
     if args.threads < 1:
@@ -587,6 +604,7 @@ def _run(args, cosim):
           + (f" in each of {simulated['processes']} processes ({simulated['cosim']})"
              if simulated["cosim"] else "")
           + f", which evaluated {simulated['tile_cycles_evaluated'] / tile_cycles:.1%} of them)")
+    wafer_map = heatmap.wafer_map(result, shape, dead)
     if args.json:
         _write_json(args.json, {
             "command": "tessera " + " ".join(sys.argv[1:]),
@@ -611,8 +629,12 @@ def _run(args, cosim):
                                "latency_us": link_us, "bandwidth_tbps": link_tbps},
                 "one_wafer": one_wafer, "wafer_latency_impact": impact}
                if link else {}),
-            "dead_tiles": sorted(dead),
+            "dead_tiles": sorted(dead), "wafer_map": wafer_map,
             "model": dataclasses.asdict(config), "params": p.to_dict()})
+    if args.heatmap:
+        _write_atomically(args.heatmap, lambda path: heatmap.draw(wafer_map, path))
+    if args.trace:
+        _write_json(args.trace, trace.trace(result))
 
 
 def _common_prefix(a, b):
@@ -637,8 +659,8 @@ def cmd_bench_pipeline(args):
     users = _counts(args.users, "--users")
     lengths = _counts(args.prefill_lengths, "--prefill-lengths") if args.prefill_lengths else []
     _check_llm_options(args, least_tokens=2)           # two, for the cycles between tokens
-    if args.plot and not args.plot.endswith(".png"):
-        raise UsageError(f"--plot writes a PNG; name it *.png, not {args.plot!r}")
+    if args.plot:
+        _check_output(args.plot, "--plot")
     layout = _layout(args, max(users))
     try:        # the largest cases first, so that nothing runs if one does not fit
         prompt = pipeline_bench.user_prompts(1, work.encode)[0]
@@ -737,8 +759,8 @@ def cmd_bench_wafers(args):
     if min(layers) < args.wafers:
         raise UsageError(f"--layers: {min(layers)} layer{'s' if min(layers) > 1 else ''} "
                          f"cannot be split over {args.wafers} wafers")
-    if args.plot and not args.plot.endswith(".png"):
-        raise UsageError(f"--plot writes a PNG; name it *.png, not {args.plot!r}")
+    if args.plot:
+        _check_output(args.plot, "--plot")
     params = _params(args)
     link = (args.clock * 1e9, link_us * 1e-6, link_tbps * 1e12)
     latency, _ = wafer_link_timing(1, *link)
@@ -837,6 +859,13 @@ def _parser():
     _add_wafers_options(run, 1, "split the layers over N wafers of --wafer dies each")
     run.add_argument("--plan", action="store_true", help="print the placement and stop")
     run.add_argument("--json", help="write the results here")
+    run.add_argument("--heatmap", metavar="FILE.png",
+                     help="draw the wafer here: each tile coloured by the fraction of the run "
+                          "it was busy, labelled with its stage (the data: the --json "
+                          "report's wafer_map)")
+    run.add_argument("--trace", metavar="FILE.json",
+                     help="write a trace of the stages' work, a track a tile, for "
+                          "ui.perfetto.dev or chrome://tracing (1 us in it is a cycle)")
     run.set_defaults(run=cmd_run)
 
     bench = commands.add_parser("bench", help="benchmarks")

@@ -111,9 +111,13 @@ class Plan:
         return [(x, y, pack_route_write(params, color, 0, accept, outputs, True))
                 for x, y, color, accept, outputs in self.routes]
 
+    def labels(self):
+        """Each used tile's short label in :meth:`map_text`: ``{(x, y): "A0"}``."""
+        return {stage.tile: _label(stage) for stage in self.stages}
+
     def map_text(self):
         """The placement as a small map: one cell per tile, ``.`` for unused ones."""
-        labels = {s.tile: _label(s) for s in self.stages}
+        labels = self.labels()
         width = max(len(label) for label in labels.values())
         rows, wafer_rows = [], self.shape.height // self.wafers
         for y in range(self.shape.height):

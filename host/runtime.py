@@ -47,6 +47,8 @@ class Generation:
     # included), its logical tiles, the tile-cycles the harness evaluated, and the wall
     # seconds from the first load to the last read (the model's build not included).
     simulated: dict = None
+    # Every logical tile's counters at the end (rtl.isa.Counter), used or not: (x, y) -> list.
+    tile_counters: dict = None
 
     @property
     def users(self):
@@ -237,6 +239,8 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
         for stage in plan.stages:
             logs[stage.name] = read_log(wafer.memory(*stage.tile), stage.log, entries)
             stage_counters[stage.name] = wafer.status(*stage.tile)["counters"]
+        tile_counters = {(x, y): wafer.status(x, y)["counters"]
+                         for y in range(wafer.height) for x in range(wafer.width)}
         simulated = {"harness": harness, "threads": threads,
                      "cosim": cosim.name if cosim else None,
                      "processes": cosim.workers if cosim else 1, "cycles": wafer.cycle,
@@ -246,7 +250,7 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
     finally:
         wafer.close()
     return Generation([list(p) for p in prompts], tokens, arrivals, plan, logs,
-                      stage_counters, cycles, params, simulated)
+                      stage_counters, cycles, params, simulated, tile_counters)
 
 
 def _join_wafers(wafer, plan, timing):
