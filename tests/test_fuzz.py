@@ -331,7 +331,7 @@ HEAVY = ["sim.build.verilog", "host.runtime.generate", "host.mapper.plan",
          "host.validation.run"]
 
 #: The options that write files: only ever these names, inside the scratch folder.
-OUTPUTS = {"output", "json", "plot"}
+OUTPUTS = {"output", "json", "plot", "heatmap", "trace"}
 OUTPUT_NAMES = ["out.json", "out.png", "out.txt", "sub/out.json", "missing/dir/", "in.s"]
 
 
