@@ -4,7 +4,7 @@ PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test formal clean
+.PHONY: setup demo test formal coverage clean
 
 setup: $(STAMP)
 	@command -v iverilog >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iverilog; }
@@ -24,6 +24,15 @@ test: setup
 # The proofs of sim/formal.py (also run by `make test`, in tests/test_formal.py).
 formal: setup
 	$(PYTHON) -m sim.formal
+
+# Line and toggle coverage of the router's and the core's Verilator regressions
+# (docs/coverage.md): a coverage build of each model, the cocotb tests, and the merged
+# reports in build/coverage/ (summary.txt, uncovered.txt, coverage.info).
+COVERAGE_TESTS := tests/test_router_cocotb.py tests/test_core_cocotb.py
+coverage: setup
+	rm -rf build/tests/coverage build/coverage
+	TESSERA_COVERAGE=1 $(VENV)/bin/pytest -q -n 2 -k verilator $(COVERAGE_TESTS)
+	$(PYTHON) -m sim.coverage build/coverage build/tests/coverage/*/coverage.dat
 
 clean:
 	rm -rf build
