@@ -27,7 +27,7 @@ from pathlib import Path
 
 from .build import BUILD, ROOT
 
-__all__ = ["Point", "CoverageError", "parse", "merge", "line_hits", "summarize", "declarations", "sources",
+__all__ = ["Point", "CoverageError", "parse", "merge", "line_hits", "without_yosys_tricks", "KINDS", "summarize", "declarations", "sources",
            "uncovered_listing", "lcov", "main"]
 
 HEADER = "# SystemC::Coverage-3"
@@ -114,15 +114,44 @@ def line_hits(points):
     return hits
 
 
+#: Yosys opens each combinational ``always`` with ``if (\$auto$verilog_backend...) begin
+#: end``: a register that is never set, read only so that Icarus runs the block at time
+#: zero.  Its arm can never be taken, so its branch points are not counted.
+_SENSITIVITY_TRICK = re.compile(r"\s*if \(\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+ \) begin end")
+
+
+def without_yosys_tricks(points, read_lines):
+    """``points`` less the branch points on Yosys's never-taken time-zero ``if`` lines;
+    ``read_lines(path)`` gives a Verilog file's lines."""
+    files = {}
+    kept = []
+    for point in points:
+        if point.kind == "branch":
+            path = point.get("f")
+            lines = files.setdefault(path, read_lines(path))
+            line = int(point.get("l", 0))
+            if 0 < line <= len(lines) and _SENSITIVITY_TRICK.match(lines[line - 1]):
+                continue
+        kept.append(point)
+    return kept
+
+
+#: The kinds of point the summary counts: blocks run (per Verilog line, see
+#: :func:`line_hits`), branch arms taken (``if``/``else``, ``?:``), and signal bits'
+#: transitions (each bit's 0->1 and 1->0 are two points).
+KINDS = ("line", "branch", "toggle")
+
+
 def summarize(points):
-    """{(Verilog file, module): {"line": (hit, total), "toggle": (hit, total)}}, sorted."""
-    summary = defaultdict(lambda: {"line": (0, 0), "toggle": (0, 0)})
+    """{(Verilog file, module): {kind: (hit, total)} for each of :data:`KINDS`}, sorted."""
+    summary = defaultdict(lambda: dict.fromkeys(KINDS, (0, 0)))
     for key, lines in line_hits(points).items():
         summary[key]["line"] = (sum(count > 0 for count in lines.values()), len(lines))
     for point in points:
-        if point.kind == "toggle":
-            hit, total = summary[point.get("f"), point.module]["toggle"]
-            summary[point.get("f"), point.module]["toggle"] = (hit + (point.count > 0), total + 1)
+        if point.kind in ("branch", "toggle"):
+            figures = summary[point.get("f"), point.module]
+            hit, total = figures[point.kind]
+            figures[point.kind] = (hit + (point.count > 0), total + 1)
     return dict(sorted(summary.items()))
 
 
@@ -196,19 +225,25 @@ def _read_lines(path):
 
 
 def uncovered_listing(points):
-    """Text: every Verilog line with a never-run block, with its Amaranth source."""
+    """Text: every Verilog line with a never-run block or a never-taken branch arm, with
+    its Amaranth source."""
+    missed = defaultdict(lambda: defaultdict(list))   # (file, module) -> line -> what
+    for key, lines in line_hits(points).items():
+        for line, count in lines.items():
+            if count == 0:
+                missed[key][line].append("block")
+    for point in points:
+        if point.kind == "branch" and point.count == 0:
+            missed[point.get("f"), point.module][int(point.get("l", 0))].append(point.get("o"))
     out = []
-    for (path, module), lines in sorted(line_hits(points).items()):
-        missed = sorted(line for line, count in lines.items() if count == 0)
-        if not missed:
-            continue
+    for (path, module), lines in sorted(missed.items()):
         text = _read_lines(path)
         declared = declarations(text)
-        out.append(f"== {_shown(path)} ({module}): {len(missed)} uncovered lines")
-        for line in missed:
-            verilog = text[line - 1].strip() if line <= len(text) else "(source not found)"
+        out.append(f"== {_shown(path)} ({module}): {len(lines)} lines with a miss")
+        for line, what in sorted(lines.items()):
+            verilog = text[line - 1].strip() if 0 < line <= len(text) else "(source not found)"
             src = sources(text, line, declared) if text else ""
-            out.append(f"{line:6}  {verilog}" + (f"    <- {src}" if src else ""))
+            out.append(f"{line:6} {','.join(what):18} {verilog}" + (f"    <- {src}" if src else ""))
     return "\n".join(out) + "\n"
 
 
@@ -228,25 +263,23 @@ def lcov(points):
 
 
 def _percent(hit, total):
-    return f"{hit:6}/{total:<6} {100 * hit / total:5.1f}%" if total else f"{'-':>21}"
+    return f"{hit:7}/{total:<7} {100 * hit / total:5.1f}%" if total else f"{'-':>22}"
 
 
 def summary_text(points):
-    """The summary table: per Verilog file, each module's and the file's total."""
-    out = [f"{'module':40} {'lines':>21}   {'toggles':>21}"]
+    """The summary table: per Verilog file, each module's figures and the file's total."""
+    out = [f"{'module':34}" + "".join(f" {kind + 's':>22}" for kind in KINDS)]
     by_file = defaultdict(list)
     for (path, module), figures in summarize(points).items():
         by_file[path].append((module, figures))
     for path, modules in by_file.items():
         out.append(f"{_shown(path)}")
-        for module, figures in modules:
-            out.append(f"  {module:38} {_percent(*figures['line'])}   "
-                       f"{_percent(*figures['toggle'])}")
         if len(modules) > 1:
-            total = {kind: tuple(map(sum, zip(*(figures[kind] for _, figures in modules))))
-                     for kind in ("line", "toggle")}
-            out.append(f"  {'(all modules of the file)':38} {_percent(*total['line'])}   "
-                       f"{_percent(*total['toggle'])}")
+            modules.append(("(all modules of the file)", {
+                kind: tuple(map(sum, zip(*(figures[kind] for _, figures in modules))))
+                for kind in KINDS}))
+        for module, figures in modules:
+            out.append(f"  {module:32}" + "".join(f" {_percent(*figures[kind])}" for kind in KINDS))
     return "\n".join(out) + "\n"
 
 
@@ -267,7 +300,7 @@ def main(argv=None):
     except CoverageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    points = merge(point_lists)
+    points = without_yosys_tricks(merge(point_lists), _read_lines)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summary_text(points)
     (out_dir / "summary.txt").write_text(summary)

@@ -2,6 +2,8 @@
 per-module summary, the uncovered listing with its Amaranth sources, lcov, and the
 one-line errors of its command line (``make coverage`` runs it on real ones)."""
 
+from pathlib import Path
+
 import pytest
 
 from sim import coverage
@@ -19,8 +21,10 @@ module top(clk, a, y);
   (* src = "/x/.venv/lib/python3.11/site-packages/amaranth/lib/wiring.py:7" *)
   (* src = "/elsewhere/rtl/top.py:30" *)
   reg z;
-  always @*
+  always @* begin
+    if (\\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     z = a;
+  end
 endmodule
 """
 
@@ -45,10 +49,14 @@ def design(tmp_path):
 
 
 def run_a(path):
-    """One run: the if-arm ran, the else-arm never; a toggled, y rose only."""
+    """One run: the if-arm ran, the else-arm never; a toggled, y rose only.  Yosys's
+    time-zero ``if`` (line 14) is never taken."""
     return dat(point("line", "top", 7, 5, path, span="7"),
                point("line", "top", 8, 5, path, span="8"),
                point("line", "top", 9, 0, path, span="9"),
+               point("branch", "top", 8, 5, path, span="8", comment="if"),
+               point("branch", "top", 8, 0, path, span="9", comment="else"),
+               point("branch", "top", 14, 0, path, span="14", comment="if"),
                point("toggle", "top", 1, 3, path, comment="a"),
                point("toggle", "top", 2, 0, path, comment="y"))
 
@@ -56,12 +64,13 @@ def run_a(path):
 def run_b(path):
     """Another run of the same model: the else-arm ran twice."""
     return dat(point("line", "top", 9, 2, path, span="9"),
+               point("branch", "top", 8, 2, path, span="9", comment="else"),
                point("line", "sub", 3, 0, path, span="3-4"))
 
 
 def test_parse_reads_fields_and_counts(design):
     points = coverage.parse(run_a(design))
-    assert len(points) == 5
+    assert len(points) == 8
     first = points[0]
     assert (first.kind, first.module, first.get("f"), first.lines, first.count) == \
         ("line", "top", str(design), [7], 5)
@@ -71,20 +80,27 @@ def test_parse_reads_fields_and_counts(design):
 
 def test_merge_sums_same_points_and_keeps_others(design):
     merged = coverage.merge([coverage.parse(run_a(design)), coverage.parse(run_b(design))])
-    counts = {(p.module, p.kind, p.get("l")): p.count for p in merged}
-    assert counts[("top", "line", "9")] == 2          # 0 + 2
-    assert counts[("top", "line", "8")] == 5
-    assert counts[("sub", "line", "3")] == 0
-    assert len(merged) == 6
+    counts = {(p.module, p.kind, p.get("l"), p.get("o")): p.count for p in merged}
+    assert counts[("top", "line", "9", "")] == 2          # 0 + 2
+    assert counts[("top", "branch", "8", "else")] == 2
+    assert counts[("sub", "line", "3", "")] == 0
+    assert len(merged) == 9                         # the else arm: one point
 
 
 def test_summary_per_module(design):
     one = coverage.summarize(coverage.parse(run_a(design)))
-    assert one[(str(design), "top")] == {"line": (2, 3), "toggle": (1, 2)}
+    assert one[(str(design), "top")] == {"line": (2, 3), "branch": (1, 3), "toggle": (1, 2)}
     both = coverage.summarize(coverage.merge(
         [coverage.parse(run_a(design)), coverage.parse(run_b(design))]))
     assert both[(str(design), "top")]["line"] == (3, 3)
-    assert both[(str(design), "sub")] == {"line": (0, 2), "toggle": (0, 0)}
+    assert both[(str(design), "sub")] == {"line": (0, 2), "branch": (0, 0), "toggle": (0, 0)}
+
+
+def test_yosys_time_zero_branch_is_not_counted(design):
+    points = coverage.without_yosys_tricks(coverage.parse(run_a(design)),
+                                           lambda path: Path(path).read_text().splitlines())
+    assert coverage.summarize(points)[(str(design), "top")]["branch"] == (1, 2)
+    assert [p.get("l") for p in points if p.kind == "branch"] == ["8", "8"]
 
 
 def test_a_line_is_hit_only_if_every_block_on_it_ran(design):
@@ -95,16 +111,18 @@ def test_a_line_is_hit_only_if_every_block_on_it_ran(design):
 
 def test_uncovered_listing_names_the_amaranth_source(design):
     listing = coverage.uncovered_listing(coverage.parse(run_a(design)))
-    assert "1 uncovered lines" in listing
+    assert "3 lines with a miss" in listing                  # 8 (else), 9 (block), 14 (if)
+    [row] = [row for row in listing.splitlines() if row.strip().startswith("8")]
+    assert row.split()[1] == "else" and "if (a) y <= 1'h1;" in row
     [row] = [row for row in listing.splitlines() if row.strip().startswith("9")]
-    assert "else y <= 1'h0;" in row
+    assert row.split()[1] == "block" and "else y <= 1'h0;" in row
     assert row.endswith("<- rtl/top.py:20 rtl/top.py:21")   # the always block's attribute
     lines = VERILOG.splitlines()
     assert coverage.sources(lines, 5) == "rtl/top.py:11"
     assert coverage.sources(lines, 1) == ""
     # No attribute on a combinational block: the source of the signal it assigns, with
     # the paths cut to the RTL's and the installed package's.
-    assert coverage.sources(lines, 14) == "rtl/top.py:30 amaranth/lib/wiring.py:7"
+    assert coverage.sources(lines, 15) == "rtl/top.py:30 amaranth/lib/wiring.py:7"
 
 
 def test_lcov_records_each_line(design):
@@ -121,7 +139,9 @@ def test_command_writes_reports(design, tmp_path, capsys):
     out = tmp_path / "report"
     assert coverage.main([str(out), str(first), str(second)]) == 0
     assert "100.0%" in (out / "summary.txt").read_text()     # top's lines, merged
-    assert "2 uncovered lines" in (out / "uncovered.txt").read_text()   # sub's 3-4
+    listing = (out / "uncovered.txt").read_text()
+    assert "(sub): 2 lines with a miss" in listing                  # its block on 3-4
+    assert "(top)" not in listing           # run_b took the else; line 14 is Yosys's
     assert (out / "coverage.info").exists()
     assert "2 coverage files merged" in capsys.readouterr().out
 
