@@ -140,6 +140,7 @@ def without_yosys_tricks(points, read_lines):
 #: :func:`line_hits`), branch arms taken (``if``/``else``, ``?:``), and signal bits'
 #: transitions (each bit's 0->1 and 1->0 are two points).
 KINDS = ("line", "branch", "toggle")
+HEADINGS = ("lines", "branch arms", "toggles")
 
 
 def summarize(points):
@@ -159,6 +160,8 @@ _SRC = re.compile(r'\(\* src = "([^"]*)" \*\)')
 _NAME = r"(\\\S+|\w+)"   # a plain or an escaped (``\$12 ``) Verilog identifier
 _DECLARATION = re.compile(
     rf"\s*(?:input|output|inout|wire|reg)\s+(?:signed\s+)?(?:\[[^\]]*\]\s*)?{_NAME}")
+_CONTINUOUS = re.compile(rf"\s*assign\s+{_NAME}")
+_CONDITION = re.compile(rf"\s*(?:end\s+else\s+)?if\s*\(\s*{_NAME}")
 _ASSIGNED = re.compile(rf"\s*(?:assign\s+)?{_NAME}\s*(?:\[[^=]*\])?\s*<?=(?!=)")
 #: Where Amaranth's attributes name a file: in the RTL, or in an installed package.
 _SRC_PATH = re.compile(r".*?/((?:rtl|site-packages)/.*)")
@@ -176,10 +179,11 @@ def _attributes(verilog_lines, index):
 
 
 def declarations(verilog_lines):
-    """{signal name: its ``src`` values}: where Amaranth made each declared signal."""
+    """{signal name: its ``src`` values}: where Amaranth made each signal, from its
+    declaration or, for Yosys's own wires (``$12``), from the ``assign`` that drives it."""
     declared = {}
     for index, text in enumerate(verilog_lines):
-        match = _DECLARATION.match(text)
+        match = _DECLARATION.match(text) or _CONTINUOUS.match(text)
         if match and not declared.get(match.group(1)):   # a port's wire has none
             declared[match.group(1)] = _attributes(verilog_lines, index)
     return declared
@@ -188,16 +192,21 @@ def declarations(verilog_lines):
 def sources(verilog_lines, line, declared=None):
     """The Amaranth source (``file:line``, space-separated) of Verilog line ``line``
     (1-based): the ``src`` attributes on it; else those of the signal it (or, for a
-    branch, the next line) assigns; else those of the ``always`` block around it.  "" when there are none."""
+    branch, the next line) assigns; else those of the signal an ``if`` tests; else those
+    of the ``always`` block around it.  "" when there are none."""
     declared = declarations(verilog_lines) if declared is None else declared
     index = line - 1
     found = _attributes(verilog_lines, index)
-    # A branch (``if``, a case label) is made by what its first statement assigns.
+    # A branch (``if``, a case label) is made by what its first statement assigns, or
+    # else by the signal it tests.
     for statement in verilog_lines[index:index + 2]:
         assigned = _ASSIGNED.match(statement)
         if found or assigned:
             found = found or declared.get(assigned.group(1), [])
             break
+    condition = _CONDITION.match(verilog_lines[index])
+    if not found and condition:
+        found = declared.get(condition.group(1), [])
     above = index
     while not found and above >= 0 and not verilog_lines[above].startswith("  end"):
         if verilog_lines[above].lstrip().startswith("always"):
@@ -268,7 +277,7 @@ def _percent(hit, total):
 
 def summary_text(points):
     """The summary table: per Verilog file, each module's figures and the file's total."""
-    out = [f"{'module':34}" + "".join(f" {kind + 's':>22}" for kind in KINDS)]
+    out = [f"{'module':34}" + "".join(f" {heading:>22}" for heading in HEADINGS)]
     by_file = defaultdict(list)
     for (path, module), figures in summarize(points).items():
         by_file[path].append((module, figures))

@@ -25,6 +25,11 @@ module top(clk, a, y);
     if (\\$auto$verilog_backend.cc:2505:dump_module$1 ) begin end
     z = a;
   end
+  wire \\$5 ;
+  assign \\$5  = a & (* src = "rtl/top.py:40" *) clk;
+  always @(posedge clk)
+    if (\\$5 ) begin
+    end
 endmodule
 """
 
@@ -123,6 +128,9 @@ def test_uncovered_listing_names_the_amaranth_source(design):
     # No attribute on a combinational block: the source of the signal it assigns, with
     # the paths cut to the RTL's and the installed package's.
     assert coverage.sources(lines, 15) == "rtl/top.py:30 amaranth/lib/wiring.py:7"
+    # An if with nothing to go by: the source of the signal it tests (Yosys's own wire,
+    # made by an assign).
+    assert coverage.sources(lines, 20) == "rtl/top.py:40"
 
 
 def test_lcov_records_each_line(design):
