@@ -277,7 +277,7 @@ def _percent(hit, total):
 
 def summary_text(points):
     """The summary table: per Verilog file, each module's figures and the file's total."""
-    out = [f"{'module':34}" + "".join(f" {heading:>22}" for heading in HEADINGS)]
+    out = [f"{'module':44}" + "".join(f" {heading:>22}" for heading in HEADINGS)]
     by_file = defaultdict(list)
     for (path, module), figures in summarize(points).items():
         by_file[path].append((module, figures))
@@ -288,7 +288,7 @@ def summary_text(points):
                 kind: tuple(map(sum, zip(*(figures[kind] for _, figures in modules))))
                 for kind in KINDS}))
         for module, figures in modules:
-            out.append(f"  {module:32}" + "".join(f" {_percent(*figures[kind])}" for kind in KINDS))
+            out.append(f"  {module:42}" + "".join(f" {_percent(*figures[kind])}" for kind in KINDS))
     return "\n".join(out) + "\n"
 
 
