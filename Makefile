@@ -4,7 +4,7 @@ PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test formal fuzz soak clean
+.PHONY: setup demo test formal fuzz soak coverage clean
 
 setup: $(STAMP)
 	@command -v iverilog >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iverilog; }
@@ -37,6 +37,15 @@ SOAK_TESTS    := $(foreach sim,verilator icarus,"tests/test_router_cocotb.py::te
 soak: setup
 	TESSERA_WAVELETS=$(SOAK_WAVELETS) $(VENV)/bin/pytest -q $(SOAK_TESTS)
 	@grep -h "random_traffic seed" build/tests/router-*-test-random_traffic-$(SOAK_WAVELETS)/sim.log
+
+# Line and toggle coverage of the router's and the core's Verilator regressions
+# (docs/coverage.md): a coverage build of each model, the cocotb tests, and the merged
+# reports in build/coverage/ (summary.txt, uncovered.txt, coverage.info).
+COVERAGE_TESTS := tests/test_router_cocotb.py tests/test_core_cocotb.py
+coverage: setup
+	rm -rf build/tests/coverage build/coverage
+	TESSERA_COVERAGE=1 $(VENV)/bin/pytest -q -n 2 -k verilator $(COVERAGE_TESTS)
+	$(PYTHON) -m sim.coverage build/coverage build/tests/coverage/*/coverage.dat
 
 clean:
 	rm -rf build

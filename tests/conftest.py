@@ -47,8 +47,13 @@ def run_cocotb(kind, params, sim, module, test_filter, test_id, env=None):
 
     from sim import build
     started = time.monotonic()
-    verilog_build = build.verilog(kind, params)
-    runner, test_dir = build.cocotb_build(sim, verilog_build, test_id)
+    # `make coverage` sets TESSERA_COVERAGE=1: a coverage build, results under coverage/.
+    coverage = os.environ.get("TESSERA_COVERAGE") == "1"
+    verilog_build = build.verilog(kind, params, emit_src=coverage)
+    runner, test_dir = build.cocotb_build(sim, verilog_build,
+                                          f"coverage/{test_id}" if coverage else test_id,
+                                          coverage=coverage)
+    (test_dir / "coverage.dat").unlink(missing_ok=True)   # a failed run leaves none
     # A fixed default keeps CI deterministic; set TESSERA_SEED to explore others.
     seed = os.environ.get("TESSERA_SEED", "1")
     extra_env = {"TESSERA_PARAMS": params.to_json(), "TESSERA_SEED": seed, **(env or {})}
