@@ -121,6 +121,9 @@ def cmd_verilog(args):
     params = _params(args)
     if args.synth and args.design not in ("router", "core", "tile"):
         raise UsageError(f"--synth covers router, core and tile, not {args.design}")
+    if not (args.output or args.stats or args.synth or args.lint or args.json):
+        raise UsageError("nothing to do: give -o DIR for the Verilog, or --stats, --synth, "
+                         "--lint or --json")
     verilog = build.verilog(args.design, params)
     if args.lint:
         build.lint(verilog)
@@ -139,15 +142,10 @@ def cmd_verilog(args):
     if args.synth:
         from sim import synth
         stats["synthesis"] = synth.synthesize(args.design, params)["modules"]
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
-        for source in [*verilog.sources, verilog.params_file]:
-            shutil.copy(source, scratch)
-        out.mkdir(parents=True, exist_ok=True)
-        for produced in Path(scratch).iterdir():
-            os.replace(produced, out / produced.name)
-    print(f"{args.design}: {verilog.top} in {out}/ ({lines} lines of Verilog"
+    if args.output:
+        _write_verilog(verilog, Path(args.output))
+    print(f"{args.design}: {verilog.top}" + (f" in {args.output}/" if args.output else "")
+          + f" ({lines} lines of Verilog"
           + (f", {stats['cells']} generic cells" if args.stats else "") + ")")
     if args.stats:
         top_cells = sorted(stats["cell_types"].items(), key=lambda item: -item[1])[:6]
@@ -160,6 +158,17 @@ def cmd_verilog(args):
         _print_synthesis(stats["synthesis"])
     if args.json:
         _write_json(args.json, {**stats, "params": params.to_dict()})
+
+
+def _write_verilog(verilog, out):
+    """Copy the design's Verilog and its parameters into ``out``, all or nothing."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+        for source in [*verilog.sources, verilog.params_file]:
+            shutil.copy(source, scratch)
+        out.mkdir(parents=True, exist_ok=True)
+        for produced in Path(scratch).iterdir():
+            os.replace(produced, out / produced.name)
 
 
 def _print_synthesis(modules):
@@ -802,7 +811,7 @@ def _parser():
     verilog = commands.add_parser("verilog", help="emit Verilog and a JSON sidecar of the parameters")
     verilog.add_argument("design", choices=("router", "mesh", "core", "tile", "die"))
     _add_params_options(verilog)
-    verilog.add_argument("-o", "--output", required=True, help="output directory")
+    verilog.add_argument("-o", "--output", help="write the Verilog and its parameters here")
     verilog.add_argument("--stats", action="store_true",
                          help="also report the generic cell count after Yosys synthesis")
     verilog.add_argument("--synth", action="store_true",

@@ -44,6 +44,8 @@ def _model_file(arg):
     (["verilog", "router", "--set", "colors=many"], "colors must be an integer"),
     (["verilog", "router", "--preset", "huge"], "unknown preset 'huge'"),
     (["verilog", "mesh", "--synth"], "--synth covers router, core and tile, not mesh"),
+    (["verilog", "router", "--preset", "test", "--no-output"],
+     "nothing to do: give -o DIR for the Verilog"),
     (["route", "9: W -> E"], "color 9 has no route table"),
     (["route", "2: Q -> E"], "no port named 'Q'"),
     (["route", "2: W -> E,UP"], "no port named 'UP'"),
@@ -74,6 +76,8 @@ def _model_file(arg):
 def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, message):
     out = tmp_path / "out"
     extra = ["-o", str(out)] if args[0] == "verilog" else []
+    if "--no-output" in args:                   # the case without -o: the flag marks it
+        args, extra = [arg for arg in args if arg != "--no-output"], []
     extra += ["--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")] \
         if args[:2] in (["bench", "fabric"], ["bench", "pipeline"]) or args[0] == "project" \
         else []
@@ -92,6 +96,13 @@ def test_route_assembles_the_same_word_as_the_packer(capsys):
     assert main(["route", "--preset", "test", "2@1: W -> E,RAMP last"]) == 0
     word = pack_route_write(preset("test"), 2, 1, Dir.W, [Dir.E, Dir.RAMP], True)
     assert capsys.readouterr().out.split()[0] == f"{word:#x}"
+
+
+def test_verilog_without_an_output_directory_only_reports(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["verilog", "router", "--preset", "test", "--json", "stats.json"]) == 0
+    assert capsys.readouterr().out.startswith("router: tessera_router (")
+    assert [path.name for path in tmp_path.iterdir()] == ["stats.json"]
 
 
 def test_verilog_writes_the_modules_and_a_parameter_sidecar(tmp_path, capsys):
