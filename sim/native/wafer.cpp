@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace tessera {
@@ -39,6 +40,16 @@ struct Link {            // one link end of a die: pointers into a Verilated mod
 }  // namespace tessera
 
 #include DIE_MODEL
+
+#ifdef WAVES_STATE               // the tile harness: waveforms of its tiles
+#include "waves.h"
+#else                            // the die harness shows no tile's ports: no waveforms
+namespace tessera {
+struct Waves {
+    void sample(uint64_t, bool) {}
+};
+}  // namespace tessera
+#endif
 
 namespace {
 
@@ -174,6 +185,7 @@ struct Wafer {
     std::vector<HostPort> host[4];       // per wafer side, along the side
     uint64_t cycle = 0;
     int threads = 1;                     // that clock the dies' tiles, this one included
+    std::unique_ptr<Waves> waves;        // a waveform of some tiles, while one is asked for
 
     DieModel& die(int i) { return *dies[i]; }
 
@@ -188,9 +200,11 @@ struct Wafer {
         due_.clear();
         for (auto& d : dies)
             if (d) d->begin(cycle, [&](size_t unit) { due_.push_back({d.get(), unit}); });
+        if (waves) waves->sample(cycle, false);
         crew.run(due_.size(), clock_due_);
         for (auto& d : dies)
             if (d) d->end(cycle);
+        if (waves) waves->sample(cycle, true);
         cycle++;
     }
 
@@ -272,6 +286,27 @@ void wafer_import(void* handle, int link, int which, const uint64_t* due,
 }
 
 void wafer_destroy(void* handle) { delete static_cast<Wafer*>(handle); }
+
+// Write a waveform (waves.h) of `count` tiles, (x[k], y[k]) of die die[k], over the
+// wafer's cycles first..last-1, its time counted from cycle `origin`, to `path`; it is
+// complete when the wafer is destroyed.  Returns 0, or -1 on the die harness.
+int wafer_waves(void* handle, const char* path, uint64_t origin, uint64_t first,
+                uint64_t last, int count, const int* die, const int* x, const int* y) {
+#ifdef WAVES_STATE
+    Wafer* w = static_cast<Wafer*>(handle);
+    std::vector<Waves::Probe> probes;
+    for (int k = 0; k < count; ++k) {
+        const int wafer_x = die[k] % w->dies_x * DIE_WIDTH + x[k];
+        const int wafer_y = die[k] / w->dies_x * DIE_HEIGHT + y[k];
+        probes.push_back({&w->die(die[k]), x[k], y[k],
+                          "tile_" + std::to_string(wafer_x) + "_" + std::to_string(wafer_y)});
+    }
+    w->waves = std::make_unique<Waves>(path, origin, first, last, std::move(probes));
+    return 0;
+#else
+    return -1;
+#endif
+}
 
 // Static inputs of one die: reset, enable, dead tiles, the selected tile; its origin
 // follows from its place on the wafer.
