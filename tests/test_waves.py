@@ -10,6 +10,7 @@ import sys
 import pytest
 import pywellen
 
+from rtl.isa import Counter
 from rtl.mesh import ROUTER_MODULE
 from rtl.params import PRESETS, preset
 from rtl.wavelet import Dir, unpack_wavelet
@@ -133,3 +134,46 @@ def test_run_waves_end_on_the_counters_the_run_read(waves_run):
         scope = f"wafer.tile_{x}_{y}.counters"
         assert waves[f"{scope}.busy"][-1][1] == tile["busy_cycles"], (x, y)
         assert waves[f"{scope}.cycles"][-1][1] == tile["enabled_cycles"], (x, y)
+
+
+def test_wafer_waves_keep_to_their_window(tmp_path):
+    """Cycles 10 to 19 of 50, and nothing else; cycle 10 starts with the state that 10
+    cycles left."""
+    from host.wafer import Wafer
+    wafer = Wafer((1, 1), (4, 4), preset("default"))
+    wafer.waves(tmp_path / "window.fst", [(2, 1)], 10, 20)
+    wafer.start()
+    wafer.step(10)
+    after_ten = wafer.status(2, 1)["counters"][Counter.CYCLES]
+    wafer.step(40)
+    wafer.close()
+    _, waves = signals(tmp_path / "window.fst")
+    assert waves["wafer.clk"] == [(10 * cycle + 5 * high, high)
+                                  for cycle in range(10, 20) for high in (0, 1)]
+    assert {time for changes in waves.values() for time, _ in changes} <= \
+        {10 * cycle + half for cycle in range(10, 20) for half in (0, 5)}
+    assert waves["wafer.tile_2_1.counters.cycles"][0] == (100, after_ten) and after_ten > 0
+
+
+WAVES = ["--waves", "{tmp}/w.fst", "--waves-tiles", "0,0", "--waves-cycles", "0:10"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--waves", "{tmp}/w.vcd", *WAVES[2:]], "--waves writes an FST waveform; name it *.fst"),
+    (["--waves", "{tmp}/file/w.fst", *WAVES[2:]], "cannot write there"),
+    (WAVES[:4], "--waves needs --waves-tiles X,Y[;X,Y...] and --waves-cycles A:B"),
+    (WAVES[4:], "--waves-cycles goes with --waves FILE.fst"),
+    ([*WAVES[:3], "0,0;4,0", *WAVES[4:]], "--waves-tiles: tile (4, 0) is not on the 4x4 wafer"),
+    ([*WAVES[:3], "0.0", *WAVES[4:]], "--waves-tiles expects X,Y pairs separated by ';'"),
+    ([*WAVES[:5], "10:10"], "--waves-cycles 10:10: no cycles (A to B - 1 needs A < B)"),
+    ([*WAVES[:5], "10:5"], "--waves-cycles 10:5: no cycles"),
+    ([*WAVES, "--harness", "dies"], "--waves records on the tile harness in one process"),
+])
+def test_run_waves_refuse_bad_input_before_running(tmp_path, capsys, args, message):
+    from host import cli
+    (tmp_path / "file").write_text("")
+    args = [arg.replace("{tmp}", str(tmp_path)) for arg in args]
+    assert cli.main(["run", "--model", "seeded", "--wafer", "1x1", *args]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and message in stderr, stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file"]
