@@ -6,8 +6,10 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo test formal fuzz soak coverage clean
 
+# Icarus, and the LZ4 and zlib headers and libraries of Verilator's FST writer (waveforms).
 setup: $(STAMP)
-	@command -v iverilog >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iverilog; }
+	@{ command -v iverilog && [ -e /usr/include/lz4.h ] && [ -e /usr/include/zlib.h ]; } >/dev/null \
+		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iverilog liblz4-dev zlib1g-dev; }
 	@iverilog -V 2>/dev/null | head -n 1
 
 $(STAMP): pyproject.toml

@@ -475,6 +475,47 @@ def cmd_run(args):
         cosim_mpi.release_ranks()
 
 
+def _waves(args, shape):
+    """``(path, tiles, first, last)`` of ``--waves``, checked before any work; None
+    without it."""
+    given = [option for option, value in (("--waves-tiles", args.waves_tiles),
+                                          ("--waves-cycles", args.waves_cycles)) if value]
+    if not args.waves:
+        if given:
+            raise UsageError(f"{given[0]} goes with --waves FILE.fst")
+        return None
+    _check_output(args.waves, "--waves", ".fst", "an FST waveform")
+    if len(given) < 2:
+        raise UsageError("--waves needs --waves-tiles X,Y[;X,Y...] and --waves-cycles A:B")
+    if args.harness != "tiles" or args.cosim:
+        raise UsageError("--waves records on the tile harness in one process: not with "
+                         "--harness dies or --cosim")
+    tiles = set()
+    for pair in args.waves_tiles.split(";"):
+        match = re.fullmatch(r"([0-9]+),([0-9]+)", pair.strip())
+        try:
+            tile = int(match[1]), int(match[2])
+        except (TypeError, ValueError):      # no match, or past Python's 4300 digits
+            raise UsageError(f"--waves-tiles expects X,Y pairs separated by ';', such as "
+                             f"'0,0;1,0', not {args.waves_tiles!r}") from None
+        try:
+            shape.die_of(*tile)
+        except ParamError as error:
+            raise UsageError(f"--waves-tiles: {error}") from None
+        tiles.add(tile)
+    match = re.fullmatch(r"([0-9]+):([0-9]+)", args.waves_cycles.strip())
+    try:
+        first, last = int(match[1]), int(match[2])
+    except (TypeError, ValueError):
+        raise UsageError(f"--waves-cycles expects A:B, the cycles A to B - 1 of the run, such "
+                         f"as 0:1000, not {args.waves_cycles!r}") from None
+    if not first < last < 2 ** 63:
+        raise UsageError(f"--waves-cycles {args.waves_cycles}: no cycles (A to B - 1 needs "
+                         f"A < B)" if first >= last else
+                         f"--waves-cycles {args.waves_cycles}: past 2^63 cycles")
+    return args.waves, sorted(tiles), first, last
+
+
 def _run(args, cosim):
     """``tessera run`` on this process, the dies split between the workers of ``cosim``
     (a transport of :mod:`host.cosim`; None: this process alone)."""
@@ -486,6 +527,7 @@ def _run(args, cosim):
         _check_output(args.trace, "--trace", ".json", "a JSON trace")
     link_us, link_tbps = _wafer_link(args)
     work, shape = _workload(args, args.wafers)
+    waves = _waves(args, shape)
     if args.threads < 1:
         raise UsageError(f"--threads must be at least 1, not {args.threads}")
     dies = shape.dies_x * shape.dies_y
@@ -529,18 +571,30 @@ def _run(args, cosim):
 
     started = time.monotonic()
 
-    def generate(wafer_link, cosim=None):
+    def generate(wafer_link, cosim=None, waves=None):
         try:
             result = runtime.generate(reference, prompts, [args.tokens] * len(prompts), shape,
                                       dead, progress, wafer_link, args.harness,
-                                      threads=args.threads, cosim=cosim, **layout)
+                                      threads=args.threads, cosim=cosim, waves=waves, **layout)
         except runtime.WaferError as error:
             print(file=sys.stderr)
             raise UsageError(str(error)) from None
         print(file=sys.stderr)
         return result
 
-    result = generate(link, cosim)
+    # The waveform is written as the wafer runs: beside it, then into place whole.
+    with tempfile.TemporaryDirectory(prefix="tessera-waves-") as scratch:
+        recorded = (Path(scratch) / "waves.fst", *waves[1:]) if waves else None
+        result = generate(link, cosim, recorded)
+        if waves:
+            _write_atomically(args.waves, lambda path: shutil.copyfile(recorded[0], path))
+    if waves:
+        _, tiles, first, last = waves
+        shown = (f"cycles {first:,} to {min(last, result.cycles) - 1:,}"
+                 if first < result.cycles else
+                 f"no cycles: the run ended at cycle {result.cycles:,}, before {first:,}")
+        print(f"waveform of {len(tiles)} tile{'s' if len(tiles) > 1 else ''}, {shown}: "
+              f"{args.waves}")
     float_model = work.float_model()
     users = []
     for user, (text, prompt, expected) in enumerate(zip(texts, prompts, references)):
@@ -875,6 +929,15 @@ def _parser():
     run.add_argument("--trace", metavar="FILE.json",
                      help="write a trace of the stages' work, a track a tile, for "
                           "ui.perfetto.dev or chrome://tracing (1 us in it is a cycle)")
+    run.add_argument("--waves", metavar="FILE.fst",
+                     help="write a waveform (FST, for GTKWave or Surfer) of the links and core "
+                          "state of --waves-tiles over --waves-cycles, 1 ns a cycle (the tile "
+                          "harness, one process)")
+    run.add_argument("--waves-tiles", metavar="X,Y[;X,Y...]",
+                     help="the tiles --waves shows, by their logical place on the wafer")
+    run.add_argument("--waves-cycles", metavar="A:B",
+                     help="the cycles --waves shows: A to B - 1, counted from the start of "
+                          "the run, as its cycles are")
     run.set_defaults(run=cmd_run)
 
     bench = commands.add_parser("bench", help="benchmarks")

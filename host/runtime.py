@@ -178,7 +178,7 @@ class Generation:
 
 
 def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_link=None,
-             harness="tiles", threads=1, cosim=None, **layout):
+             harness="tiles", threads=1, cosim=None, waves=None, **layout):
     """Generate ``counts[u]`` tokens after ``prompts[u]`` for every user ``u``, all in
     flight at once, on a wafer of ``shape`` (:class:`host.wafer.WaferShape`) with
     ``defects`` (dead physical tiles); ``layout``: the options of
@@ -189,8 +189,11 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
     on ``threads`` threads (in each process).  ``cosim``: a transport
     (:class:`host.cosim.Forked`, :class:`host.cosim_mpi.Ranks`) that splits the dies
     between processes by rows of dies, so that a run on several wafers splits at the
-    wafer-to-wafer links; None: one process.  The cycles and tokens are the same.  Raises :class:`host.mapper.MapError` if the model does not fit, :class:`WaferError` if the
-    wafer faults or hangs."""
+    wafer-to-wafer links; None: one process.  The cycles and tokens are the same.
+    ``waves``: ``(path, tiles, first, last)``, an FST waveform of ``tiles`` over the run's
+    cycles ``first`` to ``last - 1`` (:meth:`host.wafer.Wafer.waves`: one process, the
+    tile harness).  Raises :class:`host.mapper.MapError` if the model does not fit,
+    :class:`WaferError` if the wafer faults or hangs."""
     shape.check_memory(harness)
     plan = mapper.plan(qmodel, shape, prompts, counts, **layout)
     params, entries = shape.params, len(plan.schedule.entries)
@@ -212,6 +215,9 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
             wafer.load(*tile, code=halt)
         wafer.start()
         start = wafer.cycle
+        if waves:
+            path, tiles, first, last = waves
+            wafer.waves(path, tiles, start + first, start + last, origin=start)
         ey = plan.embed_tile[1]
         tokens, arrivals = [[] for _ in prompts], [[] for _ in prompts]
         # With serial prefill the loop also carries the prompt positions' outputs.

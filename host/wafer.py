@@ -24,11 +24,13 @@ import ctypes
 import math
 from pathlib import Path
 
+from amaranth.hdl import Shape
+
 from rtl.die import dead_mask, parse_defects, remap
 from rtl.isa import COUNTERS, Counter
 from rtl.mesh import EDGES, mesh_config_layout, pack_mesh_config
 from rtl.params import ParamError
-from rtl.tile import MESH_PORTS, TILE_MODULE
+from rtl.tile import MESH_PORTS, TILE_MODULE, tile_signature
 from rtl.wavelet import (DATA_BITS, Dir, load_color, loader_payloads, pack_addressed, pack_wavelet,
                          unpack_wavelet, wavelet_layout)
 from sim import build
@@ -119,7 +121,8 @@ def ports_header(params, harness):
         f"out[{k}] = top->{_verilated(name)};" for k, name in enumerate(status)))
     if harness == "tiles":
         config = dict(mesh_config_layout(params))
-        lines += [f"#define TILE_CONFIG_VALID {_verilated('config__valid')}",
+        lines += [*_waves_lines(params),
+                  f"#define TILE_CONFIG_VALID {_verilated('config__valid')}",
                   f"#define TILE_QUIESCENT {_verilated('quiescent')}",
                   f"#define TILE_SKIPPED {_verilated('skipped')}",
                   f"#define TILE_CONFIG_PAYLOAD {_verilated('config__payload')}",
@@ -140,6 +143,28 @@ def ports_header(params, harness):
                 lines.append(f"    edges[{side}][{i}][{end}] = "
                              f"Link{{{_link_members(f'{prefix}_{direction}__{i}')}}}; \\")
     return "\n".join(lines + [""])
+
+
+#: What a waveform shows of a tile's core (sim/native/waves.h), beside its links.
+WAVES_STATE = ("halted", "idle", "quiescent", "fault", "fault_pc", "pc")
+
+
+def _waves_lines(params):
+    """The tile harness's waveform (``sim/native/waves.h``): the links' sides and wavelet
+    width, and ``WAVES_STATE(X)`` and ``WAVES_COUNTERS(X)``, which call ``X(name, member,
+    bits)`` for each signal of the core's state (:data:`WAVES_STATE`) and each counter."""
+    members = tile_signature(params, skippable=True).members
+
+    def signals(macro, named):
+        return f"#define {macro}(X) " + " ".join(
+            f'X("{name}", {_verilated(member)}, {Shape.cast(members[port].shape).width})'
+            for name, member, port in named)
+
+    return ["#define WAVES_SIDES {" + ", ".join(f'"{side}"' for side in SIDES) + "}",
+            f"#define WAVELET_BITS {wavelet_layout(params).size}",
+            signals("WAVES_STATE", [(name, name, name) for name in WAVES_STATE]),
+            signals("WAVES_COUNTERS", [(counter.name.lower(), f"counters__{counter}",
+                                        "counters") for counter in Counter])]
 
 
 #: Between wafers, from the seed (CS-3 I/O): "under 5 us" of latency, 1.2 Tb/s.
@@ -331,6 +356,7 @@ class Wafer(WaferShape):
             "wafer_link_timing": [ptr, ctypes.c_int, ctypes.c_int, ctypes.c_int],
             "wafer_export": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
             "wafer_import": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
+            "wafer_waves": [ptr, ctypes.c_char_p, u64, u64, u64, ctypes.c_int, ptr, ptr, ptr],
         }.items():
             getattr(lib, name).argtypes = types
         mask = (ctypes.c_uint8 * count)(*[int(d in self.local) for d in range(count)])
@@ -445,6 +471,19 @@ class Wafer(WaferShape):
         self._in_reset = False
         self._enabled = True
         self._apply_static()
+
+    def waves(self, path, tiles, first, last, origin=0):
+        """Write an FST waveform of ``tiles`` ((x, y) each) to ``path``: their links and
+        their cores' state over the wafer's cycles ``first`` to ``last - 1``
+        (:attr:`cycle`), its time counted from cycle ``origin``, 1 ns a cycle
+        (``sim/native/waves.h``).  The file is complete once the wafer is closed.  The
+        tile harness only, before the window's first cycle."""
+        places = [self._locate(x, y) for x, y in tiles]
+        count = len(places)
+        columns = [(ctypes.c_int * count)(*column) for column in zip(*places)]
+        if self._lib.wafer_waves(self._handle, str(path).encode(), origin, first, last, count,
+                                 *columns):
+            raise ParamError("waveforms come from the tile harness (--harness tiles)")
 
     # --- running ---
 

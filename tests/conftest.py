@@ -54,6 +54,7 @@ def run_cocotb(kind, params, sim, module, test_filter, test_id, env=None):
                                           f"coverage/{test_id}" if coverage else test_id,
                                           coverage=coverage)
     (test_dir / "coverage.dat").unlink(missing_ok=True)   # a failed run leaves none
+    build.cocotb_waves_file(test_dir).unlink(missing_ok=True)   # nor an earlier waveform
     # A fixed default keeps CI deterministic; set TESSERA_SEED to explore others.
     seed = os.environ.get("TESSERA_SEED", "1")
     extra_env = {"TESSERA_PARAMS": params.to_json(), "TESSERA_SEED": seed, **(env or {})}
@@ -70,7 +71,8 @@ def run_cocotb(kind, params, sim, module, test_filter, test_id, env=None):
         # build() never ran, so it cannot infer the language from its sources.
         results = runner.test(hdl_toplevel=verilog_build.top, hdl_toplevel_lang="verilog",
                               test_module=module, test_dir=test_dir, build_dir=runner.build_dir,
-                              extra_env=extra_env, test_filter=test_filter, log_file=log)
+                              extra_env=extra_env, test_filter=test_filter, log_file=log,
+                              **build.cocotb_waves_arguments(sim, test_dir))
     except SystemExit as exit_:  # the runner exits when a test failed or the simulator died
         candidates = sorted(test_dir.glob("*.result.xml"), key=lambda p: p.stat().st_mtime)
         messages = _failures(candidates[-1]) if candidates else ["no results file"]

@@ -331,8 +331,9 @@ HEAVY = ["sim.build.verilog", "host.runtime.generate", "host.mapper.plan",
          "host.validation.run"]
 
 #: The options that write files: only ever these names, inside the scratch folder.
-OUTPUTS = {"output", "json", "plot", "heatmap", "trace"}
-OUTPUT_NAMES = ["out.json", "out.png", "out.txt", "sub/out.json", "missing/dir/", "in.s"]
+OUTPUTS = {"output", "json", "plot", "heatmap", "trace", "waves"}
+OUTPUT_NAMES = ["out.json", "out.png", "out.txt", "out.fst", "sub/out.json", "missing/dir/",
+                "in.s"]
 
 
 def commands(parser, path=()):
@@ -390,6 +391,10 @@ LIKELY = {
     "prompts": st.sampled_from(["prompts.txt", "empty", "dir", "missing", "tok.bin"]),
     "file": st.sampled_from(["prog.s", "defects.txt", "stories.bin", "missing", "dir"]),
     "routes": ROUTE_TEXT.filter(argument),
+    "waves_tiles": st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)).map(
+        lambda xy: f"{xy[0]},{xy[1]}"), min_size=1, max_size=3).map(";".join),
+    "waves_cycles": st.tuples(st.integers(-1, 99), st.integers(-1, 99)).map(
+        lambda ab: f"{ab[0]}:{ab[1]}"),
 }
 TYPED = {int: st.integers(-2, 70).map(str), float: st.floats(-1, 10).map(repr)}
 

@@ -27,6 +27,15 @@ namespace tessera {
 
 class DieModel {
   public:
+    struct Tile {
+        Vtessera_tile* top;
+        Link inputs[4];                  // by side, as rtl.tile.MESH_PORTS orders them
+        Link outputs[4];
+        bool asleep = false;
+        uint64_t asleep_from = 0;        // the first cycle it skipped
+        uint64_t evaluated = 0;          // its clocks in wafer cycles
+    };
+
     Link edges[4][EDGE_MAX][2];          // [side][index][0: input, 1: output]
 
     DieModel() : tiles_(DIE_WIDTH * DIE_HEIGHT) {
@@ -160,7 +169,7 @@ class DieModel {
     // Reading changes nothing: a sleeping tile stays asleep, its counters caught up.
     void status(int reg, uint32_t* out) {
         Vtessera_tile* top = selected_->top;
-        if (selected_->asleep) top->TILE_SKIPPED = uint32_t(now_ - selected_->asleep_from);
+        if (selected_->asleep) catch_up(*selected_);
         BACKDOOR_SELECT_REG(top, reg);
         top->eval();
         STATUS(top, out);
@@ -172,17 +181,21 @@ class DieModel {
         return true;
     }
 
-  private:
-    struct Tile {
-        Vtessera_tile* top;
-        Link inputs[4];                  // by side, as rtl.tile.MESH_PORTS orders them
-        Link outputs[4];
-        bool asleep = false;
-        uint64_t asleep_from = 0;        // the first cycle it skipped
-        uint64_t evaluated = 0;          // its clocks in wafer cycles
-    };
+    // Tile (x, y) as a waveform shows it (waves.h): like status(), reading changes nothing.
+    const Tile& observe(int x, int y) {
+        Tile& t = tile(x, y);
+        if (t.asleep) {
+            catch_up(t);
+            t.top->eval();
+        }
+        return t;
+    }
 
+  private:
     Tile& tile(int x, int y) { return tiles_[y * DIE_WIDTH + x]; }
+
+    // A sleeping tile's CYCLES counter, told the cycles it skipped (until it is clocked).
+    void catch_up(Tile& t) { t.top->TILE_SKIPPED = uint32_t(now_ - t.asleep_from); }
 
     void edge(int side, int index, Tile& t) {
         edges[side][index][0] = t.inputs[side];
@@ -198,8 +211,8 @@ class DieModel {
     // A sleeping tile, from now on clocked: the cycles it skipped go to its CYCLES counter.
     void wake(Tile& t) {
         if (!t.asleep) return;
+        catch_up(t);
         t.asleep = false;
-        t.top->TILE_SKIPPED = uint32_t(now_ - t.asleep_from);
         t.top->eval();
     }
 
