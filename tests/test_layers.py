@@ -32,7 +32,8 @@ def layer_of(module):
 
 
 def module_of(path):
-    """``host/bench/speed.py`` -> ``host.bench.speed``; a package's ``__init__.py`` -> the package."""
+    """``host/bench/speed.py`` -> ``host.bench.speed``; ``host/bench/__init__.py`` ->
+    ``host.bench``."""
     parts = list(Path(path).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
@@ -94,7 +95,8 @@ def test_the_check_finds_an_import_against_the_layers():
         "host/bench/example.py:1: host.bench imports host.cli (host.cli), which is not below it"]
     assert violations(Path("host/bench/__init__.py"), "from . import speed\n") == []
     # One tier's layers do not import each other, and nothing imports the tests.
-    assert len(violations(Path("tb/example.py"), "from host import cli\nimport tests.conftest\n")) == 2
+    assert len(violations(Path("tb/example.py"),
+                          "from host import cli\nimport tests.conftest\n")) == 2
     assert violations(Path("host/cli.py"), "import tb\n") != []
 
 
@@ -102,4 +104,5 @@ def test_the_check_lets_imports_run_down():
     source = ("import numpy\nfrom host.asm import Builder\nfrom host.bench.speed import run\n"
               "from sim.core_session import Case\nfrom . import seeded\n")
     assert violations(Path("tb/example.py"), source) == []
-    assert violations(Path("host/example.py"), "from .kernels import stages\nimport sim.iss\n") == []
+    assert violations(Path("host/example.py"),
+                      "from .kernels import stages\nimport sim.iss\n") == []
