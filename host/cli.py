@@ -208,16 +208,16 @@ def cmd_asm(args):
 
 
 def cmd_bench_fabric(args):
-    from host import fabric_bench
+    from host.bench import fabric
     width, height = _mesh_shape(args.mesh)
     params = _params(args, width=width, height=height)
-    rates = _rates(args.rates) if args.rates else fabric_bench.DEFAULT_RATES
+    rates = _rates(args.rates) if args.rates else fabric.DEFAULT_RATES
     if args.plot:
         _check_output(args.plot, "--plot")
     started = time.monotonic()
-    result = fabric_bench.run(params, args.traffic, rates, warmup=args.warmup,
-                              measure=args.measure, seed=args.seed,
-                              progress=lambda line: print(line, flush=True))
+    result = fabric.run(params, args.traffic, rates, warmup=args.warmup,
+                        measure=args.measure, seed=args.seed,
+                        progress=lambda line: print(line, flush=True))
     result["command"] = "tessera " + " ".join(sys.argv[1:])
     print(f"{result['mesh']} mesh, {args.traffic} traffic, {params.colors} colors: "
           f"zero-load latency {result['zero_load_latency_cycles']:.2f} cycles, "
@@ -227,11 +227,11 @@ def cmd_bench_fabric(args):
     if args.json:
         _write_json(args.json, result)
     if args.plot:
-        _write_atomically(args.plot, lambda path: fabric_bench.plot(result, path))
+        _write_atomically(args.plot, lambda path: fabric.plot(result, path))
 
 
 def cmd_bench_gemv(args):
-    from host import gemv_bench
+    from host.bench import gemv
     params = _params(args)
     if args.size < 1:
         raise UsageError(f"--size must be at least 1, not {args.size}")
@@ -241,8 +241,8 @@ def cmd_bench_gemv(args):
     print(f"{args.size}x{args.size} {args.dtype} GEMV on one tile ({lanes}), "
           f"x streamed in over the fabric", flush=True)
     try:
-        result = gemv_bench.run_bench(params, args.size, args.seed, args.dtype,
-                                      progress=lambda line: print(line, flush=True))
+        result = gemv.run_bench(params, args.size, args.seed, args.dtype,
+                                progress=lambda line: print(line, flush=True))
     except ValueError as error:
         raise UsageError(str(error)) from None
     result["command"] = "tessera " + " ".join(sys.argv[1:])
@@ -256,16 +256,16 @@ def cmd_bench_gemv(args):
 
 
 def cmd_bench_sim_speed(args):
-    from host import speed_bench
+    from host.bench import speed
     width, height = _mesh_shape(args.die, "--die")
     params = _params(args, width=width, height=height)
-    backends = args.backends.split(",") if args.backends else speed_bench.BACKENDS
-    unknown = [name for name in backends if name not in speed_bench.BACKENDS]
+    backends = args.backends.split(",") if args.backends else speed.BACKENDS
+    unknown = [name for name in backends if name not in speed.BACKENDS]
     if unknown:
         raise UsageError(f"unknown back end {unknown[0]!r} "
-                         f"(known: {', '.join(speed_bench.BACKENDS)})")
+                         f"(known: {', '.join(speed.BACKENDS)})")
     print(f"simulation speed on a {width}x{height} die, streaming kernel", flush=True)
-    result, _ = speed_bench.run(params, backends, progress=lambda line: print(line, flush=True))
+    result, _ = speed.run(params, backends, progress=lambda line: print(line, flush=True))
     result["command"] = "tessera " + " ".join(sys.argv[1:])
     rates = result["tile_cycles_per_second"]
     print(", ".join(f"{name} {rate:,.0f}" for name, rate in rates.items()) + " tile-cycles/s"
@@ -276,10 +276,11 @@ def cmd_bench_sim_speed(args):
 
 
 def cmd_bench_kernels(args):
-    from host import kernel_bench
-    print(f"kernel costs on the simulated wafer ({kernel_bench.PARAMS.float_width} float "
+    from host.bench import kernel
+    from host.costs import PARAMS
+    print(f"kernel costs on the simulated wafer ({PARAMS.float_width} float "
           f"lanes a tile), each fitted by least squares", flush=True)
-    costs = kernel_bench.run(progress=lambda line: print("  " + line, flush=True))
+    costs = kernel.run(progress=lambda line: print("  " + line, flush=True))
     document = costs.to_dict()
     document["command"] = "tessera " + " ".join(sys.argv[1:])
     if args.json:
@@ -295,7 +296,7 @@ def cmd_project(args):
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise UsageError(f"--costs {costs_file}: not a kernel cost file ({error})") from None
     if args.validate:
-        from host import validation
+        from host.bench import validation
         print("held-out runs, simulated against projected (bound "
               f"{validation.BOUND:.0%}): user 0's cycles a token, then a product's cycles",
               flush=True)
@@ -717,7 +718,8 @@ def _bench_document(run, *errors):
 
 
 def cmd_bench_pipeline(args):
-    from host import mapper, model, pipeline_bench, runtime, workload
+    from host import mapper, model, runtime, workload
+    from host.bench import pipeline
     work, shape = _workload(args, model=workload.SEEDED)
     users = _counts(args.users, "--users")
     lengths = _counts(args.prefill_lengths, "--prefill-lengths") if args.prefill_lengths else []
@@ -726,7 +728,7 @@ def cmd_bench_pipeline(args):
         _check_output(args.plot, "--plot")
     layout = _layout(args, max(users))
     try:        # the largest cases first, so that nothing runs if one does not fit
-        prompt = pipeline_bench.user_prompts(1, work.encode)[0]
+        prompt = pipeline.user_prompts(1, work.encode)[0]
         if lengths and max(lengths) > work.config.seq_len:
             raise UsageError(f"--prefill-lengths: {max(lengths)} tokens exceed the model's "
                              f"context of {work.config.seq_len}")
@@ -734,7 +736,7 @@ def cmd_bench_pipeline(args):
         quant = work.reference()
         steps = mapper.plan(quant, shape, [prompt], [args.tokens], **layout).steps
         users = sorted({*users, steps})              # the targets are set at U = P
-        mapper.plan(quant, shape, pipeline_bench.user_prompts(max(users), work.encode),
+        mapper.plan(quant, shape, pipeline.user_prompts(max(users), work.encode),
                     [args.tokens] * max(users), **layout)
     except (model.ModelError, mapper.MapError, workload.WorkloadError) as error:
         raise UsageError(str(error)) from None
@@ -744,7 +746,7 @@ def cmd_bench_pipeline(args):
           f"{'split' if layout['split_attention'] else 'whole'} attention tiles, {steps} "
           f"pipeline stages, users {','.join(map(str, users))}, {args.tokens} tokens a user",
           flush=True)
-    result = _bench_document(lambda progress: pipeline_bench.run(
+    result = _bench_document(lambda progress: pipeline.run(
         quant, shape, users, args.tokens, layout, lengths, progress=progress,
         encode=work.encode),
         runtime.WaferError)
@@ -766,7 +768,7 @@ def cmd_bench_pipeline(args):
     if args.json:
         _write_json(args.json, result)
     if args.plot:
-        _write_atomically(args.plot, lambda path: pipeline_bench.plot(
+        _write_atomically(args.plot, lambda path: pipeline.plot(
             result, path, args.clock * 1e9))
 
 
@@ -812,7 +814,8 @@ def _add_llm_options(parser, tokens, wafer=None):
 
 
 def cmd_bench_wafers(args):
-    from host import mapper, model, runtime, wafers_bench
+    from host import mapper, model, runtime
+    from host.bench import wafers
     from host.wafer import wafer_link_timing
     link_us, link_tbps = _wafer_link(args)
     layers = _counts(args.layers, "--layers")
@@ -832,7 +835,7 @@ def cmd_bench_wafers(args):
           f"{args.tokens} tokens a run", flush=True)
     started = time.monotonic()
     layout = _layout(args)
-    result = _bench_document(lambda progress: wafers_bench.run(
+    result = _bench_document(lambda progress: wafers.run(
         params, _mesh_shape(args.die, "--die"), layers, args.wafers, link, args.tokens,
         args.seed, layout, progress=progress),
         model.ModelError, mapper.MapError, runtime.WaferError)
@@ -846,7 +849,7 @@ def cmd_bench_wafers(args):
     if args.json:
         _write_json(args.json, result)
     if args.plot:
-        _write_atomically(args.plot, lambda path: wafers_bench.plot(result, path))
+        _write_atomically(args.plot, lambda path: wafers.plot(result, path))
 
 
 def _add_wafers_options(parser, wafers, meaning):

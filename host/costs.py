@@ -1,6 +1,6 @@
 """Kernel cost models: each kernel's cycles as a linear function of terms of its shape.
 
-``tessera bench kernels`` (:mod:`host.kernel_bench`) measures every kernel of
+``tessera bench kernels`` (:mod:`host.bench.kernel`) measures every kernel of
 :data:`KERNELS` on the simulated wafer over a sweep of shapes, and fits each one's
 coefficients by least squares; :mod:`host.projection` adds the fitted costs up, stage
 by stage, to time models it cannot simulate.  A kernel's terms are written here once,
@@ -47,8 +47,12 @@ import numpy as np
 
 from host.int8_model import GROUP
 from host.kernels.half import DEQUANTISED, EXP_CHUNK
+from rtl.params import preset
 
-__all__ = ["KERNELS", "CostModel", "Costs", "beats"]
+__all__ = ["PARAMS", "KERNELS", "CostModel", "Costs", "beats"]
+
+#: The tile whose kernels are measured and projected: the float preset.
+PARAMS = preset("float")
 
 
 def beats(n, lanes):

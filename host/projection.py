@@ -1,7 +1,7 @@
 """``tessera project``: a model at the seed's scale, timed from the kernels' measured costs.
 
 The wafer is WSE-3's grid of 762 x 1172 cores (84 dies of about 109 x 98), each
-core tessera's float tile (:data:`host.kernel_bench.PARAMS`: 48 KiB of SRAM, 44 KiB of
+core tessera's float tile (:data:`host.costs.PARAMS`: 48 KiB of SRAM, 44 KiB of
 it data, 1024 fp32 accumulators, 8 fp16 lanes) at 1.1 GHz.  The layers are
 pipelined over regions, one after another, as the mapper places them; at this scale a
 matrix does not fit a tile, so each product ``y = W x`` (``W`` of ``M x N``, 16-bit)
@@ -42,8 +42,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from host.costs import Costs
-from host.kernel_bench import PARAMS
+from host.costs import PARAMS, Costs
 from host.model import ModelConfig, ModelError
 from host.wafer import wafer_link_timing
 from rtl.isa import Dtype, element_bytes

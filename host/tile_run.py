@@ -1,7 +1,7 @@
 """Kernels on tiles of a simulated wafer: load, run to the halt, read back.
 
 Shared by the kernel tests (``tests/test_kernels.py``, ``tests/test_half_kernels.py``)
-and the kernel cost sweeps (:mod:`host.kernel_bench`): dies of ``params`` in the
+and the kernel cost sweeps (:mod:`host.bench.kernel`): dies of ``params`` in the
 native harness (one 4x4 die unless told otherwise), programs and accumulator images
 written through the back door, the wavelets that leave the west edge of row 0 on
 :data:`OUT_COLOR` collected.

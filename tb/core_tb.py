@@ -3,7 +3,7 @@
 Every program runs on the RTL and on the ISS (:mod:`sim.iss`) with the same
 wavelets in and the same back-pressure out; memory, accumulators, registers,
 counters, status, the wavelets sent and the cycle count must be identical
-(:func:`tb.core_session.differences`).  The directed programs also meet the
+(:func:`sim.core_session.differences`).  The directed programs also meet the
 expectations computed in :mod:`tb.directed_programs`.
 
 Environment: ``TESSERA_PARAMS``, ``TESSERA_SEED`` (the random programs are
@@ -16,9 +16,9 @@ import cocotb
 from cocotb.clock import Clock
 
 from rtl.isa import Counter
+from sim.core_session import CocotbPort, differences, judge_all, memories_of, run_iss, run_rtl
 
 from . import TBError, int_from_env, params_from_env, seed_from_env
-from .core_session import CocotbPort, differences, judge_all, memories_of, run_iss, run_rtl
 from .directed_programs import directed_cases
 from .float_programs import float_cases
 from .random_programs import random_case

@@ -19,11 +19,11 @@ from cocotb.clock import Clock
 from host.asm import assemble
 from rtl.mesh import pack_mesh_config
 from rtl.wavelet import Dir
+from sim.core_session import Case, CocotbPort
+from sim.die_session import DieScenario, run_die
 from sim.fabric import RouteTable, WaveletCodec
 
 from . import TBError, params_from_env, seed_from_env, seeded
-from .core_session import Case, CocotbPort
-from .die_session import DieScenario, run_die
 
 STREAM = list(range(1, 9))
 

@@ -11,8 +11,7 @@ import numpy as np
 
 from host.asm import assemble
 from rtl.isa import Counter, Fault, Op, encode
-
-from .core_session import Case
+from sim.core_session import Case
 
 __all__ = ["directed_cases"]
 

@@ -17,8 +17,8 @@ from host.kernels import float_math as kernels
 from host.kernels.program import TileProgram
 from rtl.isa import Counter, Fault, Op, VFlag, encode
 from sim import float_math, fp
+from sim.core_session import Case
 
-from .core_session import Case
 from .float_values import bits32, floats32, ieee_maximum, ieee_minimum, pair, specials
 
 __all__ = ["float_cases"]

@@ -17,11 +17,10 @@ import random
 
 from host.asm import Builder
 from rtl.isa import COUNTERS, CONVERSIONS, Dtype, Op, VFlag, encode
-
 from sim import fp
+from sim.core_session import Case
 
 from . import float_values
-from .core_session import Case
 
 __all__ = ["random_case"]
 

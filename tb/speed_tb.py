@@ -1,4 +1,4 @@
-"""cocotb side of ``tessera bench sim-speed`` (host/speed_bench.py): the streaming
+"""cocotb side of ``tessera bench sim-speed`` (host/bench/speed.py): the streaming
 kernel on the die, timed over its cycles.
 
 Environment: ``TESSERA_PARAMS``, ``TESSERA_SPEED_CYCLES``, ``TESSERA_SPEED_OUT``
@@ -11,11 +11,11 @@ import os
 import cocotb
 from cocotb.clock import Clock
 
-from host.speed_bench import streaming_scenario
+from host.bench.speed import streaming_scenario
+from sim.core_session import CocotbPort
+from sim.die_session import run_die
 
 from . import int_from_env, params_from_env
-from .core_session import CocotbPort
-from .die_session import run_die
 
 
 @cocotb.test()

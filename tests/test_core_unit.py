@@ -6,7 +6,7 @@ The full regressions run under cocotb on Icarus and Verilator
 
 from rtl.core import Core
 from rtl.params import PRESETS
-from tb.core_session import judge_all, simulate_amaranth
+from sim.core_session import judge_all, simulate_amaranth
 from tb.directed_programs import address_edge_cases, directed_cases
 from tb.random_programs import random_case
 

@@ -11,8 +11,8 @@ import pytest
 
 from rtl.die import Die, parse_defects, remap
 from rtl.params import PRESETS, ParamError
-from tb.core_session import simulate_amaranth
-from tb.die_session import run_die
+from sim.core_session import simulate_amaranth
+from sim.die_session import run_die
 from tb.die_tb import check_scenario, scenario
 
 # Without the float lanes, which the Python simulator takes minutes to compile.

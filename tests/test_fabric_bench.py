@@ -2,7 +2,7 @@
 
 import pytest
 
-from host import fabric_bench
+from host.bench import fabric as fabric_bench
 from rtl.params import PRESETS
 
 PARAMS = PRESETS["test"]   # 4x4 routers, 4 colors

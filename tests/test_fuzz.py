@@ -326,9 +326,9 @@ class Simulation(Exception):
 
 #: Where the commands start a build, a simulation or a long computation.
 HEAVY = ["sim.build.verilog", "host.runtime.generate", "host.mapper.plan",
-         "host.fabric_bench.run", "host.gemv_bench.run_bench", "host.speed_bench.run",
-         "host.kernel_bench.run", "host.pipeline_bench.run", "host.wafers_bench.run",
-         "host.validation.run"]
+         "host.bench.fabric.run", "host.bench.gemv.run_bench", "host.bench.speed.run",
+         "host.bench.kernel.run", "host.bench.pipeline.run", "host.bench.wafers.run",
+         "host.bench.validation.run"]
 
 #: The options that write files: only ever these names, inside the scratch folder.
 OUTPUTS = {"output", "json", "plot", "heatmap", "trace", "waves"}

@@ -9,8 +9,8 @@ import pytest
 from host.asm import assemble
 from rtl.isa import Counter, Fault
 from rtl.params import PRESETS
+from sim.core_session import run_iss
 from sim.iss import Core, RampSender, run
-from tb.core_session import run_iss
 from tb.directed_programs import directed_cases
 from tb.random_programs import random_case
 

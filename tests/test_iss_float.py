@@ -9,8 +9,8 @@ import pytest
 from host.asm import assemble
 from rtl.isa import Fault
 from rtl.params import PRESETS
+from sim.core_session import Case, run_iss
 from sim.iss import Core, RampSender, run
-from tb.core_session import Case, run_iss
 from tb.float_programs import float_cases
 
 PARAMS = PRESETS["test"].replace(float_lanes=1)

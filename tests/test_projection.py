@@ -3,7 +3,7 @@
 The kernel sweeps and the held-out runs are simulated cycles, which are
 deterministic: the committed costs (host/models/kernel_costs.json) must be what
 ``tessera bench kernels`` measures today, and each quick held-out run must come
-within :data:`host.validation.BOUND` of the projection.
+within :data:`host.bench.validation.BOUND` of the projection.
 """
 
 import json
@@ -12,9 +12,9 @@ import sys
 
 import pytest
 
-from host import mapper, projection, validation, workload
-from host.costs import Costs
-from host.kernel_bench import PARAMS
+from host import mapper, projection, workload
+from host.bench import validation
+from host.costs import PARAMS, Costs
 from host.wafer import WaferShape
 
 COSTS = Costs.load(projection.COSTS_FILE)

@@ -19,7 +19,7 @@ from amaranth.hdl._mem import MemoryInstance     # the simulated design's memori
 
 from rtl.core import Core
 from rtl.params import PRESETS
-from tb.core_session import run_rtl, simulate_amaranth
+from sim.core_session import run_rtl, simulate_amaranth
 from tb.random_programs import random_case
 
 PARAMS = PRESETS["test"].replace(lanes=8, sram_bytes=4096, code_bytes=1024, acc_words=64,

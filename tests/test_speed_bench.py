@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from host import speed_bench
+from host.bench import speed as speed_bench
 from host.cli import main
 from rtl.params import PRESETS
 

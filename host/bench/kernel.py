@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from host.costs import KERNELS, CostModel, Costs
+from host.costs import KERNELS, PARAMS, CostModel, Costs
 from host.int8_model import quantise
 from host.cosim import link_ends
 from host.kernels import half as k
@@ -23,12 +23,10 @@ from host.kernels.kv_cache import KVCache
 from host.kernels.program import ARG0, POS, SLOT, STAGE, TileProgram
 from host.tile_run import LOOP_COLOR, loop_route, run_tiles
 from rtl.isa import Counter, Dtype
-from rtl.params import preset
 from rtl.wavelet import Dir
 
-__all__ = ["SWEEPS", "measure", "run", "PARAMS"]
+__all__ = ["SWEEPS", "measure", "run"]
 
-PARAMS = preset("float")
 FP16 = Dtype.FP16
 #: Where a program leaves what it measured (a word of data SRAM), and the colors
 #: the multi-tile sweeps alternate between neighbours.

@@ -8,13 +8,14 @@ Two kinds of held-out run, neither used by the fits:
   seeded model at fp16), users in flight (four, each with its own KV cache,
   attention split over two tiles) and the link between wafers;
 - products over blocks of tiles, as the projection lays them out at scale
-  (:func:`host.kernel_bench.blocked_product`), against
+  (:func:`host.bench.kernel.blocked_product`), against
   :func:`host.projection.block_cycles`.
 """
 
 from dataclasses import dataclass, field
 
-from host import kernel_bench, pipeline_bench, pipeline_timing, runtime, workload
+from host import pipeline_timing, runtime, workload
+from host.bench import kernel, pipeline
 from host.costs import Costs
 from host.projection import COSTS_FILE, Wafer, block_cycles
 from host.wafer import WaferShape, wafer_link_timing
@@ -58,9 +59,8 @@ BLOCKS = ((96, 256, (3, 8)), (96, 264, (2, 12)), (64, 128, (1, 4)), (240, 96, (3
 def run_block(block, costs):
     """``{"case", "measured", "predicted", "error"}``: a blocked product's cycles."""
     rows, cols, grid = block
-    measured = kernel_bench.blocked_product(rows, cols, grid)
-    wafer = Wafer(kernel_bench.DIES[0] * kernel_bench.DIE[0], kernel_bench.DIE[1],
-                  kernel_bench.DIE)
+    measured = kernel.blocked_product(rows, cols, grid)
+    wafer = Wafer(kernel.DIES[0] * kernel.DIE[0], kernel.DIE[1], kernel.DIE)
     predicted = block_cycles(costs, wafer, rows, cols, grid)
     return {"case": f"{rows}x{cols} product on {grid[0]}x{grid[1]} tiles",
             "measured": measured, "predicted": predicted, "error": predicted / measured - 1}
@@ -70,7 +70,7 @@ def run_case(case, costs, clock_hz=runtime.NOMINAL_CLOCK_HZ):
     """``{"case", "measured", "predicted", "error"}``: cycles a token of user 0."""
     work = workload.load(case.model, dtype="fp16", layers=case.layers)
     if case.users > 1:
-        prompts = pipeline_bench.user_prompts(case.users, work.encode)
+        prompts = pipeline.user_prompts(case.users, work.encode)
     else:
         prompts = [[workload.BOS] if work.kind == "llama2c" else work.encode(work.default_prompt)]
     work = work.sized(max(map(len, prompts)) + case.tokens - 1)

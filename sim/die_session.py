@@ -1,7 +1,7 @@
 """Run a scenario on a die: routes, programs on logical tiles, traffic on the edges.
 
 A :class:`DieScenario` is what a die is asked to do; :func:`run_die` does it on
-the die RTL behind a :class:`tb.core_session.Port`, with a defect map, and
+the die RTL behind a :class:`sim.core_session.Port`, with a defect map, and
 returns a :class:`DieOutcome`: every wavelet that left each edge link, with its
 cycle, and the state of every programmed tile.  The same scenario with and
 without dead tiles must give the same outcome, cycle for cycle.

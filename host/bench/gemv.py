@@ -87,7 +87,7 @@ def _measure(params, size, dtype, weights, x, simulate_rtl):
 def _simulate_tile(params, code, image, wavelets, results):
     """Run the program on the tile RTL; returns (cycles, accumulators, data memory)."""
     from rtl.tile import Tile
-    from tb.core_session import Case, load_core, memories_of, read_core, simulate_amaranth
+    from sim.core_session import Case, load_core, memories_of, read_core, simulate_amaranth
 
     async def session(port):
         port.set("inputs.3.valid", 0)

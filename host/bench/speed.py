@@ -23,7 +23,7 @@ The back ends:
   simulating one die and coordinating; the bench starts them with the venv's
   ``mpiexec -n 2``.
 
-Every back end runs the same scenario (``tb.die_session``) and is timed over
+Every back end runs the same scenario (``sim.die_session``) and is timed over
 its cycles only, not over building, loading or reading back, for a few seconds
 (:data:`DEFAULT_CYCLES`).  The slow back ends build or elaborate a smaller die
 (:data:`SMALL_DIES`; the Amaranth simulator takes some 12 minutes to elaborate a
@@ -66,12 +66,12 @@ PARALLEL_LATENCY = 1024
 
 
 def streaming_scenario(params, cycles):
-    """A :class:`tb.die_session.DieScenario` of the streaming kernel on one die, for up
+    """A :class:`sim.die_session.DieScenario` of the streaming kernel on one die, for up
     to :data:`LENGTH` cycles."""
     if cycles > LENGTH:
         raise ValueError(f"the streaming kernel runs at most {LENGTH:,} cycles, not {cycles:,}")
-    from tb.core_session import Case
-    from tb.die_session import DieScenario
+    from sim.core_session import Case
+    from sim.die_session import DieScenario
 
     words, programs = [], {}
     for y in range(params.height):
@@ -95,8 +95,8 @@ def streaming_scenario(params, cycles):
 
 def _amaranth(params, scenario):
     from rtl.die import Die
-    from tb.core_session import simulate_amaranth
-    from tb.die_session import run_die
+    from sim.core_session import simulate_amaranth
+    from sim.die_session import run_die
 
     outcome = simulate_amaranth(Die(params, hierarchical=False),
                                 lambda port: run_die(port, params, scenario, fresh=True))
@@ -167,7 +167,7 @@ def _native_mpi(params, cycles):
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "measured.json"
         command = [str(Path(sys.executable).parent / "mpiexec"), "-n", "2", sys.executable,
-                   "-m", "host.speed_bench", params.to_json(), str(cycles), str(out)]
+                   "-m", "host.bench.speed", params.to_json(), str(cycles), str(out)]
         result = subprocess.run(command, capture_output=True, text=True,
                                 stdin=subprocess.DEVNULL)
         if result.returncode or not out.exists():
