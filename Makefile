@@ -36,9 +36,12 @@ fuzz: setup
 # each simulator (tests/test_router_cocotb.py's random_traffic), one after the other.
 SOAK_WAVELETS := 1000000
 SOAK_TESTS    := $(foreach sim,verilator icarus,"tests/test_router_cocotb.py::test_router_cocotb[$(sim)-test-random_traffic]")
+# Then SOAK_OPERANDS random operands through each float unit (30,000 in make test).
+SOAK_OPERANDS := 1000000
 soak: setup
 	TESSERA_WAVELETS=$(SOAK_WAVELETS) $(VENV)/bin/pytest -q $(SOAK_TESTS)
 	@grep -h "random_traffic seed" build/tests/router-*-test-random_traffic-$(SOAK_WAVELETS)/sim.log
+	TESSERA_FLOAT_OPERANDS=$(SOAK_OPERANDS) $(VENV)/bin/pytest -q -n 2 tests/test_float_units.py
 
 # Line and toggle coverage of the router's and the core's Verilator regressions
 # (docs/coverage.md): a coverage build of each model, the cocotb tests, and the merged

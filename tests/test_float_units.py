@@ -23,6 +23,7 @@ and the first failing operands.
 """
 
 import itertools
+import os
 
 import ml_dtypes
 import numpy as np
@@ -40,7 +41,8 @@ from sim import fp
 from tb import softfloat_peer
 from tb.float_values import ieee_maximum, ieee_minimum
 
-RANDOM_COUNT = 100_000
+#: 30,000 in `make test`; `make soak` runs 1,000,000 (``TESSERA_FLOAT_OPERANDS``).
+RANDOM_COUNT = int(os.environ.get("TESSERA_FLOAT_OPERANDS", 30_000))
 #: How many of each random stream go to SoftFloat too.
 SOFTFLOAT_COUNT = 20_000
 #: The pipelined units' latency: an operation presented in cycle t has its result in t + 2.

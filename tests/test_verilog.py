@@ -40,8 +40,9 @@ def test_router_cost_grows_linearly_with_colors():
 
 def test_verilog_stats_reports_the_tile_with_and_without_its_float_lanes(tmp_path, capsys):
     out = tmp_path / "stats.json"
-    assert main(["verilog", "tile", "--preset", "test", "--set", "float_lanes=1", "--stats",
-                 "-o", str(tmp_path / "v"), "--json", str(out)]) == 0
+    # 8 lanes, test_synth's tile: half the cells of the preset's 16 to count, twice.
+    assert main(["verilog", "tile", "--preset", "test", "--set", "lanes=8", "--set",
+                 "float_lanes=1", "--stats", "-o", str(tmp_path / "v"), "--json", str(out)]) == 0
     stats = json.loads(out.read_text())
     lanes = stats["float_lanes"]
     assert lanes["cells_with"] == stats["cells"]          # the test tile has them
