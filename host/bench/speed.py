@@ -58,6 +58,14 @@ DEFAULT_CYCLES = {"amaranth": 200, "cocotb_icarus": 600, "cocotb_verilator": 1_5
 SPLIT = ("native_parallel", "native_mpi")
 #: The largest die each slow back end runs, whatever the bench's die.
 SMALL_DIES = {"amaranth": (1, 1), "cocotb_icarus": (2, 2), "cocotb_verilator": (2, 2)}
+#: The ratios of rates the JSON gives, when both back ends ran: ``parallel_speedup`` and
+#: ``mpi_speedup`` are two processes' tile-cycles per second against one's, on 2 cores.
+RATIOS = {"native_vs_cocotb_verilator": ("native", "cocotb_verilator"),
+          "tiles_vs_native": ("native_tiles", "native"),
+          "threads_speedup": ("native_tiles_threads", "native_tiles"),
+          "parallel_speedup": ("native_parallel", "native"),
+          "mpi_speedup": ("native_mpi", "native"),
+          "mpi_vs_multiprocessing": ("native_mpi", "native_parallel")}
 #: Elements each core streams (a descriptor's length is 16 bits): the most cycles a run takes.
 LENGTH = 60_000
 #: Link latency between the two dies of ``native_parallel``: about a microsecond at
@@ -245,19 +253,9 @@ def run(params, backends=BACKENDS, cycles=None, dies=SMALL_DIES, progress=print)
         "runs": runs,
         "params": params.to_dict(),
     }
-    if "native" in rates and "cocotb_verilator" in rates:
-        result["native_vs_cocotb_verilator"] = rates["native"] / rates["cocotb_verilator"]
-    if "native" in rates and "native_tiles" in rates:
-        result["tiles_vs_native"] = rates["native_tiles"] / rates["native"]
-    if "native_tiles" in rates and "native_tiles_threads" in rates:
-        result["threads_speedup"] = rates["native_tiles_threads"] / rates["native_tiles"]
-    if "native" in rates and "native_parallel" in rates:
-        # Tile-cycles per second of two processes against one: the speed-up on 2 cores.
-        result["parallel_speedup"] = rates["native_parallel"] / rates["native"]
-    if "native" in rates and "native_mpi" in rates:
-        result["mpi_speedup"] = rates["native_mpi"] / rates["native"]
-    if "native_parallel" in rates and "native_mpi" in rates:
-        result["mpi_vs_multiprocessing"] = rates["native_mpi"] / rates["native_parallel"]
+    for name, (faster, slower) in RATIOS.items():
+        if faster in rates and slower in rates:
+            result[name] = rates[faster] / rates[slower]
     if any(backend in rates for backend in SPLIT):
         result["parallel_latency_cycles"] = PARALLEL_LATENCY
     return result, outputs
