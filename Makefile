@@ -4,7 +4,7 @@ PYTHON  := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup demo test formal fuzz soak coverage clean
+.PHONY: setup demo test formal fuzz soak coverage docs clean
 
 # Icarus, and the LZ4 and zlib headers and libraries of Verilator's FST writer (waveforms).
 setup: $(STAMP)
@@ -51,6 +51,10 @@ coverage: setup
 	rm -rf build/tests/coverage build/coverage
 	TESSERA_COVERAGE=1 $(VENV)/bin/pytest -q -n 2 -k verilator $(COVERAGE_TESTS)
 	$(PYTHON) -m sim.coverage build/coverage build/tests/coverage/*/coverage.dat
+
+# The generated documents: the ISA reference from rtl/isa.py.
+docs: setup
+	$(PYTHON) -m host.isa_reference
 
 clean:
 	rm -rf build

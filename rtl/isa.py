@@ -70,7 +70,7 @@ INSTRUCTION = data.StructLayout({
 
 class Format(enum.Enum):
     """How the assembler writes an instruction's operands, and which fields they fill."""
-    NONE = "none"            # HALT
+    NONE = "none"            # HALT                        no operands
     R = "r"                  # ADD rd, rs1, rs2            a, b, c
     I = "i"                  # ADDI rd, rs1, imm           a, b, imm (signed)
     U = "u"                  # LUI rd, imm18               a, {c, imm} (18 bits)
@@ -87,7 +87,7 @@ class Format(enum.Enum):
     TBIND = "tbind"          # TBIND t, color              a, imm
     T = "t"                  # TACT t (also TBLOCK, TUNBLOCK)  a
     SLOT = "slot"            # WAIT slot                   a
-    DMEM = "dmem"            # DMEM d, rbase, rlen, stride a, b, c, imm = stride | dtype << 12
+    DMEM = "dmem"            # DMEM d, rbase, rlen, stride  a, b, c, imm = stride | dtype << 12
     DACC = "dacc"            # DACC d, rbase, rlen         a, b, c
     DFAB = "dfab"            # DFIN d, rlen, color         a, c, imm = color | dtype << 12
     V = "v"                  # VADD dd, ds0, ds1|rs [flags]  a, b, c, imm = flags
