@@ -6,10 +6,11 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo test formal fuzz soak coverage docs clean
 
-# Icarus, and the LZ4 and zlib headers and libraries of Verilator's FST writer (waveforms).
+# Icarus, the LZ4 and zlib headers and libraries of Verilator's FST writer (waveforms), and
+# ccache, through which the Verilator builds compile (sim/build.py).
 setup: $(STAMP)
-	@{ command -v iverilog && [ -e /usr/include/lz4.h ] && [ -e /usr/include/zlib.h ]; } >/dev/null \
-		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iverilog liblz4-dev zlib1g-dev; }
+	@{ command -v iverilog && command -v ccache && [ -e /usr/include/lz4.h ] && [ -e /usr/include/zlib.h ]; } >/dev/null \
+		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iverilog liblz4-dev zlib1g-dev ccache; }
 	@iverilog -V 2>/dev/null | head -n 1
 
 $(STAMP): pyproject.toml

@@ -504,17 +504,36 @@ def _waves(args, shape):
         except ParamError as error:
             raise UsageError(f"--waves-tiles: {error}") from None
         tiles.add(tile)
-    match = re.fullmatch(r"([0-9]+):([0-9]+)", args.waves_cycles.strip())
+    return args.waves, sorted(tiles), *_cycle_window("--waves-cycles", args.waves_cycles)
+
+
+def _cycle_window(option, text):
+    """``(first, last)`` of ``option``'s ``A:B``: the run's cycles A to B - 1."""
+    match = re.fullmatch(r"([0-9]+):([0-9]+)", text.strip())
     try:
         first, last = int(match[1]), int(match[2])
     except (TypeError, ValueError):
-        raise UsageError(f"--waves-cycles expects A:B, the cycles A to B - 1 of the run, such "
-                         f"as 0:1000, not {args.waves_cycles!r}") from None
+        raise UsageError(f"{option} expects A:B, the cycles A to B - 1 of the run, such "
+                         f"as 0:1000, not {text!r}") from None
     if not first < last < 2 ** 63:
-        raise UsageError(f"--waves-cycles {args.waves_cycles}: no cycles (A to B - 1 needs "
-                         f"A < B)" if first >= last else
-                         f"--waves-cycles {args.waves_cycles}: past 2^63 cycles")
-    return args.waves, sorted(tiles), first, last
+        raise UsageError(f"{option} {text}: no cycles (A to B - 1 needs A < B)"
+                         if first >= last else f"{option} {text}: past 2^63 cycles")
+    return first, last
+
+
+def _trace(args):
+    """``(first, last)``: the cycles whose vector operations ``--trace`` shows, checked
+    before any work; None without it."""
+    if not args.trace:
+        if args.trace_cycles:
+            raise UsageError("--trace-cycles goes with --trace FILE.json")
+        return None
+    _check_output(args.trace, "--trace", ".json", "a JSON trace")
+    if args.harness != "tiles" or args.cosim:
+        raise UsageError("--trace records the vector operations on the tile harness in "
+                         "one process: not with --harness dies or --cosim")
+    return _cycle_window("--trace-cycles", args.trace_cycles) if args.trace_cycles \
+        else (0, 2 ** 63)
 
 
 def _run(args, cosim):
@@ -524,8 +543,7 @@ def _run(args, cosim):
     from host.wafer import wafer_link_timing
     if args.heatmap:
         _check_output(args.heatmap, "--heatmap")
-    if args.trace:
-        _check_output(args.trace, "--trace", ".json", "a JSON trace")
+    traced = _trace(args)
     link_us, link_tbps = _wafer_link(args)
     work, shape = _workload(args, args.wafers)
     waves = _waves(args, shape)
@@ -572,11 +590,12 @@ def _run(args, cosim):
 
     started = time.monotonic()
 
-    def generate(wafer_link, cosim=None, waves=None):
+    def generate(wafer_link, cosim=None, waves=None, vector_operations=None):
         try:
             result = runtime.generate(reference, prompts, [args.tokens] * len(prompts), shape,
                                       dead, progress, wafer_link, args.harness,
-                                      threads=args.threads, cosim=cosim, waves=waves, **layout)
+                                      threads=args.threads, cosim=cosim, waves=waves,
+                                      vector_operations=vector_operations, **layout)
         except runtime.WaferError as error:
             print(file=sys.stderr)
             raise UsageError(str(error)) from None
@@ -586,7 +605,7 @@ def _run(args, cosim):
     # The waveform is written as the wafer runs: beside it, then into place whole.
     with tempfile.TemporaryDirectory(prefix="tessera-waves-") as scratch:
         recorded = (Path(scratch) / "waves.fst", *waves[1:]) if waves else None
-        result = generate(link, cosim, recorded)
+        result = generate(link, cosim, recorded, vector_operations=traced)
         if waves:
             _write_atomically(args.waves, lambda path: shutil.copyfile(recorded[0], path))
     if waves:
@@ -698,7 +717,7 @@ def _run(args, cosim):
     if args.heatmap:
         _write_atomically(args.heatmap, lambda path: heatmap.draw(wafer_map, path))
     if args.trace:
-        _write_json(args.trace, trace.trace(result))
+        _write_atomically(args.trace, lambda path: trace.write(result, path))
 
 
 def _common_prefix(a, b):
@@ -930,8 +949,13 @@ def _parser():
                           "it was busy, labelled with its stage (the data: the --json "
                           "report's wafer_map)")
     run.add_argument("--trace", metavar="FILE.json",
-                     help="write a trace of the stages' work, a track a tile, for "
-                          "ui.perfetto.dev or chrome://tracing (1 us in it is a cycle)")
+                     help="write a trace of the stages' work and their vector operations, a "
+                          "track a tile, for ui.perfetto.dev or chrome://tracing (1 us in it "
+                          "is a cycle; the tile harness, one process)")
+    run.add_argument("--trace-cycles", metavar="A:B",
+                     help="the vector operations --trace shows: those that start in cycles A "
+                          "to B - 1 of the run (default: all; the demo's whole run makes "
+                          "a 395 MB trace)")
     run.add_argument("--waves", metavar="FILE.fst",
                      help="write a waveform (FST, for GTKWave or Surfer) of the links and core "
                           "state of --waves-tiles over --waves-cycles, 1 ns a cycle (the tile "

@@ -49,6 +49,9 @@ class Generation:
     simulated: dict = None
     # Every logical tile's counters at the end (rtl.isa.Counter), used or not: (x, y) -> list.
     tile_counters: dict = None
+    # With ``vector_operations``: the stages' vector operations (host.wafer.VectorOperation),
+    # in cycles from the start.
+    vector_operations: list = None
 
     @property
     def users(self):
@@ -178,7 +181,8 @@ class Generation:
 
 
 def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_link=None,
-             harness="tiles", threads=1, cosim=None, waves=None, **layout):
+             harness="tiles", threads=1, cosim=None, waves=None, vector_operations=None,
+             **layout):
     """Generate ``counts[u]`` tokens after ``prompts[u]`` for every user ``u``, all in
     flight at once, on a wafer of ``shape`` (:class:`host.wafer.WaferShape`) with
     ``defects`` (dead physical tiles); ``layout``: the options of
@@ -192,7 +196,9 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
     wafer-to-wafer links; None: one process.  The cycles and tokens are the same.
     ``waves``: ``(path, tiles, first, last)``, an FST waveform of ``tiles`` over the run's
     cycles ``first`` to ``last - 1`` (:meth:`host.wafer.Wafer.waves`: one process, the
-    tile harness).  Raises :class:`host.mapper.MapError` if the model does not fit,
+    tile harness).  ``vector_operations``: ``(first, last)``, record the vector operations
+    of every stage that start in the run's cycles ``first`` to ``last - 1``
+    (:meth:`host.wafer.Wafer.record_activity`, likewise), for the trace.  Raises :class:`host.mapper.MapError` if the model does not fit,
     :class:`WaferError` if the wafer faults or hangs."""
     shape.check_memory(harness)
     plan = mapper.plan(qmodel, shape, prompts, counts, **layout)
@@ -218,6 +224,11 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
         if waves:
             path, tiles, first, last = waves
             wafer.waves(path, tiles, start + first, start + last, origin=start)
+        if vector_operations:
+            first, last = vector_operations
+            wafer.record_activity([stage.tile for stage in plan.stages], start + first,
+                                  start + min(last, 2 ** 63))
+        operations = []
         ey = plan.embed_tile[1]
         tokens, arrivals = [[] for _ in prompts], [[] for _ in prompts]
         # With serial prefill the loop also carries the prompt positions' outputs.
@@ -229,6 +240,8 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
             if wafer.cycle - start > limit:
                 raise WaferError(_stuck(wafer, plan, f"did not finish in {limit} cycles"))
             wafer.step(STEP, until_idle=True)
+            if vector_operations:
+                operations += wafer.vector_operations(origin=start)
             for cycle, data, color, _ in wafer.collect("west", ey):
                 if color == plan.host_color:
                     user, token = untag(data, plan.token_bits)
@@ -256,7 +269,8 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
     finally:
         wafer.close()
     return Generation([list(p) for p in prompts], tokens, arrivals, plan, logs,
-                      stage_counters, cycles, params, simulated, tile_counters)
+                      stage_counters, cycles, params, simulated, tile_counters,
+                      operations if vector_operations else None)
 
 
 def _join_wafers(wafer, plan, timing):

@@ -22,12 +22,14 @@ fabric from the wafer edge, the real path, with its cycles counted).
 
 import ctypes
 import math
+import typing
 from pathlib import Path
 
 from amaranth.hdl import Shape
 
+from rtl.core import activity_layout
 from rtl.die import dead_mask, parse_defects, remap
-from rtl.isa import COUNTERS, Counter
+from rtl.isa import COUNTERS, SLOTS, Counter, Op
 from rtl.mesh import EDGES, mesh_config_layout, pack_mesh_config
 from rtl.params import ParamError
 from rtl.tile import MESH_PORTS, TILE_MODULE, tile_signature
@@ -35,13 +37,31 @@ from rtl.wavelet import (DATA_BITS, Dir, load_color, loader_payloads, pack_addre
                          unpack_wavelet, wavelet_layout)
 from sim import build
 
-__all__ = ["Wafer", "WaferShape", "SIDES", "HARNESSES", "ports_header", "library", "defect_map",
+__all__ = ["Wafer", "WaferShape", "VectorOperation", "SIDES", "HARNESSES", "ports_header", "library", "defect_map",
            "WAFER_LINK_LATENCY_S", "WAFER_LINK_BANDWIDTH_BPS", "wafer_link_timing", "tile_bytes",
            "available_memory"]
 
 HARNESS = Path(__file__).resolve().parents[1] / "sim" / "native" / "wafer.cpp"
 #: Wafer sides, in the harness's order.
 SIDES = ("north", "east", "south", "west")
+
+
+class VectorOperation(typing.NamedTuple):
+    """One vector operation a tile's microthread slot ran (:meth:`Wafer.vector_operations`),
+    in the wafer's cycles: launched at ``start``, its beats issued from ``first_beat`` to
+    ``last_beat`` (both ``start`` if it had none), the slot free again at ``end``; the
+    tile's counters of SRAM bytes read and wavelets in and out then."""
+    tile: tuple
+    slot: int
+    op: Op
+    start: int
+    first_beat: int
+    last_beat: int
+    end: int
+    beats: int
+    sram_reads: int
+    wavelets_in: int
+    wavelets_out: int
 
 
 def _verilated(port):
@@ -121,7 +141,7 @@ def ports_header(params, harness):
         f"out[{k}] = top->{_verilated(name)};" for k, name in enumerate(status)))
     if harness == "tiles":
         config = dict(mesh_config_layout(params))
-        lines += [*_waves_lines(params),
+        lines += [*_waves_lines(params), *_activity_lines(),
                   f"#define TILE_CONFIG_VALID {_verilated('config__valid')}",
                   f"#define TILE_QUIESCENT {_verilated('quiescent')}",
                   f"#define TILE_SKIPPED {_verilated('skipped')}",
@@ -165,6 +185,33 @@ def _waves_lines(params):
             signals("WAVES_STATE", [(name, name, name) for name in WAVES_STATE]),
             signals("WAVES_COUNTERS", [(counter.name.lower(), f"counters__{counter}",
                                         "counters") for counter in Counter])]
+
+
+def _activity_lines():
+    """The tile harness's record of vector operations (``sim/native/activity.h``): the
+    core's ``activity`` port (:func:`rtl.core.vector.activity_layout`) and where each of
+    its fields lies, and the members of the counters it reads."""
+    fields = dict(activity_layout())
+    op = fields["op"].shape
+    op_bits = Shape.cast(op.elem_shape).width
+
+    def field(name, slot=""):
+        offset, width = fields[name].offset, Shape.cast(fields[name].shape).width
+        if slot:
+            offset, width = f"{offset} + {op_bits} * ({slot})", op_bits
+        elif name == "active":
+            offset, width = f"{offset} + (slot)", 1
+        return f"((value) >> ({offset}) & {(1 << width) - 1}u)"
+
+    return [f"#define SLOTS {SLOTS}",
+            "#define ACTIVITY(top) uint32_t(top->activity)",
+            f"#define ACTIVITY_ACTIVE(value, slot) {field('active')}",
+            f"#define ACTIVITY_OP(value, slot) {field('op', 'slot')}",
+            f"#define ACTIVITY_BEAT(value) {field('beat')}",
+            f"#define ACTIVITY_BEAT_SLOT(value) {field('beat_slot')}",
+            f"#define OPERATION_WORDS {len(VectorOperation._fields)}",   # with its tile's index
+            *(f"#define COUNTER_{counter.name} {_verilated(f'counters__{counter:d}')}"
+              for counter in (Counter.SRAM_READS, Counter.WAVELETS_IN, Counter.WAVELETS_OUT))]
 
 
 #: Between wafers, from the seed (CS-3 I/O): "under 5 us" of latency, 1.2 Tb/s.
@@ -314,6 +361,7 @@ class Wafer(WaferShape):
         its tiles (the tile harness) or its dies (the die harness) each cycle
         (``sim/native/crew.h``).  The cycles are the same whatever these say."""
         self._handle = None
+        self._recorded = []              # the tiles whose vector operations are recorded
         super().__init__(dies, die, params)
         dies_x, dies_y = dies
         params = self.params
@@ -357,6 +405,8 @@ class Wafer(WaferShape):
             "wafer_export": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
             "wafer_import": [ptr, ctypes.c_int, ctypes.c_int, ptr, ptr, ctypes.c_int],
             "wafer_waves": [ptr, ctypes.c_char_p, u64, u64, u64, ctypes.c_int, ptr, ptr, ptr],
+            "wafer_activity": [ptr, u64, u64, ctypes.c_int, ptr, ptr, ptr],
+            "wafer_activity_take": [ptr, ptr, ctypes.c_int],
         }.items():
             getattr(lib, name).argtypes = types
         mask = (ctypes.c_uint8 * count)(*[int(d in self.local) for d in range(count)])
@@ -484,6 +534,33 @@ class Wafer(WaferShape):
         if self._lib.wafer_waves(self._handle, str(path).encode(), origin, first, last, count,
                                  *columns):
             raise ParamError("waveforms come from the tile harness (--harness tiles)")
+
+    def record_activity(self, tiles, first=0, last=2 ** 63):
+        """Record the vector operations of ``tiles`` ((x, y) each) that start in the
+        wafer's cycles ``first`` to ``last - 1`` (:attr:`cycle`; from the next on), for
+        :meth:`vector_operations` (``sim/native/activity.h``).  The tile harness only."""
+        places = [self._locate(x, y) for x, y in tiles]
+        self._recorded = [tuple(tile) for tile in tiles]
+        count = len(places)
+        columns = [(ctypes.c_int * count)(*column) for column in zip(*places)]
+        if self._lib.wafer_activity(self._handle, first, last, count, *columns):
+            raise ParamError("vector operations are recorded on the tile harness "
+                             "(--harness tiles)")
+
+    def vector_operations(self, origin=0):
+        """The vector operations that finished since the last call on the tiles
+        :meth:`record_activity` named, each a :class:`VectorOperation`, its cycles counted
+        from the wafer's cycle ``origin``."""
+        batch, size = 4096, len(VectorOperation._fields)
+        out = (ctypes.c_uint64 * (batch * size))()
+        found = []
+        while n := self._lib.wafer_activity_take(self._handle, out, batch):
+            for k in range(n):
+                tile, slot, op, *cycles, beats, reads, into, out_of = out[k * size:(k + 1) * size]
+                found.append(VectorOperation(self._recorded[tile], slot, Op(op),
+                                             *(cycle - origin for cycle in cycles), beats,
+                                             reads, into, out_of))
+        return found
 
     # --- running ---
 

@@ -18,7 +18,7 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .core import Core, backdoor_signature
+from .core import Core, activity_layout, backdoor_signature
 from .isa import COUNTERS
 from .router import Router
 from .wavelet import PORTS, Dir, LinkSignature, route_write_layout
@@ -49,6 +49,7 @@ def tile_signature(params, skippable=False):
         "fault": Out(3),
         "fault_pc": Out(16),
         "pc": Out(16),
+        "activity": Out(activity_layout()),
         "counters": Out(32).array(COUNTERS),
         **skipped,
     })
@@ -78,7 +79,8 @@ class Tile(wiring.Component):
         m.d.comb += [router.x.eq(self.x), router.y.eq(self.y), self.overflow.eq(router.overflow),
                      core.enable.eq(self.enable), self.halted.eq(core.halted),
                      self.idle.eq(core.idle), self.fault.eq(core.fault),
-                     self.fault_pc.eq(core.fault_pc), self.pc.eq(core.pc)]
+                     self.fault_pc.eq(core.fault_pc), self.pc.eq(core.pc),
+                     self.activity.eq(core.activity)]
         for n in range(COUNTERS):
             m.d.comb += self.counters[n].eq(core.counters[n])
         if self._skippable:

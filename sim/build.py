@@ -115,6 +115,23 @@ def sby():
 #: precompiled-header include flag empty ("Vtop__pch.h.fast: linker input file not found").
 VERILATOR_MAKEFLAGS = ["CXX=g++", "LINK=g++", "CFG_CXXFLAGS_PCH_I=-include"]
 
+
+def _compiler_cache():
+    """Verilator's makefiles compile through ccache when it is there (`make setup`
+    installs it), into ``build/ccache``: every model compiles the same runtime
+    (verilated.cpp, ...), and builds that differ only in their harness compile the same
+    model.  Each build has a folder of its own, so paths under ``build/`` are hashed
+    relative to it.  It changes no product, so it is in no cache key."""
+    if shutil.which("ccache") is None:
+        return []
+    os.environ.setdefault("CCACHE_DIR", str(BUILD / "ccache"))
+    os.environ.setdefault("CCACHE_BASEDIR", str(BUILD))
+    os.environ.setdefault("CCACHE_NOHASHDIR", "1")
+    return ["OBJCACHE=ccache"]
+
+
+COMPILER_CACHE = _compiler_cache()
+
 #: Warnings waived on generated code, by name.  Yosys writes every expression at its
 #: natural width and every case without a default, so these fire by the thousand on
 #: correct code; everything else stays on.
@@ -355,7 +372,7 @@ def verilator_binary(build, harness, name, headers=None, optimize=True):
             *_MODEL_FLAGS, *_waiver_flags(), "--top-module", build.top, "-o", name,
             "--Mdir", str(scratch / "obj"),
             "-CFLAGS", f"{'-O2 ' if optimize else ''}-I{include} -I{harness.parent}",
-            "-MAKEFLAGS", " ".join(make_flags),
+            "-MAKEFLAGS", " ".join([*make_flags, *COMPILER_CACHE]),
             *map(str, build.sources), str(harness.resolve()),
         ]
         run_tool(command, scratch, f"verilator build of {name}")
@@ -401,7 +418,7 @@ def verilator_library(build, harness, name, headers, blocks=()):
             hierarchy = ["--hierarchical", "-Wno-UNOPTFLAT", str(control)]
         run_tool(["verilator", "--cc", "--build", "-j", str(os.cpu_count() or 2), *_MODEL_FLAGS,
               *_waiver_flags(), *hierarchy, "--top-module", build.top, "--Mdir", str(obj),
-              "-CFLAGS", "-fPIC -O2", "-MAKEFLAGS", " ".join(VERILATOR_MAKEFLAGS),
+              "-CFLAGS", "-fPIC -O2", "-MAKEFLAGS", " ".join([*VERILATOR_MAKEFLAGS, *COMPILER_CACHE]),
               *map(str, build.sources)], scratch, f"verilator build of {name}")
         root = Path(os.environ["VERILATOR_ROOT"])
         block_libraries = sorted(str(path) for path in obj.glob("V*/lib*.a"))
@@ -523,7 +540,8 @@ def cocotb_build(sim, build, test_id, coverage=False):
                 sources = [*sources, build_dir / f"{ICARUS_WAVES_MODULE}.v"]
                 sources[-1].write_text(_icarus_waves_module(build.top))
             # The runner reads WAVES itself; here it is told.
-            with _environment(MAKEFLAGS=make_flags, WAVES=None):
+            with _environment(MAKEFLAGS=make_flags and " ".join([make_flags, *COMPILER_CACHE]),
+                              WAVES=None):
                 runner.build(sources=sources, hdl_toplevel=build.top, build_dir=build_dir,
                              build_args=build_args, always=True,
                              waves=waves and sim == "verilator",

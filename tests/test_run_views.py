@@ -8,9 +8,12 @@ import sys
 import pytest
 
 from host import heatmap, model
+from rtl.isa import SLOTS
 
 PROMPT, TOKENS = "Hi", 2
 DEAD = (1, 2)                    # a physical tile of the one 4x4 die (5 columns with its spare)
+#: The parts of a vector operation's span, in their order (host/trace.py).
+PARTS = ("stalled", "issuing", "draining")
 
 
 @pytest.fixture(scope="module")
@@ -85,15 +88,19 @@ def test_trace_has_a_track_a_stage_with_the_logged_spans(run):
             assert isinstance(event["ts"], int) and 0 <= event["ts"] <= report["cycles"]
         if event["ph"] == "X":
             assert isinstance(event["dur"], int) and event["dur"] >= 0, event
-    names = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    names = {e["pid"]: e["args"]["name"] for e in events
+             if e["name"] == "thread_name" and e["tid"] == 0}
     stages = report["stage_cycles"]
     assert list(names.values()) == [stage["stage"] for stage in stages]
+    slots = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+             if e["name"] == "thread_name" and e["tid"]}
+    assert slots == {(pid, 1 + n): f"slot {n}" for pid in names for n in range(SLOTS)}
 
     entries = len(model.encode(PROMPT)) + TOKENS - 1
     decode = [f"user 0 position {p}" for p in range(len(model.encode(PROMPT)), entries)]
     for pid, stage in zip(names, stages):
-        spans = sorted((e for e in events if e["pid"] == pid and e["ph"] == "X"),
-                       key=lambda e: e["ts"])
+        spans = sorted((e for e in events if e["pid"] == pid and e["ph"] == "X"
+                        and e["tid"] == 0), key=lambda e: e["ts"])
         # Waiting and computing alternate, an entry after the other, never overlapping.
         assert [e["cat"] for e in spans] == ["wait", "compute"] * entries
         assert all(a["ts"] + a["dur"] <= b["ts"] for a, b in zip(spans, spans[1:]))
@@ -101,9 +108,53 @@ def test_trace_has_a_track_a_stage_with_the_logged_spans(run):
         compute = [e["dur"] for e in spans if e["name"] in decode]
         assert len(compute) == len(decode)
         assert sum(compute) / len(compute) == stage["compute_cycles"], stage
-        # The counters end at the tile's own counts.
-        reads = [e["args"]["bytes"] for e in events if e["pid"] == pid
-                 and e["name"] == "SRAM bytes read"]
-        assert len(reads) == entries and reads == sorted(reads) and reads[0] > 0
-        wavelets = [e["args"] for e in events if e["pid"] == pid and e["name"] == "wavelets"]
-        assert wavelets[0] == {"in": 0, "out": 0} and wavelets[-1]["in"] > 0
+        # Every vector operation starts while its stage works on an entry (ready to the
+        # output sent, which launches the operation that sends it) ...
+        windows = [(wait["ts"], compute["ts"] + compute["dur"])
+                   for wait, compute in zip(spans[::2], spans[1::2])]
+        operations = vector_operations(events, pid)
+        assert len(operations) >= entries
+        for operation, _ in operations:
+            assert any(begin <= operation["ts"] <= end for begin, end in windows), operation
+        # ... and the two sources of the SRAM bytes read, the tile's stamps at each entry's
+        # output and the harness's reads at each operation's end, make one rising count.
+        reads = sorted((e["ts"], e["args"]["bytes"]) for e in events
+                       if e["pid"] == pid and e["name"] == "SRAM bytes read")
+        assert len(reads) == entries + len(operations) and reads[0][1] > 0
+        assert all(a[1] <= b[1] for a, b in zip(reads, reads[1:])), reads
+        wavelets = sorted((e["ts"], e["args"]) for e in events
+                          if e["pid"] == pid and e["name"] == "wavelets")
+        assert wavelets[0][1] == {"in": 0, "out": 0} and wavelets[-1][1]["in"] > 0
+        assert all(a[1]["in"] <= b[1]["in"] and a[1]["out"] <= b[1]["out"]
+                   for a, b in zip(wavelets, wavelets[1:])), wavelets
+
+
+def vector_operations(events, pid):
+    """Tile ``pid``'s vector operations, each ``(span, parts)``, checked to be well formed:
+    one at a time in each slot, split into stalled, issuing and draining without a gap."""
+    found = []
+    for n in range(SLOTS):
+        spans = sorted((e for e in events if e["pid"] == pid and e["tid"] == 1 + n
+                        and e["ph"] == "X"),
+                       key=lambda e: (e["ts"], -e["dur"]))
+        operations = []
+        for span in spans:
+            if span["name"] in PARTS:
+                operations[-1][1].append(span)
+            else:
+                operations.append((span, []))
+        for (span, parts), (after, _) in zip(operations, operations[1:] + [(None, None)]):
+            assert span["args"]["beats"] > 0 and span["args"]["slot"] == n, span
+            assert after is None or span["ts"] + span["dur"] <= after["ts"], (span, after)
+            assert [part["name"] for part in parts] == \
+                [name for name in PARTS if any(part["name"] == name for part in parts)]
+            assert "issuing" in [part["name"] for part in parts], span
+            ends = [span["ts"]] + [part["ts"] + part["dur"] for part in parts]
+            assert [part["ts"] for part in parts] == ends[:-1] and ends[-1] == \
+                span["ts"] + span["dur"], (span, parts)
+            issuing = next(part for part in parts if part["name"] == "issuing")
+            assert issuing["dur"] == issuing["args"]["beats"] + \
+                issuing["args"]["cycles without a beat"] and issuing["args"]["beats"] == \
+                span["args"]["beats"], issuing
+        found += operations
+    return found

@@ -57,9 +57,9 @@ from .fetch import Fetch
 from .loader import FrontDoor, backdoor_signature
 from .ramp import RampInput, RampOutput
 from .scalar import ScalarUnit
-from .vector import VectorUnit
+from .vector import VectorUnit, activity_layout
 
-__all__ = ["Core", "core_signature", "backdoor_signature", "SETTLE_CYCLES"]
+__all__ = ["Core", "core_signature", "backdoor_signature", "activity_layout", "SETTLE_CYCLES"]
 
 #: Quiet cycles before a core is quiescent: more than the deepest pipeline (issue, E1 to
 #: E6, and a read port behind E3), so that every register has taken its idle value.
@@ -79,6 +79,7 @@ def core_signature(params, skippable=False):
         "fault": Out(3),                             # an rtl.isa.Fault
         "fault_pc": Out(16),
         "pc": Out(16),
+        "activity": Out(activity_layout()),          # for traces: .vector.activity_layout
         "counters": Out(32).array(COUNTERS),
         **skipped,
     })
@@ -142,6 +143,7 @@ class Core(wiring.Component):
             # status
             self.halted.eq(scalar.halted), self.fault.eq(scalar.fault),
             self.fault_pc.eq(scalar.fault_pc), self.pc.eq(scalar.pc),
+            self.activity.eq(vector.activity),
             self.idle.eq(scalar.halted & ~vector.active.any()),
             scalar.reg.eq(bd.reg), bd.reg_rdata.eq(scalar.reg_rdata),
         ]

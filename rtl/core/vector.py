@@ -25,14 +25,15 @@ Each cycle, as :mod:`sim.iss` specifies:
 
 Ports: ``launch_*`` starts an operation in a slot (from the scalar unit, which has
 checked it); ``active`` shows which slots are busy, from launch until their last
-beat has left E4.  ``quiet``: no launch, no beat issues or is in flight and no slot
+beat has left E4.  ``activity`` (:func:`activity_layout`) shows, for traces, what the
+slots hold and which issues a beat in this cycle; nothing in the core reads it.  ``quiet``: no launch, no beat issues or is in flight and no slot
 finishes, so that only a wavelet or a credit can change a slot (and the pipeline's
 empty stages, which carry what the idle issue presents).  Reset: both slots idle, no
 beat in flight.
 """
 
 from amaranth.hdl import Array, Cat, Module, Mux, Signal, Value
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..isa import SLOTS, Dtype, Kind, Op, VFlag
@@ -42,7 +43,15 @@ from .lanes import IntegerLanes
 from .slots import Slot, beat_layout, element_step, is_kind, is_wide, launch_layout
 from .table import TableLookup
 
-__all__ = ["VectorUnit"]
+__all__ = ["VectorUnit", "activity_layout"]
+
+
+def activity_layout():
+    """The vector unit in one cycle, as a trace shows it (:mod:`host.trace`): which slots
+    are active, the opcode each holds (an :class:`rtl.isa.Op`, as launched), and whether a
+    beat issues and from which slot."""
+    return data.StructLayout({"active": SLOTS, "op": data.ArrayLayout(6, SLOTS), "beat": 1,
+                              "beat_slot": range(SLOTS)})
 
 
 class VectorUnit(wiring.Component):
@@ -58,6 +67,7 @@ class VectorUnit(wiring.Component):
             "launch_state": In(launch_layout(p)),
             "launch_activates": In(1),
             "active": Out(SLOTS),
+            "activity": Out(activity_layout()),
             "quiet": Out(1),
             # fabric input: the queues, and the scalar unit's RECV
             "nonempty": In(p.colors),
@@ -113,6 +123,9 @@ class VectorUnit(wiring.Component):
         if p.float_lanes:
             m.submodules.float_lanes = floats = FloatLanes(p)
         beat_slot = self._arbitrate_beat(m, slots, table.reads, stages)
+        m.d.comb += [self.activity.active.eq(self.active), self.activity.beat.eq(self.beat),
+                     self.activity.beat_slot.eq(beat_slot),
+                     *(self.activity.op[n].eq(slot.state.op) for n, slot in enumerate(slots))]
 
         # The issuing slot, through one multiplexer per register.
         sel = Slot(p, "beat")

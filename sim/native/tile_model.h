@@ -191,6 +191,10 @@ class DieModel {
         return t;
     }
 
+    // Tile (x, y) as its last evaluation left it, which an asleep tile's outputs stay:
+    // its activity (activity.h), unlike its CYCLES counter, needs no catching up.
+    const Tile& peek(int x, int y) const { return tiles_[y * DIE_WIDTH + x]; }
+
   private:
     Tile& tile(int x, int y) { return tiles_[y * DIE_WIDTH + x]; }
 

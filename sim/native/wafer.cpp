@@ -42,12 +42,16 @@ struct Link {            // one link end of a die: pointers into a Verilated mod
 
 #include DIE_MODEL
 
-#ifdef WAVES_STATE               // the tile harness: waveforms of its tiles
+#ifdef WAVES_STATE               // the tile harness: waveforms and activity of its tiles
+#include "activity.h"
 #include "waves.h"
-#else                            // the die harness shows no tile's ports: no waveforms
+#else                            // the die harness shows no tile's ports: neither
 namespace tessera {
 struct Waves {
     void sample(uint64_t, bool) {}
+};
+struct Activity {
+    void sample(uint64_t) {}
 };
 }  // namespace tessera
 #endif
@@ -187,6 +191,7 @@ struct Wafer {
     uint64_t cycle = 0;
     int threads = 1;                     // that clock the dies' tiles, this one included
     std::unique_ptr<Waves> waves;        // a waveform of some tiles, while one is asked for
+    std::unique_ptr<Activity> activity;  // their vector operations, likewise
 
     DieModel& die(int i) { return *dies[i]; }
 
@@ -202,6 +207,7 @@ struct Wafer {
         for (auto& d : dies)
             if (d) d->begin(cycle, [&](size_t unit) { due_.push_back({d.get(), unit}); });
         if (waves) waves->sample(cycle, false);
+        if (activity) activity->sample(cycle);
         crew.run(due_.size(), clock_due_);
         for (auto& d : dies)
             if (d) d->end(cycle);
@@ -306,6 +312,34 @@ int wafer_waves(void* handle, const char* path, uint64_t origin, uint64_t first,
     return 0;
 #else
     return -1;
+#endif
+}
+
+// Record the vector operations (activity.h) of `count` tiles, (x[k], y[k]) of die
+// die[k], that start in the wafer's cycles first..last-1.  Returns 0, or -1 on the die
+// harness.
+int wafer_activity(void* handle, uint64_t first, uint64_t last, int count, const int* die,
+                   const int* x, const int* y) {
+#ifdef WAVES_STATE
+    Wafer* w = static_cast<Wafer*>(handle);
+    std::vector<Activity::Probe> probes;
+    for (int k = 0; k < count; ++k) probes.push_back({&w->die(die[k]), x[k], y[k]});
+    w->activity = std::make_unique<Activity>(std::move(probes), first, last);
+    return 0;
+#else
+    return -1;
+#endif
+}
+
+// Copies up to `max` finished vector operations (Activity::Operation::WORDS words each:
+// tile, slot, op, start, first beat, last beat, end, beats, SRAM bytes read, wavelets
+// in, wavelets out) and forgets them; returns the count.
+int wafer_activity_take(void* handle, uint64_t* out, int max) {
+#ifdef WAVES_STATE
+    Wafer* w = static_cast<Wafer*>(handle);
+    return w->activity ? w->activity->take(out, max) : 0;
+#else
+    return 0;
 #endif
 }
 
