@@ -491,6 +491,8 @@ SWEEPS = {
     "broadcast": (_broadcast, [{**shape, "crossings": _crossings(0, shape["tiles"])}
                                for shape in _grid(length=(1, 16, 64, 288),
                                                   tiles=(1, 2, 4, 7, 11))]),
+    "combine": (_combine, [{**shape, "crossings": _crossings(0, shape["tiles"] - 1)}
+                           for shape in _grid(length=(8, 16, 32, 64), tiles=(2, 3, 5, 8, 12))]),
 }
 assert set(SWEEPS) == set(KERNELS)
 
