@@ -106,7 +106,7 @@ def run_head(head, costs, seed=0):
                             f"up to {np.abs(out - expected).max():g}")
     predicted = head_cycles(costs, SWEEP_WAFER, context // grid[0], head_dim // grid[1],
                             grid)
-    return {"case": f"{head_dim}-dim head, {context} positions on {grid[0]}x{grid[1]} tiles",
+    return {"case": f"{head_dim}-dim head, {context} keys, {grid[0]}x{grid[1]} tiles",
             "measured": measured, "predicted": predicted, "error": predicted / measured - 1}
 
 
