@@ -81,11 +81,14 @@ def combine(t, partial, dims, max_word, pair, scratch, color_in, color_out):
     t.accs(0, partial, words)
     b.vmul(0, 0, 4, scalar=True, float_=True)
     k.scalar_of(t, 5, pair)
+    if color_out is not None:                 # set up first: the sums leave as the VMAC ends
+        t.accs(2, partial, words)
+        t.fout(3, words, color_out)
     t.accs(0, partial, words)
     t.fin(1, words, color_in, dtype=Dtype.FP32)
     b.vmac(0, 1, 5, scalar=True, float_=True)
     if color_out is not None:
-        vector.send(t, partial, words, color_out)
+        b.vmov(3, 2)                          # int32: the bits, exactly
 
 
 def reference(q, keys, values, grid, score_scale, dtype="fp16"):
