@@ -1,9 +1,9 @@
-"""A distributed attention head (host/kernels/distributed_attention.py) on the simulated
-wafer: its KV cache spread over tiles by positions and by head dimensions, the partial
-scores chained and multicast back, the softmax's partials combined along an
-online-softmax chain.  Its fp16 output must be its numpy reference's bits, and within
-a stated tolerance of the exact attention in float64; the reference on one tile must be
-the 16-bit model's attention (host/half_model.py)."""
+"""Distributed attention (host/kernels/distributed_attention.py) on the simulated wafer:
+a KV head's cache spread over tiles by positions and by head dimensions, and for each of
+its query heads in turn the partial scores chained and multicast back, the softmax's
+partials combined along an online-softmax chain.  Each fp16 output must be its numpy
+reference's bits, and within a stated tolerance of the exact attention in float64; the
+reference on one tile must be the 16-bit model's attention (host/half_model.py)."""
 
 from types import SimpleNamespace
 
@@ -15,10 +15,12 @@ from host.half_model import F32, HalfModel, narrow
 from host.kernels import distributed_attention
 
 
-def _inputs(seed, context, head_dim):
+def _inputs(seed, context, head_dim, heads=None):
+    """Seeded fp16 queries (``heads`` x head_dim, or one), keys and values."""
     rng = np.random.default_rng(seed)
     return tuple(narrow(rng.standard_normal(shape), "fp16")
-                 for shape in (head_dim, (context, head_dim), (context, head_dim)))
+                 for shape in ((head_dim,) if heads is None else (heads, head_dim),
+                               (context, head_dim), (context, head_dim)))
 
 
 def _exact(q, keys, values):
@@ -33,17 +35,18 @@ def _tolerance(values):
     return 2.0 ** -10 * np.abs(values).max()
 
 
-@pytest.mark.parametrize("seed, context, head_dim, grid",
-                         [(1, 32, 16, (2, 1)), (2, 48, 16, (3, 2)), (3, 40, 24, (5, 3))])
-def test_the_distributed_head_is_its_reference(seed, context, head_dim, grid):
-    q, keys, values = _inputs(seed, context, head_dim)
-    _, out = distributed_head(q, keys, values, grid)
-    expected = distributed_attention.reference(q, keys, values, grid,
-                                               F32(1 / np.sqrt(head_dim)))
-    assert np.array_equal(out, expected), (f"seed {seed}: differs by up to "
-                                           f"{np.abs(out - expected).max():g}")
-    error = np.abs(out - _exact(q, keys, values)).max()
-    assert error <= _tolerance(values), f"seed {seed}: {error:g} from the exact attention"
+@pytest.mark.parametrize("seed, heads, context, head_dim, grid",
+                         [(1, 1, 32, 16, (2, 1)), (2, 2, 48, 16, (3, 2)), (3, 1, 40, 24, (5, 3))])
+def test_the_distributed_heads_are_their_reference(seed, heads, context, head_dim, grid):
+    queries, keys, values = _inputs(seed, context, head_dim, heads)
+    _, outs = distributed_head(queries, keys, values, grid)
+    for q, out in zip(queries, outs, strict=True):
+        expected = distributed_attention.reference(q, keys, values, grid,
+                                                   F32(1 / np.sqrt(head_dim)))
+        assert np.array_equal(out, expected), (f"seed {seed}: differs by up to "
+                                               f"{np.abs(out - expected).max():g}")
+        error = np.abs(out - _exact(q, keys, values)).max()
+        assert error <= _tolerance(values), f"seed {seed}: {error:g} from the exact attention"
 
 
 @pytest.mark.parametrize("seed", range(4))

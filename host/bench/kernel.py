@@ -351,11 +351,12 @@ def _fp32_bits(values):
     return [int(v) for v in np.asarray(values, np.float32).view(np.int32)]
 
 
-def _combine(length, tiles, crossings):
+def _combine(length, tiles, heads, crossings):
     """The chain that combines a distributed head's partials
     (:func:`host.kernels.distributed_attention.combine`) along row 0, ``length``
-    dimensions a tile, every tile's partials in place in cycle 0: to the cycle at which
-    the last tile has the combined sums (its normalisation is the single-tile head's)."""
+    dimensions a tile, for ``heads`` heads one after another, every tile's partials in
+    place in cycle 0: to the cycle at which the last tile has the last head's combined
+    sums (its normalisation is the single-tile head's)."""
     assert _crossings(0, tiles - 1) == crossings
     rng = np.random.default_rng(0)
     programs, accs = {}, {}
@@ -364,9 +365,10 @@ def _combine(length, tiles, crossings):
         partial, pair, scratch = t.acc("partial", length + 1), t.acc("pair", 2), t.acc("s", 4)
         top = t.word("max", _fp32_bits([rng.uniform(-4, 4)])[0])
         last = x == tiles - 1
-        distributed_attention.combine(t, partial, length, top, pair, scratch,
-                                      COLORS[(x - 1) % 2] if x else None,
-                                      None if last else COLORS[x % 2])
+        for _ in range(heads):
+            distributed_attention.combine(t, partial, length, top, pair, scratch,
+                                          COLORS[(x - 1) % 2] if x else None,
+                                          None if last else COLORS[x % 2])
         if last:
             t.word(RESULT, 0)
             _stamp(t, True)
@@ -385,14 +387,16 @@ SCORES_BACK, COMBINE_COLORS = 5, (4, 2)
 
 
 def distributed_head(q, keys, values, grid):
-    """One query head over a KV cache spread on ``grid`` = (P, D) tiles, as
-    :func:`host.projection.head_cycles` lays it out: tile (p, d), at x = p and y = d,
-    holds positions ``p`` and dimensions ``d`` of the fp16 ``keys`` and ``values``
-    (context x head_dim) and ``d`` of ``q``, and runs
-    :mod:`host.kernels.distributed_attention`'s steps.  Returns the cycle at which the
-    last of the tiles (P - 1, d) has its 16-bit piece of the output, and the output."""
+    """The query heads ``q`` (heads x head_dim) of one KV head, whose fp16 ``keys`` and
+    ``values`` (context x head_dim) are spread on ``grid`` = (P, D) tiles, as
+    :func:`host.projection.group_cycles` lays them out: tile (p, d), at x = p and y = d,
+    holds positions ``p`` and dimensions ``d`` of the cache and ``d`` of each query, and
+    runs :mod:`host.kernels.distributed_attention`'s steps for each head in turn (one copy
+    of the code, :class:`host.kernels.half.HeadTable`).  Returns the cycle at which the
+    last of the tiles (P - 1, d) has its 16-bit piece of the last head's output, and the
+    outputs (heads x head_dim)."""
     P, D = grid
-    context, head_dim = keys.shape
+    heads, (context, head_dim) = len(q), keys.shape
     assert context % P == 0 and head_dim % D == 0 and P <= DIES[0] * DIE[0] and D <= DIE[1]
     n, c = context // P, head_dim // D
     half = lambda array: np.ascontiguousarray(array, np.float16).tobytes()
@@ -406,12 +410,11 @@ def distributed_head(q, keys, values, grid):
         for d in range(D):
             positions, dims = slice(p * n, (p + 1) * n), slice(d * c, (d + 1) * c)
             t = TileProgram(PARAMS, f"head {p}, {d}")
-            head = k.HeadAddresses(t.alloc("q", content=half(q[dims]), align=2),
-                                   t.alloc("keys", content=half(keys[positions, dims].T),
-                                           align=2),
-                                   t.alloc("values", content=half(values[positions, dims]),
-                                           align=2),
-                                   t.alloc("out", 2 * c, align=2))
+            keys_at = t.alloc("keys", content=half(keys[positions, dims].T), align=2)
+            values_at = t.alloc("values", content=half(values[positions, dims]), align=2)
+            table = k.HeadTable(t, [k.HeadAddresses(
+                t.alloc(f"q {h}", content=half(q[h, dims]), align=2), keys_at, values_at,
+                t.alloc(f"out {h}", 2 * c, align=2)) for h in range(heads)])
             probs, top = t.alloc("probs", 2 * n, align=2), t.word("max", 0)
             scores, q_scratch, partial = t.acc("scores", n), t.acc("q", c), t.acc("o", c + 1)
             scratch, pair = t.acc("exp", 2 * k.EXP_CHUNK), t.acc("pair", 2)
@@ -419,26 +422,31 @@ def distributed_head(q, keys, values, grid):
             b.li(POS, n - 1)                  # positions 0..n-1, slots 0..
             b.addi(SLOT, POS, 0)
             b.li(STAGE, n)
-            k.head_scores(t, head, n, STAGE, scores, q_scratch, c, FP16)
-            if D > 1:
-                color_in = COLORS[(d - 1) % 2] if d else None
-                if d < D - 1:
-                    vector.reduce_chain(t, scores, n, color_in, COLORS[d % 2], float_=True)
-                    vector.receive(t, scores, n, SCORES_BACK)
-                else:
-                    vector.accumulate(t, scores, n, color_in, float_=True)
-                    vector.send(t, scores, n, SCORES_BACK)
-            k.head_softmax(t, STAGE, scores, probs, np.float32(1 / np.sqrt(head_dim)), FP16,
-                           scratch, max_word=top)
-            k.head_weighted_sum(t, head, STAGE, partial + 1, probs, c, FP16, LOOP_COLOR)
-            k.register_into_acc(t, partial, ARG1)
-            if P > 1:
-                distributed_attention.combine(
-                    t, partial, c, top, pair, scratch,
-                    COMBINE_COLORS[(p - 1) % 2] if p else None,
-                    COMBINE_COLORS[p % 2] if p < P - 1 else None)
+
+            def head(p=p, d=d, t=t, table=table, top=top, scores=scores,
+                     q_scratch=q_scratch, partial=partial, scratch=scratch, pair=pair):
+                k.head_scores(t, table, n, STAGE, scores, q_scratch, c, FP16)
+                if D > 1:
+                    color_in = COLORS[(d - 1) % 2] if d else None
+                    if d < D - 1:
+                        vector.reduce_chain(t, scores, n, color_in, COLORS[d % 2], float_=True)
+                        vector.receive(t, scores, n, SCORES_BACK)
+                    else:
+                        vector.accumulate(t, scores, n, color_in, float_=True)
+                        vector.send(t, scores, n, SCORES_BACK)
+                k.head_softmax(t, STAGE, scores, probs, np.float32(1 / np.sqrt(head_dim)),
+                               FP16, scratch, max_word=top)
+                k.head_weighted_sum(t, table, STAGE, partial + 1, probs, c, FP16, LOOP_COLOR)
+                k.register_into_acc(t, partial, ARG1)
+                if P > 1:
+                    distributed_attention.combine(
+                        t, partial, c, top, pair, scratch,
+                        COMBINE_COLORS[(p - 1) % 2] if p else None,
+                        COMBINE_COLORS[p % 2] if p < P - 1 else None)
+                if p == P - 1:
+                    k.head_normalize(t, table, partial, partial + 1, scratch, c, FP16)
+            table.each(t, head)
             if p == P - 1:
-                k.head_normalize(t, head, partial, partial + 1, scratch, c, FP16)
                 t.word(RESULT, 0)
                 _stamp(t, True)
             t.b.halt()
@@ -448,10 +456,10 @@ def distributed_head(q, keys, values, grid):
                 routes += _line([(p, d), (p + 1, d)], COMBINE_COLORS[p % 2])
     memories, _ = run_tiles(PARAMS, programs, routes=routes, dies=DIES, die=DIE)
     ends = [programs[P - 1, d] for d in range(D)]
-    out = np.concatenate([np.frombuffer(memories[P - 1, d][t.symbols["out"][0]:][:2 * c],
-                                        np.float16) for d, t in enumerate(ends)])
+    out = [[np.frombuffer(memories[P - 1, d][t.symbols[f"out {h}"][0]:][:2 * c], np.float16)
+            for d, t in enumerate(ends)] for h in range(heads)]
     return max(_measured(memories[P - 1, d], t) for d, t in enumerate(ends)), \
-        out.astype(np.float32)
+        np.array([np.concatenate(pieces) for pieces in out], np.float32)
 
 
 def _grid(**axes):
@@ -492,7 +500,10 @@ SWEEPS = {
                                for shape in _grid(length=(1, 16, 64, 288),
                                                   tiles=(1, 2, 4, 7, 11))]),
     "combine": (_combine, [{**shape, "crossings": _crossings(0, shape["tiles"] - 1)}
-                           for shape in _grid(length=(8, 16, 32, 64), tiles=(2, 3, 5, 8, 12))]),
+                           for shape in [*_grid(length=(8, 16, 32, 64), tiles=(2, 3, 5, 8, 12),
+                                                heads=(1,)),
+                                         *_grid(length=(8, 64), tiles=(2, 3, 5, 8, 12),
+                                                heads=(2, 8))]]),
 }
 assert set(SWEEPS) == set(KERNELS)
 

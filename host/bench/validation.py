@@ -10,10 +10,11 @@ Two kinds of held-out run, neither used by the fits:
 - products over blocks of tiles, as the projection lays them out at scale
   (:func:`host.bench.kernel.blocked_product`), against
   :func:`host.projection.block_cycles`;
-- attention heads whose KV cache is spread over a grid of tiles, as the projection
-  lays it out at scale (:func:`host.bench.kernel.distributed_head`), against
-  :func:`host.projection.head_cycles`.  Their fp16 output must also be the bits of
-  :func:`host.kernels.distributed_attention.reference` on the same seeded inputs.
+- the query heads of a KV head whose cache is spread over a grid of tiles, as the
+  projection lays it out at scale (:func:`host.bench.kernel.distributed_head`),
+  against :func:`host.projection.group_cycles`.  Their fp16 outputs must also be the
+  bits of :func:`host.kernels.distributed_attention.reference` on the same seeded
+  inputs.
 """
 
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from host.bench import kernel, pipeline
 from host.costs import Costs
 from host.half_model import F32, narrow
 from host.kernels import distributed_attention
-from host.projection import COSTS_FILE, Wafer, block_cycles, head_cycles
+from host.projection import COSTS_FILE, Wafer, block_cycles, group_cycles
 from host.wafer import WaferShape, wafer_link_timing
 from rtl.params import preset
 
@@ -78,12 +79,13 @@ def run_block(block, costs):
             "measured": measured, "predicted": predicted, "error": predicted / measured - 1}
 
 
-#: Distributed attention heads: (context, head_dim, (P, D)), positions split P ways along
-#: row 0 of the sweeps' wafer (chains of 5 and more tiles cross a die boundary), head
-#: dimensions D ways down the columns.
-HEADS = ((256, 64, (8, 1)), (384, 32, (12, 4)), (192, 128, (6, 4)), (512, 16, (4, 2)))
-#: The heads ``make test`` runs.
-QUICK_HEADS = ((64, 32, (4, 2)),)
+#: Distributed attention: (context, head_dim, (P, D), query heads), positions split P
+#: ways along row 0 of the sweeps' wafer (chains of 5 and more tiles cross a die
+#: boundary), head dimensions D ways down the columns.
+HEADS = ((256, 64, (8, 1), 1), (384, 32, (12, 4), 4), (192, 128, (6, 4), 2),
+         (512, 16, (4, 2), 8))
+#: The ones ``make test`` runs.
+QUICK_HEADS = ((64, 32, (4, 2), 2),)
 
 
 class NumericsError(AssertionError):
@@ -91,22 +93,23 @@ class NumericsError(AssertionError):
 
 
 def run_head(head, costs, seed=0):
-    """``{"case", "measured", "predicted", "error"}``: a distributed head's cycles, on
-    inputs seeded by ``seed``; raises :class:`NumericsError` if its output is not the
-    reference's."""
-    context, head_dim, grid = head
+    """``{"case", "measured", "predicted", "error"}``: a distributed group of heads'
+    cycles, on inputs seeded by ``seed``; raises :class:`NumericsError` if an output is
+    not the reference's."""
+    context, head_dim, grid, heads = head
     rng = np.random.default_rng(seed)
     q, keys, values = (narrow(rng.standard_normal(shape), "fp16")
-                       for shape in (head_dim, (context, head_dim), (context, head_dim)))
+                       for shape in ((heads, head_dim), (context, head_dim),
+                                     (context, head_dim)))
     measured, out = kernel.distributed_head(q, keys, values, grid)
-    expected = distributed_attention.reference(q, keys, values, grid,
-                                               F32(1 / np.sqrt(head_dim)))
+    expected = [distributed_attention.reference(query, keys, values, grid,
+                                                F32(1 / np.sqrt(head_dim))) for query in q]
     if not np.array_equal(out, expected):
-        raise NumericsError(f"seed {seed}, {head}: the output differs from the reference by "
+        raise NumericsError(f"seed {seed}, {head}: an output differs from the reference by "
                             f"up to {np.abs(out - expected).max():g}")
-    predicted = head_cycles(costs, SWEEP_WAFER, context // grid[0], head_dim // grid[1],
-                            grid)
-    return {"case": f"{head_dim}-dim head, {context} keys, {grid[0]}x{grid[1]} tiles",
+    predicted = group_cycles(costs, SWEEP_WAFER, context // grid[0], head_dim // grid[1],
+                             grid, heads)
+    return {"case": f"{heads} x {head_dim}-dim, {context} keys, {grid[0]}x{grid[1]} tiles",
             "measured": measured, "predicted": predicted, "error": predicted / measured - 1}
 
 
