@@ -423,8 +423,7 @@ def distributed_head(q, keys, values, grid):
             b.addi(SLOT, POS, 0)
             b.li(STAGE, n)
 
-            def head(p=p, d=d, t=t, table=table, top=top, scores=scores,
-                     q_scratch=q_scratch, partial=partial, scratch=scratch, pair=pair):
+            def head():                       # emitted once, run for each head
                 k.head_scores(t, table, n, STAGE, scores, q_scratch, c, FP16)
                 if D > 1:
                     color_in = COLORS[(d - 1) % 2] if d else None

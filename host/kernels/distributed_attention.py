@@ -1,9 +1,10 @@
-"""One attention head whose KV cache is spread over tiles, as the projection lays it out at
-scale: tile code for the combine step between tiles, and the reference of its numerics.
+"""Attention whose KV cache is spread over tiles, as the projection lays it out at scale:
+tile code for the combine step between tiles, and the reference of its numerics.
 
-A head's cache takes a grid of ``P x D`` tiles: positions split ``P`` ways, head
-dimensions ``D`` ways (WaferLLM's split).  Tile ``(p, d)`` runs the single-tile
-head's steps (:func:`host.kernels.half.attention_head`) on its share:
+A KV head's cache takes a grid of ``P x D`` tiles: positions split ``P`` ways, head
+dimensions ``D`` ways (WaferLLM's split).  For each of its query heads in turn, tile
+``(p, d)`` runs the single-tile head's steps (:func:`host.kernels.half.attention_head`)
+on its share:
 
 1. its partial scores ``z_t = sum_j K[j][t] q_j`` over its dimensions; with ``D > 1``
    they meet along the ``D`` tiles of its positions in a chain
@@ -17,6 +18,8 @@ head's steps (:func:`host.kernels.half.attention_head`) on its share:
    attention's online softmax does: ``m' = max(m_in, m)``, ``a = exp(m_in - m')``,
    ``b = exp(m - m')``, ``(S', o') = (S, o) b + (S_in, o_in) a``.  The last tile
    writes ``out = N(o * reciprocal(S))`` (:func:`host.kernels.half.head_normalize`).
+   A tile passes a head on and starts the next, so the heads' partials follow each
+   other down the chain.
 
 Every step is fp32, rounded once as the float lanes round (:mod:`sim.iss`), with the
 non-linear functions of :mod:`sim.float_math`; :func:`reference` computes the same
