@@ -298,7 +298,8 @@ def cmd_project(args):
     if args.validate:
         from host.bench import validation
         print("held-out runs, simulated against projected (bound "
-              f"{validation.BOUND:.0%}): user 0's cycles a token, then a product's cycles",
+              f"{validation.BOUND:.0%}): user 0's cycles a token, then a product's and a "
+              "head's cycles",
               flush=True)
         results = validation.run(costs=costs, progress=lambda line: print("  " + line,
                                                                           flush=True))

@@ -37,7 +37,15 @@ The kernels (their shapes' names in parentheses):
   (:func:`host.kernels.vector.reduce_chain`) of ``length`` partial sums over
   ``tiles`` tiles in a row, to the last one's result;
 - ``broadcast`` (length, tiles, crossings): ``length`` words multicast from one tile
-  to the ``tiles`` after it in a row, to the farthest one's having them all.
+  to the ``tiles`` after it in a row, to the farthest one's having them all;
+- ``combine`` (length, tiles, heads, crossings): the chain that combines a
+  distributed attention head's partials over ``tiles`` tiles in a row, ``length``
+  dimensions each (:func:`host.kernels.distributed_attention.combine`), for
+  ``heads`` heads one after another: each link rescales the running sums by the
+  running maximum, so a link costs an exp's latency once (the maximum goes ahead, so
+  the links' exps overlap) and a cycle or two a word.  The heads follow each other
+  down the chain, so its length is paid once, and each later head adds a link's work:
+  a tile's exps and its sums taken in, and with more than two tiles, passed on.
 """
 
 import json
@@ -101,6 +109,12 @@ KERNELS = {
               lambda lanes, length, tiles, crossings: (1, length, tiles, crossings)),
     "broadcast": (("length", "tiles", "crossings"), ("fixed", "words", "tiles", "crossings"),
                   lambda lanes, length, tiles, crossings: (1, length, tiles, crossings)),
+    "combine": (("length", "tiles", "heads", "crossings"),
+                ("fixed", "words", "tiles", "tile words", "crossings", "later heads",
+                 "later head words", "later heads passed on"),
+                lambda lanes, length, tiles, heads, crossings: (
+                    1, length, tiles, tiles * length, crossings, heads - 1,
+                    (heads - 1) * length, (heads - 1) * (length + 1) * (tiles > 2))),
 }
 
 

@@ -22,13 +22,16 @@ along a chain and multicasts the scale back.
 
 Attention keeps each user's KV cache beside it: a KV head's keys and values over a
 grid of tiles, positions down one axis and head dimensions across the other
-(WaferLLM's split).  Each tile runs the measured single-tile head (``attention``)
-on its positions and dimensions for each of the KV head's query heads; the partial
-scores meet along the dimensions (``chain``), the softmax's maximum and sum and the
-weighted sums along the positions.  That distributed attention, and the blocked
-products, are compositions of measured kernels: the mapper does not build them
-(its regions are the single tiles and rows of slices that
-:mod:`host.pipeline_timing` times, and :func:`validate` checks).
+(WaferLLM's split, :mod:`host.kernels.distributed_attention`).  For each of the KV
+head's query heads in turn (:func:`group_cycles`), each tile runs the measured
+single-tile head (``attention``) on its positions and dimensions; the partial scores
+meet along the dimensions (``chain``) and go back (``broadcast``); the partials of the
+softmax (maximum, sum, weighted sums) meet along the positions in a chain that
+rescales them by the running maximum (``combine``).  That distributed attention, and
+the blocked products, are compositions of measured kernels that the mapper does not
+build (its regions are the single tiles and rows of slices that
+:mod:`host.pipeline_timing` times); ``tessera project --validate`` simulates both on
+small grids against :func:`group_cycles` and :func:`block_cycles`.
 
 One user's token passes every region in turn: its cycles are the sum of the
 regions', the hops between them and the wafer links.  ``U`` users in flight take
@@ -48,7 +51,7 @@ from host.wafer import wafer_link_timing
 from rtl.isa import Dtype, element_bytes
 
 __all__ = ["MODELS", "WSE3", "ProjectionError", "Wafer", "load_model", "project",
-           "product", "block_cycles", "COSTS_FILE", "DEFAULT_CONTEXT"]
+           "product", "block_cycles", "group_cycles", "COSTS_FILE", "DEFAULT_CONTEXT"]
 
 COSTS_FILE = Path(__file__).parent / "models" / "kernel_costs.json"
 CLOCK_HZ = 1.1e9
@@ -206,6 +209,26 @@ class Attention:
     cycles: float
 
 
+def group_cycles(costs, wafer, positions, dims, grid, heads):
+    """The cycles of a KV head's ``heads`` query heads over its cache on ``grid`` = (P, D)
+    tiles, each with ``positions`` positions and ``dims`` dimensions, one head after
+    another: for each, the single-tile head on each share, and with D > 1 the partial
+    scores' chain along the D tiles and their multicast back; with P > 1 the chain that
+    combines the partials along the P tiles, whose length the heads pay once
+    (:func:`host.bench.kernel.distributed_head` simulates it)."""
+    P, D = grid
+    head = costs.attention(context=positions, head_dim=dims)
+    if D > 1:
+        along = _crossings(wafer, D - 1)
+        head += (costs.chain(length=positions, tiles=D, crossings=along)
+                 + costs.broadcast(length=positions, tiles=D - 1, crossings=along))
+    cycles = heads * head
+    if P > 1:
+        cycles += costs.combine(length=dims, tiles=P, heads=heads,
+                                crossings=_crossings(wafer, P - 1))
+    return cycles
+
+
 def _attention(costs, wafer, c, context, most_tiles=None):
     """The fastest :class:`Attention` on at most ``most_tiles`` tiles (None: the fewest its
     KV cache needs); the single-tile head holds at most 64 dimensions in its code."""
@@ -223,16 +246,11 @@ def _attention(costs, wafer, c, context, most_tiles=None):
             if positions_tiles < fewest:
                 continue
             positions = _ceil(context, positions_tiles)
-            along = _crossings(wafer, positions_tiles)
-            per_head = (costs.attention(context=positions, head_dim=dims)
-                        + costs.chain(length=positions, tiles=split,
-                                      crossings=_crossings(wafer, split))
-                        + 2 * costs.chain(length=1, tiles=positions_tiles, crossings=along)
-                        + costs.broadcast(length=1, tiles=positions_tiles, crossings=along)
-                        + costs.chain(length=dims, tiles=positions_tiles, crossings=along))
             cycles = (costs.broadcast(length=group * dims, tiles=positions_tiles,
-                                      crossings=along)
-                      + costs.kv_append(heads=1, head_dim=dims) + group * per_head)
+                                      crossings=_crossings(wafer, positions_tiles))
+                      + costs.kv_append(heads=1, head_dim=dims)
+                      + group_cycles(costs, wafer, positions, dims, (positions_tiles, split),
+                                     group))
             if best is None or cycles < best.cycles:
                 best = Attention((positions_tiles, split),
                                  positions_tiles * split * c.n_kv_heads, cycles)

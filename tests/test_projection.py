@@ -58,6 +58,12 @@ def test_blocked_products_within_the_bound(block):
     assert abs(result["error"]) <= validation.BOUND, result
 
 
+@pytest.mark.parametrize("head", validation.QUICK_HEADS, ids=str)
+def test_distributed_heads_within_the_bound(head):
+    result = validation.run_head(head, COSTS)     # and its output the reference's bits
+    assert abs(result["error"]) <= validation.BOUND, result
+
+
 @pytest.mark.parametrize("name, wafers", [("llama3.1-8b", 1), ("llama3.1-70b", 4)])
 def test_the_seed_models_place_within_the_tiles_limits(name, wafers):
     config = projection.load_model(name)

@@ -17,15 +17,16 @@ import numpy as np
 from host.costs import KERNELS, PARAMS, CostModel, Costs
 from host.int8_model import quantise
 from host.cosim import link_ends
+from host.kernels import distributed_attention
 from host.kernels import half as k
 from host.kernels import vector
 from host.kernels.kv_cache import KVCache
-from host.kernels.program import ARG0, POS, SLOT, STAGE, TileProgram
+from host.kernels.program import ARG0, ARG1, POS, SLOT, STAGE, TileProgram
 from host.tile_run import LOOP_COLOR, loop_route, run_tiles
 from rtl.isa import Counter, Dtype
 from rtl.wavelet import Dir
 
-__all__ = ["SWEEPS", "measure", "run"]
+__all__ = ["SWEEPS", "measure", "run", "blocked_product", "distributed_head"]
 
 FP16 = Dtype.FP16
 #: Where a program leaves what it measured (a word of data SRAM), and the colors
@@ -217,11 +218,24 @@ def _receiver(length, color, name="receiver"):
     return t
 
 
+_STEPS = {(1, 0): Dir.E, (-1, 0): Dir.W, (0, 1): Dir.S, (0, -1): Dir.N}
+
+
+def _line(tiles, color, every=False):
+    """Routes that take ``color`` from the first of ``tiles`` (a straight line of
+    neighbours) to the last one's ramp, or with ``every`` to each one's after the first
+    (a multicast)."""
+    (x0, y0), (x1, y1) = tiles[:2]
+    step = _STEPS[x1 - x0, y1 - y0]
+    routes = [(*tiles[0], color, Dir.RAMP, [step])]
+    for x, y in tiles[1:-1]:
+        routes.append((x, y, color, step.opposite, [Dir.RAMP] * every + [step]))
+    return routes + [(*tiles[-1], color, step.opposite, [Dir.RAMP])]
+
+
 def _east(first, last, y, color):
     """Routes that take ``color`` from tile ``first``'s ramp east to tile ``last``'s."""
-    routes = [(first, y, color, Dir.RAMP, [Dir.E])]
-    routes += [(x, y, color, Dir.W, [Dir.E]) for x in range(first + 1, last)]
-    return routes + [(last, y, color, Dir.W, [Dir.RAMP])]
+    return _line([(x, y) for x in range(first, last + 1)], color)
 
 
 #: The wafer of the sweeps that span tiles: three dies of 4x4 in a row, so that a
@@ -278,11 +292,9 @@ def _broadcast(length, tiles, crossings):
     """From tile 0 of row 0 to the ``tiles`` after it, multicast."""
     assert _crossings(0, tiles) == crossings
     programs = {(0, 0): _sender(length, 0)}
-    routes = [(0, 0, 0, Dir.RAMP, [Dir.E])]
     for x in range(1, tiles + 1):
         programs[x, 0] = _receiver(length, 0, f"receiver {x}")
-        routes.append((x, 0, 0, Dir.W, [Dir.RAMP] + ([Dir.E] if x < tiles else [])))
-    return _on_row(programs, tiles, routes)
+    return _on_row(programs, tiles, _line([(x, 0) for x in range(tiles + 1)], 0, every=True))
 
 
 #: The colors of a blocked product: x multicast down the columns; the loops of the tiles'
@@ -335,6 +347,120 @@ def blocked_product(rows, cols, grid):
     return max(_measured(memories[C - 1, i], programs[C - 1, i]) for i in range(1, R + 1))
 
 
+def _fp32_bits(values):
+    return [int(v) for v in np.asarray(values, np.float32).view(np.int32)]
+
+
+def _combine(length, tiles, heads, crossings):
+    """The chain that combines a distributed head's partials
+    (:func:`host.kernels.distributed_attention.combine`) along row 0, ``length``
+    dimensions a tile, for ``heads`` heads one after another, every tile's partials in
+    place in cycle 0: to the cycle at which the last tile has the last head's combined
+    sums (its normalisation is the single-tile head's)."""
+    assert _crossings(0, tiles - 1) == crossings
+    rng = np.random.default_rng(0)
+    programs, accs = {}, {}
+    for x in range(tiles):
+        t = TileProgram(PARAMS, f"combine {x}")
+        partial, pair, scratch = t.acc("partial", length + 1), t.acc("pair", 2), t.acc("s", 4)
+        top = t.word("max", _fp32_bits([rng.uniform(-4, 4)])[0])
+        last = x == tiles - 1
+        for _ in range(heads):
+            distributed_attention.combine(t, partial, length, top, pair, scratch,
+                                          COLORS[(x - 1) % 2] if x else None,
+                                          None if last else COLORS[x % 2])
+        if last:
+            t.word(RESULT, 0)
+            _stamp(t, True)
+        t.b.halt()
+        programs[x, 0] = t
+        accs[x, 0] = _fp32_bits([rng.uniform(1, 8), *rng.uniform(-1, 1, length)])
+    routes = [route for x in range(tiles - 1) for route in _east(x, x + 1, 0, COLORS[x % 2])]
+    return _on_row(programs, tiles - 1, routes, accs=accs)
+
+
+#: The colors of a distributed head: the partial scores' chains down the columns
+#: alternate between :data:`COLORS`, the whole scores go back up on SCORES_BACK, the
+#: partials' chains along the rows alternate between COMBINE_COLORS (tile (0, 0) sends
+#: only the first, so that :data:`host.tile_run.OUT_COLOR`'s route there is left alone).
+SCORES_BACK, COMBINE_COLORS = 5, (4, 2)
+
+
+def distributed_head(q, keys, values, grid):
+    """The query heads ``q`` (heads x head_dim) of one KV head, whose fp16 ``keys`` and
+    ``values`` (context x head_dim) are spread on ``grid`` = (P, D) tiles, as
+    :func:`host.projection.group_cycles` lays them out: tile (p, d), at x = p and y = d,
+    holds positions ``p`` and dimensions ``d`` of the cache and ``d`` of each query, and
+    runs :mod:`host.kernels.distributed_attention`'s steps for each head in turn (one copy
+    of the code, :class:`host.kernels.half.HeadTable`).  Returns the cycle at which the
+    last of the tiles (P - 1, d) has its 16-bit piece of the last head's output, and the
+    outputs (heads x head_dim)."""
+    P, D = grid
+    heads, (context, head_dim) = len(q), keys.shape
+    assert context % P == 0 and head_dim % D == 0 and P <= DIES[0] * DIE[0] and D <= DIE[1]
+    n, c = context // P, head_dim // D
+    half = lambda array: np.ascontiguousarray(array, np.float16).tobytes()
+    programs, routes = {}, []
+    for p in range(P):
+        column = [(p, d) for d in range(D)]
+        for d in range(D - 1):
+            routes += _line(column[d:d + 2], COLORS[d % 2])
+        if D > 1:
+            routes += _line(column[::-1], SCORES_BACK, every=True)
+        for d in range(D):
+            positions, dims = slice(p * n, (p + 1) * n), slice(d * c, (d + 1) * c)
+            t = TileProgram(PARAMS, f"head {p}, {d}")
+            keys_at = t.alloc("keys", content=half(keys[positions, dims].T), align=2)
+            values_at = t.alloc("values", content=half(values[positions, dims]), align=2)
+            table = k.HeadTable(t, [k.HeadAddresses(
+                t.alloc(f"q {h}", content=half(q[h, dims]), align=2), keys_at, values_at,
+                t.alloc(f"out {h}", 2 * c, align=2)) for h in range(heads)])
+            probs, top = t.alloc("probs", 2 * n, align=2), t.word("max", 0)
+            scores, q_scratch, partial = t.acc("scores", n), t.acc("q", c), t.acc("o", c + 1)
+            scratch, pair = t.acc("exp", 2 * k.EXP_CHUNK), t.acc("pair", 2)
+            b = t.b
+            b.li(POS, n - 1)                  # positions 0..n-1, slots 0..
+            b.addi(SLOT, POS, 0)
+            b.li(STAGE, n)
+
+            def head():                       # emitted once, run for each head
+                k.head_scores(t, table, n, STAGE, scores, q_scratch, c, FP16)
+                if D > 1:
+                    color_in = COLORS[(d - 1) % 2] if d else None
+                    if d < D - 1:
+                        vector.reduce_chain(t, scores, n, color_in, COLORS[d % 2], float_=True)
+                        vector.receive(t, scores, n, SCORES_BACK)
+                    else:
+                        vector.accumulate(t, scores, n, color_in, float_=True)
+                        vector.send(t, scores, n, SCORES_BACK)
+                k.head_softmax(t, STAGE, scores, probs, np.float32(1 / np.sqrt(head_dim)),
+                               FP16, scratch, max_word=top)
+                k.head_weighted_sum(t, table, STAGE, partial + 1, probs, c, FP16, LOOP_COLOR)
+                k.register_into_acc(t, partial, ARG1)
+                if P > 1:
+                    distributed_attention.combine(
+                        t, partial, c, top, pair, scratch,
+                        COMBINE_COLORS[(p - 1) % 2] if p else None,
+                        COMBINE_COLORS[p % 2] if p < P - 1 else None)
+                if p == P - 1:
+                    k.head_normalize(t, table, partial, partial + 1, scratch, c, FP16)
+            table.each(t, head)
+            if p == P - 1:
+                t.word(RESULT, 0)
+                _stamp(t, True)
+            t.b.halt()
+            programs[p, d] = t
+            routes.append(loop_route(p, d))
+            if p < P - 1:
+                routes += _line([(p, d), (p + 1, d)], COMBINE_COLORS[p % 2])
+    memories, _ = run_tiles(PARAMS, programs, routes=routes, dies=DIES, die=DIE)
+    ends = [programs[P - 1, d] for d in range(D)]
+    out = [[np.frombuffer(memories[P - 1, d][t.symbols[f"out {h}"][0]:][:2 * c], np.float16)
+            for d, t in enumerate(ends)] for h in range(heads)]
+    return max(_measured(memories[P - 1, d], t) for d, t in enumerate(ends)), \
+        np.array([np.concatenate(pieces) for pieces in out], np.float32)
+
+
 def _grid(**axes):
     names = list(axes)
     shapes = [{}]
@@ -372,6 +498,11 @@ SWEEPS = {
     "broadcast": (_broadcast, [{**shape, "crossings": _crossings(0, shape["tiles"])}
                                for shape in _grid(length=(1, 16, 64, 288),
                                                   tiles=(1, 2, 4, 7, 11))]),
+    "combine": (_combine, [{**shape, "crossings": _crossings(0, shape["tiles"] - 1)}
+                           for shape in [*_grid(length=(8, 16, 32, 64), tiles=(2, 3, 5, 8, 12),
+                                                heads=(1,)),
+                                         *_grid(length=(8, 64), tiles=(2, 3, 5, 8, 12),
+                                                heads=(2, 8))]]),
 }
 assert set(SWEEPS) == set(KERNELS)
 

@@ -9,19 +9,29 @@ Two kinds of held-out run, neither used by the fits:
   attention split over two tiles) and the link between wafers;
 - products over blocks of tiles, as the projection lays them out at scale
   (:func:`host.bench.kernel.blocked_product`), against
-  :func:`host.projection.block_cycles`.
+  :func:`host.projection.block_cycles`;
+- the query heads of a KV head whose cache is spread over a grid of tiles, as the
+  projection lays it out at scale (:func:`host.bench.kernel.distributed_head`),
+  against :func:`host.projection.group_cycles`.  Their fp16 outputs must also be the
+  bits of :func:`host.kernels.distributed_attention.reference` on the same seeded
+  inputs.
 """
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from host import pipeline_timing, runtime, workload
 from host.bench import kernel, pipeline
 from host.costs import Costs
-from host.projection import COSTS_FILE, Wafer, block_cycles
+from host.half_model import F32, narrow
+from host.kernels import distributed_attention
+from host.projection import COSTS_FILE, Wafer, block_cycles, group_cycles
 from host.wafer import WaferShape, wafer_link_timing
 from rtl.params import preset
 
-__all__ = ["Case", "CASES", "QUICK", "BLOCKS", "run_case", "run_block", "BOUND"]
+__all__ = ["Case", "CASES", "QUICK", "BLOCKS", "HEADS", "QUICK_HEADS", "run_case",
+           "run_block", "run_head", "BOUND"]
 
 #: The largest relative error the projection may make on a held-out run.
 BOUND = 0.10
@@ -56,13 +66,50 @@ QUICK = tuple(Case(c.name, c.model, c.dies, 6, c.users, c.layers, c.layout, c.wa
 BLOCKS = ((96, 256, (3, 8)), (96, 264, (2, 12)), (64, 128, (1, 4)), (240, 96, (3, 3)))
 
 
+#: The sweeps' wafer, as the projection sees it.
+SWEEP_WAFER = Wafer(kernel.DIES[0] * kernel.DIE[0], kernel.DIE[1], kernel.DIE)
+
+
 def run_block(block, costs):
     """``{"case", "measured", "predicted", "error"}``: a blocked product's cycles."""
     rows, cols, grid = block
     measured = kernel.blocked_product(rows, cols, grid)
-    wafer = Wafer(kernel.DIES[0] * kernel.DIE[0], kernel.DIE[1], kernel.DIE)
-    predicted = block_cycles(costs, wafer, rows, cols, grid)
+    predicted = block_cycles(costs, SWEEP_WAFER, rows, cols, grid)
     return {"case": f"{rows}x{cols} product on {grid[0]}x{grid[1]} tiles",
+            "measured": measured, "predicted": predicted, "error": predicted / measured - 1}
+
+
+#: Distributed attention: (context, head_dim, (P, D), query heads), positions split P
+#: ways along row 0 of the sweeps' wafer (chains of 5 and more tiles cross a die
+#: boundary), head dimensions D ways down the columns.
+HEADS = ((256, 64, (8, 1), 1), (384, 32, (12, 4), 4), (192, 128, (6, 4), 2),
+         (512, 16, (4, 2), 8))
+#: The ones ``make test`` runs.
+QUICK_HEADS = ((64, 32, (4, 2), 2),)
+
+
+class NumericsError(AssertionError):
+    """A distributed head's output differs from its reference's bits."""
+
+
+def run_head(head, costs, seed=0):
+    """``{"case", "measured", "predicted", "error"}``: a distributed group of heads'
+    cycles, on inputs seeded by ``seed``; raises :class:`NumericsError` if an output is
+    not the reference's."""
+    context, head_dim, grid, heads = head
+    rng = np.random.default_rng(seed)
+    q, keys, values = (narrow(rng.standard_normal(shape), "fp16")
+                       for shape in ((heads, head_dim), (context, head_dim),
+                                     (context, head_dim)))
+    measured, out = kernel.distributed_head(q, keys, values, grid)
+    expected = [distributed_attention.reference(query, keys, values, grid,
+                                                F32(1 / np.sqrt(head_dim))) for query in q]
+    if not np.array_equal(out, expected):
+        raise NumericsError(f"seed {seed}, {head}: an output differs from the reference by "
+                            f"up to {np.abs(out - expected).max():g}")
+    predicted = group_cycles(costs, SWEEP_WAFER, context // grid[0], head_dim // grid[1],
+                             grid, heads)
+    return {"case": f"{heads} x {head_dim}-dim, {context} keys, {grid[0]}x{grid[1]} tiles",
             "measured": measured, "predicted": predicted, "error": predicted / measured - 1}
 
 
@@ -89,11 +136,11 @@ def run_case(case, costs, clock_hz=runtime.NOMINAL_CLOCK_HZ):
             "error": predicted / measured - 1}
 
 
-def run(cases=CASES, blocks=BLOCKS, costs=None, progress=print):
+def run(cases=CASES, blocks=BLOCKS, heads=HEADS, costs=None, progress=print):
     costs = costs or Costs.load(COSTS_FILE)
     results = []
     for runner, case in [(run_case, case) for case in cases] + \
-            [(run_block, block) for block in blocks]:
+            [(run_block, block) for block in blocks] + [(run_head, head) for head in heads]:
         results.append(runner(case, costs))
         if progress:
             r = results[-1]

@@ -17,8 +17,9 @@ from host.kernels.vector import zero
 from rtl.isa import Dtype
 
 __all__ = ["gemv", "gemv_int8", "Int8Matrix", "column_products", "widen", "rmsnorm", "rope",
-           "HeadAddresses", "HeadTable", "attention_head", "swiglu", "residual_add", "argmax",
-           "embedding", "embedding_int8", "scalar_of"]
+           "HeadAddresses", "HeadTable", "attention_head", "head_scores", "head_softmax",
+           "head_weighted_sum", "head_normalize", "register_into_acc", "swiglu",
+           "residual_add", "argmax", "embedding", "embedding_int8", "scalar_of"]
 
 #: ``sign_extend(bits >> 31) & KEY_MASK`` flips a negative fp32's other bits, so that
 #: signed integer order is float order (NaNs aside): -0 below +0, -inf lowest.
@@ -173,7 +174,7 @@ def scalar_of(t, register, acc):
     t.b.vsum(register, 7, float_=True)
 
 
-def _register_into_acc(t, acc, register):
+def register_into_acc(t, acc, register):
     """acc[acc] = the bits of ``register``, exactly (an integer add to 0)."""
     zero(t, acc, 1)
     t.accs(0, acc, 1)
@@ -278,12 +279,24 @@ def attention_head(t, head, key_rows, length, scores, q_scratch, out_scratch, pr
     ``values``, slot ``s``'s ``head_dim`` values at ``values + 2 s head_dim``; ``out``,
     where the 16-bit result goes.  Accumulators: ``scores`` (the context),
     ``q_scratch`` and ``out_scratch`` (``head_dim`` each), ``exp_scratch`` (``2 *
-    EXP_CHUNK``); ``probs``: the context's 16-bit probabilities in data."""
+    EXP_CHUNK``); ``probs``: the context's 16-bit probabilities in data.  Its steps
+    (:func:`head_scores`, :func:`head_softmax`, :func:`head_weighted_sum`,
+    :func:`head_normalize`) also serve a head whose cache is spread over tiles
+    (:mod:`host.kernels.distributed_attention`)."""
+    head_scores(t, head, key_rows, length, scores, q_scratch, head_dim, dtype)
+    head_softmax(t, length, scores, probs, score_scale, dtype, exp_scratch)
+    head_weighted_sum(t, head, length, out_scratch, probs, head_dim, dtype, loop)
+    register_into_acc(t, q_scratch, ARG1)
+    head_normalize(t, head, q_scratch, out_scratch, exp_scratch, head_dim, dtype)
+
+
+def head_scores(t, head, key_rows, length, scores, q_scratch, head_dim, dtype):
+    """acc[scores:scores+length] = the head's raw scores ``z_t = sum_j K[j][t] q_j``, the
+    dimensions in order (:func:`attention_head`'s operands)."""
     b = t.b
     head.load(t, 3, "q")
     widen(t, ("r", 3), head_dim, q_scratch, dtype)
     zero(t, scores, ("r", length))
-    # z_t += K[j][t] * q_j for each dimension j, in order
     b.sub(6, SLOT, POS)                       # the user's first slot
     b.slli(6, 6, 1)
     head.load(t, 7, "keys")
@@ -296,18 +309,32 @@ def attention_head(t, head, key_rows, length, scores, q_scratch, out_scratch, pr
         if j < head_dim - 1:
             b.li(1, 2 * key_rows)
             b.add(7, 7, 1)
-    # e = exp(z * scale - max); S = their ordered sum; p = N(e)
+
+
+def head_softmax(t, length, scores, probs, score_scale, dtype, exp_scratch, max_word=None):
+    """``e = exp(z * scale - max)`` in place of the raw scores, ARG1 = their ordered sum
+    ``S``, the 16-bit ``N(e)`` at data ``probs``; with ``max_word``, the maximum's fp32
+    bits stored there too."""
+    b = t.b
     t.accs(0, scores, ("r", length))
     b.li(1, _fp32(score_scale))
     b.vmul(0, 0, 1, scalar=True, float_=True)
     b.vrmax(1, 0, float_=True)
     b.vsub(0, 0, 1, scalar=True, float_=True)
+    if max_word is not None:
+        b.li(2, max_word)
+        b.st(1, 2, 0)
     _exp_in_chunks(t, scores, length, exp_scratch)
     t.accs(0, scores, ("r", length))
     b.vsum(ARG1, 0, float_=True)
     t.mem(1, probs, ("r", length), dtype=dtype)
     b.vmov(1, 0, float_=True)
-    # o = sum_t p_t V[t], in position order; out = N(o * reciprocal(S))
+
+
+def head_weighted_sum(t, head, length, out_scratch, probs, head_dim, dtype, loop):
+    """acc[out_scratch:+head_dim] = ``o = sum_t p_t V[t]`` in position order, the 16-bit
+    probabilities ``p`` at data ``probs`` streamed around ``loop``."""
+    b = t.b
     b.sub(6, SLOT, POS)
     b.li(7, 2 * head_dim)
     b.mul(6, 6, 7)
@@ -315,9 +342,14 @@ def attention_head(t, head, key_rows, length, scores, q_scratch, out_scratch, pr
     b.add(7, 7, 6)
     zero(t, out_scratch, head_dim)
     column_products(t, ("r", 7), head_dim, ("r", length), probs, dtype, loop)
-    _register_into_acc(t, q_scratch, ARG1)
-    float_math.reciprocal(t, q_scratch, 1, exp_scratch)
-    scalar_of(t, ARG1, q_scratch)
+
+
+def head_normalize(t, head, total, out_scratch, exp_scratch, head_dim, dtype):
+    """The head's 16-bit ``out = N(o * reciprocal(S))``, ``S`` the fp32 accumulator
+    ``total`` (overwritten) and ``o`` acc[out_scratch:+head_dim]."""
+    b = t.b
+    float_math.reciprocal(t, total, 1, exp_scratch)
+    scalar_of(t, ARG1, total)
     t.accs(0, out_scratch, head_dim)
     head.load(t, 3, "out")
     t.mem(1, ("r", 3), head_dim, dtype=dtype)
