@@ -299,8 +299,7 @@ def cmd_project(args):
         from host.bench import validation
         print("held-out runs, simulated against projected (bound "
               f"{validation.BOUND:.0%}): user 0's cycles a token, then a product's and a "
-              "head's cycles",
-              flush=True)
+              "group of heads' cycles", flush=True)
         results = validation.run(costs=costs, progress=lambda line: print("  " + line,
                                                                           flush=True))
         worst = max(abs(r["error"]) for r in results)

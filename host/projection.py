@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from host.costs import PARAMS, Costs
+from host.kernels.half import EXP_CHUNK
 from host.model import ModelConfig, ModelError
 from host.wafer import wafer_link_timing
 from rtl.isa import Dtype, element_bytes
@@ -235,9 +236,14 @@ def _attention(costs, wafer, c, context, most_tiles=None):
     hd, group, best = c.head_dim, c.n_heads // c.n_kv_heads, None
     for split in [n for n in range(1, hd + 1) if hd % n == 0 and hd // n <= 64]:
         dims = hd // split
-        # keys and values, the probabilities; scores and the head's scratch in accumulators
-        most = min((PARAMS.data_bytes - ELEMENT * 4 * dims) // (ELEMENT * (2 * dims + 1)),
-                   PARAMS.acc_words - 4 * dims - 64)
+        # As host.bench.kernel.distributed_head lays a tile out.  Data: a position's key,
+        # value and probability; each head's q, output and four-word entry in the head
+        # table; two words (the table's pointer, the running maximum) and room to align.
+        # Accumulators: a position's score; q, the partial output and its sum, exp's
+        # chunks and a pair.
+        heads_bytes = group * (2 * ELEMENT * dims + 16) + 8 + 8
+        most = min((PARAMS.data_bytes - heads_bytes) // (ELEMENT * (2 * dims + 1)),
+                   PARAMS.acc_words - (2 * dims + 1 + 2 * EXP_CHUNK + 2))
         if most < 1:
             continue
         fewest = _ceil(context, most)

@@ -15,6 +15,7 @@ import pytest
 from host import mapper, projection, workload
 from host.bench import validation
 from host.costs import PARAMS, Costs
+from host.kernels.half import EXP_CHUNK
 from host.wafer import WaferShape
 
 COSTS = Costs.load(projection.COSTS_FILE)
@@ -74,11 +75,15 @@ def test_the_seed_models_place_within_the_tiles_limits(name, wafers):
         r, c = (-(-rows // block["grid"][0]), -(-cols // block["grid"][1]))
         assert projection.ELEMENT * (r * c + c) <= PARAMS.data_bytes, block_name
         assert r <= PARAMS.acc_words, block_name
+    # An attention tile holds its positions' keys, values and probabilities and each
+    # query head's q and output (host.bench.kernel.distributed_head); its accumulators,
+    # a score a position, q, the partial output and the exponentials' chunks.
     positions, split = report["attention_grid"]
-    dims = config.head_dim // split
+    dims, group = config.head_dim // split, config.n_heads // config.n_kv_heads
     per_tile = -(-report["context"] // positions)
-    assert projection.ELEMENT * (2 * dims + 1) * per_tile <= PARAMS.data_bytes
-    assert per_tile + 4 * dims <= PARAMS.acc_words
+    assert projection.ELEMENT * ((2 * dims + 1) * per_tile + 2 * dims * group) \
+        <= PARAMS.data_bytes
+    assert per_tile + 2 * dims + 2 * EXP_CHUNK <= PARAMS.acc_words
     # the seed's target: one user within 2x of its figure
     seed_wafers, rate = projection.SEED[name]
     assert seed_wafers == wafers
