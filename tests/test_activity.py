@@ -9,6 +9,8 @@ from rtl.params import PRESETS
 from sim.iss import Core
 
 PARAMS = PRESETS["test"]
+#: The die of tests/test_wafer.py, whose tile library serves both.
+DIE = (2, 2)
 
 #: Two operations side by side in the two slots, taking turns at the beats; a strided
 #: one, a beat an element; and a reduction, which the core waits for.
@@ -62,10 +64,10 @@ def iss_operations(program):
 
 
 def wafer_operations(program, first=0, last=2 ** 63):
-    """The operations the tile harness records of ``program`` on a one-tile wafer, those
-    that start in its cycles ``first`` to ``last - 1``, as :func:`iss_operations` gives
-    them."""
-    wafer = Wafer((1, 1), (1, 1), PARAMS)
+    """The operations the tile harness records of ``program`` on tile (0, 0) of a one-die
+    wafer (the others fault at once on their empty code), those that start in its cycles
+    ``first`` to ``last - 1``, as :func:`iss_operations` gives them."""
+    wafer = Wafer((1, 1), DIE, PARAMS)
     try:
         wafer.load(0, 0, code=program.words())
         wafer.start()
