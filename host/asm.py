@@ -48,13 +48,14 @@ from rtl.isa import (COUNTERS, DESCRIPTORS, IMM_BITS, INSTRUCTION, OPS, REGISTER
                      sign_extend, split_descriptor_imm)
 from rtl.params import Params
 
-__all__ = ["AsmError", "Program", "Builder", "assemble", "disassemble"]
+__all__ = ["AsmError", "Program", "Builder", "assemble", "disassemble", "STRIDE_RANGE"]
 
 _IMM = (-(1 << IMM_BITS - 1), (1 << IMM_BITS - 1) - 1)      # signed immediates
 _UIMM_MASK = (1 << IMM_BITS) - 1
 _LUI_BITS = IMM_BITS + Shape.cast(INSTRUCTION["c"].shape).width  # LUI: {c, imm}
 _SHIFT_OPS = (Op.SLLI, Op.SRLI, Op.SRAI)                     # use 5 bits of the immediate
-_STRIDE = (-(1 << STRIDE_BITS - 1), (1 << STRIDE_BITS - 1) - 1)
+#: A descriptor's stride, in bytes: the range its field holds.
+STRIDE_RANGE = (-(1 << STRIDE_BITS - 1), (1 << STRIDE_BITS - 1) - 1)
 _INTEGER_ONLY = (Op.VQNT, Op.VTBL)                              # no floating-point form
 _SHIFT_LSB = int(VFlag.SHIFT) & -int(VFlag.SHIFT)         # where the shift field starts
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -311,7 +312,7 @@ class Builder:
         self._descriptors[d] = (kind, self._dtype(dtype, kind), self.line)
 
     def _dmem(self, op, d, base, length, stride, dtype=Dtype.INT):
-        stride = self._range(stride, *_STRIDE, "stride")
+        stride = self._range(stride, *STRIDE_RANGE, "stride")
         self._set_descriptor(op, d, Kind.MEM, dtype, b=self._reg(base), c=self._reg(length),
                              imm=descriptor_imm(stride, dtype))
 

@@ -260,6 +260,9 @@ STORIES = "host/models/stories260K.bin"
     (["--model", STORIES], "needs --tokenizer FILE"),
     (["--context", "8", "--prompt", "Once upon a time"], "more than the context of 8"),
     (["--context", "600"], "--context 600 exceeds the model's context of 512"),
+    # Two users' keys make rows past a descriptor's stride: a shortfall, not the assembler's.
+    (["--context", "512", "--users", "2"],
+     "2 users need more KV cache than layer 0's attention tiles hold: 1 fit"),
     (["--dtype", "fp8"], "invalid choice: 'fp8'"),
     (["--model", "nosuch"], "unknown model 'nosuch'"),
     (["--preset", "default"], "--dtype fp16 needs tiles with float lanes"),

@@ -10,7 +10,8 @@ differs.  A tile may keep some of the KV heads only (``kv_heads``, a range): its
 part of a layer's attention (:mod:`host.kernels.half_layers`).
 """
 
-from host.kernels.program import SLOT
+from host.asm import STRIDE_RANGE
+from host.kernels.program import SLOT, FitError
 from rtl.isa import Dtype, element_bytes
 
 __all__ = ["KVCache"]
@@ -22,6 +23,10 @@ class KVCache:
         self.kv_heads = range(config.n_kv_heads) if kv_heads is None else kv_heads
         self.size = element_bytes(dtype)
         self.row = users * config.seq_len              # slots
+        if self.row * self.size > STRIDE_RANGE[1]:     # the keys' rows are a stride apart
+            raise FitError(f"{t.name}: {users} users of {config.seq_len} positions make key "
+                           f"rows of {self.row * self.size} bytes, past a descriptor's stride "
+                           f"of at most {STRIDE_RANGE[1]}")
         self.dims = len(self.kv_heads) * config.head_dim
         self.keys = t.alloc("key cache", self.dims * self.row * self.size)
         self.values = t.alloc("value cache", self.row * self.dims * self.size)
