@@ -871,6 +871,40 @@ def cmd_bench_wafers(args):
         _write_atomically(args.plot, lambda path: wafers.plot(result, path))
 
 
+def cmd_serve(args):
+    from host import mapper, serve, serve_engine, workload
+    work, shape = _workload(args)
+    _check_llm_options(args, least_tokens=1)
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0 to 65535, not {args.port}")
+    if args.queue < 0:
+        raise UsageError(f"--queue must be 0 or more, not {args.queue}")
+    if args.users is not None and args.users < 1:
+        raise UsageError(f"--users must be at least 1, not {args.users}")
+    try:
+        work = work.sized(1, args.context or work.config.seq_len)
+        reference = work.reference()
+        # By default U = P, the pipeline's stages with many users in flight.
+        users = args.users or mapper.plan(reference, shape, [[0]] * 2, [1] * 2,
+                                          **_layout(args, 2)).steps
+        engine = serve_engine.BatchEngine(reference, shape, users, args.queue,
+                                          _layout(args, users), _defects(args, shape),
+                                          args.clock * 1e9)
+    except (mapper.MapError, workload.WorkloadError) as error:
+        raise UsageError(str(error)) from None
+    import uvicorn
+    print(f"tessera serve: {work.name} at {work.dtype} (context {engine.context}), a "
+          f"{engine.steps}-stage pipeline on a {shape.dies_x}x{shape.dies_y} wafer; up to "
+          f"{users} users a run, {args.queue} more waiting; http://{args.host}:{args.port}/",
+          flush=True)
+    engine.start()
+    try:
+        uvicorn.run(serve.app(engine, work, args.tokens), host=args.host, port=args.port,
+                    log_level="warning")
+    finally:
+        engine.close()
+
+
 def _add_wafers_options(parser, wafers, meaning):
     parser.add_argument("--wafers", type=int, default=wafers,
                         help=f"{meaning} (default {wafers})")
@@ -1023,6 +1057,23 @@ def _parser():
                                                  "and the cost model fitted to them")
     kernels.add_argument("--json", help="write the costs (with their points) here")
     kernels.set_defaults(run=cmd_bench_kernels)
+
+    serve = commands.add_parser("serve", help="an OpenAI-compatible service and a chat page, "
+                                              "the model on the simulated wafer")
+    _add_params_options(serve)
+    _add_model_options(serve, "stories260K")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
+    serve.add_argument("--users", type=int,
+                       help="the most requests a run takes as users in flight (default: the "
+                            "pipeline's stages)")
+    serve.add_argument("--queue", type=int, default=16,
+                       help="the most requests waiting for the wafer; beyond, HTTP 429 "
+                            "(default 16)")
+    serve.add_argument("--defects", help="defect map: one dead physical tile 'column,row' a line")
+    _add_llm_options(serve, tokens=16, wafer="2x1")
+    serve.set_defaults(run=cmd_serve)
 
     project = commands.add_parser("project", help="a model at the seed's scale, from the "
                                                   "measured kernel costs")
