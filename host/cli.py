@@ -871,8 +871,22 @@ def cmd_bench_wafers(args):
         _write_atomically(args.plot, lambda path: wafers.plot(result, path))
 
 
+def _most_users(engine_for, most):
+    """``engine_for(users)`` for the most users, from ``most`` down, whose KV caches and
+    schedule fit the wafer; the error of one user if not even one does."""
+    from host import mapper
+    from host.asm import AsmError       # the mapper lets the kernels' stride limit through
+    for users in range(most, 0, -1):
+        try:
+            return engine_for(users)
+        except (mapper.MapError, AsmError):
+            if users == 1:
+                raise
+
+
 def cmd_serve(args):
     from host import mapper, serve, serve_engine, workload
+    from host.asm import AsmError
     work, shape = _workload(args)
     _check_llm_options(args, least_tokens=1)
     if not 0 <= args.port <= 65535:
@@ -883,20 +897,27 @@ def cmd_serve(args):
         raise UsageError(f"--users must be at least 1, not {args.users}")
     try:
         work = work.sized(1, args.context or work.config.seq_len)
-        reference = work.reference()
-        # By default U = P, the pipeline's stages with many users in flight.
-        users = args.users or mapper.plan(reference, shape, [[0]] * 2, [1] * 2,
-                                          **_layout(args, 2)).steps
-        engine = serve_engine.BatchEngine(reference, shape, users, args.queue,
-                                          _layout(args, users), _defects(args, shape),
-                                          args.clock * 1e9)
-    except (mapper.MapError, workload.WorkloadError) as error:
+    except workload.WorkloadError as error:
         raise UsageError(str(error)) from None
+    reference, defects = work.reference(), _defects(args, shape)
+
+    def engine_for(users):
+        return serve_engine.BatchEngine(reference, shape, users, args.queue,
+                                        _layout(args, users), defects, args.clock * 1e9)
+    try:
+        # By default the most users, up to the pipeline's stages, that fit at the context.
+        engine = engine_for(args.users) if args.users else _most_users(
+            engine_for, mapper.plan(reference, shape, [[0]] * 2, [1] * 2,
+                                    **_layout(args, 2)).steps)
+    except (mapper.MapError, AsmError) as error:
+        raise UsageError(f"{args.users or 1} user{'s' if (args.users or 1) > 1 else ''} at a "
+                         f"context of {work.config.seq_len}: {error} (a smaller --context, or "
+                         f"fewer --users, may fit)") from None
     import uvicorn
     print(f"tessera serve: {work.name} at {work.dtype} (context {engine.context}), a "
           f"{engine.steps}-stage pipeline on a {shape.dies_x}x{shape.dies_y} wafer; up to "
-          f"{users} users a run, {args.queue} more waiting; http://{args.host}:{args.port}/",
-          flush=True)
+          f"{engine.users} users a run, {args.queue} more waiting; "
+          f"http://{args.host}:{args.port}/", flush=True)
     engine.start()
     try:
         uvicorn.run(serve.app(engine, work, args.tokens), host=args.host, port=args.port,

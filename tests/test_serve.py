@@ -25,6 +25,7 @@ import pytest
 import uvicorn
 
 from host import mapper, serve, serve_engine, workload
+from host.cli import main
 from host.wafer import WaferShape
 from rtl.params import preset
 
@@ -226,6 +227,20 @@ def test_the_engine_refuses_more_users_than_the_wafer_holds():
     with pytest.raises(mapper.MapError, match="need more KV cache"):
         serve_engine.BatchEngine(work.reference(), shape, users=12, queue_bound=1,
                                  layout={"split_attention": True})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "70000"], "--port must be 0 to 65535, not 70000"),
+    (["--queue", "-1"], "--queue must be 0 or more, not -1"),
+    (["--users", "0"], "--users must be at least 1, not 0"),
+    (["--users", "12"], "12 users at a context of 64: 12 users need more KV cache"),
+    (["--context", "65"], "--context 65 exceeds the model's context of 64"),
+    (["--tokens", "0"], "--tokens must be at least 1"),
+])
+def test_serve_refuses_bad_options_before_serving(capsys, args, message):
+    assert main(["serve", "--model", MODEL, "--wafer", "1x1", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
 
 def test_the_page_streams_an_answer_and_its_tokens_per_second(server, run_alone):
