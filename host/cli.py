@@ -914,7 +914,7 @@ def cmd_serve(args):
                          f"context of {work.config.seq_len}: {error} (a smaller --context, or "
                          f"fewer --users, may fit)") from None
     import uvicorn
-    print(f"tessera serve: {work.name} at {work.dtype} (context {engine.context}), a "
+    print(f"serving {work.name} at {work.dtype} (context {engine.context}), a "
           f"{engine.steps}-stage pipeline on a {shape.dies_x}x{shape.dies_y} wafer; up to "
           f"{engine.users} users a run, {args.queue} more waiting; "
           f"http://{args.host}:{args.port}/", flush=True)

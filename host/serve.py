@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.concurrency import run_in_threadpool
 
 from host.serve_engine import EngineError, QueueFull
 from host.workload import WorkloadError
@@ -23,6 +23,8 @@ from host.workload import WorkloadError
 __all__ = ["app"]
 
 PAGE = Path(__file__).with_name("serve_page.html")
+#: How often a stream waiting for its tokens checks that its client is still there.
+DISCONNECT_POLL_SECONDS = 0.5
 
 
 class BadRequest(Exception):
@@ -67,18 +69,21 @@ def app(engine, work, default_max_tokens):
         if not isinstance(prompt, str):
             raise BadRequest(400, "prompt must be a string (one prompt a request)"
                              if prompt is not None else "prompt is missing", "prompt")
-        return await _answer(body, prompt, chat=False)
+        return await _answer(request, body, prompt, chat=False)
 
     @service.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         body = await _body(request)
-        return await _answer(body, _last_user_message(body.get("messages")), chat=True)
+        return await _answer(request, body, _last_user_message(body.get("messages")),
+                             chat=True)
 
-    async def _answer(body, text, chat):
+    async def _answer(request, body, text, chat):
         _check_model(body.get("model"), work)
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise BadRequest(400, f"stream must be true or false, not {stream!r}", "stream")
+        if body.get("n", 1) != 1:
+            raise BadRequest(400, f"n must be 1 (one answer a request), not {body['n']!r}", "n")
         max_tokens = _max_tokens(body, "max_completion_tokens" if chat else None)
         _check_greedy(body)
         if not text:
@@ -94,7 +99,7 @@ def app(engine, work, default_max_tokens):
         except QueueFull as error:
             raise BadRequest(429, str(error), None, "queue_full",
                              "rate_limit_exceeded") from None
-        answer = _Answer(work, handle, chat)
+        answer = _Answer(work, handle, chat, request)
         if stream:
             return StreamingResponse(answer.events(), media_type="text/event-stream")
         try:
@@ -109,8 +114,8 @@ def app(engine, work, default_max_tokens):
 class _Answer:
     """One request's answer, whole or as server-sent events."""
 
-    def __init__(self, work, handle, chat):
-        self.work, self.handle, self.chat = work, handle, chat
+    def __init__(self, work, handle, chat, client):
+        self.work, self.handle, self.chat, self.client = work, handle, chat, client
         self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         self.created = int(time.time())
 
@@ -157,9 +162,11 @@ class _Answer:
                 yield self._chunk("")
             pieces = _Pieces(self.work, self.handle.prompt)
             try:
-                async for token in iterate_in_threadpool(iter(self.handle)):
+                while (token := await self._next_token()) is not None:
                     if piece := pieces.add(token):
                         yield self._chunk(piece)
+            except Disconnected:
+                return
             except Exception as error:
                 yield "data: " + json.dumps({"error": {
                     "message": f"the wafer failed: {error}", "type": "server_error",
@@ -173,6 +180,21 @@ class _Answer:
             yield "data: [DONE]\n\n"
         finally:
             self.handle.cancel()
+
+
+    async def _next_token(self):
+        """The handle's next token, or None at the end; a client gone while it waits ends
+        the stream (Starlette notices a disconnect only when it sends)."""
+        while True:
+            try:
+                return await run_in_threadpool(self.handle.next_token, DISCONNECT_POLL_SECONDS)
+            except TimeoutError:
+                if await self.client.is_disconnected():
+                    raise Disconnected from None
+
+
+class Disconnected(Exception):
+    """The client of a stream went away."""
 
 
 class _Pieces:

@@ -62,16 +62,23 @@ class Request:
         self._events = queue.Queue()     # ("token", t), ("end", Figures), ("error", exc)
 
     def __iter__(self):
-        while True:
-            kind, value = self._events.get()
-            if kind == "token":
-                self.tokens.append(value)
-                yield value
-            elif kind == "end":
-                self.figures = value
-                return
-            else:
-                raise value
+        while (token := self.next_token()) is not None:
+            yield token
+
+    def next_token(self, timeout=None):
+        """Wait for the next token; None when the run has ended (and :attr:`figures` is
+        set); :class:`TimeoutError` after ``timeout`` seconds without either."""
+        try:
+            kind, value = self._events.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+        if kind == "token":
+            self.tokens.append(value)
+            return value
+        if kind == "end":
+            self.figures = value
+            return None
+        raise value
 
     def result(self):
         """Wait for the run's end: the tokens and the figures."""
@@ -162,7 +169,7 @@ class BatchEngine(Engine):
     def queued(self):
         """Requests waiting for the wafer."""
         with self._changed:
-            return len(self._waiting)
+            return sum(not request.cancelled for request in self._waiting)
 
     def submit(self, prompt, max_tokens):
         self.check(prompt, max_tokens)

@@ -162,6 +162,7 @@ USER = [{"role": "user", "content": PROMPT}]
     (COMPLETIONS, {"prompt": PROMPT, "temperature": 0.7}, 400, "temperature",
      "decodes greedily"),
     (COMPLETIONS, {"prompt": PROMPT, "stream": "yes"}, 400, "stream", "true or false"),
+    (COMPLETIONS, {"prompt": PROMPT, "n": 2}, 400, "n", "n must be 1"),
     (CHAT, {"messages": []}, 400, "messages", "non-empty list"),
     (CHAT, {"messages": [{"role": "system", "content": "Hi"}]}, 400, "messages",
      "no user message"),
@@ -181,14 +182,22 @@ def test_bad_input_gets_a_4xx_and_the_server_serves_on(server, path, body, statu
     assert got == 200 and answer["usage"]["completion_tokens"] == 1
 
 
+def _wait_for(condition, what):
+    deadline = time.monotonic() + BOUND
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} in {BOUND} s"
+        time.sleep(0.05)
+
+
 def test_the_queue_bound_answers_429_and_the_queued_run_together():
-    """The engine held until two requests wait (the queue's bound): a third gets 429;
-    then the two run as one batch, each with the tokens of its prompt alone."""
+    """The engine held until three requests wait (the queue's bound): a fourth gets 429;
+    a stream whose client goes away leaves the queue; then the other two run as one
+    batch, each with the tokens of its prompt alone."""
     work = workload.load(MODEL)
     reference = work.reference()
     shape = WaferShape((1, 1), (4, 4), preset("default"))
     layout = {"split_attention": True, "ffn_tiles": None, "head_tiles": None}
-    engine = serve_engine.BatchEngine(reference, shape, users=2, queue_bound=2, layout=layout)
+    engine = serve_engine.BatchEngine(reference, shape, users=2, queue_bound=3, layout=layout)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(serve.app(engine, work, TOKENS), host="127.0.0.1",
                                            port=port, log_level="warning"))
@@ -202,11 +211,14 @@ def test_the_queue_bound_answers_429_and_the_queued_run_together():
         with ThreadPoolExecutor(len(prompts)) as pool:
             answers = [pool.submit(client.completions.create, model=MODEL, prompt=prompt,
                                    max_tokens=TOKENS) for prompt in prompts]
-            deadline = time.monotonic() + BOUND
-            while engine.queued < len(prompts) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            with pytest.raises(openai.RateLimitError, match="the queue holds 2"):
+            _wait_for(lambda: engine.queued == 2, "two requests queued")
+            stream = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=TOKENS,
+                                               stream=True)
+            _wait_for(lambda: engine.queued == 3, "the stream queued")
+            with pytest.raises(openai.RateLimitError, match="the queue holds 3"):
                 client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=TOKENS)
+            stream.close()
+            _wait_for(lambda: engine.queued == 2, "the stream's request out of the queue")
             engine.start()
             figures = [answer.result(timeout=BOUND).model_extra["tessera"] for answer in answers]
         for prompt, figure in zip(prompts, figures):
