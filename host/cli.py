@@ -900,6 +900,7 @@ def cmd_serve(args):
     except workload.WorkloadError as error:
         raise UsageError(str(error)) from None
     reference, defects = work.reference(), _defects(args, shape)
+    listening = _listen(args.host, args.port)
 
     def engine_for(users):
         return serve_engine.BatchEngine(reference, shape, users, args.queue,
@@ -914,16 +915,35 @@ def cmd_serve(args):
                          f"context of {work.config.seq_len}: {error} (a smaller --context, or "
                          f"fewer --users, may fit)") from None
     import uvicorn
+    host, port = listening.getsockname()[:2]
     print(f"serving {work.name} at {work.dtype} (context {engine.context}), a "
           f"{engine.steps}-stage pipeline on a {shape.dies_x}x{shape.dies_y} wafer; up to "
           f"{engine.users} users a run, {args.queue} more waiting; "
-          f"http://{args.host}:{args.port}/", flush=True)
+          f"http://{f'[{host}]' if ':' in host else host}:{port}/", flush=True)
     engine.start()
     try:
-        uvicorn.run(serve.app(engine, work, args.tokens), host=args.host, port=args.port,
-                    log_level="warning")
+        uvicorn.Server(uvicorn.Config(serve.app(engine, work, args.tokens),
+                                      log_level="warning")).run(sockets=[listening])
     finally:
         engine.close()
+
+
+def _listen(host, port):
+    """A socket bound to ``host``:``port`` (0: any free port), for the server to listen on:
+    a usage error, before anything is served, if it cannot be."""
+    import socket
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as error:
+        raise UsageError(f"--host {host}: {error.strerror}") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn does
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        raise UsageError(f"cannot listen on {host} port {port}: {error.strerror}") from None
+    return listening
 
 
 def _add_wafers_options(parser, wafers, meaning):
@@ -1085,7 +1105,8 @@ def _parser():
     _add_model_options(serve, "stories260K")
     serve.add_argument("--host", default="127.0.0.1",
                        help="the address to listen on (default 127.0.0.1: this machine only)")
-    serve.add_argument("--port", type=int, default=8000, help="the port (default 8000)")
+    serve.add_argument("--port", type=int, default=8000,
+                       help="the port (default 8000; 0: a free one, which the first line names)")
     serve.add_argument("--users", type=int,
                        help="the most requests a run takes as users in flight (default: the "
                             "pipeline's stages)")

@@ -11,6 +11,7 @@ Every wait is bounded.
 """
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -37,12 +38,6 @@ SERVER = ["serve", "--model", MODEL, "--wafer", "1x1", "--tokens", str(TOKENS)]
 BOUND = 60
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_until_serving(url, process=None):
     deadline = time.monotonic() + BOUND
     while time.monotonic() < deadline:
@@ -58,14 +53,19 @@ def _wait_until_serving(url, process=None):
 
 @pytest.fixture(scope="module")
 def server():
-    """The base URL of ``tessera serve`` in its own process."""
-    url = f"http://127.0.0.1:{_free_port()}"
-    process = subprocess.Popen([sys.executable, "-m", "host.cli", *SERVER, "--port",
-                                url.rsplit(":", 1)[1]], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    """The base URL of ``tessera serve`` in its own process, on a free port it picks."""
+    process = subprocess.Popen([sys.executable, "-m", "host.cli", *SERVER, "--port", "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_until_serving(url, process)
-        yield url
+        ready = threading.Thread(target=lambda: first_line.append(process.stdout.readline()))
+        first_line = []
+        ready.start()
+        ready.join(BOUND)
+        url = re.search(r"(http://127\.0\.0\.1:[0-9]+)/$", first_line[0].strip()) \
+            if first_line else None
+        assert url, f"tessera serve did not say where it serves: {first_line}"
+        _wait_until_serving(url[1], process)
+        yield url[1]
     finally:
         process.terminate()
         process.wait(timeout=BOUND)
@@ -198,12 +198,12 @@ def test_the_queue_bound_answers_429_and_the_queued_run_together():
     shape = WaferShape((1, 1), (4, 4), preset("default"))
     layout = {"split_attention": True, "ffn_tiles": None, "head_tiles": None}
     engine = serve_engine.BatchEngine(reference, shape, users=2, queue_bound=3, layout=layout)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(serve.app(engine, work, TOKENS), host="127.0.0.1",
-                                           port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    listening = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(serve.app(engine, work, TOKENS),
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{listening.getsockname()[1]}"
     try:
         _wait_until_serving(url)
         client = _client(url)
@@ -231,6 +231,7 @@ def test_the_queue_bound_answers_429_and_the_queued_run_together():
         server.should_exit = True
         thread.join(timeout=BOUND)
         engine.close()
+        listening.close()
 
 
 def test_the_engine_refuses_more_users_than_the_wafer_holds():
@@ -248,9 +249,16 @@ def test_the_engine_refuses_more_users_than_the_wafer_holds():
     (["--users", "12"], "12 users at a context of 64: 12 users need more KV cache"),
     (["--context", "65"], "--context 65 exceeds the model's context of 64"),
     (["--tokens", "0"], "--tokens must be at least 1"),
+    (["--port", "{taken}"], "Address already in use"),
+    (["--host", "no.such.host.invalid"], "--host no.such.host.invalid: "),
 ])
 def test_serve_refuses_bad_options_before_serving(capsys, args, message):
-    assert main(["serve", "--model", MODEL, "--wafer", "1x1", *args]) == 2
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        args = [port if arg == "{taken}" else arg for arg in args]
+        assert main(["serve", "--model", MODEL, "--wafer", "1x1", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
