@@ -95,7 +95,8 @@ def app(engine, work, default_max_tokens):
         except WorkloadError as error:
             raise BadRequest(400, str(error), "messages" if chat else "prompt") from None
         except EngineError as error:
-            raise BadRequest(400, str(error), error.param, error.code) from None
+            param = "messages" if chat and error.param == "prompt" else error.param
+            raise BadRequest(400, str(error), param, error.code) from None
         except QueueFull as error:
             raise BadRequest(429, str(error), None, "queue_full",
                              "rate_limit_exceeded") from None
@@ -103,10 +104,14 @@ def app(engine, work, default_max_tokens):
         if stream:
             return StreamingResponse(answer.events(), media_type="text/event-stream")
         try:
-            tokens, figures = await run_in_threadpool(handle.result)
+            while await answer.next_token() is not None:
+                pass
+        except Disconnected:
+            handle.cancel()
+            raise BadRequest(499, "the client went away") from None
         except Exception as error:
             raise BadRequest(500, f"the wafer failed: {error}", kind="server_error") from None
-        return answer.whole(tokens, figures)
+        return answer.whole(handle.tokens, handle.figures)
 
     return service
 
@@ -114,8 +119,8 @@ def app(engine, work, default_max_tokens):
 class _Answer:
     """One request's answer, whole or as server-sent events."""
 
-    def __init__(self, work, handle, chat, client):
-        self.work, self.handle, self.chat, self.client = work, handle, chat, client
+    def __init__(self, work, handle, chat, connection):
+        self.work, self.handle, self.chat, self.connection = work, handle, chat, connection
         self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         self.created = int(time.time())
 
@@ -162,7 +167,7 @@ class _Answer:
                 yield self._chunk("")
             pieces = _Pieces(self.work, self.handle.prompt)
             try:
-                while (token := await self._next_token()) is not None:
+                while (token := await self.next_token()) is not None:
                     if piece := pieces.add(token):
                         yield self._chunk(piece)
             except Disconnected:
@@ -182,14 +187,14 @@ class _Answer:
             self.handle.cancel()
 
 
-    async def _next_token(self):
-        """The handle's next token, or None at the end; a client gone while it waits ends
-        the stream (Starlette notices a disconnect only when it sends)."""
+    async def next_token(self):
+        """The handle's next token, or None at the end; :class:`Disconnected` if the client
+        goes away while it waits (Starlette would notice only when it sends)."""
         while True:
             try:
                 return await run_in_threadpool(self.handle.next_token, DISCONNECT_POLL_SECONDS)
             except TimeoutError:
-                if await self.client.is_disconnected():
+                if await self.connection.is_disconnected():
                     raise Disconnected from None
 
 

@@ -191,8 +191,9 @@ def _wait_for(condition, what):
 
 def test_the_queue_bound_answers_429_and_the_queued_run_together():
     """The engine held until three requests wait (the queue's bound): a fourth gets 429;
-    a stream whose client goes away leaves the queue; then the other two run as one
-    batch, each with the tokens of its prompt alone."""
+    a stream whose client goes away leaves the queue, and so does a whole answer's whose
+    client gives up; then the other two run as one batch, each with the tokens of its
+    prompt alone."""
     work = workload.load(MODEL)
     reference = work.reference()
     shape = WaferShape((1, 1), (4, 4), preset("default"))
@@ -219,6 +220,11 @@ def test_the_queue_bound_answers_429_and_the_queued_run_together():
                 client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=TOKENS)
             stream.close()
             _wait_for(lambda: engine.queued == 2, "the stream's request out of the queue")
+            impatient = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", timeout=1,
+                                      max_retries=0)
+            with pytest.raises(openai.APITimeoutError):
+                impatient.completions.create(model=MODEL, prompt=PROMPT, max_tokens=TOKENS)
+            _wait_for(lambda: engine.queued == 2, "the gone client's request out of the queue")
             engine.start()
             figures = [answer.result(timeout=BOUND).model_extra["tessera"] for answer in answers]
         for prompt, figure in zip(prompts, figures):
@@ -250,7 +256,7 @@ def test_the_engine_refuses_more_users_than_the_wafer_holds():
     (["--context", "65"], "--context 65 exceeds the model's context of 64"),
     (["--tokens", "0"], "--tokens must be at least 1"),
     (["--port", "{taken}"], "Address already in use"),
-    (["--host", "no.such.host.invalid"], "--host no.such.host.invalid: "),
+    (["--host", "192.0.2.1"], "cannot listen on 192.0.2.1 port 8000"),   # not this machine's
 ])
 def test_serve_refuses_bad_options_before_serving(capsys, args, message):
     with socket.socket() as taken:
