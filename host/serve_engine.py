@@ -9,10 +9,10 @@ without touching it.
 """
 
 import collections
+import dataclasses
 import queue
 import threading
 import time
-from dataclasses import dataclass
 
 from host import mapper, runtime
 from host.runtime import NOMINAL_CLOCK_HZ
@@ -32,7 +32,7 @@ class QueueFull(RuntimeError):
     """Every place in the queue is taken: the client should come back later."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Figures:
     """What the wafer measured for one request, in simulated cycles from its run's start."""
     users_in_flight: int             # the users of the run this request was in (itself too)
@@ -46,7 +46,7 @@ class Figures:
     queued_seconds: float            # from submission to the run's start
 
     def to_dict(self):
-        return {**self.__dict__, "other_users_in_flight": self.users_in_flight - 1}
+        return {**dataclasses.asdict(self), "other_users_in_flight": self.users_in_flight - 1}
 
 
 class Request:
