@@ -35,10 +35,16 @@ class BadRequest(Exception):
         super().__init__(message)
         self.status, self.param, self.code, self.kind = status, param, code, kind
 
+    def body(self):
+        return {"error": {"message": str(self), "type": self.kind, "param": self.param,
+                          "code": self.code}}
+
     def response(self):
-        return JSONResponse({"error": {"message": str(self), "type": self.kind,
-                                       "param": self.param, "code": self.code}},
-                            status_code=self.status)
+        return JSONResponse(self.body(), status_code=self.status)
+
+
+class Disconnected(Exception):
+    """The client went away while its request waited."""
 
 
 def app(engine, work, default_max_tokens):
@@ -173,9 +179,8 @@ class _Answer:
             except Disconnected:
                 return
             except Exception as error:
-                yield "data: " + json.dumps({"error": {
-                    "message": f"the wafer failed: {error}", "type": "server_error",
-                    "param": None, "code": None}}) + "\n\n"
+                failure = BadRequest(500, f"the wafer failed: {error}", kind="server_error")
+                yield "data: " + json.dumps(failure.body()) + "\n\n"
             else:
                 if piece := pieces.rest():
                     yield self._chunk(piece)
@@ -186,7 +191,6 @@ class _Answer:
         finally:
             self.handle.cancel()
 
-
     async def next_token(self):
         """The handle's next token, or None at the end; :class:`Disconnected` if the client
         goes away while it waits (Starlette would notice only when it sends)."""
@@ -196,10 +200,6 @@ class _Answer:
             except TimeoutError:
                 if await self.connection.is_disconnected():
                     raise Disconnected from None
-
-
-class Disconnected(Exception):
-    """The client of a stream went away."""
 
 
 class _Pieces:

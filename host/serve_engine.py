@@ -80,12 +80,6 @@ class Request:
             return None
         raise value
 
-    def result(self):
-        """Wait for the run's end: the tokens and the figures."""
-        for _ in self:
-            pass
-        return self.tokens, self.figures
-
     def cancel(self):
         """The client has gone: a queued request leaves the queue; a running one's tokens
         are dropped when its run ends."""

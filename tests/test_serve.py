@@ -240,6 +240,30 @@ def test_the_queue_bound_answers_429_and_the_queued_run_together():
         listening.close()
 
 
+def test_an_engine_handle_yields_its_tokens_then_holds_the_figures():
+    """The seam the HTTP side is built on, without it: requests submitted before the
+    engine starts run as one batch, each handle yielding its reference tokens; a request
+    beyond the context is refused at submission."""
+    work = workload.load(MODEL)
+    reference = work.reference()
+    shape = WaferShape((1, 1), (4, 4), preset("default"))
+    engine = serve_engine.BatchEngine(reference, shape, users=3, queue_bound=3,
+                                      layout={"split_attention": True})
+    prompts, counts = [work.encode("abc"), work.encode("Hello")], [2, 3]
+    handles = [engine.submit(prompt, count) for prompt, count in zip(prompts, counts)]
+    with pytest.raises(serve_engine.EngineError, match="more than the context of 64"):
+        engine.submit(work.encode("x" * 64), 2)
+    engine.start()
+    try:
+        for handle, prompt, count in zip(handles, prompts, counts):
+            assert handle.figures is None
+            assert list(handle) == reference.generate(prompt, count)[0]
+            assert handle.figures.users_in_flight == 2
+            assert handle.figures.time_to_first_token_cycles < handle.figures.simulated_cycles
+    finally:
+        engine.close()
+
+
 def test_the_engine_refuses_more_users_than_the_wafer_holds():
     work = workload.load(MODEL)
     shape = WaferShape((1, 1), (4, 4), preset("default"))
