@@ -397,7 +397,7 @@ def _workload(args, wafers=1, model=None):
     return work, shape
 
 
-def _add_model_options(parser, default):
+def _add_model_options(parser, default, context="what the run needs; the seeded model's own"):
     from host.workload import DTYPES
     parser.add_argument("--model", help=f"stories260K, seeded (the random byte model), or a "
                                         f"llama2.c checkpoint file (default {default})")
@@ -407,8 +407,7 @@ def _add_model_options(parser, default):
                              "its integer arithmetic; int8 for a llama2.c model is group-wise "
                              "int8 weights on the float lanes)")
     parser.add_argument("--context", type=int, metavar="N",
-                        help="positions the KV caches hold (default: what the run needs; the "
-                             "seeded model's own)")
+                        help=f"positions the KV caches hold (default: {context})")
 
 
 def _defects(args, shape):
@@ -807,11 +806,11 @@ def _layout(args, users=1):
     return {"split_attention": split, "ffn_tiles": args.ffn_tiles, "head_tiles": args.head_tiles}
 
 
-def _add_llm_options(parser, tokens, wafer=None):
+def _add_llm_options(parser, tokens, wafer=None, tokens_are="tokens to generate a user"):
     """The options of the tiny LLM's runs: the model, its layout and the wafer (without
     ``wafer``, the caller picks the wafer and the model, all but the seed)."""
     parser.add_argument("--tokens", type=int, default=tokens,
-                        help=f"tokens to generate a user (default {tokens})")
+                        help=f"{tokens_are} (default {tokens})")
     if wafer:
         parser.add_argument("--wafer", default=wafer, help=f"WxH dies (default {wafer})")
         parser.add_argument("--weights", help="a tessera weight file or a llama2.c checkpoint")
@@ -1102,19 +1101,20 @@ def _parser():
     serve = commands.add_parser("serve", help="an OpenAI-compatible service and a chat page, "
                                               "the model on the simulated wafer")
     _add_params_options(serve)
-    _add_model_options(serve, "stories260K")
+    _add_model_options(serve, "stories260K", context="the model's own")
     serve.add_argument("--host", default="127.0.0.1",
                        help="the address to listen on (default 127.0.0.1: this machine only)")
     serve.add_argument("--port", type=int, default=8000,
                        help="the port (default 8000; 0: a free one, which the first line names)")
     serve.add_argument("--users", type=int,
                        help="the most requests a run takes as users in flight (default: the "
-                            "pipeline's stages)")
+                            "most, up to the pipeline's stages, that fit at the context)")
     serve.add_argument("--queue", type=int, default=16,
                        help="the most requests waiting for the wafer; beyond, HTTP 429 "
                             "(default 16)")
     serve.add_argument("--defects", help="defect map: one dead physical tile 'column,row' a line")
-    _add_llm_options(serve, tokens=16, wafer="2x1")
+    _add_llm_options(serve, tokens=16, wafer="2x1",
+                     tokens_are="the max_tokens of a request that gives none")
     serve.set_defaults(run=cmd_serve)
 
     project = commands.add_parser("project", help="a model at the seed's scale, from the "
