@@ -6,11 +6,12 @@ SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup demo test formal fuzz soak coverage docs clean
 
-# Icarus, the LZ4 and zlib headers and libraries of Verilator's FST writer (waveforms), and
-# ccache, through which the Verilator builds compile (sim/build.py).
+# Icarus, the LZ4 and zlib headers and libraries of Verilator's FST writer (waveforms),
+# ccache, through which the Verilator builds compile (sim/build.py), and chromium with its
+# driver, which show tessera serve's page to tests/test_serve.py.
 setup: $(STAMP)
-	@{ command -v iverilog && command -v ccache && [ -e /usr/include/lz4.h ] && [ -e /usr/include/zlib.h ]; } >/dev/null \
-		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iverilog liblz4-dev zlib1g-dev ccache; }
+	@{ command -v iverilog && command -v ccache && command -v chromium && command -v chromedriver && [ -e /usr/include/lz4.h ] && [ -e /usr/include/zlib.h ]; } >/dev/null \
+		|| { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q iverilog liblz4-dev zlib1g-dev ccache chromium chromium-driver; }
 	@iverilog -V 2>/dev/null | head -n 1
 
 $(STAMP): pyproject.toml

@@ -397,7 +397,7 @@ def _workload(args, wafers=1, model=None):
     return work, shape
 
 
-def _add_model_options(parser, default):
+def _add_model_options(parser, default, context="what the run needs; the seeded model's own"):
     from host.workload import DTYPES
     parser.add_argument("--model", help=f"stories260K, seeded (the random byte model), or a "
                                         f"llama2.c checkpoint file (default {default})")
@@ -407,8 +407,7 @@ def _add_model_options(parser, default):
                              "its integer arithmetic; int8 for a llama2.c model is group-wise "
                              "int8 weights on the float lanes)")
     parser.add_argument("--context", type=int, metavar="N",
-                        help="positions the KV caches hold (default: what the run needs; the "
-                             "seeded model's own)")
+                        help=f"positions the KV caches hold (default: {context})")
 
 
 def _defects(args, shape):
@@ -807,11 +806,11 @@ def _layout(args, users=1):
     return {"split_attention": split, "ffn_tiles": args.ffn_tiles, "head_tiles": args.head_tiles}
 
 
-def _add_llm_options(parser, tokens, wafer=None):
+def _add_llm_options(parser, tokens, wafer=None, tokens_are="tokens to generate a user"):
     """The options of the tiny LLM's runs: the model, its layout and the wafer (without
     ``wafer``, the caller picks the wafer and the model, all but the seed)."""
     parser.add_argument("--tokens", type=int, default=tokens,
-                        help=f"tokens to generate a user (default {tokens})")
+                        help=f"{tokens_are} (default {tokens})")
     if wafer:
         parser.add_argument("--wafer", default=wafer, help=f"WxH dies (default {wafer})")
         parser.add_argument("--weights", help="a tessera weight file or a llama2.c checkpoint")
@@ -869,6 +868,81 @@ def cmd_bench_wafers(args):
         _write_json(args.json, result)
     if args.plot:
         _write_atomically(args.plot, lambda path: wafers.plot(result, path))
+
+
+def _most_users(engine_for, most):
+    """``engine_for(users)`` for the most users, from ``most`` down, whose KV caches and
+    schedule fit the wafer; the error of one user if not even one does."""
+    from host import mapper
+    from host.asm import AsmError       # the mapper lets the kernels' stride limit through
+    for users in range(most, 0, -1):
+        try:
+            return engine_for(users)
+        except (mapper.MapError, AsmError):
+            if users == 1:
+                raise
+
+
+def cmd_serve(args):
+    from host import mapper, serve, serve_engine, workload
+    from host.asm import AsmError
+    work, shape = _workload(args)
+    _check_llm_options(args, least_tokens=1)
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0 to 65535, not {args.port}")
+    if args.queue < 0:
+        raise UsageError(f"--queue must be 0 or more, not {args.queue}")
+    if args.users is not None and args.users < 1:
+        raise UsageError(f"--users must be at least 1, not {args.users}")
+    try:
+        work = work.sized(1, args.context or work.config.seq_len)
+    except workload.WorkloadError as error:
+        raise UsageError(str(error)) from None
+    reference, defects = work.reference(), _defects(args, shape)
+    listening = _listen(args.host, args.port)
+
+    def engine_for(users):
+        return serve_engine.BatchEngine(reference, shape, users, args.queue,
+                                        _layout(args, users), defects, args.clock * 1e9)
+    try:
+        # By default the most users, up to the pipeline's stages, that fit at the context.
+        engine = engine_for(args.users) if args.users else _most_users(
+            engine_for, mapper.plan(reference, shape, [[0]] * 2, [1] * 2,
+                                    **_layout(args, 2)).steps)
+    except (mapper.MapError, AsmError) as error:
+        raise UsageError(f"{args.users or 1} user{'s' if (args.users or 1) > 1 else ''} at a "
+                         f"context of {work.config.seq_len}: {error} (a smaller --context, or "
+                         f"fewer --users, may fit)") from None
+    import uvicorn
+    host, port = listening.getsockname()[:2]
+    print(f"serving {work.name} at {work.dtype} (context {engine.context}), a "
+          f"{engine.steps}-stage pipeline on a {shape.dies_x}x{shape.dies_y} wafer; up to "
+          f"{engine.users} users a run, {args.queue} more waiting; "
+          f"http://{f'[{host}]' if ':' in host else host}:{port}/", flush=True)
+    engine.start()
+    try:
+        uvicorn.Server(uvicorn.Config(serve.app(engine, work, args.tokens),
+                                      log_level="warning")).run(sockets=[listening])
+    finally:
+        engine.close()
+
+
+def _listen(host, port):
+    """A socket bound to ``host``:``port`` (0: any free port), for the server to listen on:
+    a usage error, before anything is served, if it cannot be."""
+    import socket
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listening = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as error:
+        raise UsageError(f"--host {host}: {error.strerror}") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn does
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        raise UsageError(f"cannot listen on {host} port {port}: {error.strerror}") from None
+    return listening
 
 
 def _add_wafers_options(parser, wafers, meaning):
@@ -1023,6 +1097,25 @@ def _parser():
                                                  "and the cost model fitted to them")
     kernels.add_argument("--json", help="write the costs (with their points) here")
     kernels.set_defaults(run=cmd_bench_kernels)
+
+    serve = commands.add_parser("serve", help="an OpenAI-compatible service and a chat page, "
+                                              "the model on the simulated wafer")
+    _add_params_options(serve)
+    _add_model_options(serve, "stories260K", context="the model's own")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on (default 127.0.0.1: this machine only)")
+    serve.add_argument("--port", type=int, default=8000,
+                       help="the port (default 8000; 0: a free one, which the first line names)")
+    serve.add_argument("--users", type=int,
+                       help="the most requests a run takes as users in flight (default: the "
+                            "most, up to the pipeline's stages, that fit at the context)")
+    serve.add_argument("--queue", type=int, default=16,
+                       help="the most requests waiting for the wafer; beyond, HTTP 429 "
+                            "(default 16)")
+    serve.add_argument("--defects", help="defect map: one dead physical tile 'column,row' a line")
+    _add_llm_options(serve, tokens=16, wafer="2x1",
+                     tokens_are="the max_tokens of a request that gives none")
+    serve.set_defaults(run=cmd_serve)
 
     project = commands.add_parser("project", help="a model at the seed's scale, from the "
                                                   "measured kernel costs")
