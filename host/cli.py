@@ -874,18 +874,16 @@ def _most_users(engine_for, most):
     """``engine_for(users)`` for the most users, from ``most`` down, whose KV caches and
     schedule fit the wafer; the error of one user if not even one does."""
     from host import mapper
-    from host.asm import AsmError       # the mapper lets the kernels' stride limit through
     for users in range(most, 0, -1):
         try:
             return engine_for(users)
-        except (mapper.MapError, AsmError):
+        except mapper.MapError:
             if users == 1:
                 raise
 
 
 def cmd_serve(args):
     from host import mapper, serve, serve_engine, workload
-    from host.asm import AsmError
     work, shape = _workload(args)
     _check_llm_options(args, least_tokens=1)
     if not 0 <= args.port <= 65535:
@@ -909,7 +907,7 @@ def cmd_serve(args):
         engine = engine_for(args.users) if args.users else _most_users(
             engine_for, mapper.plan(reference, shape, [[0]] * 2, [1] * 2,
                                     **_layout(args, 2)).steps)
-    except (mapper.MapError, AsmError) as error:
+    except mapper.MapError as error:
         raise UsageError(f"{args.users or 1} user{'s' if (args.users or 1) > 1 else ''} at a "
                          f"context of {work.config.seq_len}: {error} (a smaller --context, or "
                          f"fewer --users, may fit)") from None
