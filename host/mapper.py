@@ -78,7 +78,8 @@ class Stage:
     tile: tuple
     code: list
     data: bytes
-    log: int                     # data address of the stage's entry records (stages.read_log)
+    log: int                     # data address of the stage's entry records (stages.read_log;
+                                 # None on a running wafer)
     weight_bytes: int
     boundary: int = 0            # its step along the stream (the slices of a step share it)
     unit: Unit = None            # what it runs
@@ -90,10 +91,11 @@ class Plan:
     routes: list                 # (x, y, color, accept Dir, [output Dir])
     token_color: int
     host_color: int
-    schedule: object             # host.kernels.stages.Schedule
+    schedule: object             # host.kernels.stages.Schedule (or Slots, a running wafer)
     token_bits: int              # of a generated token's tag (host.kernels.stages.untag)
     unused: list = field(default_factory=list)
     wafers: int = 1              # the shape's die rows split evenly among them
+    request_color: int = None    # a running wafer's (``serving``): requests to the first tile
 
     @property
     def steps(self):
@@ -153,7 +155,7 @@ def _direction(a, b):
 
 
 def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
-         serial_prefill=False, wafers=1, head_tiles=None):
+         serial_prefill=False, wafers=1, head_tiles=None, serving=False):
     """The plan of a generation on the wafer ``shape`` (:class:`host.wafer.WaferShape`):
     for each user ``u``, ``counts[u]`` tokens after the prompt ``prompts[u]`` (tokens),
     users in flight side by side, each with its own KV cache.
@@ -169,7 +171,11 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
     and the layers are shared out among them in order, whole (an embedding tile with the
     first, the classifier with the last): each wafer's stages start at its first tile
     along the snake, and the stream passes through the unused rest of the wafer before,
-    so only the residual stream and the generated tokens cross between wafers."""
+    so only the residual stream and the generated tokens cross between wafers.
+
+    ``serving``: the plan of a running wafer (:class:`host.kernels.stages.Slots`) with a
+    slot for each of ``prompts``, which are empty (``counts`` is not used): requests join
+    and leave while it runs, on the second XY-addressed color (:attr:`Plan.request_color`)."""
     layers, params = stages.layers_of(model), shape.params
     c = layers.config
     if params.first_xy_color < 6 or params.xy_colors < 1:
@@ -187,10 +193,15 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
     if wafers > c.n_layers:
         raise MapError(f"{wafers} wafers for a {c.n_layers}-layer model: each wafer needs a "
                        f"layer")
+    if serving and params.xy_colors < 2:
+        raise MapError(f"a running wafer needs 2 XY-addressed colors (the generated tokens and "
+                       f"the requests); the tiles have {params.xy_colors}")
     tiles = list(snake(shape.width, shape.height))
     token_color = params.first_xy_color
-    schedule = stages.Schedule(tuple(len(p) for p in prompts), tuple(counts), c.seq_len,
-                               serial_prefill)
+    request_color = token_color + 1 if serving else None
+    schedule = (stages.Slots(len(prompts), c.seq_len) if serving else
+                stages.Schedule(tuple(len(p) for p in prompts), tuple(counts), c.seq_len,
+                                serial_prefill))
     token_bits, max_users = stages.tag_bits(c.vocab_size)
     if schedule.users > max_users:
         raise MapError(f"{schedule.users} users: a generated token's user tag has room for "
@@ -202,7 +213,7 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
                              color_out=STREAM_COLORS[boundary % 2], token_color=token_color,
                              host_color=HOST_COLOR, embed_tile=tiles[0],
                              token_bits=token_bits, loop_color=LOOP_COLOR,
-                             reduce_colors=REDUCE_COLORS)
+                             reduce_colors=REDUCE_COLORS, request_color=request_color)
         if kind == "embedding":
             return stages.embedding_stage(params, layers, links, schedule, prompts, part, parts)
         if kind == "classifier":
@@ -228,9 +239,7 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
     def users_that_fit(units):
         """How many users' KV caches ``units`` hold (each user as the first)."""
         for users in range(schedule.users - 1, 0, -1):
-            fewer = stages.Schedule(schedule.prompt_lens[:users], schedule.counts[:users],
-                                    schedule.seq_len, serial_prefill)
-            if shortfall(*units, schedule=fewer) is None:
+            if shortfall(*units, schedule=schedule.first(users)) is None:
                 return users
         return 0
 
@@ -272,7 +281,8 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
                                                 if c.hidden_dim % n == 0]
         steps.append(slices("feed-forward", counts, layer))
     steps.append(slices("classifier", _divisors(c.vocab_size)))
-    schedule = dataclasses.replace(schedule, depth=len(steps))
+    if not serving:
+        schedule = dataclasses.replace(schedule, depth=len(steps))
     units = [(unit, boundary) for boundary, step in enumerate(steps) for unit in step]
     places = _places(units, tiles, shape, wafers, c.n_layers)
     result = []
@@ -289,7 +299,8 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
     routes = _routes(result, tiles)
     _check_routes(routes)
     return Plan(shape, result, routes, token_color, HOST_COLOR, schedule, token_bits,
-                unused=[tile for i, tile in enumerate(tiles) if i not in places], wafers=wafers)
+                unused=[tile for i, tile in enumerate(tiles) if i not in places], wafers=wafers,
+                request_color=request_color)
 
 
 #: The data a stage's weight bytes count (with the norms' gains): the matrices and the

@@ -238,7 +238,7 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
                                  + crossings * (wafer_link[0] if wafer_link else 0))
         while not wafer.idle:
             if wafer.cycle - start > limit:
-                raise WaferError(_stuck(wafer, plan, f"did not finish in {limit} cycles"))
+                raise WaferError(stuck(wafer, plan, f"did not finish in {limit} cycles"))
             wafer.step(STEP, until_idle=True)
             if vector_operations:
                 operations += wafer.vector_operations(origin=start)
@@ -250,7 +250,7 @@ def generate(qmodel, prompts, counts, shape, defects=(), progress=None, wafer_li
                         continue
                     tokens[user].append(token)
                     arrivals[user].append(cycle - start)
-            _check_faults(wafer, plan)
+            check_faults(wafer, plan)
             if progress:
                 progress(sum(map(len, tokens)), sum(counts), wafer.cycle - start)
         cycles = wafer.cycle - start
@@ -282,7 +282,7 @@ def _join_wafers(wafer, plan, timing):
             wafer.link_timing(link, *timing)
 
 
-def _check_faults(wafer, plan):
+def check_faults(wafer, plan):
     for stage in plan.stages:
         status = wafer.status(*stage.tile)
         if status["fault"]:
@@ -290,7 +290,7 @@ def _check_faults(wafer, plan):
                              f"{status['fault']}) at pc {status['fault_pc']}")
 
 
-def _stuck(wafer, plan, what):
+def stuck(wafer, plan, what):
     waiting = [f"{s.name} at tile {s.tile} (pc {wafer.status(*s.tile)['pc']})"
                for s in plan.stages if not wafer.status(*s.tile)["halted"]]
     return f"the wafer {what}; still running: " + ", ".join(waiting)

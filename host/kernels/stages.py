@@ -23,6 +23,7 @@ SRAM read counter once, into the entry's log (:data:`LOG_WORDS` words):
 - ``reads``: data SRAM bytes read so far.
 """
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -36,7 +37,7 @@ from host.kernels.program import ARG0, ARG1, POS, SLOT, STAGE, TileProgram
 from rtl.isa import IMM_BITS, Counter, Dtype, element_bytes
 from rtl.wavelet import ADDRESSED, pack_addressed
 
-__all__ = ["Links", "Schedule", "LOG_WORDS", "read_log", "MAX_USERS", "tag_bits", "untag",
+__all__ = ["Links", "Schedule", "Slots", "request_payloads", "REQUEST_HEADER", "LOG_WORDS", "read_log", "MAX_USERS", "tag_bits", "untag",
            "layers_of", "embedding_stage", "attention_stage", "qkv_stage",
            "split_attention_stage", "ffn_stage", "classifier_stage", "halt_program"]
 
@@ -79,6 +80,8 @@ class Links:
     token_bits: int              # of a tagged token (:func:`tag_bits`)
     loop_color: int              # routed from the tile's ramp back to it (streamed GEMVs)
     reduce_colors: tuple = ()    # partial sums between the slices of a region, alternating
+    request_color: int = None    # XY-addressed, on a running wafer (:class:`Slots`): requests
+                                 # from the host to the tile that embeds
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,11 @@ class Schedule:
     @property
     def users(self):
         return len(self.prompt_lens)
+
+    def first(self, users):
+        """The schedule of the first ``users`` users alone."""
+        return dataclasses.replace(self, prompt_lens=self.prompt_lens[:users],
+                                   counts=self.counts[:users])
 
     @property
     def totals(self):
@@ -153,6 +161,41 @@ class Schedule:
         return order
 
 
+@dataclass(frozen=True)
+class Slots:
+    """A running wafer's users: ``users`` slots, each with its own KV cache of ``seq_len``
+    positions, which requests take as they arrive and leave when they finish.
+
+    Nothing is scheduled ahead.  The first tile decides each entry as it goes
+    (:func:`_slot_scheduler`) and sends the entry's word ahead of its output; every
+    other stage takes the word from its input (:func:`_entry_from_input`) and sends it
+    ahead of its own, so that every stage follows the first tile's one sequence.  A
+    request is a run of XY-addressed wavelets to the first tile on ``request_color``
+    (:func:`request_payloads`); the classifier sends a token back for every position,
+    and the first tile echoes to the host the ones after each prompt, up to the
+    request's ``max_tokens``, after which the slot is free.  The stages keep no logs."""
+    users: int
+    seq_len: int
+
+    def first(self, users):
+        return Slots(users, self.seq_len)
+
+
+#: A request's words ahead of its prompt's tokens (:func:`request_payloads`).
+REQUEST_HEADER = ("slot", "prompt length", "max_tokens")
+#: The first tile's tasks on a running wafer, in priority order (the lowest runs first).
+TOKEN_TASK, REQUEST_TASK, ENTRY_TASK = 0, 1, 2
+#: Words of a slot's state on the first tile (:func:`_slot_scheduler`), and their offsets.
+_SLOT_WORDS = 8
+_ACTIVE, _POSITION, _PROMPT_LEN, _SKIP, _LEFT, _LAST, _MAILBOX = (4 * k for k in range(7))
+
+
+def request_payloads(slot, prompt, max_tokens):
+    """The payloads of a request's wavelets, in order: :data:`REQUEST_HEADER`, then the
+    prompt's tokens."""
+    return [slot, len(prompt), max_tokens, *prompt]
+
+
 def layers_of(model):
     """The tile code of ``model``'s blocks in its numeric format: :class:`IntLayers` for
     :class:`host.model.QuantModel`, :class:`HalfLayers` for :class:`HalfModel`."""
@@ -179,19 +222,54 @@ def read_log(memory, address, entries):
     return records.reshape(entries, RECORD_WORDS)[:, 1:].astype(np.int64)
 
 
-def _loop(t, schedule, body):
-    """``body()`` once per entry of ``schedule``, stamping the log (module docstring).
-    The records' address; the word ``cursor`` holds the current record's."""
+@dataclass(frozen=True)
+class _Source:
+    """How a stage takes each entry.  ``take(received)``: its input into acc[h].  Batch
+    runs (:class:`Schedule`): ``after_loop``, code after the last entry.  A running wafer
+    (:class:`Slots`): ``entry()``, code that leaves the next entry's word in r2, and for
+    the first tile ``start(top)``, its tasks' code, and ``again()``, which ends an entry."""
+    take: object
+    after_loop: object = None
+    entry: object = None
+    start: object = None
+    again: object = None
+
+
+def _loop(t, schedule, body, source):
+    """``body()`` once per entry, with the entry's position in r15 and slot in r14.
+
+    Batch runs: once per entry of the :class:`Schedule`, stamping the log (module
+    docstring); returns the records' address, and the word ``cursor`` holds the current
+    record's.  A running wafer: forever, each entry's word from ``source.entry`` kept in
+    the word ``entry``; returns None."""
     b = t.b
-    records = t.alloc("entries", content=_records(schedule), align=4)
-    cursor = t.word("cursor", records)
+    serving = isinstance(schedule, Slots)
+    if serving:
+        entry = t.word("entry", 0)
+    else:
+        records = t.alloc("entries", content=_records(schedule), align=4)
+        cursor = t.word("cursor", records)
     top = t.fresh("entry")
+    if source.start:
+        source.start(top)
     b.label(top)
-    _cursor(t, 1)
-    b.ld(2, 1, 0)
+    if serving:
+        source.entry()
+        b.li(1, entry)
+        b.st(2, 1, 0)
+    else:
+        _cursor(t, 1)
+        b.ld(2, 1, 0)
     b.srli(POS, 2, 5)
     b.andi(POS, POS, 0x7FF)
     b.srli(SLOT, 2, 16)
+    if serving:
+        body(lambda: None, lambda: None)
+        if source.again:
+            source.again()
+        else:
+            b.beq(0, 0, top)
+        return None
     _stamp(t, Counter.CYCLES, 0)
     body(lambda: _stamp(t, Counter.CYCLES, 4), lambda: (_stamp(t, Counter.CYCLES, 8),
                                                         _stamp(t, Counter.SRAM_READS, 12)))
@@ -210,20 +288,29 @@ def _cursor(t, register):
     t.b.ld(register, register, 0)
 
 
+def _entry_word(t, register):
+    """The current entry's word, into ``register`` (r1 is overwritten)."""
+    if "entry" in t.symbols:
+        t.b.li(register, t.symbols["entry"][0])
+    else:
+        _cursor(t, register)
+    t.b.ld(register, register, 0)
+
+
 def _user(t, register):
     """The current entry's user, into ``register``."""
-    _cursor(t, register)
-    t.b.ld(register, register, 0)
+    _entry_word(t, register)
     t.b.andi(register, register, MAX_USERS)
 
 
-def _stage(t, schedule, body, after_loop=None):
-    """The stage's loop over the schedule, ``after_loop()`` if given, then HALT: the
-    program and its log's address."""
-    log = _loop(t, schedule, body)
-    if after_loop:
-        after_loop()
-    t.b.halt()
+def _stage(t, schedule, body, source):
+    """The stage's loop (:func:`_loop`), then ``source.after_loop()`` if given, then HALT:
+    the program and its log's address (None on a running wafer, which loops forever)."""
+    log = _loop(t, schedule, body, source)
+    if source.after_loop:
+        source.after_loop()
+    if log is not None:
+        t.b.halt()
     return t, log
 
 
@@ -255,17 +342,36 @@ def _stamp(t, counter, offset):
     t.b.st(2, 1, 4 + offset)
 
 
-def _output(t, layers, links, sources):
+def _output(t, layers, links, schedule, sources, ahead=()):
     """Code that sends a stage's output ``sources`` (as for
     :func:`host.kernels.vector.send_behind`) on ``links.color_out`` while the stage
-    goes on: the time the next step takes to take it in is not this stage's.  Its
-    accumulators are reserved here."""
+    goes on: the time the next step takes to take it in is not this stage's.  On a
+    running wafer the entry's word goes first, and the registers ``ahead`` before the
+    sources, once the previous output has left (slot 1 sends it).  Its accumulators
+    are reserved here."""
     out = t.acc("out", sum(length for _, _, length in sources))
-    return lambda: vector.send_behind(t, sources, out, links.color_out, layers.dtype)
+    serving = isinstance(schedule, Slots)
+
+    def send():
+        if serving or ahead:
+            t.b.wait(1)
+        if serving:                           # the next stage takes it first
+            _entry_word(t, 2)
+            t.b.send(2, links.color_out)
+        for register in ahead:
+            t.b.send(register, links.color_out)
+        vector.send_behind(t, sources, out, links.color_out, layers.dtype)
+
+    return send
+
+
+def _entry_from_input(t, links):
+    """The next entry's word from the input's first wavelet, into r2."""
+    return lambda: t.b.recv(2, links.color_in)
 
 
 def _input(t, layers, links, schedule, h, prompts=None):
-    """How a stage takes each entry's input into acc[h]: ``(take(received), after_loop)``.
+    """How a stage takes each entry's input into acc[h], a :class:`_Source`.
 
     Without ``prompts``: the residual stream from the step before.  With them (layer
     0's first tile): the entry's token (:func:`_token`), looked up in the whole
@@ -274,34 +380,57 @@ def _input(t, layers, links, schedule, h, prompts=None):
         def receive(received):
             vector.receive(t, h, layers.config.dim, links.color_in)
             received()
-        return receive, None
+        return _Source(receive, entry=_entry_from_input(t, links))
     table = layers.embedding_table(t, slice(None))
-    token, after_loop = _token(t, layers, links, schedule, prompts)
+    source = _token(t, layers, links, schedule, prompts)
 
     def embed(received):
-        token(received)
+        source.take(received)
         layers.embed(t, table, STAGE, h)
 
-    return embed, after_loop
+    return dataclasses.replace(source, take=embed)
+
+
+def _prompt_table(t, config, users, prompts):
+    """The prompts' table on the first tile: row ``u`` of ``seq_len`` tokens for user
+    ``u``, indexed by the slot, a byte a token (two for a vocabulary beyond 256); its
+    address and a token's bytes."""
+    width = 1 if config.vocab_size <= 256 else 2
+    rows = bytearray(users * config.seq_len * width)
+    for user, prompt in zip(range(users), prompts):   # the mapper may try fewer
+        start = user * config.seq_len * width
+        rows[start:start + len(prompt) * width] = b"".join(
+            token.to_bytes(width, "little") for token in prompt)
+    return t.alloc("prompts", content=bytes(rows)), width
+
+
+def _prompt_token(t, table, width, slot):
+    """r13 = the prompt token of the slot in register ``slot`` (r1, r2 overwritten)."""
+    b = t.b
+    b.li(1, table)
+    for _ in range(width):
+        b.add(1, 1, slot)
+    b.ldb(STAGE, 1, 0)
+    b.andi(STAGE, STAGE, 0xFF)
+    if width == 2:
+        b.ldb(2, 1, 1)
+        b.andi(2, 2, 0xFF)
+        b.slli(2, 2, 8)
+        b.or_(STAGE, STAGE, 2)
 
 
 def _token(t, layers, links, schedule, prompts):
-    """How the first tile takes each entry's token into ``r13``: ``(take(received),
-    after_loop)``.  A prompt token comes from the table the host loaded (``prompts[u]``,
-    row ``u`` of ``seq_len`` tokens, indexed by the slot; a byte each, two for a
-    vocabulary beyond 256), a generated one from the classifier (waited for from
-    ``schedule.waits_from``).  Generated tokens arrive tagged with their user and wait
-    in a mailbox a user until needed (users finish at different positions); each is
-    echoed to the host as it arrives, and ``after_loop`` takes the last ones, which no
-    entry needs."""
-    c, b = layers.config, t.b
-    width = 1 if c.vocab_size <= 256 else 2
-    rows = bytearray(schedule.users * c.seq_len * width)
-    for user, prompt in zip(range(schedule.users), prompts):   # the mapper may try fewer
-        start = user * c.seq_len * width
-        rows[start:start + len(prompt) * width] = b"".join(
-            token.to_bytes(width, "little") for token in prompt)
-    prompt_table = t.alloc("prompts", content=bytes(rows))
+    """How the first tile takes each entry's token into ``r13``, a :class:`_Source`: on
+    a running wafer, :func:`_slot_scheduler`'s.  In a batch run a prompt token comes
+    from the table the host loaded (:func:`_prompt_table`), a generated one from the
+    classifier (waited for from ``schedule.waits_from``).  Generated tokens arrive
+    tagged with their user and wait in a mailbox a user until needed (users finish at
+    different positions); each is echoed to the host as it arrives, and ``after_loop``
+    takes the last ones, which no entry needs."""
+    if isinstance(schedule, Slots):
+        return _slot_scheduler(t, layers, links, schedule)
+    b = t.b
+    prompt_table, width = _prompt_table(t, layers.config, schedule.users, prompts)
     lens = t.alloc("prompt lengths", content=bytes(schedule.prompt_lens))
     waits_from = t.alloc("waits from", content=bytes(schedule.waits_from))
     mailbox = t.alloc("mailbox", 4 * schedule.users, align=4)
@@ -331,16 +460,7 @@ def _token(t, layers, links, schedule, prompts):
         b.add(1, 1, 5)
         b.ldb(1, 1, 0)
         b.bge(POS, 1, done)
-        b.li(1, prompt_table)
-        for _ in range(width):
-            b.add(1, 1, SLOT)
-        b.ldb(STAGE, 1, 0)
-        b.andi(STAGE, STAGE, 0xFF)
-        if width == 2:
-            b.ldb(2, 1, 1)
-            b.andi(2, 2, 0xFF)
-            b.slli(2, 2, 8)
-            b.or_(STAGE, STAGE, 2)
+        _prompt_token(t, prompt_table, width, SLOT)
         b.label(done)
         received()
 
@@ -355,7 +475,177 @@ def _token(t, layers, links, schedule, prompts):
         b.beq(0, 0, more)
         b.label(finished)
 
-    return take, drain
+    return _Source(take, after_loop=drain)
+
+
+def _slot_scheduler(t, layers, links, slots):
+    """The first tile of a running wafer (:class:`Slots`): its tasks and how it picks
+    each entry, a :class:`_Source`.
+
+    Each slot's state is :data:`_SLOT_WORDS` words: active, the next position, the
+    prompt's length, tokens still to skip (the classifier's outputs for the prompt's
+    positions but its last), tokens still to come, the place of its last entry, and its
+    mailbox (a generated token + ``2**token_bits``, or 0).  Three tasks, the lower
+    numbered first when the core is free:
+
+    - :data:`TOKEN_TASK` (on ``links.token_color``): a token from the classifier.  It
+      skips it, or echoes it to the host and posts it to the mailbox, or, the request's
+      last, frees the slot;
+    - :data:`REQUEST_TASK` (on ``links.request_color``): a request
+      (:func:`request_payloads`), into its slot's state and its row of the prompts;
+    - :data:`ENTRY_TASK`: the next entry, for the slot whose entry can go (a prompt
+      position, or a generated token in its mailbox) and whose last entry is the oldest
+      (the lower slot on a tie); with none, the core waits for a task.  The entry's
+      token goes into r13 here, its word into r2, and it ends by activating itself."""
+    c, b, bits = layers.config, t.b, links.token_bits
+    if links.request_color is None:
+        raise ValueError("a running wafer's first tile needs a request color")
+    prompts, width = _prompt_table(t, c, slots.users, ())
+    state = t.alloc("slots", 4 * _SLOT_WORDS * slots.users, align=4)
+    place = t.word("place", 0)
+    shift = (4 * _SLOT_WORDS).bit_length() - 1
+
+    def own_payload(register):
+        b.li(7, (1 << TAG_BITS) - 1)
+        b.and_(register, register, 7)
+
+    def state_of(register, user):
+        """register = the address of ``user``'s state (a register)."""
+        b.slli(register, user, shift)
+        b.li(7, state)
+        b.add(register, register, 7)
+
+    def stamp_place(record):
+        """The slot whose state is at ``record`` takes the next place (r1 overwritten)."""
+        b.li(7, place)
+        b.ld(1, 7, 0)
+        b.st(1, record, _LAST)
+        b.addi(1, 1, 1)
+        b.st(1, 7, 0)
+
+    def start(top):
+        on_token, on_request = t.fresh("on_token"), t.fresh("on_request")
+        b.task(TOKEN_TASK, on_token)
+        b.tbind(TOKEN_TASK, links.token_color)
+        b.task(REQUEST_TASK, on_request)
+        b.tbind(REQUEST_TASK, links.request_color)
+        b.task(ENTRY_TASK, top)
+        b.texit()
+
+        kept, more = t.fresh("kept"), t.fresh("more")
+        b.label(on_token)
+        b.recv(1, links.token_color)
+        b.li(2, (MAX_USERS + 1 << bits) - 1)   # user << token_bits | token
+        b.and_(1, 1, 2)
+        b.srli(2, 1, bits)
+        state_of(3, 2)
+        b.ld(4, 3, _SKIP)
+        b.beq(4, 0, kept)
+        b.addi(4, 4, -1)                      # a prompt position's: its token is known
+        b.st(4, 3, _SKIP)
+        b.texit()
+        b.label(kept)
+        b.send(1, links.host_color)
+        b.ld(4, 3, _LEFT)
+        b.addi(4, 4, -1)
+        b.st(4, 3, _LEFT)
+        b.bne(4, 0, more)
+        b.st(0, 3, _ACTIVE)                   # the request's last token: the slot is free
+        b.texit()
+        b.label(more)
+        b.li(2, (1 << bits) - 1)
+        b.and_(1, 1, 2)
+        b.addi(1, 1, 1 << bits)
+        b.st(1, 3, _MAILBOX)
+        b.tact(ENTRY_TASK)
+        b.texit()
+
+        prompt_in = t.fresh("prompt_in")
+        b.label(on_request)
+        for register in (1, 2, 3):            # REQUEST_HEADER
+            b.recv(register, links.request_color)
+            own_payload(register)
+        state_of(4, 1)
+        b.st(0, 4, _POSITION)
+        b.st(2, 4, _PROMPT_LEN)
+        b.addi(5, 2, -1)
+        b.st(5, 4, _SKIP)
+        b.st(3, 4, _LEFT)
+        b.st(0, 4, _MAILBOX)
+        b.li(5, c.seq_len * width)            # the slot's row of the prompts
+        b.mul(5, 1, 5)
+        b.li(6, prompts)
+        b.add(5, 5, 6)
+        stamp_place(4)
+        b.label(prompt_in)
+        b.recv(6, links.request_color)
+        b.stb(6, 5, 0)
+        if width == 2:
+            b.srli(6, 6, 8)
+            b.stb(6, 5, 1)
+        b.addi(5, 5, width)
+        b.bdec(2, prompt_in)
+        b.addi(5, 0, 1)
+        b.st(5, 4, _ACTIVE)
+        b.tact(ENTRY_TASK)
+        b.texit()
+
+    def entry():
+        scan, ready, skip, chosen, generated, token = (t.fresh(name) for name in (
+            "scan", "ready", "not_ready", "chosen", "generated", "token_in"))
+        b.addi(5, 0, -1)                      # the chosen slot's state, -1: none yet
+        b.li(6, 0x7FFFFFFF)                   # its last entry's place
+        b.li(1, state)
+        b.li(4, slots.users)
+        b.label(scan)
+        b.ld(2, 1, _ACTIVE)
+        b.beq(2, 0, skip)
+        b.ld(2, 1, _POSITION)
+        b.ld(3, 1, _PROMPT_LEN)
+        b.blt(2, 3, ready)
+        b.ld(2, 1, _MAILBOX)
+        b.beq(2, 0, skip)
+        b.label(ready)
+        b.ld(2, 1, _LAST)
+        b.bge(2, 6, skip)
+        b.addi(6, 2, 0)
+        b.addi(5, 1, 0)
+        b.label(skip)
+        b.addi(1, 1, 4 * _SLOT_WORDS)
+        b.bdec(4, scan)
+        b.bge(5, 0, chosen)
+        b.texit()                             # nothing can go: wait for a token or a request
+        b.label(chosen)
+        b.addi(3, 5, 0)                       # r3: the slot's state, r4: its user
+        b.li(1, state)
+        b.sub(4, 3, 1)
+        b.srli(4, 4, shift)
+        b.ld(5, 3, _POSITION)
+        b.li(1, c.seq_len)                    # r6: the KV-cache slot, user * seq_len + position
+        b.mul(6, 4, 1)
+        b.add(6, 6, 5)
+        b.ld(1, 3, _PROMPT_LEN)
+        b.bge(5, 1, generated)
+        _prompt_token(t, prompts, width, 6)
+        b.beq(0, 0, token)
+        b.label(generated)
+        b.ld(STAGE, 3, _MAILBOX)
+        b.st(0, 3, _MAILBOX)
+        b.andi(STAGE, STAGE, (1 << bits) - 1)
+        b.label(token)
+        b.addi(1, 5, 1)
+        b.st(1, 3, _POSITION)
+        stamp_place(3)
+        b.slli(6, 6, 16)                      # the word: user | position << 5 | slot << 16
+        b.slli(5, 5, 5)
+        b.or_(2, 4, 5)
+        b.or_(2, 2, 6)
+
+    def again():
+        b.tact(ENTRY_TASK)
+        b.texit()
+
+    return _Source(lambda received: received(), entry=entry, start=start, again=again)
 
 
 def embedding_stage(params, layers, links, schedule, prompts, part=0, parts=1):
@@ -371,17 +661,18 @@ def embedding_stage(params, layers, links, schedule, prompts, part=0, parts=1):
     rows = _rows(c.vocab_size, part, parts)
     table = layers.embedding_table(t, rows)
     if part == 0:
-        take, after_loop = _token(t, layers, links, schedule, prompts)
+        source = _token(t, layers, links, schedule, prompts)
     else:
         def take(received):
             b.recv(STAGE, links.color_in)
             vector.receive(t, h, c.dim, links.color_in)
             received()
-        after_loop = None
-    send = _output(t, layers, links, [("acc", h, c.dim)])
+        source = _Source(take, entry=_entry_from_input(t, links))
+    send = _output(t, layers, links, schedule, [("acc", h, c.dim)],
+                   ahead=(STAGE,) if part < parts - 1 else ())
 
     def body(received, sent):
-        take(received)
+        source.take(received)
         if parts == 1:
             layers.embed(t, table, STAGE, h)
         else:
@@ -394,13 +685,10 @@ def embedding_stage(params, layers, links, schedule, prompts, part=0, parts=1):
             layers.embed(t, table, STAGE, h)
             b.addi(STAGE, STAGE, rows.start)
             b.label(other)
-        if part < parts - 1:
-            b.wait(1)                          # the previous entry's h has left
-            b.send(STAGE, links.color_out)
         send()
         sent()
 
-    return _stage(t, schedule, body, after_loop)
+    return _stage(t, schedule, body, source)
 
 
 def _take_generated(t, links, mailbox, echoed):
@@ -440,19 +728,19 @@ def attention_stage(params, layers, layer, links, schedule, prompts=None):
     before it (:func:`_input`)."""
     c = layers.config
     t, h, acc = _attention_tile(params, layers, _name(f"layer {layer} attention", prompts))
-    take, after_loop = _input(t, layers, links, schedule, h, prompts)
+    source = _input(t, layers, links, schedule, h, prompts)
     qkv, out = layers.qkv(t, layer, h, acc, links.loop_color)
     attend = layers.attention(t, layer, h, acc, links.loop_color, schedule.users)
-    send = _output(t, layers, links, [("acc", h, c.dim)])
+    send = _output(t, layers, links, schedule, [("acc", h, c.dim)])
 
     def body(received, sent):
-        take(received)
+        source.take(received)
         qkv()
         attend(_source_in_memory(t, layers, out), lambda: None)
         send()
         sent()
 
-    return _stage(t, schedule, body, after_loop)
+    return _stage(t, schedule, body, source)
 
 
 def qkv_stage(params, layers, layer, links, schedule, prompts=None):
@@ -461,19 +749,19 @@ def qkv_stage(params, layers, layer, links, schedule, prompts=None):
     before it (:func:`_input`)."""
     c = layers.config
     t, h, acc = _attention_tile(params, layers, _name(f"layer {layer} qkv", prompts))
-    take, after_loop = _input(t, layers, links, schedule, h, prompts)
+    source = _input(t, layers, links, schedule, h, prompts)
     qkv, out = layers.qkv(t, layer, h, acc, links.loop_color)
-    send = _output(t, layers, links, [("mem", out[name], length) for name, length in
+    send = _output(t, layers, links, schedule, [("mem", out[name], length) for name, length in
                                       (("q", c.dim), ("k", c.kv_dim), ("v", c.kv_dim))]
                    + [("acc", h, c.dim)])
 
     def body(received, sent):
-        take(received)
+        source.take(received)
         qkv()
         send()
         sent()
 
-    return _stage(t, schedule, body, after_loop)
+    return _stage(t, schedule, body, source)
 
 
 def split_attention_stage(params, layers, layer, links, schedule, part=0, parts=1):
@@ -483,18 +771,19 @@ def split_attention_stage(params, layers, layer, links, schedule, part=0, parts=
     cache, and the last ends the block."""
     c = layers.config
     t, h, acc = _attention_tile(params, layers, f"layer {layer} attention" + _of(part, parts))
-    take, _ = _input(t, layers, links, schedule, h)
+    source = _input(t, layers, links, schedule, h)
     attend = layers.attention(t, layer, h, acc, links.loop_color, schedule.users, part, parts,
                               links)
-    send = _output(t, layers, links, [("acc", h, c.dim)]) if part == parts - 1 else None
+    send = _output(t, layers, links, schedule, [("acc", h, c.dim)]) if part == parts - 1 \
+        else None
     if parts == 1:                            # q, k, v straight from the fabric
-        def source(d, name, offset, length):
+        def qkv_source(d, name, offset, length):
             t.fin(d, length, links.color_in, dtype=layers.wire)
         receive = None
     else:                                     # a slice uses some of them: all into SRAM first
         size, lengths = element_bytes(layers.dtype), (c.dim, c.kv_dim, c.kv_dim)
         buffer = t.alloc("q k v in", size * sum(lengths), align=2)
-        source = _source_in_memory(t, layers, {"q": buffer, "k": buffer + size * c.dim,
+        qkv_source = _source_in_memory(t, layers, {"q": buffer, "k": buffer + size * c.dim,
                                                "v": buffer + size * (c.dim + c.kv_dim)})
 
         def receive():
@@ -505,12 +794,12 @@ def split_attention_stage(params, layers, layer, links, schedule, part=0, parts=
     def body(received, sent):
         if receive:
             receive()
-        attend(source, lambda: take(received))
+        attend(qkv_source, lambda: source.take(received))
         if send:
             send()
         sent()
 
-    return _stage(t, schedule, body)
+    return _stage(t, schedule, body, source)
 
 
 def ffn_stage(params, layers, layer, links, schedule, part=0, parts=1):
@@ -521,15 +810,16 @@ def ffn_stage(params, layers, layer, links, schedule, part=0, parts=1):
     t = TileProgram(params, f"layer {layer} feed-forward" + _of(part, parts))
     h = t.acc("h", c.dim)
     ffn = layers.ffn(t, layer, part, parts, h, links)
-    take, _ = _input(t, layers, links, schedule, h)
-    send = _output(t, layers, links, [("acc", h, c.dim)]) if part == parts - 1 else None
+    source = _input(t, layers, links, schedule, h)
+    send = _output(t, layers, links, schedule, [("acc", h, c.dim)]) if part == parts - 1 \
+        else None
 
     def body(received, sent):
-        take(received)
+        source.take(received)
         ffn(send)
         sent()
 
-    return _stage(t, schedule, body)
+    return _stage(t, schedule, body, source)
 
 
 def classifier_stage(params, layers, links, schedule, part=0, parts=1):
@@ -547,12 +837,15 @@ def classifier_stage(params, layers, links, schedule, part=0, parts=1):
     chunks = [slice(first, min(first + CLASSIFIER_CHUNK, rows.stop))
               for first in range(rows.start, rows.stop, CLASSIFIER_CHUNK)]
     fold = layers.classifier(t, chunks, h, links.loop_color)
-    first_sent = t.alloc("first sent", content=bytes(schedule.first_sent)) if last else None
+    # Which positions' tokens go back: from each user's last prompt position, or on a
+    # running wafer every position's (the first tile skips the prompt's).
+    first_sent = (t.alloc("first sent", content=bytes(schedule.first_sent))
+                  if last and isinstance(schedule, Schedule) else None)
     best, best_index = ARG0, ARG1             # the kernels in between leave them alone
-    take, _ = _input(t, layers, links, schedule, h)
+    source = _input(t, layers, links, schedule, h)
 
     def body(received, sent):
-        take(received)
+        source.take(received)
         b.li(best, INT32_MIN)
         b.addi(best_index, 0, 0)
         fold(best, best_index)
@@ -572,10 +865,11 @@ def classifier_stage(params, layers, links, schedule, part=0, parts=1):
             return
         skip = t.fresh("prompt")
         _user(t, 2)
-        b.li(1, first_sent)
-        b.add(1, 1, 2)
-        b.ldb(1, 1, 0)
-        b.blt(POS, 1, skip)                   # a prompt position: its token is known
+        if first_sent is not None:
+            b.li(1, first_sent)
+            b.add(1, 1, 2)
+            b.ldb(1, 1, 0)
+            b.blt(POS, 1, skip)               # a prompt position: its token is known
         b.slli(2, 2, links.token_bits)        # tagged with its user
         b.or_(2, 2, best_index)
         b.li(1, pack_addressed(*links.embed_tile, 0))
@@ -584,7 +878,7 @@ def classifier_stage(params, layers, links, schedule, part=0, parts=1):
         b.label(skip)
         sent()
 
-    return _stage(t, schedule, body)
+    return _stage(t, schedule, body, source)
 
 
 def halt_program(params):
