@@ -250,8 +250,8 @@ def tile_bytes(params):
     """An upper bound of one simulated tile's memory, in either harness: its SRAM and
     accumulators with a quarter more (what Verilator keeps beside its arrays), its
     queues, and a fixed part for the rest.  tests/test_wafer.py holds both harnesses to
-    it: on the test preset they take 13 KiB (tiles) and 17 KiB (dies) a tile against 20,
-    on the default 62 and 66 against 79."""
+    it: on the test preset they allocate 15 KiB (tiles) and 19 KiB (dies) a tile against
+    20, on the default 65 and 67 against 79."""
     return (5 * (params.sram_bytes + 4 * params.acc_words) // 4
             + 64 * params.colors * params.queue_depth + 14 * 1024)
 
