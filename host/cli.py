@@ -900,7 +900,7 @@ def cmd_serve(args):
     listening = _listen(args.host, args.port)
 
     def engine_for(users):
-        return serve_engine.BatchEngine(reference, shape, users, args.queue,
+        return serve_engine.WaferEngine(reference, shape, users, args.queue,
                                         _layout(args, users), defects, args.clock * 1e9)
     try:
         # By default the most users, up to the pipeline's stages, that fit at the context.
@@ -915,7 +915,7 @@ def cmd_serve(args):
     host, port = listening.getsockname()[:2]
     print(f"serving {work.name} at {work.dtype} (context {engine.context}), a "
           f"{engine.steps}-stage pipeline on a {shape.dies_x}x{shape.dies_y} wafer; up to "
-          f"{engine.users} users a run, {args.queue} more waiting; "
+          f"{engine.users} users in flight, {args.queue} more waiting; "
           f"http://{f'[{host}]' if ':' in host else host}:{port}/", flush=True)
     engine.start()
     try:

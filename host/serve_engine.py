@@ -3,9 +3,9 @@
 An :class:`Engine` takes a request's prompt tokens and its token budget
 (:meth:`Engine.submit`) and returns a :class:`Request`: iterating it yields the
 generated tokens as the engine releases them, and then its :class:`Figures` are
-set.  The HTTP side (:mod:`host.serve`) knows only this interface, so that an
-engine in which users join a running wafer can replace :class:`BatchEngine`
-without touching it.
+set.  The HTTP side (:mod:`host.serve`) knows only this interface.
+:class:`WaferEngine` is the one engine: requests join the running wafer, and
+their tokens are released as they leave it.
 """
 
 import collections
@@ -14,10 +14,10 @@ import queue
 import threading
 import time
 
-from host import mapper, runtime
+from host.running_wafer import RunningWafer
 from host.runtime import NOMINAL_CLOCK_HZ
 
-__all__ = ["Engine", "BatchEngine", "Request", "Figures", "EngineError", "QueueFull"]
+__all__ = ["Engine", "WaferEngine", "Request", "Figures", "EngineError", "QueueFull"]
 
 
 class EngineError(ValueError):
@@ -34,16 +34,17 @@ class QueueFull(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class Figures:
-    """What the wafer measured for one request, in simulated cycles from its run's start."""
-    users_in_flight: int             # the users of the run this request was in (itself too)
-    simulated_cycles: int            # the run's, start to the last stage halting
-    time_to_first_token_cycles: int
+    """What the wafer measured for one request, in simulated cycles from its admission
+    (its request sent into the wafer)."""
+    users_in_flight: int             # the most users on the wafer at once in its run (itself too)
+    simulated_cycles: int            # admission to its last token leaving the wafer
+    time_to_first_token_cycles: int  # admission to its first token leaving the wafer
     cycles_per_token: float          # between this user's tokens leaving the wafer
     tokens_per_second: float         # this user's, at clock_hz
-    aggregate_tokens_per_second: float   # all the run's users, while all generate
+    aggregate_tokens_per_second: float   # every user's tokens in its run, at clock_hz
     clock_hz: float
-    wall_seconds: float              # the run's simulation, on this machine
-    queued_seconds: float            # from submission to the run's start
+    wall_seconds: float              # its run's simulation, on this machine
+    queued_seconds: float            # from submission to admission
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "other_users_in_flight": self.users_in_flight - 1}
@@ -81,8 +82,8 @@ class Request:
         raise value
 
     def cancel(self):
-        """The client has gone: a queued request leaves the queue; a running one's tokens
-        are dropped when its run ends."""
+        """The client has gone: a queued request leaves the queue; one on the wafer runs
+        to its end, and its tokens are dropped."""
         self.cancelled = True
 
     # The engine's side.
@@ -132,36 +133,40 @@ class Engine:
         pass
 
 
-class BatchEngine(Engine):
-    """A batch per admission, on the simulated wafer: when the wafer is free, up to
-    ``users`` queued requests run together as users in flight in one
-    :func:`host.runtime.generate` call (a fresh load of the programs, each user its
-    own prompt and token count), in a worker thread; then the next batch.  A request
-    arriving while a batch runs waits for the next one: this is not yet users joining a
-    running wafer (item 1 of issue 23).  The tokens are released when the run ends,
-    with the cycle each left the wafer in the figures, since ``generate`` reports
-    progress only as counts.  Greedy, as the wafer is.
+class WaferEngine(Engine):
+    """Requests join the running wafer (:class:`host.running_wafer.RunningWafer`), loaded
+    once with a slot for each of ``users`` users: a worker thread sends each queued
+    request into a free slot as soon as there is one, steps the wafer, and releases
+    each token as it leaves the wafer; a finished request's slot takes the next.  The
+    wafer stands still while no request is on it.  Greedy, as the wafer is.
+
+    A request whose client has gone leaves the queue; on the wafer it runs to its
+    ``max_tokens`` (the wafer has no way to stop a user early), and its tokens are
+    dropped.  If the wafer faults, the requests on it fail and the wafer is loaded anew.
 
     ``reference``: the model in the wafer's numbers (:meth:`host.workload.Workload.reference`),
-    its context the KV caches' positions; ``shape``, ``defects`` and ``layout``: as
-    :func:`host.runtime.generate` takes them.  The construction checks that ``users``
-    users of the whole context fit the wafer (:class:`host.mapper.MapError` if not)."""
+    its context each slot's positions; ``shape``, ``defects`` and ``layout``: as
+    :func:`host.runtime.generate` takes them.  The construction loads the wafer
+    (:class:`host.mapper.MapError` if ``users`` users of the whole context do not fit)."""
+
+    #: Cycles the wafer runs between looks at the queue and at the tokens that left.
+    STEP = 5_000
 
     def __init__(self, reference, shape, users, queue_bound, layout, defects=(),
                  clock_hz=NOMINAL_CLOCK_HZ):
         super().__init__(reference.config.seq_len, users, queue_bound)
-        self.reference, self.shape, self.layout = reference, shape, layout
-        self.defects, self.clock_hz = defects, clock_hz
-        self.steps = mapper.plan(reference, shape, [[0]] * users, [self.context] * users,
-                                 **layout).steps
+        self._load = lambda: RunningWafer(reference, shape, users, defects, **layout)
+        self.wafer = self._load()
+        self.steps, self.clock_hz = self.wafer.plan.steps, clock_hz
         self._waiting = collections.deque()
+        self._running = {}               # slot -> _Run
         self._changed = threading.Condition()
         self._closing = False
         self._worker = threading.Thread(target=self._serve, name="tessera-wafer", daemon=True)
 
     @property
     def queued(self):
-        """Requests waiting for the wafer."""
+        """Requests waiting for a slot."""
         with self._changed:
             return sum(not request.cancelled for request in self._waiting)
 
@@ -186,42 +191,70 @@ class BatchEngine(Engine):
             self._changed.notify()
         if self._worker.is_alive():
             self._worker.join()
+        self.wafer.close()
 
     def _serve(self):
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._waiting or self._closing)
+                self._changed.wait_for(lambda: self._waiting or self._running or self._closing)
                 if self._closing:
                     break
-                batch = []
-                while self._waiting and len(batch) < self.users:
-                    request = self._waiting.popleft()
-                    if not request.cancelled:
-                        batch.append(request)
-            if batch:
-                self._run(batch)
+                self._admit()
+            try:
+                arrivals = self.wafer.run(self.STEP)
+            except Exception as error:  # WaferError, or a bug: the requests on the wafer
+                for run in self._running.values():  # fail, and the engine serves on
+                    run.request._fail(error)
+                self._running.clear()
+                self.wafer.close()
+                self.wafer = self._load()
+                continue
+            self._release(arrivals)
         for request in self._waiting:
             request._fail(RuntimeError("the server is shutting down"))
+        for run in self._running.values():
+            run.request._fail(RuntimeError("the server is shutting down"))
 
-    def _run(self, batch):
-        started = time.monotonic()
-        try:
-            result = runtime.generate(self.reference, [r.prompt for r in batch],
-                                      [r.max_tokens for r in batch], self.shape,
-                                      self.defects, **self.layout)
-        except Exception as error:      # WaferError, MapError or a bug: this batch fails,
-            for request in batch:       # and the engine serves on
-                request._fail(error)
-            return
-        aggregate = result.aggregate_tokens_per_cycle() * self.clock_hz
-        for user, request in enumerate(batch):
-            for token in result.tokens[user]:
-                request._token(token)
-            request._end(Figures(
-                users_in_flight=len(batch), simulated_cycles=result.cycles,
-                time_to_first_token_cycles=result.time_to_first_token_cycles(user),
-                cycles_per_token=result.cycles_per_token(user),
-                tokens_per_second=result.tokens_per_second(self.clock_hz, user),
-                aggregate_tokens_per_second=aggregate, clock_hz=self.clock_hz,
-                wall_seconds=result.simulated["seconds"],
-                queued_seconds=started - request.submitted))
+    def _admit(self):
+        """Queued requests into the free slots (the lock held)."""
+        while self._waiting and self.wafer.free_slots:
+            request = self._waiting.popleft()
+            if not request.cancelled:
+                admission = self.wafer.admit(request.prompt, request.max_tokens)
+                self._running[admission.slot] = _Run(request, admission, time.monotonic())
+        for run in self._running.values():
+            run.most_in_flight = max(run.most_in_flight, len(self._running))
+
+    def _release(self, arrivals):
+        for run in self._running.values():
+            run.tokens_seen += len(arrivals)
+        for arrival in arrivals:
+            run = self._running[arrival.slot]
+            if not run.request.cancelled:
+                run.request._token(arrival.token)
+            if arrival.last:
+                del self._running[arrival.slot]
+                run.request._end(run.figures(self.clock_hz))
+
+
+@dataclasses.dataclass
+class _Run:
+    """A request on the wafer, and what the engine saw of it."""
+    request: Request
+    admission: object                # host.running_wafer.Admission
+    admitted_wall: float
+    most_in_flight: int = 1
+    tokens_seen: int = 0             # every user's, from its admission
+
+    def figures(self, clock_hz):
+        arrivals, admitted = self.admission.arrivals, self.admission.admitted
+        span = arrivals[-1] - admitted
+        per_token = ((arrivals[-1] - arrivals[0]) / (len(arrivals) - 1) if len(arrivals) > 1
+                     else float(arrivals[0] - admitted))
+        return Figures(
+            users_in_flight=self.most_in_flight, simulated_cycles=span,
+            time_to_first_token_cycles=arrivals[0] - admitted, cycles_per_token=per_token,
+            tokens_per_second=clock_hz / per_token,
+            aggregate_tokens_per_second=self.tokens_seen / span * clock_hz, clock_hz=clock_hz,
+            wall_seconds=time.monotonic() - self.admitted_wall,
+            queued_seconds=self.admitted_wall - self.request.submitted)

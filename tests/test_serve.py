@@ -111,9 +111,12 @@ def test_the_openai_client_gets_the_tokens_of_tessera_run(server, run_alone):
         assert 0 < figures["time_to_first_token_cycles"] < figures["simulated_cycles"], name
     assert completion.usage.completion_tokens == TOKENS
     assert last.choices[0].finish_reason == "length"
-    # Two runs of the same request on a deterministic wafer: the same cycles.
-    assert answers["chat"][1]["tessera"]["simulated_cycles"] == \
-        answers["completion"][1]["tessera"]["simulated_cycles"]
+    # The same request again on the running wafer: the same cycles.  The first request on
+    # the fresh wafer also waited for the first tile to set its tasks up (six
+    # instructions: tests/test_running_wafer.py).
+    cycles = [answers[name][1]["tessera"]["simulated_cycles"]
+              for name in ("completion", "chat", "stream")]
+    assert cycles[1] == cycles[2] and 0 < cycles[0] - cycles[1] <= 6, cycles
 
 
 def test_concurrent_clients_each_get_their_tokens_alone(server):
@@ -198,7 +201,7 @@ def test_the_queue_bound_answers_429_and_the_queued_run_together():
     reference = work.reference()
     shape = WaferShape((1, 1), (4, 4), preset("default"))
     layout = {"split_attention": True, "ffn_tiles": None, "head_tiles": None}
-    engine = serve_engine.BatchEngine(reference, shape, users=2, queue_bound=3, layout=layout)
+    engine = serve_engine.WaferEngine(reference, shape, users=2, queue_bound=3, layout=layout)
     listening = socket.create_server(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(serve.app(engine, work, TOKENS),
                                            log_level="warning"))
@@ -230,7 +233,6 @@ def test_the_queue_bound_answers_429_and_the_queued_run_together():
         for prompt, figure in zip(prompts, figures):
             assert figure["tokens"] == reference.generate(work.encode(prompt), TOKENS)[0]
             assert figure["users_in_flight"] == 2 and figure["other_users_in_flight"] == 1
-        assert figures[0]["simulated_cycles"] == figures[1]["simulated_cycles"]
         assert client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=1) \
             .model_extra["tessera"]["users_in_flight"] == 1
     finally:
@@ -247,7 +249,7 @@ def test_an_engine_handle_yields_its_tokens_then_holds_the_figures():
     work = workload.load(MODEL)
     reference = work.reference()
     shape = WaferShape((1, 1), (4, 4), preset("default"))
-    engine = serve_engine.BatchEngine(reference, shape, users=3, queue_bound=3,
+    engine = serve_engine.WaferEngine(reference, shape, users=3, queue_bound=3,
                                       layout={"split_attention": True})
     prompts, counts = [work.encode("abc"), work.encode("Hello")], [2, 3]
     handles = [engine.submit(prompt, count) for prompt, count in zip(prompts, counts)]
@@ -268,7 +270,7 @@ def test_the_engine_refuses_more_users_than_the_wafer_holds():
     work = workload.load(MODEL)
     shape = WaferShape((1, 1), (4, 4), preset("default"))
     with pytest.raises(mapper.MapError, match="need more KV cache"):
-        serve_engine.BatchEngine(work.reference(), shape, users=12, queue_bound=1,
+        serve_engine.WaferEngine(work.reference(), shape, users=12, queue_bound=1,
                                  layout={"split_attention": True})
 
 
