@@ -790,6 +790,45 @@ def cmd_bench_pipeline(args):
             result, path, args.clock * 1e9))
 
 
+def cmd_bench_serve(args):
+    from host import mapper, model, runtime, workload
+    from host.bench import pipeline, serve
+    work, shape = _workload(args, model=workload.SEEDED)
+    clients = _counts(args.clients, "--clients")
+    _check_llm_options(args, least_tokens=2)           # two, for the cycles between tokens
+    if args.plot:
+        _check_output(args.plot, "--plot")
+    try:
+        longest = max(map(len, map(work.encode, pipeline.user_texts(max(clients)))))
+        work = work.sized(longest + args.tokens - 1, args.context)
+        reference = work.reference()
+        steps = mapper.plan(reference, shape, [[0]] * 2, [1] * 2, **_layout(args, 2)).steps
+        clients = sorted({1, *clients, steps})        # the targets compare U = P with one
+        layout = _layout(args, max(clients))
+        mapper.plan(reference, shape, [()] * max(clients), None, serving=True, **layout)
+    except (model.ModelError, mapper.MapError, workload.WorkloadError) as error:
+        raise UsageError(str(error)) from None
+    started = time.monotonic()
+    print(f"serve bench of {work.name} at {work.dtype} (context {work.config.seq_len}) on a "
+          f"{shape.dies_x}x{shape.dies_y} wafer of {shape.params.width}x{shape.params.height}-"
+          f"tile dies, {steps} pipeline stages, clients {','.join(map(str, clients))} "
+          f"arriving one at each one's first token, {args.tokens} tokens a client", flush=True)
+    result = _bench_document(lambda progress: serve.run(
+        work, shape, clients, args.tokens, layout, progress=progress),
+        mapper.MapError, runtime.WaferError)
+    line = (f"every client's tokens equal its prompt's alone: "
+            f"{'yes' if result['match_reference'] else 'NO'}")
+    if summary := result.get("at_users_equal_stages"):
+        line += (f"; at {summary['users']} clients: aggregate "
+                 f"{summary['aggregate_vs_stages_times_single']:.2f} x (stages x one client), "
+                 f"the slowest client {summary['per_user_vs_single']:.0%} of alone")
+    print(f"{line} ({time.monotonic() - started:.0f} s)")
+    if args.json:
+        _write_json(args.json, result)
+    if args.plot:
+        _write_atomically(args.plot, lambda path: serve.plot(result, path, args.clock * 1e9))
+
+
 def _check_llm_options(args, least_tokens):
     if args.tokens < least_tokens:
         raise UsageError(f"--tokens must be at least {least_tokens}, not {args.tokens}")
@@ -1081,6 +1120,17 @@ def _parser():
     pipeline.add_argument("--json", help="write the results here")
     pipeline.add_argument("--plot", help="write the throughput chart here (PNG)")
     pipeline.set_defaults(run=cmd_bench_pipeline)
+    served = benches.add_parser("serve", help="tessera serve under arrivals: throughput "
+                                              "against clients, and where the wall clock goes")
+    _add_params_options(served)
+    _add_model_options(served, "seeded")
+    served.add_argument("--clients", default="1,2,4,8",
+                        help="clients in flight, e.g. 1,2,4,8; one and the pipeline's stages "
+                             "are always added")
+    _add_llm_options(served, tokens=32, wafer="1x1", tokens_are="tokens a client asks for")
+    served.add_argument("--json", help="write the results here")
+    served.add_argument("--plot", help="write the throughput and wall-clock charts here (PNG)")
+    served.set_defaults(run=cmd_bench_serve)
     wafers = benches.add_parser("wafers", help="the tiny LLM split over wafers: the latency "
                                                "impact against the model's depth")
     _add_params_options(wafers)
@@ -1105,8 +1155,8 @@ def _parser():
     serve.add_argument("--port", type=int, default=8000,
                        help="the port (default 8000; 0: a free one, which the first line names)")
     serve.add_argument("--users", type=int,
-                       help="the most requests a run takes as users in flight (default: the "
-                            "most, up to the pipeline's stages, that fit at the context)")
+                       help="the most requests on the wafer at once, users in flight (default: "
+                            "the most, up to the pipeline's stages, that fit at the context)")
     serve.add_argument("--queue", type=int, default=16,
                        help="the most requests waiting for the wafer; beyond, HTTP 429 "
                             "(default 16)")

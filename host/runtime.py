@@ -19,7 +19,8 @@ from host.cosim import ParallelWafer, link_ends
 from host.kernels.stages import halt_program, read_log, untag
 from host.wafer import Wafer
 
-__all__ = ["NOMINAL_CLOCK_HZ", "Generation", "generate", "WaferError"]
+__all__ = ["NOMINAL_CLOCK_HZ", "Generation", "generate", "WaferError", "cycles_per_token",
+           "aggregate_tokens_per_cycle", "run_tokens_per_cycle"]
 
 NOMINAL_CLOCK_HZ = 1.1e9
 #: Cycles per call into the simulator between checks.
@@ -31,6 +32,34 @@ CYCLES_PER_STEP_LIMIT = 10_000
 
 class WaferError(RuntimeError):
     """The wafer faulted or stopped making progress; the message names the tile."""
+
+
+def cycles_per_token(arrivals):
+    """Mean cycles between consecutive tokens of one user, from the cycles they left the
+    wafer; with one token, its cycle."""
+    if len(arrivals) < 2:
+        return float(arrivals[0])
+    return float((arrivals[-1] - arrivals[0]) / (len(arrivals) - 1))
+
+
+def aggregate_tokens_per_cycle(arrivals):
+    """Tokens per cycle, all users (``arrivals``: per user, the cycles its tokens left the
+    wafer), while every user is generating: the sum of the users' rates (one over
+    :func:`cycles_per_token`).  The start and end, when fewer users are in flight, are
+    left out (:func:`run_tokens_per_cycle` keeps them); when a user has one token or the
+    generations do not overlap, the whole run's figure."""
+    if (any(len(a) < 2 for a in arrivals)
+            or min(a[-1] for a in arrivals) <= max(a[0] for a in arrivals)):
+        return run_tokens_per_cycle(arrivals)
+    return sum(1 / cycles_per_token(a) for a in arrivals)
+
+
+def run_tokens_per_cycle(arrivals):
+    """Every user's tokens after its first, over the cycles from the earliest first token
+    to the last token."""
+    later = sum(len(a) - 1 for a in arrivals)
+    span = max(a[-1] for a in arrivals) - min(a[0] for a in arrivals)
+    return later / span if span > 0 else 0.0
 
 
 @dataclass
@@ -61,29 +90,13 @@ class Generation:
         return int(self.arrivals[user][0])
 
     def cycles_per_token(self, user=0):
-        """Mean cycles between a user's consecutive tokens leaving the wafer."""
-        arrivals = self.arrivals[user]
-        if len(arrivals) < 2:
-            return float(arrivals[0])
-        return float((arrivals[-1] - arrivals[0]) / (len(arrivals) - 1))
+        return cycles_per_token(self.arrivals[user])
 
     def aggregate_tokens_per_cycle(self):
-        """Tokens per cycle, all users, while every user is generating: the sum of the
-        users' rates (one over :meth:`cycles_per_token`).  The run's start and end, when
-        fewer users are in flight, are left out (:meth:`run_tokens_per_cycle` keeps
-        them); when a user has one token or the generations do not overlap, the whole
-        run's figure."""
-        if (any(len(a) < 2 for a in self.arrivals)
-                or min(a[-1] for a in self.arrivals) <= max(a[0] for a in self.arrivals)):
-            return self.run_tokens_per_cycle()
-        return sum(1 / self.cycles_per_token(user) for user in range(self.users))
+        return aggregate_tokens_per_cycle(self.arrivals)
 
     def run_tokens_per_cycle(self):
-        """Every user's tokens after its first, over the cycles from the earliest first
-        token to the last token."""
-        later = sum(len(arrivals) - 1 for arrivals in self.arrivals)
-        span = max(a[-1] for a in self.arrivals) - min(a[0] for a in self.arrivals)
-        return later / span if span > 0 else 0.0
+        return run_tokens_per_cycle(self.arrivals)
 
     def _entries(self, generated_from):
         """Indices of the schedule's entries at or after ``prompt_len + generated_from``

@@ -15,7 +15,7 @@ import threading
 import time
 
 from host.running_wafer import RunningWafer
-from host.runtime import NOMINAL_CLOCK_HZ
+from host.runtime import NOMINAL_CLOCK_HZ, cycles_per_token
 
 __all__ = ["Engine", "WaferEngine", "Request", "Figures", "EngineError", "QueueFull"]
 
@@ -45,6 +45,8 @@ class Figures:
     clock_hz: float
     wall_seconds: float              # its run's simulation, on this machine
     queued_seconds: float            # from submission to admission
+    admitted_cycle: int              # the wafer's cycle (from its start) at its admission
+    token_cycles: tuple              # the wafer's cycle as each of its tokens left
 
     def to_dict(self):
         return {**dataclasses.asdict(self), "other_users_in_flight": self.users_in_flight - 1}
@@ -162,6 +164,7 @@ class WaferEngine(Engine):
         self._running = {}               # slot -> _Run
         self._changed = threading.Condition()
         self._closing = False
+        self.simulation_seconds = 0.0    # the worker's wall time in the wafer's steps
         self._worker = threading.Thread(target=self._serve, name="tessera-wafer", daemon=True)
 
     @property
@@ -200,6 +203,7 @@ class WaferEngine(Engine):
                 if self._closing:
                     break
                 self._admit()
+            started = time.monotonic()
             try:
                 arrivals = self.wafer.run(self.STEP)
             except Exception as error:  # WaferError, or a bug: the requests on the wafer
@@ -209,6 +213,8 @@ class WaferEngine(Engine):
                 self.wafer.close()
                 self.wafer = self._load()
                 continue
+            finally:
+                self.simulation_seconds += time.monotonic() - started
             self._release(arrivals)
         for request in self._waiting:
             request._fail(RuntimeError("the server is shutting down"))
@@ -249,12 +255,12 @@ class _Run:
     def figures(self, clock_hz):
         arrivals, admitted = self.admission.arrivals, self.admission.admitted
         span = arrivals[-1] - admitted
-        per_token = ((arrivals[-1] - arrivals[0]) / (len(arrivals) - 1) if len(arrivals) > 1
-                     else float(arrivals[0] - admitted))
+        per_token = cycles_per_token(arrivals) if len(arrivals) > 1 else float(span)
         return Figures(
             users_in_flight=self.most_in_flight, simulated_cycles=span,
             time_to_first_token_cycles=arrivals[0] - admitted, cycles_per_token=per_token,
             tokens_per_second=clock_hz / per_token,
             aggregate_tokens_per_second=self.tokens_seen / span * clock_hz, clock_hz=clock_hz,
             wall_seconds=time.monotonic() - self.admitted_wall,
-            queued_seconds=self.admitted_wall - self.request.submitted)
+            queued_seconds=self.admitted_wall - self.request.submitted,
+            admitted_cycle=admitted, token_cycles=tuple(arrivals))

@@ -62,6 +62,10 @@ def _model_file(arg):
     (["bench", "pipeline", "--users", "12"], "12 users need more KV cache"),
     (["bench", "pipeline", "--prefill-lengths", "8,65"], "65 tokens exceed the model's context"),
     (["bench", "pipeline", "--tokens", "1"], "--tokens must be at least 2"),
+    (["bench", "serve", "--clients", "2,many"], "--clients expects whole numbers"),
+    (["bench", "serve", "--clients", "0"], "--clients must be at least 1 each"),
+    (["bench", "serve", "--clients", "12"], "12 users need more KV cache"),
+    (["bench", "serve", "--tokens", "1"], "--tokens must be at least 2"),
     (["project", "--model", "llama9"], "unknown model 'llama9'"),
     (["project", "--model", "{bad json}"], "not a JSON model configuration"),
     (["project", "--model", "{30 heads}"], "must split into"),
@@ -79,7 +83,8 @@ def test_bad_input_is_one_line_and_exit_status_2(tmp_path, args, message):
     if "--no-output" in args:                   # the case without -o: the flag marks it
         args, extra = [arg for arg in args if arg != "--no-output"], []
     extra += ["--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")] \
-        if args[:2] in (["bench", "fabric"], ["bench", "pipeline"]) or args[0] == "project" \
+        if args[:2] in (["bench", "fabric"], ["bench", "pipeline"], ["bench", "serve"]) \
+        or args[0] == "project" \
         else []
     args = [_model_file(arg) for arg in args]
     status, stdout, stderr = tessera(*args, *extra)

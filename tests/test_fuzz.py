@@ -328,7 +328,7 @@ class Simulation(Exception):
 HEAVY = ["sim.build.verilog", "host.runtime.generate", "host.mapper.plan",
          "host.bench.fabric.run", "host.bench.gemv.run_bench", "host.bench.speed.run",
          "host.bench.kernel.run", "host.bench.pipeline.run", "host.bench.wafers.run",
-         "host.bench.validation.run"]
+         "host.bench.validation.run", "host.bench.serve.run"]
 
 #: The options that write files: only ever these names, inside the scratch folder.
 OUTPUTS = {"output", "json", "plot", "heatmap", "trace", "waves"}

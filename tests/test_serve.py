@@ -6,7 +6,8 @@ tokens ``tessera run`` makes for the same prompt, whole and streamed; concurrent
 each get their tokens alone; every bad input gets its 4xx with an OpenAI-style error
 body, and the server answers after; the chat page, in Debian's chromium, streams an
 answer and shows its tokens/s.  A server in this process, its engine held until the
-queue is full, shows the 429 and the queued requests run together as users in flight.
+queue is full, shows the 429 and the queued requests on the wafer together.  Eight
+clients, each arriving while the others decode, get their tokens alone.
 Every wait is bounded.
 """
 
@@ -26,6 +27,7 @@ import pytest
 import uvicorn
 
 from host import mapper, serve, serve_engine, workload
+from host.bench import serve as bench_serve
 from host.cli import main
 from host.wafer import WaferShape
 from rtl.params import preset
@@ -195,8 +197,8 @@ def _wait_for(condition, what):
 def test_the_queue_bound_answers_429_and_the_queued_run_together():
     """The engine held until three requests wait (the queue's bound): a fourth gets 429;
     a stream whose client goes away leaves the queue, and so does a whole answer's whose
-    client gives up; then the other two run as one batch, each with the tokens of its
-    prompt alone."""
+    client gives up; then the other two join the wafer together, each with the tokens of
+    its prompt alone."""
     work = workload.load(MODEL)
     reference = work.reference()
     shape = WaferShape((1, 1), (4, 4), preset("default"))
@@ -244,8 +246,8 @@ def test_the_queue_bound_answers_429_and_the_queued_run_together():
 
 def test_an_engine_handle_yields_its_tokens_then_holds_the_figures():
     """The seam the HTTP side is built on, without it: requests submitted before the
-    engine starts run as one batch, each handle yielding its reference tokens; a request
-    beyond the context is refused at submission."""
+    engine starts join the wafer together, each handle yielding its reference tokens; a
+    request beyond the context is refused at submission."""
     work = workload.load(MODEL)
     reference = work.reference()
     shape = WaferShape((1, 1), (4, 4), preset("default"))
@@ -324,3 +326,33 @@ def test_the_page_streams_an_answer_and_its_tokens_per_second(server, run_alone)
         assert text("users") == "users in flight: 1"
     finally:
         driver.quit()
+
+
+def test_eight_clients_arriving_one_by_one_each_get_their_tokens_alone():
+    """``tessera bench serve``'s clients, over HTTP: each starts when the one before it
+    has its first token, so that it joins a wafer on which the others decode.  Every
+    client gets its prompt's tokens alone, and the aggregate the ``tessera`` figures
+    show (the cycle each token left the wafer) rises with the clients: a 3-layer model,
+    10 pipeline stages, holds 8 without slowing them much."""
+    work = workload.load(MODEL, layers=3)
+    shape = WaferShape((1, 1), (4, 4), preset("default"))
+    document = bench_serve.run(work, shape, [1, 2, 8], 30,
+                               {"split_attention": True, "ffn_tiles": None, "head_tiles": None},
+                               progress=lambda line: None)
+    assert document["pipeline_stages"] == 10
+    points = document["points"]
+    assert [point["users"] for point in points] == [1, 2, 8]
+    for point in points:
+        assert point["match_reference"], point["users"]
+        assert point["users_in_flight"] == point["users"]
+        admitted = [client["admitted_cycle"] for client in point["clients"]]
+        firsts = [client["token_cycles"][0] for client in point["clients"]]
+        assert all(a < b for a, b in zip(firsts, admitted[1:])), "arrivals one by one"
+    aggregate = [point["aggregate_tokens_per_cycle"] for point in points]
+    one = points[0]["per_user_tokens_per_cycle"]
+    assert aggregate[0] < aggregate[1] < aggregate[2], aggregate
+    # While all 8 decode (the last joined before the first finished): 8 users' worth.
+    last_first = max(client["token_cycles"][0] for client in points[2]["clients"])
+    assert all(client["token_cycles"][-1] > last_first for client in points[2]["clients"])
+    assert points[2]["all_generating_at_once"]
+    assert aggregate[2] > 0.85 * 8 * one, (aggregate[2], one)

@@ -18,13 +18,18 @@ from concurrent.futures import ProcessPoolExecutor
 
 from host import mapper, model, runtime
 
-__all__ = ["run", "plot", "user_prompts"]
+__all__ = ["run", "plot", "throughput_chart", "user_prompts", "user_texts"]
+
+
+def user_texts(users):
+    """``users`` different prompt texts."""
+    return [f"User {chr(ord('A') + user)}:" for user in range(users)]
 
 
 def user_prompts(users, encode=model.encode):
     """``users`` prompts of one length (``encode``: text to tokens), different where the
     tokens allow."""
-    prompts = [encode(f"User {chr(ord('A') + user)}:") for user in range(users)]
+    prompts = [encode(text) for text in user_texts(users)]
     return [prompt[:min(map(len, prompts))] for prompt in prompts]
 
 
@@ -116,8 +121,8 @@ def run(quant, shape, users_list, tokens, layout, prefill_lengths=(), progress=p
 
 
 def plot(document, path, clock_hz=runtime.NOMINAL_CLOCK_HZ):
-    """The seed's chart: aggregate tokens/s against one user's tokens/s, a point per U
-    (and, with prefill points, time to first token against prompt length beside it)."""
+    """The seed's chart (:func:`throughput_chart`), and, with prefill points, time to
+    first token against prompt length beside it."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot
@@ -125,28 +130,7 @@ def plot(document, path, clock_hz=runtime.NOMINAL_CLOCK_HZ):
     prefill = document.get("prefill")
     figure, axes = pyplot.subplots(1, 2 if prefill else 1, figsize=(11 if prefill else 6, 4),
                                    dpi=120, squeeze=False)
-    chart = axes[0][0]
-    points = document["points"]
-    per_second = clock_hz / 1e3                 # thousands of tokens a second
-    speed = [p["per_user_tokens_per_cycle"] * per_second for p in points]
-    total = [p["aggregate_tokens_per_cycle"] * per_second for p in points]
-    single = next((p for p in points if p["users"] == 1), None)
-    if single:                  # every user at one user's speed: what perfect pipelining gives
-        base = single["per_user_tokens_per_cycle"] * per_second
-        users = [p["users"] for p in points]
-        chart.plot([base] * len(users), [u * base for u in users], "x:", color="gray",
-                   label="ideal: U users at one user's speed")
-    chart.plot(speed, total, "o-", label="measured")
-    for point, x, y in zip(points, speed, total):
-        chart.annotate(f"{point['users']} user{'s' if point['users'] > 1 else ''}", (x, y),
-                       textcoords="offset points", xytext=(6, 4), fontsize=8)
-    chart.set_xlabel(f"thousand tokens/s per user (at {clock_hz / 1e9:g} GHz)")
-    chart.set_ylabel("thousand tokens/s, all users")
-    chart.set_title(f"{document['pipeline_stages']}-stage pipeline: throughput vs user speed")
-    chart.set_xlim(left=0)
-    chart.set_ylim(bottom=0)
-    chart.grid(alpha=0.3)
-    chart.legend(loc="upper left", fontsize=8)
+    throughput_chart(axes[0][0], document, clock_hz)
     if prefill:
         side = axes[0][1]
         side.plot([p["prompt_tokens"] for p in prefill],
@@ -159,3 +143,30 @@ def plot(document, path, clock_hz=runtime.NOMINAL_CLOCK_HZ):
     figure.tight_layout()
     figure.savefig(path, format="png")
     pyplot.close(figure)
+
+
+def throughput_chart(chart, document, clock_hz, unit="user"):
+    """The seed's chart on the axes ``chart``: aggregate tokens/s against one ``unit``'s
+    tokens/s, a point per number in flight (the document's ``points``, each with
+    ``users`` and its tokens per cycle), beside the ideal of every one at one's speed."""
+    points = document["points"]
+    per_second = clock_hz / 1e3                 # thousands of tokens a second
+    speed = [p["per_user_tokens_per_cycle"] * per_second for p in points]
+    total = [p["aggregate_tokens_per_cycle"] * per_second for p in points]
+    single = next((p for p in points if p["users"] == 1), None)
+    if single:                  # every user at one user's speed: what perfect pipelining gives
+        base = single["per_user_tokens_per_cycle"] * per_second
+        users = [p["users"] for p in points]
+        chart.plot([base] * len(users), [u * base for u in users], "x:", color="gray",
+                   label=f"ideal: N {unit}s at one {unit}'s speed")
+    chart.plot(speed, total, "o-", label="measured")
+    for point, x, y in zip(points, speed, total):
+        chart.annotate(f"{point['users']} {unit}{'s' if point['users'] > 1 else ''}", (x, y),
+                       textcoords="offset points", xytext=(6, 4), fontsize=8)
+    chart.set_xlabel(f"thousand tokens/s per {unit} (at {clock_hz / 1e9:g} GHz)")
+    chart.set_ylabel(f"thousand tokens/s, all {unit}s")
+    chart.set_title(f"{document['pipeline_stages']}-stage pipeline: throughput vs {unit} speed")
+    chart.set_xlim(left=0)
+    chart.set_ylim(bottom=0)
+    chart.grid(alpha=0.3)
+    chart.legend(loc="upper left", fontsize=8)
