@@ -822,11 +822,18 @@ def cmd_bench_serve(args):
         line += (f"; at {summary['users']} clients: aggregate "
                  f"{summary['aggregate_vs_stages_times_single']:.2f} x (stages x one client), "
                  f"the slowest client {summary['per_user_vs_single']:.0%} of alone")
+    _finish_bench(args, result, line, started,
+                  lambda path: serve.plot(result, path, args.clock * 1e9))
+
+
+def _finish_bench(args, result, line, started, draw):
+    """The bench's last line, with its wall-clock time, then its ``--json`` and its
+    ``--plot`` (``draw(path)``)."""
     print(f"{line} ({time.monotonic() - started:.0f} s)")
     if args.json:
         _write_json(args.json, result)
     if args.plot:
-        _write_atomically(args.plot, lambda path: serve.plot(result, path, args.clock * 1e9))
+        _write_atomically(args.plot, draw)
 
 
 def _check_llm_options(args, least_tokens):
@@ -902,11 +909,7 @@ def cmd_bench_wafers(args):
         line += (f"; the links add {projection['extra_cycles_per_token']:,.0f} cycles a token, "
                  f"so the impact falls under {result['target']:.0%} from about "
                  f"{projection['layers_for_target']:.0f} layers (projected)")
-    print(f"{line} ({time.monotonic() - started:.0f} s)")
-    if args.json:
-        _write_json(args.json, result)
-    if args.plot:
-        _write_atomically(args.plot, lambda path: wafers.plot(result, path))
+    _finish_bench(args, result, line, started, lambda path: wafers.plot(result, path))
 
 
 def _most_users(engine_for, most):
