@@ -943,7 +943,8 @@ def cmd_serve(args):
 
     def engine_for(users):
         return serve_engine.WaferEngine(reference, shape, users, args.queue,
-                                        _layout(args, users), defects, args.clock * 1e9)
+                                        _layout(args, users), defects, args.clock * 1e9,
+                                        work.stop_token)
     try:
         # By default the most users, up to the pipeline's stages, that fit at the context.
         engine = engine_for(args.users) if args.users else _most_users(

@@ -155,7 +155,7 @@ def _direction(a, b):
 
 
 def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
-         serial_prefill=False, wafers=1, head_tiles=None, serving=False):
+         serial_prefill=False, wafers=1, head_tiles=None, serving=False, stop_token=None):
     """The plan of a generation on the wafer ``shape`` (:class:`host.wafer.WaferShape`):
     for each user ``u``, ``counts[u]`` tokens after the prompt ``prompts[u]`` (tokens),
     users in flight side by side, each with its own KV cache.
@@ -175,7 +175,8 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
 
     ``serving``: the plan of a running wafer (:class:`host.kernels.stages.Slots`) with a
     slot for each of ``prompts``, which are empty (``counts`` is not used): requests join
-    and leave while it runs, on the second XY-addressed color (:attr:`Plan.request_color`)."""
+    and leave while it runs, on the second XY-addressed color (:attr:`Plan.request_color`),
+    each ending at its ``max_tokens`` or at ``stop_token`` (None: none)."""
     layers, params = stages.layers_of(model), shape.params
     c = layers.config
     if params.first_xy_color < 6 or params.xy_colors < 1:
@@ -199,7 +200,7 @@ def plan(model, shape, prompts, counts, split_attention=False, ffn_tiles=None,
     tiles = list(snake(shape.width, shape.height))
     token_color = params.first_xy_color
     request_color = token_color + 1 if serving else None
-    schedule = (stages.Slots(len(prompts), c.seq_len) if serving else
+    schedule = (stages.Slots(len(prompts), c.seq_len, stop_token) if serving else
                 stages.Schedule(tuple(len(p) for p in prompts), tuple(counts), c.seq_len,
                                 serial_prefill))
     token_bits, max_users = stages.tag_bits(c.vocab_size)

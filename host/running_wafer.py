@@ -37,10 +37,7 @@ class Admission:
     admitted: int
     arrivals: list = field(default_factory=list)
     tokens: list = field(default_factory=list)
-
-    @property
-    def finished(self):
-        return len(self.tokens) == self.max_tokens
+    finished: bool = False       # its last token has left: its max_tokens-th or the stop
 
 
 @dataclass(frozen=True)
@@ -55,12 +52,16 @@ class Arrival:
 class RunningWafer:
     """``users`` slots on a wafer of ``shape`` with ``defects``, running ``model``;
     ``harness``, ``threads`` and ``layout``: as :func:`host.runtime.generate` takes them.
-    Raises :class:`host.mapper.MapError` if ``users`` users of the model's whole context
-    do not fit."""
+    A request ends at its ``max_tokens`` or at ``stop_token`` (None: none), which the
+    wafer decides.  Raises :class:`host.mapper.MapError` if ``users`` users of the
+    model's whole context do not fit."""
 
-    def __init__(self, model, shape, users, defects=(), harness="tiles", threads=1, **layout):
+    def __init__(self, model, shape, users, defects=(), harness="tiles", threads=1,
+                 stop_token=None, **layout):
         shape.check_memory(harness)
-        self.plan = mapper.plan(model, shape, [()] * users, None, serving=True, **layout)
+        self.plan = mapper.plan(model, shape, [()] * users, None, serving=True,
+                                stop_token=stop_token, **layout)
+        self.stop_token = stop_token
         self.seq_len = model.config.seq_len
         params = shape.params
         self.wafer = Wafer((shape.dies_x, shape.dies_y), (params.width, params.height), params,
@@ -136,6 +137,7 @@ class RunningWafer:
             taken = self.slots[slot]
             taken.tokens.append(token)
             taken.arrivals.append(cycle - self.origin)
+            taken.finished = len(taken.tokens) == taken.max_tokens or token == self.stop_token
             arrivals.append(Arrival(slot, token, cycle - self.origin, taken.finished))
             if taken.finished:
                 self.slots[slot] = None

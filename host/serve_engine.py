@@ -142,22 +142,24 @@ class WaferEngine(Engine):
     each token as it leaves the wafer; a finished request's slot takes the next.  The
     wafer stands still while no request is on it.  Greedy, as the wafer is.
 
-    A request whose client has gone leaves the queue; on the wafer it runs to its
-    ``max_tokens`` (the wafer has no way to stop a user early), and its tokens are
-    dropped.  If the wafer faults, the requests on it fail and the wafer is loaded anew.
+    A request whose client has gone leaves the queue; on the wafer it runs to its end
+    (the wafer has no way to stop a user early), and its tokens are dropped.  If the wafer faults, the requests on it fail and the wafer is loaded anew.
 
     ``reference``: the model in the wafer's numbers (:meth:`host.workload.Workload.reference`),
     its context each slot's positions; ``shape``, ``defects`` and ``layout``: as
-    :func:`host.runtime.generate` takes them.  The construction loads the wafer
-    (:class:`host.mapper.MapError` if ``users`` users of the whole context do not fit)."""
+    :func:`host.runtime.generate` takes them; ``stop_token``: the token that ends a
+    request before its ``max_tokens`` (:attr:`host.workload.Workload.stop_token`), its
+    slot then free.  The construction loads the wafer (:class:`host.mapper.MapError` if
+    ``users`` users of the whole context do not fit)."""
 
     #: Cycles the wafer runs between looks at the queue and at the tokens that left.
     STEP = 5_000
 
     def __init__(self, reference, shape, users, queue_bound, layout, defects=(),
-                 clock_hz=NOMINAL_CLOCK_HZ):
+                 clock_hz=NOMINAL_CLOCK_HZ, stop_token=None):
         super().__init__(reference.config.seq_len, users, queue_bound)
-        self._load = lambda: RunningWafer(reference, shape, users, defects, **layout)
+        self._load = lambda: RunningWafer(reference, shape, users, defects,
+                                          stop_token=stop_token, **layout)
         self.wafer = self._load()
         self.steps, self.clock_hz = self.wafer.plan.steps, clock_hz
         self._waiting = collections.deque()

@@ -86,9 +86,22 @@ class Workload:
         shown = tokens[:tokens.index(BOS)] if BOS in tokens else tokens
         return self.tokenizer.decode(shown, after=prompt[-1])
 
+    @property
+    def stop_token(self):
+        """The token with which the model ends a text: a llama2.c model's BOS, as run.c
+        stops at it; the byte model has none (None)."""
+        return None if self.tokenizer is None else BOS
+
+    def until_stop(self, tokens):
+        """``tokens`` up to the first :attr:`stop_token`, itself included: what a request
+        gets of them on a running wafer, which ends it there."""
+        if self.stop_token in tokens:
+            return tokens[:tokens.index(self.stop_token) + 1]
+        return tokens
+
     def ended(self, tokens):
-        """Whether the model ended the text (a llama2.c model's BOS)."""
-        return self.tokenizer is not None and BOS in tokens
+        """Whether the model ended the text (:attr:`stop_token`)."""
+        return self.stop_token is not None and self.stop_token in tokens
 
     def sized(self, needed, context=None):
         """This workload with a context of ``context`` positions (None: ``needed`` for a

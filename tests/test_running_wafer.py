@@ -96,6 +96,30 @@ def test_a_user_alone_and_beside_others_takes_the_same_tokens_at_a_cost(seeded):
     assert max(solo_gaps) < min(gaps) and max(gaps) < 3 * max(solo_gaps), (gaps, solo_gaps)
 
 
+def test_a_request_ends_at_the_stop_token_and_its_slot_takes_the_next(seeded):
+    """The first tile ends a request at the stop token (a llama2.c model's BOS; here a
+    token the seeded model makes), before its max_tokens: the slot is free at once."""
+    prompt, other = [72, 105], [66, 67]
+    alone = seeded.generate(prompt, 8)[0]
+    ends = next(k for k in range(1, 8) if alone[k] not in alone[:k])
+    stop = alone[ends]
+    wafer = RunningWafer(seeded, _shape(), 1, stop_token=stop)
+    try:
+        first = wafer.admit(prompt, 8)
+        arrivals = _run_until(wafer, lambda: first.finished)
+        assert wafer.free_slots == [0]
+        second = wafer.admit(other, 6)
+        _run_until(wafer, lambda: second.finished)
+        assert wafer.run(10 * STEP) == [] and not wafer.in_flight   # nothing more leaves
+    finally:
+        wafer.close()
+    assert first.tokens == alone[:ends + 1] and arrivals[-1].last, (first.tokens, alone)
+    expected = seeded.generate(other, 6)[0]
+    if stop in expected:
+        expected = expected[:expected.index(stop) + 1]
+    assert second.tokens == expected
+
+
 def test_bad_requests_are_refused_before_they_reach_the_wafer(seeded):
     wafer = RunningWafer(seeded, _shape(), 1)
     try:

@@ -36,7 +36,7 @@ def run(work, shape, clients_list, tokens, layout, progress=print):
     the most clients do not fit at the context."""
     reference = work.reference()
     engine = serve_engine.WaferEngine(reference, shape, max(clients_list),
-                                      max(clients_list), layout)
+                                      max(clients_list), layout, stop_token=work.stop_token)
     listening = socket.create_server(("127.0.0.1", 0))
     import uvicorn
     server = uvicorn.Server(uvicorn.Config(serve.app(engine, work, tokens),
@@ -123,8 +123,8 @@ def _point(engine, url, reference, work, clients, tokens):
         "slowest_user_tokens_per_cycle": min(rates),
         "time_to_first_token_cycles":
             sum(answer["time_to_first_token_cycles"] for answer in answers) / clients,
-        "match_reference": all(answer["tokens"] == reference.generate(work.encode(text),
-                                                                      tokens)[0]
+        "match_reference": all(answer["tokens"] == work.until_stop(
+                                   reference.generate(work.encode(text), tokens)[0])
                                for answer, text in zip(answers, texts)),
         "wall_seconds": wall,
         "requests_per_second": clients / wall,

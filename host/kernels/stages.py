@@ -173,12 +173,14 @@ class Slots:
     request is a run of XY-addressed wavelets to the first tile on ``request_color``
     (:func:`request_payloads`); the classifier sends a token back for every position,
     and the first tile echoes to the host the ones after each prompt, up to the
-    request's ``max_tokens``, after which the slot is free.  The stages keep no logs."""
+    request's ``max_tokens`` or its ``stop_token`` (if not None) whichever comes first,
+    after which the slot is free.  The stages keep no logs."""
     users: int
     seq_len: int
+    stop_token: int = None
 
     def first(self, users):
-        return Slots(users, self.seq_len)
+        return Slots(users, self.seq_len, self.stop_token)
 
 
 #: A request's words ahead of its prompt's tokens (:func:`request_payloads`).
@@ -490,7 +492,7 @@ def _slot_scheduler(t, layers, links, slots):
 
     - :data:`TOKEN_TASK` (on ``links.token_color``): a token from the classifier.  It
       skips it, or echoes it to the host and posts it to the mailbox, or, the request's
-      last, frees the slot;
+      last (its ``max_tokens``-th, or the stop token), frees the slot;
     - :data:`REQUEST_TASK` (on ``links.request_color``): a request
       (:func:`request_payloads`), into its slot's state and its row of the prompts;
     - :data:`ENTRY_TASK`: the next entry, for the slot whose entry can go (a prompt
@@ -532,7 +534,7 @@ def _slot_scheduler(t, layers, links, slots):
         b.task(ENTRY_TASK, top)
         b.texit()
 
-        kept, more = t.fresh("kept"), t.fresh("more")
+        kept, more, last = t.fresh("kept"), t.fresh("more"), t.fresh("last")
         b.label(on_token)
         b.recv(1, links.token_color)
         b.li(2, (MAX_USERS + 1 << bits) - 1)   # user << token_bits | token
@@ -549,7 +551,13 @@ def _slot_scheduler(t, layers, links, slots):
         b.ld(4, 3, _LEFT)
         b.addi(4, 4, -1)
         b.st(4, 3, _LEFT)
+        if slots.stop_token is not None:      # the model ended the text: the request too
+            b.li(2, (1 << bits) - 1)
+            b.and_(5, 1, 2)
+            b.li(2, slots.stop_token)
+            b.beq(5, 2, last)
         b.bne(4, 0, more)
+        b.label(last)
         b.st(0, 3, _ACTIVE)                   # the request's last token: the slot is free
         b.texit()
         b.label(more)
