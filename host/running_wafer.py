@@ -19,7 +19,8 @@ flight (``tests/test_running_wafer.py``).
 from dataclasses import dataclass, field
 
 from host import mapper
-from host.kernels.stages import halt_program, request_payloads, untag
+from host.kernels.stages import (LAST_FLAG, cancel_payloads, halt_program, request_payloads,
+                                 untag)
 from host.runtime import CYCLES_PER_STEP_LIMIT, WaferError, check_faults, stuck
 from host.wafer import Wafer
 from rtl.wavelet import pack_addressed
@@ -37,7 +38,8 @@ class Admission:
     admitted: int
     arrivals: list = field(default_factory=list)
     tokens: list = field(default_factory=list)
-    finished: bool = False       # its last token has left: its max_tokens-th or the stop
+    finished: bool = False       # its last token has left, as the wafer flagged it
+    cancelled: bool = False      # sent a cancel: it ends at its next generated token
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,6 @@ class RunningWafer:
         shape.check_memory(harness)
         self.plan = mapper.plan(model, shape, [()] * users, None, serving=True,
                                 stop_token=stop_token, **layout)
-        self.stop_token = stop_token
         self.seq_len = model.config.seq_len
         params = shape.params
         self.wafer = Wafer((shape.dies_x, shape.dies_y), (params.width, params.height), params,
@@ -116,13 +117,28 @@ class RunningWafer:
         free = self.free_slots
         if not free:
             raise ValueError(f"all {self.users} slots are taken")
-        slot, (x, y) = free[0], self.plan.embed_tile
-        for payload in request_payloads(slot, prompt, max_tokens):
-            self.wafer.inject("west", y, pack_addressed(x, y, payload), self.plan.request_color)
+        slot = free[0]
+        self._send(request_payloads(slot, prompt, max_tokens))
         if not self.in_flight:
             self._progress = self.cycle
         self.slots[slot] = Admission(slot, list(prompt), max_tokens, self.cycle)
         return self.slots[slot]
+
+    def cancel(self, slot):
+        """End the request in ``slot`` early, its client gone: the first tile makes its
+        next generated token its last (after its prompt, if that is still going in), and
+        the slot is free when that token leaves."""
+        taken = self.slots[slot]
+        if taken is None or taken.cancelled:
+            return
+        self._send(cancel_payloads(slot))
+        taken.cancelled = True
+
+    def _send(self, payloads):
+        """Wavelets from the west edge to the first tile, on the request color."""
+        x, y = self.plan.embed_tile
+        for payload in payloads:
+            self.wafer.inject("west", y, pack_addressed(x, y, payload), self.plan.request_color)
 
     def run(self, cycles):
         """Step the wafer ``cycles`` cycles: the :class:`Arrival` of every token that left
@@ -137,7 +153,7 @@ class RunningWafer:
             taken = self.slots[slot]
             taken.tokens.append(token)
             taken.arrivals.append(cycle - self.origin)
-            taken.finished = len(taken.tokens) == taken.max_tokens or token == self.stop_token
+            taken.finished = bool(data & LAST_FLAG)
             arrivals.append(Arrival(slot, token, cycle - self.origin, taken.finished))
             if taken.finished:
                 self.slots[slot] = None

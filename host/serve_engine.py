@@ -84,8 +84,9 @@ class Request:
         raise value
 
     def cancel(self):
-        """The client has gone: a queued request leaves the queue; one on the wafer runs
-        to its end, and its tokens are dropped."""
+        """The client has gone: a queued request leaves the queue; one on the wafer ends
+        at its next token (:meth:`host.running_wafer.RunningWafer.cancel`), which is
+        dropped, and its slot takes the next request."""
         self.cancelled = True
 
     # The engine's side.
@@ -142,8 +143,8 @@ class WaferEngine(Engine):
     each token as it leaves the wafer; a finished request's slot takes the next.  The
     wafer stands still while no request is on it.  Greedy, as the wafer is.
 
-    A request whose client has gone leaves the queue; on the wafer it runs to its end
-    (the wafer has no way to stop a user early), and its tokens are dropped.  If the wafer faults, the requests on it fail and the wafer is loaded anew.
+    A request whose client has gone leaves the queue, or, on the wafer, is cancelled
+    there: it ends at its next token, and its slot is free.  If the wafer faults, the requests on it fail and the wafer is loaded anew.
 
     ``reference``: the model in the wafer's numbers (:meth:`host.workload.Workload.reference`),
     its context each slot's positions; ``shape``, ``defects`` and ``layout``: as
@@ -205,6 +206,9 @@ class WaferEngine(Engine):
                 if self._closing:
                     break
                 self._admit()
+                for slot, run in self._running.items():
+                    if run.request.cancelled:
+                        self.wafer.cancel(slot)     # sent once: a repeat does nothing
             started = time.monotonic()
             try:
                 arrivals = self.wafer.run(self.STEP)

@@ -11,6 +11,7 @@ import pytest
 
 from host import workload
 from host.half_model import HalfModel
+from host.kernels.stages import cancel_payloads
 from host.mapper import MapError
 from host.model import load_llama2c
 from host.running_wafer import RunningWafer
@@ -118,6 +119,36 @@ def test_a_request_ends_at_the_stop_token_and_its_slot_takes_the_next(seeded):
     if stop in expected:
         expected = expected[:expected.index(stop) + 1]
     assert second.tokens == expected
+
+
+def test_a_cancelled_request_ends_at_its_next_token_and_the_others_run_on(seeded):
+    """A client gone: the first tile ends its request at the next generated token (in its
+    prompt, at the first), the slot takes the next request, and the user beside it is
+    unaffected.  A cancel that reaches a slot already free (the request ended on the way)
+    is ignored."""
+    prompts = {"gone": [72, 105], "beside": [66, 67, 68], "early": [1, 2, 3, 4, 5],
+               "next": [70, 71]}
+    wafer = RunningWafer(seeded, _shape(), 2)
+    try:
+        gone, beside = wafer.admit(prompts["gone"], 20), wafer.admit(prompts["beside"], 14)
+        _run_until(wafer, lambda: len(gone.tokens) >= 2)
+        seen = len(gone.tokens)
+        wafer.cancel(gone.slot)
+        _run_until(wafer, lambda: gone.finished)
+        early = wafer.admit(prompts["early"], 20)         # gone's slot, its prompt going in
+        wafer.cancel(early.slot)
+        _run_until(wafer, lambda: early.finished)
+        wafer._send(cancel_payloads(early.slot))          # too late: the slot is free
+        following = wafer.admit(prompts["next"], 6)
+        _run_until(wafer, lambda: not wafer.in_flight)
+    finally:
+        wafer.close()
+    reference = {name: seeded.generate(prompt, 20)[0] for name, prompt in prompts.items()}
+    assert seen <= len(gone.tokens) <= seen + 1 and gone.tokens == reference["gone"][
+        :len(gone.tokens)], (seen, gone.tokens)
+    assert early.tokens == reference["early"][:1]
+    assert beside.tokens == reference["beside"][:14]
+    assert following.tokens == reference["next"][:6]
 
 
 def test_bad_requests_are_refused_before_they_reach_the_wafer(seeded):

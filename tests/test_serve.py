@@ -11,6 +11,7 @@ clients, each arriving while the others decode, get their tokens alone.
 Every wait is bounded.
 """
 
+import contextlib
 import json
 import re
 import socket
@@ -194,6 +195,29 @@ def _wait_for(condition, what):
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def _in_process(engine):
+    """The base URL of a server in this process over ``engine`` (not started: the test
+    starts it), on a free port."""
+    listening = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(serve.app(engine, workload.load(MODEL), TOKENS),
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+    try:
+        _wait_until_serving(url)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=BOUND)
+        engine.close()
+        listening.close()
+
+
+LAYOUT = {"split_attention": True, "ffn_tiles": None, "head_tiles": None}
+
+
 def test_the_queue_bound_answers_429_and_the_queued_run_together():
     """The engine held until three requests wait (the queue's bound): a fourth gets 429;
     a stream whose client goes away leaves the queue, and so does a whole answer's whose
@@ -202,16 +226,8 @@ def test_the_queue_bound_answers_429_and_the_queued_run_together():
     work = workload.load(MODEL)
     reference = work.reference()
     shape = WaferShape((1, 1), (4, 4), preset("default"))
-    layout = {"split_attention": True, "ffn_tiles": None, "head_tiles": None}
-    engine = serve_engine.WaferEngine(reference, shape, users=2, queue_bound=3, layout=layout)
-    listening = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(serve.app(engine, work, TOKENS),
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{listening.getsockname()[1]}"
-    try:
-        _wait_until_serving(url)
+    engine = serve_engine.WaferEngine(reference, shape, users=2, queue_bound=3, layout=LAYOUT)
+    with _in_process(engine) as url:
         client = _client(url)
         prompts = ["Wafer", "tessera"]
         with ThreadPoolExecutor(len(prompts)) as pool:
@@ -237,11 +253,33 @@ def test_the_queue_bound_answers_429_and_the_queued_run_together():
             assert figure["users_in_flight"] == 2 and figure["other_users_in_flight"] == 1
         assert client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=1) \
             .model_extra["tessera"]["users_in_flight"] == 1
-    finally:
-        server.should_exit = True
-        thread.join(timeout=BOUND)
-        engine.close()
-        listening.close()
+
+
+def test_a_client_gone_mid_stream_frees_its_slot_and_the_other_runs_on():
+    """Two slots: a stream of 60 tokens beside one of 30; its client closes it after the
+    first token.  Its request ends on the wafer at its next token, so a third request
+    takes its slot long before either stream's tokens would have freed one (without
+    the cancel, it waits for the 30: tested); the stream beside gets its tokens alone."""
+    work = workload.load(MODEL)
+    reference = work.reference()
+    shape = WaferShape((1, 1), (4, 4), preset("default"))
+    engine = serve_engine.WaferEngine(reference, shape, users=2, queue_bound=3, layout=LAYOUT)
+    engine.start()
+    with _in_process(engine) as url:
+        client = _client(url)
+        beside = iter(client.completions.create(model=MODEL, prompt="abc", max_tokens=30,
+                                                stream=True))
+        next(beside)                                     # on the wafer
+        gone = client.completions.create(model=MODEL, prompt=PROMPT, max_tokens=60,
+                                         stream=True)
+        next(iter(gone))
+        gone.close()
+        third = client.completions.create(model=MODEL, prompt="xyz", max_tokens=TOKENS) \
+            .model_extra["tessera"]
+        last = list(beside)[-1].model_extra["tessera"]
+    assert third["tokens"] == reference.generate(work.encode("xyz"), TOKENS)[0]
+    assert last["tokens"] == reference.generate(work.encode("abc"), 30)[0]
+    assert third["admitted_cycle"] < 20 * last["cycles_per_token"], (third, last)
 
 
 def test_an_engine_handle_yields_its_tokens_then_holds_the_figures():

@@ -37,7 +37,8 @@ from host.kernels.program import ARG0, ARG1, POS, SLOT, STAGE, TileProgram
 from rtl.isa import IMM_BITS, Counter, Dtype, element_bytes
 from rtl.wavelet import ADDRESSED, pack_addressed
 
-__all__ = ["Links", "Schedule", "Slots", "request_payloads", "REQUEST_HEADER", "LOG_WORDS", "read_log", "MAX_USERS", "tag_bits", "untag",
+__all__ = ["Links", "Schedule", "Slots", "request_payloads", "cancel_payloads", "LAST_FLAG",
+           "REQUEST_HEADER", "LOG_WORDS", "read_log", "MAX_USERS", "tag_bits", "untag",
            "layers_of", "embedding_stage", "attention_stage", "qkv_stage",
            "split_attention_stage", "ffn_stage", "classifier_stage", "halt_program"]
 
@@ -53,6 +54,9 @@ MAX_USERS = 31
 #: A generated token travels as ``user << token_bits | token`` in an XY-addressed
 #: wavelet's payload (:func:`tag_bits`).
 TAG_BITS = ADDRESSED["payload"].width
+#: On a running wafer, the flag of a tagged token to the host that is its request's last
+#: (above the tag: the host color's wavelets carry 32 bits).
+LAST_FLAG = 1 << TAG_BITS
 #: The widest mask ``ANDI`` takes (its immediate is signed).
 _ANDI_MASK = (1 << IMM_BITS - 1) - 1
 
@@ -196,6 +200,12 @@ def request_payloads(slot, prompt, max_tokens):
     """The payloads of a request's wavelets, in order: :data:`REQUEST_HEADER`, then the
     prompt's tokens."""
     return [slot, len(prompt), max_tokens, *prompt]
+
+
+def cancel_payloads(slot):
+    """The payloads that end the request in ``slot`` at its next generated token: a
+    request header with no prompt.  A slot already free ignores them."""
+    return [slot, 0, 0]
 
 
 def layers_of(model):
@@ -492,9 +502,12 @@ def _slot_scheduler(t, layers, links, slots):
 
     - :data:`TOKEN_TASK` (on ``links.token_color``): a token from the classifier.  It
       skips it, or echoes it to the host and posts it to the mailbox, or, the request's
-      last (its ``max_tokens``-th, or the stop token), frees the slot;
+      last (its ``max_tokens``-th, the stop token, or the first after a cancel), frees
+      the slot and echoes it with :data:`LAST_FLAG`;
     - :data:`REQUEST_TASK` (on ``links.request_color``): a request
-      (:func:`request_payloads`), into its slot's state and its row of the prompts;
+      (:func:`request_payloads`), into its slot's state and its row of the prompts; or a
+      cancel (:func:`cancel_payloads`), after which the slot's next generated token is
+      its last;
     - :data:`ENTRY_TASK`: the next entry, for the slot whose entry can go (a prompt
       position, or a generated token in its mailbox) and whose last entry is the oldest
       (the lower slot on a tie); with none, the core waits for a task.  The entry's
@@ -547,7 +560,6 @@ def _slot_scheduler(t, layers, links, slots):
         b.st(4, 3, _SKIP)
         b.texit()
         b.label(kept)
-        b.send(1, links.host_color)
         b.ld(4, 3, _LEFT)
         b.addi(4, 4, -1)
         b.st(4, 3, _LEFT)
@@ -558,9 +570,13 @@ def _slot_scheduler(t, layers, links, slots):
             b.beq(5, 2, last)
         b.bne(4, 0, more)
         b.label(last)
-        b.st(0, 3, _ACTIVE)                   # the request's last token: the slot is free
+        b.st(0, 3, _ACTIVE)                   # the request's last token: the slot is free,
+        b.li(2, LAST_FLAG)                    # and the host told so
+        b.or_(1, 1, 2)
+        b.send(1, links.host_color)
         b.texit()
         b.label(more)
+        b.send(1, links.host_color)
         b.li(2, (1 << bits) - 1)
         b.and_(1, 1, 2)
         b.addi(1, 1, 1 << bits)
@@ -568,12 +584,13 @@ def _slot_scheduler(t, layers, links, slots):
         b.tact(ENTRY_TASK)
         b.texit()
 
-        prompt_in = t.fresh("prompt_in")
+        prompt_in, cancel, ignored = t.fresh("prompt_in"), t.fresh("cancel"), t.fresh("ignored")
         b.label(on_request)
         for register in (1, 2, 3):            # REQUEST_HEADER
             b.recv(register, links.request_color)
             own_payload(register)
         state_of(4, 1)
+        b.beq(2, 0, cancel)
         b.st(0, 4, _POSITION)
         b.st(2, 4, _PROMPT_LEN)
         b.addi(5, 2, -1)
@@ -596,6 +613,13 @@ def _slot_scheduler(t, layers, links, slots):
         b.addi(5, 0, 1)
         b.st(5, 4, _ACTIVE)
         b.tact(ENTRY_TASK)
+        b.texit()
+        b.label(cancel)                       # cancel_payloads: the next token is the last
+        b.ld(5, 4, _ACTIVE)
+        b.beq(5, 0, ignored)
+        b.addi(5, 0, 1)
+        b.st(5, 4, _LEFT)
+        b.label(ignored)
         b.texit()
 
     def entry():
