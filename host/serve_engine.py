@@ -43,7 +43,7 @@ class Figures:
     tokens_per_second: float         # this user's, at clock_hz
     aggregate_tokens_per_second: float   # every user's tokens in its run, at clock_hz
     clock_hz: float
-    wall_seconds: float              # its run's simulation, on this machine
+    wall_seconds: float              # admission to its last token, on this machine
     queued_seconds: float            # from submission to admission
     admitted_cycle: int              # the wafer's cycle (from its start) at its admission
     token_cycles: tuple              # the wafer's cycle as each of its tokens left
