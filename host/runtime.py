@@ -20,7 +20,7 @@ from host.kernels.stages import halt_program, read_log, untag
 from host.wafer import Wafer
 
 __all__ = ["NOMINAL_CLOCK_HZ", "Generation", "generate", "WaferError", "cycles_per_token",
-           "aggregate_tokens_per_cycle", "run_tokens_per_cycle"]
+           "all_generating", "aggregate_tokens_per_cycle", "run_tokens_per_cycle"]
 
 NOMINAL_CLOCK_HZ = 1.1e9
 #: Cycles per call into the simulator between checks.
@@ -42,14 +42,20 @@ def cycles_per_token(arrivals):
     return float((arrivals[-1] - arrivals[0]) / (len(arrivals) - 1))
 
 
+def all_generating(arrivals):
+    """Whether every user (``arrivals``: per user, the cycles its tokens left the wafer)
+    has two tokens or more, and there is a time when all of them are generating."""
+    return (all(len(a) >= 2 for a in arrivals)
+            and min(a[-1] for a in arrivals) > max(a[0] for a in arrivals))
+
+
 def aggregate_tokens_per_cycle(arrivals):
     """Tokens per cycle, all users (``arrivals``: per user, the cycles its tokens left the
     wafer), while every user is generating: the sum of the users' rates (one over
     :func:`cycles_per_token`).  The start and end, when fewer users are in flight, are
-    left out (:func:`run_tokens_per_cycle` keeps them); when a user has one token or the
-    generations do not overlap, the whole run's figure."""
-    if (any(len(a) < 2 for a in arrivals)
-            or min(a[-1] for a in arrivals) <= max(a[0] for a in arrivals)):
+    left out (:func:`run_tokens_per_cycle` keeps them); without :func:`all_generating`,
+    the whole run's figure."""
+    if not all_generating(arrivals):
         return run_tokens_per_cycle(arrivals)
     return sum(1 / cycles_per_token(a) for a in arrivals)
 

@@ -8,7 +8,10 @@ a ``temperature`` other than 0 is refused.  Bad input gets a 4xx with an
 OpenAI-style error body; a full queue, 429.
 """
 
+import contextlib
 import json
+import socket
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -20,11 +23,13 @@ from starlette.concurrency import run_in_threadpool
 from host.serve_engine import EngineError, QueueFull
 from host.workload import WorkloadError
 
-__all__ = ["app"]
+__all__ = ["app", "in_thread"]
 
 PAGE = Path(__file__).with_name("serve_page.html")
 #: How often a stream waiting for its tokens checks that its client is still there.
 DISCONNECT_POLL_SECONDS = 0.5
+#: Seconds :func:`in_thread` waits for its server to start or to stop.
+START_STOP_SECONDS = 60
 
 
 class BadRequest(Exception):
@@ -120,6 +125,31 @@ def app(engine, work, default_max_tokens):
         return answer.whole(handle.tokens, handle.figures)
 
     return service
+
+
+@contextlib.contextmanager
+def in_thread(engine, work, default_max_tokens):
+    """:func:`app` served by uvicorn in a thread of this process, on 127.0.0.1 at a free
+    port: yields its base URL once it serves; on the way out it stops and the engine is
+    closed.  The caller starts the engine (or holds it, to fill its queue)."""
+    import uvicorn
+    listening = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app(engine, work, default_max_tokens),
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + START_STOP_SECONDS
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"the server did not start in {START_STOP_SECONDS} s")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=START_STOP_SECONDS)
+        engine.close()
+        listening.close()
 
 
 class _Answer:

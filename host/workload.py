@@ -83,7 +83,7 @@ class Workload:
         the first BOS."""
         if self.tokenizer is None:
             return toy.decode(tokens)
-        shown = tokens[:tokens.index(BOS)] if BOS in tokens else tokens
+        shown = tokens[:tokens.index(self.stop_token)] if self.ended(tokens) else tokens
         return self.tokenizer.decode(shown, after=prompt[-1])
 
     @property

@@ -11,7 +11,6 @@ clients, each arriving while the others decode, get their tokens alone.
 Every wait is bounded.
 """
 
-import contextlib
 import json
 import re
 import socket
@@ -25,7 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
-import uvicorn
 
 from host import mapper, serve, serve_engine, workload
 from host.bench import serve as bench_serve
@@ -195,24 +193,9 @@ def _wait_for(condition, what):
         time.sleep(0.05)
 
 
-@contextlib.contextmanager
 def _in_process(engine):
-    """The base URL of a server in this process over ``engine`` (not started: the test
-    starts it), on a free port."""
-    listening = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(serve.app(engine, workload.load(MODEL), TOKENS),
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{listening.getsockname()[1]}"
-    try:
-        _wait_until_serving(url)
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=BOUND)
-        engine.close()
-        listening.close()
+    """A server in this process over ``engine`` (not started: the test starts it)."""
+    return serve.in_thread(engine, workload.load(MODEL), TOKENS)
 
 
 LAYOUT = {"split_attention": True, "ffn_tiles": None, "head_tiles": None}

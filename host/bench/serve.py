@@ -15,7 +15,6 @@ wafer.  Every client's tokens are checked against its prompt's reference alone.
 """
 
 import json
-import socket
 import threading
 import time
 import urllib.request
@@ -25,7 +24,7 @@ from host.bench import pipeline
 
 __all__ = ["run", "plot"]
 
-#: Seconds any one client or the server's start may take before the bench gives up.
+#: Seconds any one client may take before the bench gives up.
 PATIENCE = 600
 
 
@@ -37,20 +36,11 @@ def run(work, shape, clients_list, tokens, layout, progress=print):
     reference = work.reference()
     engine = serve_engine.WaferEngine(reference, shape, max(clients_list),
                                       max(clients_list), layout, stop_token=work.stop_token)
-    listening = socket.create_server(("127.0.0.1", 0))
-    import uvicorn
-    server = uvicorn.Server(uvicorn.Config(serve.app(engine, work, tokens),
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]},
-                              daemon=True)
     engine.start()
-    thread.start()
-    url = f"http://127.0.0.1:{listening.getsockname()[1]}/v1/completions"
-    try:
-        _wait_until_started(server)
-        points = []
+    points = []
+    with serve.in_thread(engine, work, tokens) as base:
         for clients in clients_list:
-            point = _point(engine, url, reference, work, clients, tokens)
+            point = _point(engine, f"{base}/v1/completions", reference, work, clients, tokens)
             points.append(point)
             whole_run = "" if point["all_generating_at_once"] else \
                 " (the whole run's: never all generating at once)"
@@ -60,11 +50,6 @@ def run(work, shape, clients_list, tokens, layout, progress=print):
                      f"{point['users_in_flight']} in flight; {point['requests_per_second']:.2f} "
                      f"requests/s of wall clock, {point['simulation_share']:.0%} of it "
                      f"simulating")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=PATIENCE)
-        engine.close()
-        listening.close()
     document = {"pipeline_stages": engine.steps, "tokens_per_user": tokens,
                 "slots": engine.users, "points": points,
                 "match_reference": all(point["match_reference"] for point in points)}
@@ -78,14 +63,6 @@ def run(work, shape, clients_list, tokens, layout, progress=print):
                 full["aggregate_tokens_per_cycle"] / (engine.steps * base),
             "per_user_vs_single": full["slowest_user_tokens_per_cycle"] / base}
     return document
-
-
-def _wait_until_started(server):
-    deadline = time.monotonic() + PATIENCE
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the server did not start in {PATIENCE} s")
-        time.sleep(0.05)
 
 
 def _point(engine, url, reference, work, clients, tokens):
@@ -106,17 +83,17 @@ def _point(engine, url, reference, work, clients, tokens):
     for thread in threads:
         thread.join(PATIENCE)
     wall = time.monotonic() - started
-    if any(not isinstance(answer, dict) for answer in answers):
-        failed = next(answer for answer in answers if not isinstance(answer, dict))
-        raise RuntimeError(f"a client's request failed: {failed}")
+    failed = [answer for answer in answers if not isinstance(answer, dict)]
+    if failed:
+        raise RuntimeError(f"a client's request failed: {failed[0]}")
     arrivals = [answer["token_cycles"] for answer in answers]
     rates = [1 / runtime.cycles_per_token(cycles) for cycles in arrivals]
     simulation = engine.simulation_seconds - simulating
     return {
         "users": clients,
         "users_in_flight": max(answer["users_in_flight"] for answer in answers),
-        # Else the aggregate is the whole run's (host.runtime.aggregate_tokens_per_cycle).
-        "all_generating_at_once": max(a[0] for a in arrivals) < min(a[-1] for a in arrivals),
+        # If not, the aggregate is the whole run's (host.runtime.aggregate_tokens_per_cycle).
+        "all_generating_at_once": runtime.all_generating(arrivals),
         "aggregate_tokens_per_cycle": runtime.aggregate_tokens_per_cycle(arrivals),
         "run_tokens_per_cycle": runtime.run_tokens_per_cycle(arrivals),
         "per_user_tokens_per_cycle": sum(rates) / clients,
