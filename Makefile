@@ -48,10 +48,13 @@ soak: setup
 # Line and toggle coverage of the router's and the core's Verilator regressions
 # (docs/coverage.md): a coverage build of each model, the cocotb tests, and the merged
 # reports in build/coverage/ (summary.txt, uncovered.txt, coverage.info).
+# The core's coverage model is compiled at -O0 and runs slowly, so it runs fewer random
+# programs than make test's 460; COVERAGE_PROGRAMS=460 runs them all.
 COVERAGE_TESTS := tests/test_router_cocotb.py tests/test_core_cocotb.py
+COVERAGE_PROGRAMS := 150
 coverage: setup
 	rm -rf build/tests/coverage build/coverage
-	TESSERA_COVERAGE=1 $(VENV)/bin/pytest -q -n 2 -k verilator $(COVERAGE_TESTS)
+	TESSERA_COVERAGE=1 TESSERA_PROGRAMS=$(COVERAGE_PROGRAMS) $(VENV)/bin/pytest -q -n 2 -k verilator $(COVERAGE_TESTS)
 	$(PYTHON) -m sim.coverage build/coverage build/tests/coverage/*/coverage.dat
 
 # The generated documents: the ISA reference from rtl/isa.py.

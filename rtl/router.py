@@ -322,6 +322,11 @@ class Router(wiring.Component):
         with m.Elif(offer.taken.any()):
             m.d.sync += [locked.eq(1), locked_color.eq(color), locked_one_hot.eq(color_one_hot),
                          remaining.eq(left)]
+        with m.Elif(offer.valid):
+            # Refused: the offer stays first while it stays eligible, so a color the pointer
+            # reaches sooner cannot take its place each time it becomes eligible.  This is
+            # what bounds a ready head's wait in cycles (rtl/router_properties.py).
+            m.d.sync += color_pointer.eq(color)
         m.d.comb += [link.credit.eq(done), link.credit_color.eq(color)]
 
         # A control wavelet steps its color's switch once all of its copies are out.

@@ -20,6 +20,8 @@ happens.
   output is granted it within ``PORTS`` (5) cycles; while a color of an input is ready
   (its head holds credits on all of its outputs, or is half sent), at most
   ``colors - 1`` wavelets of other colors leave that input before it.
+- Fairness in cycles: a color that stays ready at an input leaves it within
+  ``PORTS * colors`` cycles.
 """
 
 from amaranth.asserts import AnyConst
@@ -45,6 +47,7 @@ class RouterProperties:
         # One color to track and to time, and one port to cover: any the solver likes.
         self.color = AnyConst(params.color_bits)
         self.port = AnyConst(range(PORTS))
+        self.runs = []   # per input: the cycles its offer's color has been offered in a row
         m.d.comb += [Assume(self.color < params.colors), Assume(self.port < PORTS),
                      Assume(~router.config.valid | ResetSignal())]
 
@@ -114,6 +117,28 @@ class RouterProperties:
                                    < _distance(color_pointer, self.color, colors))
         m.d.comb += Cover(here & ready & (passed == colors - 1))
 
+        # Fairness in cycles: a ready color leaves within PORTS * colors cycles.  The rank:
+        # the offer moves only forward, towards the chosen color (a refused offer keeps
+        # the pointer), and each color offered on the way is offered for one run of at
+        # most PORTS cycles (the outputs' bound, through ``run`` <= their ``starving``).
+        run = Signal(range(PORTS + 2), name=f"run_{name}")        # cycles this color offered
+        offered_before = Signal(name=f"offered_before_{name}")
+        color_before = Signal.like(color, name=f"color_before_{name}")
+        run_before = Signal.like(run, name=f"run_before_{name}")
+        m.d.sync += [offered_before.eq(offer.valid & ~done), color_before.eq(color),
+                     run_before.eq(run)]
+        m.d.comb += run.eq(Mux(offered_before & offer.valid & (color_before == color),
+                               run_before + 1, 0))
+        self.runs.append(run)
+        waiting = Signal(range(PORTS * colors + 1), name=f"waiting_{name}")
+        m.d.sync += waiting.eq(Mux(ready & ~leaves, waiting + 1, 0))
+        with m.If(here & ready):
+            m.d.comb += [Assert(offer.valid),
+                         Assert(waiting + PORTS * _distance(color, self.color, colors)
+                                <= PORTS * (colors - 1) + run),
+                         Assert(waiting < PORTS * colors)]
+        m.d.comb += Cover(here & ready & (waiting == PORTS))
+
     def output_port(self, out_port, link, credits, pointer, grant, offers):
         m, params = self.m, self.params
         held = credit_receiver(m, link, params.colors, params.queue_depth, f"out_{out_port.name}")
@@ -133,4 +158,5 @@ class RouterProperties:
         starving = Signal(range(PORTS), name=f"starving_{out_port.name}")
         m.d.sync += starving.eq(Mux(asking & ~served, starving + 1, 0))
         m.d.comb += [Assert(starving + _distance(pointer, self.port, PORTS) < PORTS),
+                     Assert(~asking | (starving >= Array(self.runs)[self.port])),
                      Cover(asking & (starving == PORTS - 1))]

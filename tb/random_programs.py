@@ -32,6 +32,7 @@ FLOAT_OPS = [op for op in VECTOR_OPS if op not in (Op.VQNT, Op.VTBL)] + list(CON
 MEM_FLOATS = (Dtype.FP16, Dtype.BF16)
 FABRIC_FLOATS = (Dtype.FP16, Dtype.BF16, Dtype.FP32)
 SCRATCH = range(1, 10)     # registers the blocks compute with; r10..r15 set up operands
+REGISTERS = range(16)      # any may be read: every arm of the register file's read ports
 
 
 class _Generator:
@@ -52,6 +53,10 @@ class _Generator:
 
     def reg(self):
         return self.rng.choice(SCRATCH)
+
+    def source(self):
+        """A register to read: any, the operand set-up's and r0 too."""
+        return self.rng.choice(REGISTERS)
 
     def value(self):
         r = self.rng.random()
@@ -85,12 +90,12 @@ class _Generator:
         if op == "r":
             name = rng.choice(["add", "sub", "and_", "or_", "xor", "sll", "srl", "sra", "mul",
                                "slt", "sltu"])
-            getattr(b, name)(self.reg(), self.reg(), self.reg())
+            getattr(b, name)(self.reg(), self.source(), self.source())
         elif op == "i":
             name = rng.choice(["addi", "andi", "slli", "srli", "srai", "slti"])
             imm = rng.randint(0, 31) if name in ("slli", "srli", "srai") else rng.randint(
                 -8192, 8191)
-            getattr(b, name)(self.reg(), self.reg(), imm)
+            getattr(b, name)(self.reg(), self.source(), imm)
         elif op == "li":
             b.li(self.reg(), self.value())
         else:
@@ -103,12 +108,12 @@ class _Generator:
         if rng.random() < 0.5:
             (b.ld if word else b.ldb)(self.reg(), 0, address)
         else:
-            (b.st if word else b.stb)(self.reg(), 0, address)
+            (b.st if word else b.stb)(self.source(), 0, address)
 
     def branch(self):
         b, rng = self.b, self.rng
         skip = self.label()
-        getattr(b, rng.choice(["beq", "bne", "blt", "bge"]))(self.reg(), self.reg(), skip)
+        getattr(b, rng.choice(["beq", "bne", "blt", "bge"]))(self.source(), self.source(), skip)
         self.scalar()
         b.label(skip)
 
@@ -270,7 +275,7 @@ class _Generator:
             self.supply(color, 1)
             b.recv(self.reg(), color)
         else:
-            b.send(self.reg(), color, ctrl=rng.random() < 0.2)
+            b.send(self.source(), color, ctrl=rng.random() < 0.2)
 
     def task_switch(self):
         """Leave the running task and continue in another: activated, blocked first, or
@@ -343,7 +348,7 @@ class _Generator:
         else:
             self.b.wait(0)
             self.b.wait(1)
-            for register in SCRATCH:          # leave a trace of every register in memory
+            for register in REGISTERS[1:]:    # leave a trace of every register in memory
                 self.b.st(register, 0, self.data - 4 * register)
             self.b.halt()
         return self.b.build()

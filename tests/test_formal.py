@@ -86,10 +86,11 @@ def _full_queue_sometimes_rotates(move_queues):
     return mutant
 
 
-def _pointer_stuck_at_zero(round_robin):
-    """The outputs' round robins always start from the north input: a fixed priority."""
+def _pointer_stuck_at_zero(round_robin, stage):
+    """The round robins of one stage (``out_``: the outputs', which then always start
+    from the north input; ``in_``: the inputs', from color 0) have a fixed priority."""
     def mutant(m, requests, pointer, name):
-        if name.startswith("out_"):
+        if name.startswith(stage):
             pointer = Const(0, len(pointer))
         return round_robin(m, requests, pointer, name)
     return mutant
@@ -108,8 +109,11 @@ def _mutants():
          [(rtl.router, "move_queues", _full_queue_sometimes_rotates(rtl.router.move_queues))],
          lambda: Router(PARAMS), ["slot.data == tracked"]),
         ("router", "starves an input",
-         [(rtl.router, "round_robin", _pointer_stuck_at_zero(rtl.router.round_robin))],
+         [(rtl.router, "round_robin", _pointer_stuck_at_zero(rtl.router.round_robin, "out_"))],
          lambda: Router(PARAMS), ["starving +"]),
+        ("router", "starves a color",
+         [(rtl.router, "round_robin", _pointer_stuck_at_zero(rtl.router.round_robin, "in_"))],
+         lambda: Router(PARAMS), ["passed +", "waiting +"]),
         ("ramp_in", "duplicates a queued wavelet",
          [(rtl.core.ramp, "move_queues", _head_sometimes_stays(rtl.core.ramp.move_queues))],
          lambda: RampInput(PARAMS), ["tail == wrap(head + count"]),
