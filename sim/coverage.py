@@ -15,20 +15,24 @@ with ``emit_src``), each uncovered line is related to the Amaranth lines that ma
 
 ``python -m sim.coverage OUT_DIR DAT...`` (``make coverage``) merges the files and writes
 ``OUT_DIR/summary.txt`` (per module: lines and toggles hit out of total; also printed),
-``OUT_DIR/uncovered.txt`` (each uncovered Verilog line, with its Amaranth source) and
-``OUT_DIR/coverage.info`` (lcov, for ``genhtml``).
+``OUT_DIR/uncovered.txt`` (each uncovered Verilog line, with its Amaranth source and
+the reason it stays uncovered, from :mod:`sim.coverage_reasons`) and
+``OUT_DIR/coverage.info`` (lcov, for ``genhtml``).  It exits with status 1 when a line
+has no reason.
 """
 
 import re
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from .build import BUILD, ROOT
+from .coverage_reasons import REASONS, reason_for
 
-__all__ = ["Point", "CoverageError", "parse", "merge", "line_hits", "without_yosys_tricks", "KINDS", "summarize", "declarations", "sources",
-           "uncovered_listing", "lcov", "main"]
+__all__ = ["Point", "CoverageError", "parse", "merge", "line_hits", "without_yosys_tricks",
+           "KINDS", "summarize", "declarations", "sources", "uncovered", "uncovered_listing",
+           "lcov", "main"]
 
 HEADER = "# SystemC::Coverage-3"
 _POINT = re.compile(r"C '(.*)' (\d+)")
@@ -233,9 +237,9 @@ def _read_lines(path):
         return []
 
 
-def uncovered_listing(points):
-    """Text: every Verilog line with a never-run block or a never-taken branch arm, with
-    its Amaranth source."""
+def uncovered(points):
+    """Every Verilog line with a never-run block or a never-taken branch arm, in order:
+    ``[(file, module, line, misses, Verilog text, Amaranth source)]``."""
     missed = defaultdict(lambda: defaultdict(list))   # (file, module) -> line -> what
     for key, lines in line_hits(points).items():
         for line, count in lines.items():
@@ -244,16 +248,39 @@ def uncovered_listing(points):
     for point in points:
         if point.kind == "branch" and point.count == 0:
             missed[point.get("f"), point.module][int(point.get("l", 0))].append(point.get("o"))
-    out = []
+    rows = []
     for (path, module), lines in sorted(missed.items()):
         text = _read_lines(path)
         declared = declarations(text)
-        out.append(f"== {_shown(path)} ({module}): {len(lines)} lines with a miss")
         for line, what in sorted(lines.items()):
             verilog = text[line - 1].strip() if 0 < line <= len(text) else "(source not found)"
             src = sources(text, line, declared) if text else ""
-            out.append(f"{line:6} {','.join(what):18} {verilog}" + (f"    <- {src}" if src else ""))
-    return "\n".join(out) + "\n"
+            rows.append((path, module, line, ",".join(what), verilog, src))
+    return rows
+
+
+UNEXPLAINED = "UNEXPLAINED"
+
+
+def uncovered_listing(points, reasons=None):
+    """``(text, unexplained)``: every uncovered line (:func:`uncovered`) with its Amaranth
+    source and the reason it stays uncovered (:mod:`sim.coverage_reasons`), after a table
+    of the reasons; and how many lines no reason explains."""
+    reasons = REASONS if reasons is None else reasons
+    rows = [(row, reason_for(_shown(row[0]), row[1], row[5], row[4], reasons))
+            for row in uncovered(points)]
+    counts = Counter(reason.name if reason else UNEXPLAINED for _, reason in rows)
+    out = [f"{len(rows)} lines with a miss; {counts[UNEXPLAINED]} {UNEXPLAINED}"]
+    out += [f"  {counts[reason.name]:6} {reason.name}: {reason.why}" for reason in reasons]
+    section = None
+    for (path, module, line, what, verilog, src), reason in rows:
+        if section != (path, module):
+            section = (path, module)
+            count = sum(row[:2] == section for row, _ in rows)
+            out.append(f"== {_shown(path)} ({module}): {count} lines with a miss")
+        name = reason.name if reason else UNEXPLAINED
+        out.append(f"{line:6} {what:18} {name:20} {verilog}" + (f"    <- {src}" if src else ""))
+    return "\n".join(out) + "\n", counts[UNEXPLAINED]
 
 
 def lcov(points):
@@ -313,10 +340,13 @@ def main(argv=None):
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summary_text(points)
     (out_dir / "summary.txt").write_text(summary)
-    (out_dir / "uncovered.txt").write_text(uncovered_listing(points))
+    listing, unexplained = uncovered_listing(points)
+    (out_dir / "uncovered.txt").write_text(listing)
     (out_dir / "coverage.info").write_text(lcov(points))
-    print(f"{len(dat_paths)} coverage files merged; reports in {out_dir}/\n" + summary, end="")
-    return 0
+    print(f"{len(dat_paths)} coverage files merged; reports in {out_dir}/\n" + summary
+          + listing.partition("\n")[0] + f" (reasons: {out_dir}/uncovered.txt)")
+    # Every uncovered line is covered by a test or explained (sim/coverage_reasons.py).
+    return 1 if unexplained else 0
 
 
 if __name__ == "__main__":

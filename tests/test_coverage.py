@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from sim import coverage
+from sim.coverage_reasons import Reason
 
 VERILOG = """\
 module top(clk, a, y);
@@ -115,7 +116,7 @@ def test_a_line_is_hit_only_if_every_block_on_it_ran(design):
 
 
 def test_uncovered_listing_names_the_amaranth_source(design):
-    listing = coverage.uncovered_listing(coverage.parse(run_a(design)))
+    listing, _ = coverage.uncovered_listing(coverage.parse(run_a(design)), reasons=[])
     assert "3 lines with a miss" in listing                  # 8 (else), 9 (block), 14 (if)
     [row] = [row for row in listing.splitlines() if row.strip().startswith("8")]
     assert row.split()[1] == "else" and "if (a) y <= 1'h1;" in row
@@ -133,6 +134,23 @@ def test_uncovered_listing_names_the_amaranth_source(design):
     assert coverage.sources(lines, 20) == "rtl/top.py:40"
 
 
+def test_each_uncovered_line_gets_the_first_reason_that_matches_it(design):
+    reasons = [Reason("else-arm", "why not", source=r"top\.py:2[01]", verilog=r"^else"),
+               Reason("any-top", "why not either", path=r"top\.v$", module=r"^top$"),
+               Reason("never", "matches nothing", module=r"^sub$")]
+    listing, unexplained = coverage.uncovered_listing(coverage.parse(run_a(design)), reasons)
+    rows = {row.split()[0]: row.split()[2] for row in listing.splitlines()
+            if row[:6].strip().isdigit()}
+    assert rows == {"8": "any-top", "9": "else-arm", "14": "any-top"}
+    assert unexplained == 0
+    assert listing.splitlines()[:4] == [
+        "3 lines with a miss; 0 UNEXPLAINED", "       1 else-arm: why not",
+        "       2 any-top: why not either", "       0 never: matches nothing"]
+    listing, unexplained = coverage.uncovered_listing(coverage.parse(run_a(design)),
+                                                      reasons[:1])
+    assert unexplained == 2 and "3 lines with a miss; 2 UNEXPLAINED" in listing
+
+
 def test_lcov_records_each_line(design):
     info = coverage.lcov(coverage.parse(run_a(design)))
     assert f"SF:{design}" in info
@@ -140,18 +158,22 @@ def test_lcov_records_each_line(design):
     assert "LF:3" in info and "LH:2" in info and info.rstrip().endswith("end_of_record")
 
 
-def test_command_writes_reports(design, tmp_path, capsys):
+def test_command_writes_reports(design, tmp_path, capsys, monkeypatch):
     first, second = tmp_path / "a.dat", tmp_path / "b.dat"
     first.write_text(run_a(design))
     second.write_text(run_b(design))
     out = tmp_path / "report"
-    assert coverage.main([str(out), str(first), str(second)]) == 0
+    # sub's block on 3-4 has no reason: the reports are written, and the status says so.
+    assert coverage.main([str(out), str(first), str(second)]) == 1
     assert "100.0%" in (out / "summary.txt").read_text()     # top's lines, merged
     listing = (out / "uncovered.txt").read_text()
-    assert "(sub): 2 lines with a miss" in listing                  # its block on 3-4
+    assert "(sub): 2 lines with a miss" in listing
     assert "(top)" not in listing           # run_b took the else; line 14 is Yosys's
     assert (out / "coverage.info").exists()
-    assert "2 coverage files merged" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2 coverage files merged" in printed and "2 lines with a miss; 2 UNEXPLAINED" in printed
+    monkeypatch.setattr(coverage, "REASONS", [Reason("sub", "explained", module="^sub$")])
+    assert coverage.main([str(out), str(first), str(second)]) == 0
 
 
 @pytest.mark.parametrize("text,problem", [

@@ -1,0 +1,65 @@
+"""Why ``make coverage`` leaves lines of the generated Verilog uncovered.
+
+Every line the regression leaves with a block never run or a branch arm never taken is
+either covered by a test or explained here (issue 19).  A :class:`Reason` matches such a
+line by regular expressions, each searched and each matching anything when empty: on
+the Verilog file's path (the router's presets share a module name), the module, the
+line's Amaranth source (as :func:`sim.coverage.sources` finds it) and its Verilog text.
+The first reason that matches explains the line.  ``build/coverage/uncovered.txt``
+names each line's reason; a line that none explains is marked ``UNEXPLAINED`` and
+counted in the summary.
+"""
+
+import re
+from dataclasses import dataclass
+
+__all__ = ["Reason", "REASONS", "reason_for"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    name: str
+    why: str
+    path: str = ""
+    module: str = ""
+    source: str = ""
+    verilog: str = ""
+
+    def explains(self, path, module, source, verilog):
+        return all(re.search(pattern, text) for pattern, text in (
+            (self.path, path), (self.module, module), (self.source, source),
+            (self.verilog, verilog)))
+
+
+REASONS = [
+    Reason("front-door", "The core's testbench loads programs through the back door; the "
+           "front door (the loader that takes code and data from the fabric at reset) is "
+           "exercised by the die's tests (tests/test_die_cocotb.py, tests/test_die_unit.py), "
+           "which have no coverage build.",
+           module=r"\.front_door$"),
+    Reason("front-door-writes", "The core's SRAM, code and ramp write paths taken only while "
+           "the front door loads (see front-door).",
+           module=r"^tessera_core$",
+           source=r"rtl/core/(ramp\.py:3[23]|fetch\.py:3[678]|banks\.py:8[123]|loader\.py:64)"),
+    Reason("bank-row-wrap", "A vector's first element in a high bank with later elements "
+           "past the last row: the banks' row index wraps to row 0 only for a vector that "
+           "ends in the last row's high banks, which no program of the regression places "
+           "there (the random programs keep vectors below data_bytes - 512).",
+           source=r"rtl/core/banks\.py:45"),
+    Reason("counter-carry", "The counters add in a low part and carry into the high part "
+           "(rtl/core/__init__.py, so the adder is short); the zero-skip, fault and loaded "
+           "counters never pass their low part's range (16 or 8) within one program.",
+           source=r"rtl/core/__init__\.py:267"),
+    Reason("wse3-router-colors", "The wse3 router (24 colors) runs the router testbench's "
+           "multicast and random-traffic cases under coverage; an input's per-color arms for "
+           "a color those cases never send on that input are not taken.  Every arm is the "
+           "same Amaranth line, repeated per color, which the test preset's router (2 "
+           "colors... of its own) covers.",
+           path=r"router-src-", module=r"^tessera_router$"),
+]
+
+
+def reason_for(path, module, source, verilog, reasons=REASONS):
+    """The first of ``reasons`` that explains an uncovered line, or None."""
+    return next((reason for reason in reasons
+                 if reason.explains(path, module, source, verilog)), None)
