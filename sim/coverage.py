@@ -21,6 +21,7 @@ the reason it stays uncovered, from :mod:`sim.coverage_reasons`) and
 has no reason.
 """
 
+import hashlib
 import re
 import sys
 from collections import Counter, defaultdict
@@ -31,7 +32,7 @@ from .build import BUILD, ROOT
 from .coverage_reasons import REASONS, reason_for
 
 __all__ = ["Point", "CoverageError", "parse", "merge", "line_hits", "without_yosys_tricks",
-           "KINDS", "summarize", "declarations", "sources", "uncovered", "uncovered_listing",
+           "one_file_per_design", "KINDS", "summarize", "declarations", "sources", "uncovered", "uncovered_listing",
            "lcov", "main"]
 
 HEADER = "# SystemC::Coverage-3"
@@ -138,6 +139,22 @@ def without_yosys_tricks(points, read_lines):
                 continue
         kept.append(point)
     return kept
+
+
+def one_file_per_design(points, read_lines):
+    """``points`` with each Verilog file named by the first (in sorted order) of the files
+    that hold the same Verilog apart from their ``src`` attributes: the same design
+    converted twice (in another checkout, or under another cache key after an edit that
+    changed no logic) is merged as one."""
+    paths = sorted({point.get("f") for point in points})
+    first_of = {}
+    canonical = {}
+    for path in paths:
+        text = "\n".join(_SRC.sub("", line) for line in read_lines(path))
+        canonical[path] = first_of.setdefault(hashlib.sha256(text.encode()).digest(), path)
+    return merge([[Point(tuple((key, canonical[value] if key == "f" else value)
+                               for key, value in point.fields), point.count)
+                   for point in points]])
 
 
 #: The kinds of point the summary counts: blocks run (per Verilog line, see
@@ -336,7 +353,8 @@ def main(argv=None):
     except CoverageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    points = without_yosys_tricks(merge(point_lists), _read_lines)
+    points = without_yosys_tricks(one_file_per_design(merge(point_lists), _read_lines),
+                                  _read_lines)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summary_text(points)
     (out_dir / "summary.txt").write_text(summary)

@@ -50,12 +50,20 @@ REASONS = [
            "(rtl/core/__init__.py, so the adder is short); the zero-skip, fault and loaded "
            "counters never pass their low part's range (16 or 8) within one program.",
            source=r"rtl/core/__init__\.py:267"),
-    Reason("wse3-router-colors", "The wse3 router (24 colors) runs the router testbench's "
-           "multicast and random-traffic cases under coverage; an input's per-color arms for "
-           "a color those cases never send on that input are not taken.  Every arm is the "
-           "same Amaranth line, repeated per color, which the test preset's router (2 "
-           "colors... of its own) covers.",
-           path=r"router-src-", module=r"^tessera_router$"),
+    Reason("router-idle-pairs", "The router testbench's cases take each static color from "
+           "one input, drawn at random (seed 1), step only some colors' switches, and send "
+           "XY wavelets from the edges their sources are on, so some (input, color) pairs "
+           "never hold a wavelet.  Their arms of the same Amaranth lines stay untaken: the "
+           "queue pointers' wraps (router.py:82-86), the offer and its lock (301-322), the "
+           "switch step (335), the queue write (342) and, at wse3's 24 colors, the switch "
+           "positions of colors that never step (236).  The pairs that carry traffic take "
+           "them.",
+           module=r"^tessera_router$", source=r"rtl/router\.py:(8[2-6]|236|3[0-4]\d)$"),
+    Reason("router-unwritten-entries", "Route-table writes at switch positions no case "
+           "configures (wse3, positions past the first of colors that never step); Yosys "
+           "gives these case arms no source.",
+           module=r"^tessera_router$", source=r"^$",
+           verilog=r"^(1'h1:|\\\$\d+\s+= config__payload\[)"),
 ]
 
 

@@ -102,6 +102,22 @@ def test_summary_per_module(design):
     assert both[(str(design), "sub")] == {"line": (0, 2), "branch": (0, 0), "toggle": (0, 0)}
 
 
+def test_one_design_converted_twice_is_merged_as_one(design, tmp_path):
+    again = tmp_path / "again.v"          # the same Verilog, converted in another checkout
+    again.write_text(VERILOG.replace('"rtl/top.py:', '"/elsewhere/rtl/top.py:'))
+    other = tmp_path / "other.v"
+    other.write_text(VERILOG.replace("z = a;", "z = ~a;"))
+    points = coverage.parse(run_a(design)) + coverage.parse(run_b(again)) \
+        + coverage.parse(run_b(other))
+    merged = coverage.one_file_per_design(points,
+                                          lambda path: Path(path).read_text().splitlines())
+    # again.v sorts before top.v, so it names the two; other.v differs in a statement.
+    assert {point.get("f") for point in merged} == {str(again), str(other)}
+    summary = coverage.summarize(merged)
+    assert summary[(str(again), "top")]["line"] == (3, 3)    # run_a's 7, 8 and run_b's 9
+    assert summary[(str(other), "top")]["line"] == (1, 1)    # run_b's 9 alone
+
+
 def test_yosys_time_zero_branch_is_not_counted(design):
     points = coverage.without_yosys_tricks(coverage.parse(run_a(design)),
                                            lambda path: Path(path).read_text().splitlines())
