@@ -366,7 +366,8 @@ def directed_cases(params):
          wavelets=[(3 * k, int(v) & 0xFFFFFFFF, 1) for k, v in enumerate(x)])
 
     # The fused fabric operand: acc += W[:, j] * x_j for x_j streamed in, zeros skipped.
-    rows, cols = 2 * lanes, 8
+    # 20 zeros: the zero-skip counter carries out of its low part (16, rtl/core).
+    rows, cols = 2 * lanes, 40
     weights = rng.integers(-128, 128, (rows, cols))
     xs = rng.integers(-128, 128, cols)
     xs[::2] = 0
@@ -422,6 +423,34 @@ def directed_cases(params):
         """, check_streams,
          wavelets=[(0, int(v) & 0xFFFFFFFF, c) for pair in zip(stream_a, stream_b)
                    for v, c in zip(pair, (1, 2))])
+
+    # Vectors that end at the top of data SRAM and of the accumulators, from a high bank:
+    # the banks below the first would take the row past the last one (rtl/core/banks.py).
+    top, acc_top = params.data_bytes, params.acc_words
+    top_data = bytes(rng.integers(0, 256, top, dtype=np.uint8))
+    top_acc = [int(v) for v in rng.integers(-300, 300, acc_top)]
+
+    def check_top(outcome):
+        _no_fault(outcome)
+        _expect(list(outcome.mem[top - 2:]), [v & 0xFF for v in top_acc[-2:]],
+                "the accumulators' last two, stored in data's last two bytes")
+        _expect(outcome.acc[-3:], [(b ^ 0x80) - 0x80 for b in (top_data[-3], *outcome.mem[-2:])],
+                "data's last three bytes in the accumulators' last three")
+    case("vectors_at_the_top", f"""
+        li r1, 2
+        li r2, {top - 2}
+        dmem d0, r2, r1, 1
+        li r3, {acc_top - 2}
+        dacc d1, r3, r1
+        vmov d0, d1
+        li r1, 3
+        li r2, {top - 3}
+        dmem d2, r2, r1, 1
+        li r3, {acc_top - 3}
+        dacc d3, r3, r1
+        vmov d3, d2
+        halt
+        """, check_top, data=top_data, acc=top_acc)
 
     # --- every fault: cause, PC, counter, and nothing after it runs ---
     faults = {
