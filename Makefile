@@ -51,7 +51,7 @@ soak: setup
 # The core's coverage model is compiled at -O0 and runs slowly, so it runs fewer random
 # programs than make test's 460; COVERAGE_PROGRAMS=460 runs them all.
 COVERAGE_TESTS := tests/test_router_cocotb.py tests/test_core_cocotb.py
-COVERAGE_PROGRAMS := 150
+COVERAGE_PROGRAMS := 300
 coverage: setup
 	rm -rf build/tests/coverage build/coverage
 	TESSERA_COVERAGE=1 TESSERA_PROGRAMS=$(COVERAGE_PROGRAMS) $(VENV)/bin/pytest -q -n 2 -k verilator $(COVERAGE_TESTS)

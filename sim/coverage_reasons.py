@@ -32,13 +32,15 @@ class Reason:
 
 
 REASONS = [
-    Reason("front-door", "The core's testbench loads programs through the back door; the "
-           "front door (the loader that takes code and data from the fabric at reset) is "
-           "exercised by the die's tests (tests/test_die_cocotb.py, tests/test_die_unit.py), "
-           "which have no coverage build.",
+    Reason("front-door", "The core's testbench loads its programs through the back door.  "
+           "The front door, the loader that writes code and data from the fabric while "
+           "the core is disabled, is tested on whole dies: "
+           "tests/test_wafer.py::test_the_front_door_loads_what_the_back_door_loads, on "
+           "both harnesses, the dies harness running the Verilated die, which has no "
+           "coverage build.",
            module=r"\.front_door$"),
-    Reason("front-door-writes", "The core's SRAM, code and ramp write paths taken only while "
-           "the front door loads (see front-door).",
+    Reason("front-door-writes", "The core's code, SRAM and ramp paths that only the front "
+           "door drives (see front-door).",
            module=r"^tessera_core$",
            source=r"rtl/core/(ramp\.py:3[23]|fetch\.py:3[678]|banks\.py:8[123]|loader\.py:64)"),
     Reason("bank-row-wrap", "A vector's first element in a high bank with later elements "

@@ -16,7 +16,7 @@ same, to the bit and the cycle.
 import random
 
 from host.asm import Builder
-from rtl.isa import COUNTERS, CONVERSIONS, Dtype, Op, VFlag, encode
+from rtl.isa import COUNTERS, CONVERSIONS, DESCRIPTORS, SLOTS, TASKS, Dtype, Op, VFlag, encode
 from sim import fp
 from sim.core_session import Case
 
@@ -31,8 +31,7 @@ FLOAT_OPS = [op for op in VECTOR_OPS if op not in (Op.VQNT, Op.VTBL)] + list(CON
 #: Operand types of the float operations: MEM elements, and the fabric's.
 MEM_FLOATS = (Dtype.FP16, Dtype.BF16)
 FABRIC_FLOATS = (Dtype.FP16, Dtype.BF16, Dtype.FP32)
-SCRATCH = range(1, 10)     # registers the blocks compute with; r10..r15 set up operands
-REGISTERS = range(16)      # any may be read: every arm of the register file's read ports
+REGISTERS = range(16)      # any may be read and written: every arm of the register file
 
 
 class _Generator:
@@ -46,13 +45,16 @@ class _Generator:
         self.table_base = self.data - 256        # VTBL tables live here
         self.vector_top = self.data - 512        # vectors below this
         self.fabric_colors = list(range(params.colors))
+        self.reserved = set()                    # registers a block keeps (a loop's counter)
+        self.descriptors = [0, 1, 2]             # a vector block's, drawn for each
 
     def label(self):
         self.labels += 1
         return f"L{self.labels}"
 
     def reg(self):
-        return self.rng.choice(SCRATCH)
+        """A register to write: any the block in progress does not keep."""
+        return self.rng.choice([r for r in REGISTERS if r not in self.reserved])
 
     def source(self):
         """A register to read: any, the operand set-up's and r0 too."""
@@ -105,10 +107,15 @@ class _Generator:
         b, rng = self.b, self.rng
         word = rng.random() < 0.5
         address = rng.randint(0, self.data - (4 if word else 1))
-        if rng.random() < 0.5:
-            (b.ld if word else b.ldb)(self.reg(), 0, address)
+        base, offset = rng.choice(REGISTERS), rng.randint(-64, 64)
+        if base:
+            b.li(base, address - offset)
         else:
-            (b.st if word else b.stb)(self.source(), 0, address)
+            offset = address
+        if rng.random() < 0.5:
+            (b.ld if word else b.ldb)(self.reg(), base, offset)
+        else:
+            (b.st if word else b.stb)(self.source(), base, offset)
 
     def branch(self):
         b, rng = self.b, self.rng
@@ -120,10 +127,13 @@ class _Generator:
     def loop(self):
         b = self.b
         top = self.label()
-        b.li(15, self.rng.randint(1, 4))
+        counter = self.rng.choice(REGISTERS[1:])
+        b.li(counter, self.rng.randint(1, 4))
         b.label(top)
+        self.reserved = {counter}
         self.scalar()
-        b.bdec(15, top)
+        self.reserved = set()
+        b.bdec(counter, top)
 
     def counter(self):
         self.b.csrr(self.reg(), self.rng.randrange(COUNTERS))
@@ -132,6 +142,7 @@ class _Generator:
         """Point descriptor d at a random operand of ``length`` elements of ``kind`` (and of
         ``dtype``, for MEM and the fabric)."""
         b, rng, p = self.b, self.rng, self.p
+        d = self.descriptors[d]
         b.li(14, length)
         if kind == "acc":
             b.li(13, rng.randint(0, p.acc_words - length))
@@ -152,6 +163,7 @@ class _Generator:
     def float_vector(self):
         """A floating-point operation or a conversion, on operands of random float types."""
         b, rng, p = self.b, self.rng, self.p
+        d0, d1, d2 = self.descriptors = rng.sample(range(DESCRIPTORS), 3)
         op = rng.choice(FLOAT_OPS)
         length = min(rng.choice([1, 2, 5, 7, 8, 9, 16, 19, 40]), p.acc_words // 2)
         flags = {"async_": rng.random() < 0.3, "slot": rng.randint(0, 1)}
@@ -170,7 +182,7 @@ class _Generator:
         name = op.name.lower()
         if op in (Op.VSUM, Op.VRMAX, Op.VARGMAX):
             operand(1, length, ["mem", "acc", "acc", "fin"])
-            getattr(b, name)(self.reg(), 1, float_=True)
+            getattr(b, name)(self.reg(), d1, float_=True)
             return
         if op == Op.VMACS:
             chunks = rng.randint(1, 5)
@@ -179,10 +191,10 @@ class _Generator:
                                                   else []))
             if chunks > 1 or rng.random() < 0.5:
                 operand(2, chunks, ["fin"])
-                b.vmacs(0, 1, 2, **flags)
+                b.vmacs(d0, d1, d2, **flags)
             else:
                 b.li(12, rng.choice([0, 1 << 31, self.float_value()]))
-                b.vmacs(0, 1, 12, scalar=True, **flags)
+                b.vmacs(d0, d1, 12, scalar=True, **flags)
             return
         integer_dst = op == Op.VFTOI
         if op in (Op.VMAC, Op.VFTOI, Op.VITOF):
@@ -196,13 +208,13 @@ class _Generator:
         src = operand(1, length, ["mem"] if op == Op.VDEQ else ["mem", "acc", "fin"],
                       integer=op in (Op.VITOF, Op.VDEQ))
         if op in (Op.VMOV, Op.VITOF, Op.VFTOI):
-            getattr(b, name)(0, 1, **flags)
+            getattr(b, name)(d0, d1, **flags)
         elif rng.random() < 0.3:
             b.li(12, self.float_value())
-            getattr(b, name)(0, 1, 12, scalar=True, **flags)
+            getattr(b, name)(d0, d1, 12, scalar=True, **flags)
         else:
             operand(2, length, ["mem", "acc"] + (["fin"] if src != "fin" else []))
-            getattr(b, name)(0, 1, 2, **flags)
+            getattr(b, name)(d0, d1, d2, **flags)
 
     def float_value(self):
         """An fp32 scalar: ordinary numbers mostly, the corner classes too."""
@@ -211,6 +223,7 @@ class _Generator:
 
     def vector(self):
         b, rng, p = self.b, self.rng, self.p
+        d0, d1, d2 = self.descriptors = rng.sample(range(DESCRIPTORS), 3)
         op = rng.choice(VECTOR_OPS)
         length = rng.choice([1, 2, 5, p.lanes - 1, p.lanes, p.lanes + 3, 2 * p.lanes, 37])
         length = min(length, p.acc_words)
@@ -228,7 +241,7 @@ class _Generator:
             color = self.descriptor(1, length, kind)
             if kind == "fin":
                 self.supply(color, length)
-            getattr(b, op.name.lower())(self.reg(), 1)
+            getattr(b, op.name.lower())(self.reg(), d1)
             return
         name = op.name.lower()
         if op == Op.VMACS:
@@ -239,10 +252,10 @@ class _Generator:
             if chunks > 1 or rng.random() < 0.5:
                 color = self.descriptor(2, chunks, "fin")
                 self.supply(color, chunks, zeros=0.4)
-                b.vmacs(0, 1, 2, **flags)
+                b.vmacs(d0, d1, d2, **flags)
             else:
                 b.li(12, rng.choice([0, self.value()]))
-                b.vmacs(0, 1, 12, scalar=True, **flags)
+                b.vmacs(d0, d1, 12, scalar=True, **flags)
             return
         dst_kind = "acc" if op == Op.VMAC else rng.choice(["mem", "acc", "fout"])
         self.descriptor(0, length, dst_kind)
@@ -251,22 +264,22 @@ class _Generator:
         if src_kind == "fin":
             self.supply(color, length)
         if op in (Op.VMOV, Op.VQNT):
-            getattr(b, name)(0, 1, **flags)
+            getattr(b, name)(d0, d1, **flags)
         elif op == Op.VTBL:
             entries = rng.randint(2, 100)
             b.li(13, self.table_base + rng.randint(0, 256 - 2 * entries))
             b.li(14, entries)
-            b.dmem(2, 13, 14, 1)
-            b.vtbl(0, 1, 2, **flags)
+            b.dmem(d2, 13, 14, 1)
+            b.vtbl(d0, d1, d2, **flags)
         elif rng.random() < 0.3:
             b.li(12, self.value())
-            getattr(b, name)(0, 1, 12, scalar=True, **flags)
+            getattr(b, name)(d0, d1, 12, scalar=True, **flags)
         else:
             kind2 = rng.choice(["mem", "acc"] + (["fin"] if src_kind != "fin" else []))
             color = self.descriptor(2, length, kind2)
             if kind2 == "fin":
                 self.supply(color, length)
-            getattr(b, name)(0, 1, 2, **flags)
+            getattr(b, name)(d0, d1, d2, **flags)
 
     def fabric(self):
         b, rng = self.b, self.rng
@@ -306,7 +319,7 @@ class _Generator:
 
     def fault(self):
         b, rng, p = self.b, self.rng, self.p
-        choice = rng.randrange(8)
+        choice = rng.randrange(14)
         if choice == 0:
             b.inst(0)                                       # illegal opcode
         elif choice == 1:
@@ -329,11 +342,31 @@ class _Generator:
             b.li(14, 4)
             b.dacc(1, 0, 14)
             b.vadd(0, 1, 1)
-        else:
+        elif choice == 7:
             b.li(14, 4)                                     # a float op on int8 (TYPE),
             b.dacc(0, 0, 14)                                # or ILLEGAL without float lanes
             b.dmem(1, 0, 14, 1)
             b.inst(encode(Op.VADD, 0, 1, 1, VFlag.FLOAT))
+        elif choice == 8:
+            b.inst(encode(Op.SEND, 0, 1, 0, p.colors))      # send on no such color
+        elif choice == 9:                                   # no such task
+            b.inst(encode(rng.choice([Op.TASK, Op.TBIND, Op.TACT, Op.TBLOCK, Op.TUNBLOCK]),
+                          rng.randrange(TASKS, 16)))
+        elif choice == 10:
+            b.inst(encode(Op.TBIND, rng.randrange(TASKS), 0, 0, p.colors))  # no such color
+        elif choice == 11:
+            b.inst(encode(Op.WAIT, rng.randrange(SLOTS, 16)))               # no such slot
+        elif choice == 12:                                  # no such descriptor
+            b.inst(encode(rng.choice([Op.DMEM, Op.DACC, Op.DFIN, Op.DFOUT]),
+                          rng.randrange(DESCRIPTORS, 16), 0, 0, 1))
+        else:
+            b.li(14, 4)                                     # one operand past the
+            b.dacc(0, 0, 14)                                # accumulators' end
+            b.dacc(1, 0, 14)
+            b.dacc(2, 0, 14)
+            b.li(13, p.acc_words - 2)
+            b.dacc(rng.randrange(3), 13, 14)
+            b.vadd(0, 1, 2)
 
     def build(self, blocks):
         weights = [(self.scalar, 6), (self.memory, 3), (self.branch, 2), (self.loop, 1),
