@@ -436,21 +436,12 @@ def directed_cases(params):
                 "the accumulators' last two, stored in data's last two bytes")
         _expect(outcome.acc[-3:], [(b ^ 0x80) - 0x80 for b in (top_data[-3], *outcome.mem[-2:])],
                 "data's last three bytes in the accumulators' last three")
-    case("vectors_at_the_top", f"""
-        li r1, 2
-        li r2, {top - 2}
-        dmem d0, r2, r1, 1
-        li r3, {acc_top - 2}
-        dacc d1, r3, r1
-        vmov d0, d1
-        li r1, 3
-        li r2, {top - 3}
-        dmem d2, r2, r1, 1
-        li r3, {acc_top - 3}
-        dacc d3, r3, r1
-        vmov d3, d2
-        halt
-        """, check_top, data=top_data, acc=top_acc)
+    def last(length, mem, acc):
+        """Descriptors ``mem`` and ``acc`` on the last ``length`` bytes and accumulators."""
+        return (f"li r1, {length}\nli r2, {top - length}\ndmem d{mem}, r2, r1, 1\n"
+                f"li r3, {acc_top - length}\ndacc d{acc}, r3, r1\n")
+    case("vectors_at_the_top", last(2, 0, 1) + "vmov d0, d1\n" + last(3, 2, 3)
+         + "vmov d3, d2\nhalt", check_top, data=top_data, acc=top_acc)
 
     # --- every fault: cause, PC, counter, and nothing after it runs ---
     faults = {
