@@ -10,7 +10,7 @@ account; the RTL is also compared with the ISS to the bit and the cycle.
 import numpy as np
 
 from host.asm import assemble
-from rtl.isa import Counter, Fault, Op, encode
+from rtl.isa import COUNTERS, DESCRIPTORS, SLOTS, TASKS, Counter, Fault, Op, encode
 from sim.core_session import Case
 
 __all__ = ["directed_cases"]
@@ -424,24 +424,34 @@ def directed_cases(params):
          wavelets=[(0, int(v) & 0xFFFFFFFF, c) for pair in zip(stream_a, stream_b)
                    for v, c in zip(pair, (1, 2))])
 
-    # Vectors that end at the top of data SRAM and of the accumulators, from a high bank:
-    # the banks below the first would take the row past the last one (rtl/core/banks.py).
+    # Vectors that end at the top of data SRAM and of the accumulators, from a high bank
+    # (the last, and two and three below the top), through every read and write port: the
+    # banks below the first would take the row past the last one (rtl/core/banks.py).
     top, acc_top = params.data_bytes, params.acc_words
     top_data = bytes(rng.integers(0, 256, top, dtype=np.uint8))
     top_acc = [int(v) for v in rng.integers(-300, 300, acc_top)]
 
+    def int8(byte):
+        return (byte ^ 0x80) - 0x80
+
     def check_top(outcome):
         _no_fault(outcome)
-        _expect(list(outcome.mem[top - 2:]), [v & 0xFF for v in top_acc[-2:]],
-                "the accumulators' last two, stored in data's last two bytes")
-        _expect(outcome.acc[-3:], [(b ^ 0x80) - 0x80 for b in (top_data[-3], *outcome.mem[-2:])],
-                "data's last three bytes in the accumulators' last three")
+        data, acc = list(top_data[-3:]), top_acc[-3:]
+        data[2] = acc[2] & 0xFF                          # vmov: mem <- acc, the last one
+        acc[2] = 2 * int8(data[2])                       # vadd: acc <- mem + mem
+        data[2] = 2 * acc[2] & 0xFF                      # vadd: mem <- acc + acc
+        data[1:] = [v & 0xFF for v in acc[1:]]           # the last two: mem <- acc
+        acc = [int8(b) for b in data]                    # the last three: acc <- mem
+        _expect((list(outcome.mem[-3:]), outcome.acc[-3:]), (data, acc),
+                "data's and the accumulators' last three")
+
     def last(length, mem, acc):
         """Descriptors ``mem`` and ``acc`` on the last ``length`` bytes and accumulators."""
         return (f"li r1, {length}\nli r2, {top - length}\ndmem d{mem}, r2, r1, 1\n"
                 f"li r3, {acc_top - length}\ndacc d{acc}, r3, r1\n")
-    case("vectors_at_the_top", last(2, 0, 1) + "vmov d0, d1\n" + last(3, 2, 3)
-         + "vmov d3, d2\nhalt", check_top, data=top_data, acc=top_acc)
+    case("vectors_at_the_top", last(1, 0, 1) + "vmov d0, d1\nvadd d1, d0, d0\nvadd d0, d1, d1\n"
+         + last(2, 0, 1) + "vmov d0, d1\n" + last(3, 2, 3) + "vmov d3, d2\nhalt",
+         check_top, data=top_data, acc=top_acc)
 
     # --- every fault: cause, PC, counter, and nothing after it runs ---
     faults = {
@@ -466,6 +476,16 @@ def directed_cases(params):
         "fault_shape": ("li r2, 4\nli r3, 5\ndacc d0, r0, r2\ndacc d1, r0, r3\nvadd d0, d1, d1\n"
                         "li r1, 1", Fault.SHAPE, 4),
         "fault_empty_vector": ("dacc d0, r0, r0\nvmov d0, d0\nli r1, 1", Fault.SHAPE, 1),
+        "fault_counter": (f".inst {encode(Op.CSRR, 1, 0, 0, COUNTERS)}\nli r1, 1",
+                          Fault.ILLEGAL, 0),
+        "fault_send_color": (f".inst {encode(Op.SEND, 0, 2, 0, params.colors)}\nli r1, 1",
+                             Fault.COLOR, 0),
+        "fault_task": (f".inst {encode(Op.TACT, TASKS)}\nli r1, 1", Fault.ILLEGAL, 0),
+        "fault_bind_color": (f".inst {encode(Op.TBIND, 1, 0, 0, params.colors)}\nli r1, 1",
+                             Fault.COLOR, 0),
+        "fault_slot": (f".inst {encode(Op.WAIT, SLOTS)}\nli r1, 1", Fault.ILLEGAL, 0),
+        "fault_descriptor": (f".inst {encode(Op.DMEM, DESCRIPTORS, 0, 2, 1)}\nli r1, 1",
+                             Fault.ILLEGAL, 0),
     }
     for name, (source, cause, pc) in faults.items():
         def check_fault(outcome, cause=cause, pc=pc, name=name):
