@@ -32,8 +32,8 @@ from .build import BUILD, ROOT
 from .coverage_reasons import REASONS, reason_for
 
 __all__ = ["Point", "CoverageError", "parse", "merge", "line_hits", "without_yosys_tricks",
-           "one_file_per_design", "KINDS", "summarize", "declarations", "sources", "uncovered", "uncovered_listing",
-           "lcov", "main"]
+           "one_file_per_design", "KINDS", "summarize", "declarations", "sources", "uncovered",
+           "uncovered_listing", "lcov", "main"]
 
 HEADER = "# SystemC::Coverage-3"
 _POINT = re.compile(r"C '(.*)' (\d+)")
@@ -287,14 +287,14 @@ def uncovered_listing(points, reasons=None):
     rows = [(row, reason_for(_shown(row[0]), row[1], row[5], row[4], reasons))
             for row in uncovered(points)]
     counts = Counter(reason.name if reason else UNEXPLAINED for _, reason in rows)
+    per_section = Counter(row[:2] for row, _ in rows)
     out = [f"{len(rows)} lines with a miss; {counts[UNEXPLAINED]} {UNEXPLAINED}"]
     out += [f"  {counts[reason.name]:6} {reason.name}: {reason.why}" for reason in reasons]
     section = None
     for (path, module, line, what, verilog, src), reason in rows:
         if section != (path, module):
             section = (path, module)
-            count = sum(row[:2] == section for row, _ in rows)
-            out.append(f"== {_shown(path)} ({module}): {count} lines with a miss")
+            out.append(f"== {_shown(path)} ({module}): {per_section[section]} lines with a miss")
         name = reason.name if reason else UNEXPLAINED
         out.append(f"{line:6} {what:18} {name:20} {verilog}" + (f"    <- {src}" if src else ""))
     return "\n".join(out) + "\n", counts[UNEXPLAINED]
