@@ -47,8 +47,9 @@ REASONS = [
            "the window's first row itself (rtl/core/banks.py, _rows); only the banks below "
            "the first one's take the next row, which may be past the end.  The first row is "
            "in range whenever the window is used (the launch checks a vector's range, the "
-           "back door's rows are the memory's), so the comparison is never true then.  One expression makes every bank's row, the last's "
-           "too; the data and the accumulator banks' read and write windows each have one.",
+           "back door's rows are the memory's), so the comparison is never true then.  One "
+           "expression makes every bank's row, the last's too; the data and the "
+           "accumulator banks' read and write windows each have one.",
            module=r"^tessera_core$", source=r"rtl/core/banks\.py:45",
            verilog=r"\? \(\*[^*]*\*\) \d+'h0+ : \S+ ?\[\d+:\d+\];$"),
     Reason("counter-carry", "The counters add in a low part and carry into the high part "
